@@ -1,0 +1,47 @@
+// @ts-check
+// Case 2, paced fan-out latency: `rate` broadcasts per second to N subscribers for `seconds`.
+// Each payload carries its send time (server, shared monotonic clock); each subscriber records
+// receive time minus send time. Reports p50/p90/p99/max over all deliveries of a round,
+// median over rounds. The latency includes the load client's own queueing (one process
+// reads all N sockets), the same for every variant.
+import { withProcesses, connectClients } from '../lib/procs.js'
+import { medianOfRounds } from '../lib/stats.js'
+
+/**
+ * @param {import('../run.js').Ctx} ctx
+ * @param {import('../lib/variants.js').Variant} variant
+ */
+export async function paced (ctx, variant) {
+  const { n, rate, seconds, size, rounds } = ctx.config.paced
+  const count = Math.round(rate * seconds)
+  return withProcesses(variant, {}, async (p) => {
+    await connectClients(p, variant, n)
+    // Warm-up: a short burst so that the first paced round does not pay for JIT compilation.
+    await p.client.call('arm', { mode: 'count', perSocket: 20 })
+    await p.server.call('burst', { channel: 'bench', event: 'tick', count: 20, size }, 30000)
+    const warm = await p.client.call('wait', { timeoutMs: 30000 }, 35000)
+    if (!warm.complete) throw new Error(`paced warm-up: ${warm.delivered}/${warm.expected} deliveries`)
+
+    /** @type {Array<Record<string, number>>} */
+    const measured = []
+    for (let r = 0; r < rounds; r++) {
+      await p.client.call('arm', { mode: 'latency', perSocket: count })
+      const sent = await p.server.call('paced', { channel: 'bench', event: 'tick', count, size, rate }, seconds * 1000 + 30000)
+      const got = await p.client.call('wait', { timeoutMs: 30000 }, 35000)
+      const cpu = await p.server.call('cpu')
+      if (!got.complete || !got.latency) throw new Error(`paced round ${r}: ${got.delivered}/${got.expected} deliveries (closes: ${got.unexpectedCloses} ${got.closeSamples.join('; ')})`)
+      const row = {
+        p50Ms: got.latency.p50,
+        p90Ms: got.latency.p90,
+        p99Ms: got.latency.p99,
+        maxMs: got.latency.max,
+        meanMs: got.latency.mean,
+        lateTicks: sent.late,
+        serverCpuPct: (cpu.cpuMs / (sent.tEnd - sent.t0)) * 100
+      }
+      measured.push(row)
+      ctx.log(`  ${variant.label} paced round ${r + 1}: p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, max ${row.maxMs.toFixed(2)} ms`)
+    }
+    return { config: { n, rate, seconds, size }, rounds: measured, median: medianOfRounds(measured) }
+  })
+}

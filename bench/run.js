@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// @ts-check
+// The bench runner: `node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode]
+// [--variants a,b,c] [--json out.json] [--max-minutes N]`.
+// Starts every server and load client as a child process (see lib/procs.js), runs each case
+// for each variant, prints a table of medians and ratios, and writes
+// bench/results/latest.json (and --json, if given). See bench/README.md.
+import { parseArgs } from 'node:util'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import os from 'node:os'
+import { variants, channelsEntry } from './lib/variants.js'
+import { canPin } from './lib/rpc.js'
+import { computeRatios, formatTable } from './lib/report.js'
+import { burst } from './cases/burst.js'
+import { paced } from './cases/paced.js'
+import { memory } from './cases/memory.js'
+import { inbound } from './cases/inbound.js'
+import { crossnode } from './cases/crossnode.js'
+
+const configs = {
+  full: {
+    burst: { n: 1000, messages: 200, size: 100, rounds: 5, warmup: 1 },
+    paced: { n: 1000, rate: 20, seconds: 5, size: 100, rounds: 3 },
+    memory: { ns: [1000, 10000], rounds: 3 },
+    inbound: { conns: 50, perSocket: 4000, rounds: 5, warmup: 1 }
+  },
+  quick: {
+    burst: { n: 500, messages: 100, size: 100, rounds: 3, warmup: 1 },
+    paced: { n: 500, rate: 20, seconds: 2, size: 100, rounds: 1 },
+    memory: { ns: [1000], rounds: 1 },
+    inbound: { conns: 20, perSocket: 2000, rounds: 3, warmup: 1 }
+  }
+}
+
+/** @typedef {{ config: typeof configs.full, log: (line: string) => void, notes: string[] }} Ctx */
+
+const caseFns = { burst, paced, memory, inbound }
+const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode']
+const benchDir = dirname(fileURLToPath(import.meta.url))
+const distEntry = fileURLToPath(channelsEntry())
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    cases: { type: 'string' },
+    variants: { type: 'string' },
+    json: { type: 'string' },
+    'max-minutes': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false }
+  }
+})
+
+if (flags.help) {
+  console.log('usage: node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode] [--variants a,b,c] [--json out.json] [--max-minutes N]')
+  process.exit(0)
+}
+
+const log = (/** @type {string} */ line) => process.stdout.write(line + '\n')
+const selectedCases = flags.cases ? flags.cases.split(',').map((s) => s.trim()).filter(Boolean) : allCases
+for (const c of selectedCases) {
+  if (!allCases.includes(c)) { console.error(`unknown case '${c}' (known: ${allCases.join(', ')})`); process.exit(2) }
+}
+const selectedVariants = flags.variants ? flags.variants.split(',').map((s) => s.trim()) : ['a', 'b', 'c']
+const config = structuredClone(flags.quick ? configs.quick : configs.full)
+/** @type {string[]} */
+const notes = []
+
+// Every connection costs one descriptor in the client and one in the server process.
+const fdLimit = Number(execFileSync('/bin/sh', ['-c', 'ulimit -n']).toString().trim())
+if (Number.isFinite(fdLimit)) {
+  const maxN = fdLimit - 256
+  const wanted = config.memory.ns
+  config.memory.ns = [...new Set(wanted.map((n) => Math.min(n, maxN)))]
+  if (wanted.some((n) => n > maxN)) {
+    notes.push(`ulimit -n is ${fdLimit}: memory case capped at ${maxN} connections (wanted ${wanted.join(', ')}); raise it with \`ulimit -n 20000\``)
+  }
+}
+
+/** @type {Record<string, { label: string, skipped?: string }>} */
+const variantStatus = {}
+for (const v of variants) variantStatus[v.key] = { label: v.label }
+for (const key of ['a', 'b', 'c']) {
+  if (!selectedVariants.includes(key)) variantStatus[key].skipped = 'not selected (--variants)'
+}
+if (!variantStatus.a.skipped && !existsSync(distEntry)) {
+  variantStatus.a.skipped = `${distEntry} does not exist: build the plugin first (npm run build)`
+}
+
+const pinned = canPin() && os.availableParallelism() >= 2
+if (!pinned) notes.push('taskset not available or fewer than 2 CPUs: processes are not pinned, figures are noisier')
+
+const results = {
+  meta: {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    cpus: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model,
+    pinned: pinned ? 'server on CPU 0, load client on CPU 1' : 'no',
+    mode: flags.quick ? 'quick' : 'full',
+    fdLimit,
+    config
+  },
+  variants: variantStatus,
+  notes,
+  /** @type {Record<string, any>} */
+  cases: {},
+  /** @type {Record<string, any>} */
+  ratios: {},
+  errors: /** @type {string[]} */ ([])
+}
+
+function writeResults () {
+  results.ratios = computeRatios(results.cases)
+  const json = JSON.stringify(results, null, 2) + '\n'
+  const latest = resolve(benchDir, 'results/latest.json')
+  mkdirSync(dirname(latest), { recursive: true })
+  writeFileSync(latest, json)
+  if (flags.json) {
+    mkdirSync(dirname(resolve(flags.json)), { recursive: true })
+    writeFileSync(resolve(flags.json), json)
+  }
+  return latest
+}
+
+// The whole run is bounded: past the deadline, write what we have and exit (children are
+// killed by the exit handler in lib/rpc.js).
+const maxMinutes = Number(flags['max-minutes'] ?? (flags.quick ? 5 : 40))
+const watchdog = setTimeout(() => {
+  results.errors.push(`run aborted after ${maxMinutes} minutes (--max-minutes)`)
+  console.error(`\nbench: aborted after ${maxMinutes} minutes; partial results in ${writeResults()}`)
+  process.exit(1)
+}, maxMinutes * 60_000)
+watchdog.unref()
+
+/** @type {Ctx} */
+const ctx = { config, log, notes }
+
+log(`fastify-channels bench (${results.meta.mode}) — node ${process.version}, ${results.meta.cpus} CPUs, pinned: ${results.meta.pinned}`)
+for (const v of variants) if (variantStatus[v.key].skipped) log(`${v.label}: SKIPPED — ${variantStatus[v.key].skipped}`)
+
+for (const caseName of selectedCases) {
+  log(`\n# ${caseName}`)
+  if (caseName === 'crossnode') {
+    const r = await crossnode(ctx)
+    if (r === null) log('  not implemented yet (bench/cases/crossnode.js)')
+    else results.cases.crossnode = r
+    continue
+  }
+  const fn = caseFns[/** @type {keyof typeof caseFns} */ (caseName)]
+  /** @type {Record<string, any>} */
+  const byVariant = (results.cases[caseName] = {})
+  for (const v of variants) {
+    if (caseName === 'inbound' && v.key !== 'a') continue
+    const status = variantStatus[v.key]
+    if (status.skipped) { byVariant[v.key] = { skipped: status.skipped }; continue }
+    try {
+      byVariant[v.key] = await fn(ctx, v)
+    } catch (err) {
+      const e = /** @type {Error & { startFailure?: boolean }} */ (err)
+      const message = e.message
+      byVariant[v.key] = { error: message }
+      results.errors.push(`${caseName} ${v.label}: ${message}`)
+      log(`  ${v.label} ${caseName}: ERROR ${message}`)
+      if (e.startFailure) status.skipped = message
+    }
+  }
+}
+
+const latest = writeResults()
+log('\n' + formatTable(results))
+if (notes.length) log('\nnotes:\n' + notes.map((n) => `- ${n}`).join('\n'))
+log(`\nratios: a/b and a/c. Throughput (deliveries/s, msgs/s): above 1 means (a) is faster. Latency, CPU and memory: below 1 means (a) is better.`)
+log(`results: ${latest}${flags.json ? ` and ${resolve(flags.json)}` : ''}`)
+if (results.errors.length) {
+  log(`\n${results.errors.length} error(s):\n` + results.errors.map((e) => `- ${e}`).join('\n'))
+  process.exitCode = 1
+}
+clearTimeout(watchdog)

@@ -1,0 +1,78 @@
+/**
+ * The broker seam: how one Fastify node hands channel traffic to the others. A `Broker` is a
+ * factory: every Fastify instance that registers the plugin with it calls `connect` once and
+ * gets its own `BrokerConnection` (one node). Local delivery never waits for the broker: the
+ * plugin delivers to its own sockets first, then publishes, and a node must not deliver its
+ * own publications back to itself.
+ *
+ * Frames travel pre-encoded (`frame` is the exact text sockets receive), so a message is
+ * encoded once per publish and never once per socket.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+
+/** To every socket on every node but `except` (a session id). */
+export interface BroadcastDelivery {
+  kind: 'all'
+  frame: string
+  except?: string
+}
+
+/**
+ * To every socket subscribed to any of `channels`, once per socket: a socket subscribed to
+ * several of them gets `frames[i]` for the first `channels[i]` it holds.
+ */
+export interface ChannelsDelivery {
+  kind: 'channels'
+  channels: string[]
+  frames: string[]
+  except?: string
+}
+
+/** To the one socket with `sessionId`. */
+export interface SessionDelivery {
+  kind: 'session'
+  sessionId: string
+  frame: string
+}
+
+export type Publication = BroadcastDelivery | ChannelsDelivery
+export type Delivery = Publication | SessionDelivery
+
+/** What the plugin gives a broker connection: the way in to this node's sockets. */
+export interface BrokerNode {
+  /** a stable random id of this node, unique per Fastify instance */
+  readonly nodeId: string
+  /** delivers a message another node published to this node's local sockets */
+  deliver (delivery: Delivery): void
+  /** whether this node holds the session right now */
+  hasSession (sessionId: string): boolean
+  /** the Fastify instance's logger */
+  readonly log: FastifyBaseLogger
+}
+
+/** One node's link to the broker. Every method may reject when the engine is unreachable. */
+export interface BrokerConnection {
+  /** hands a message to every other node (never back to this one) */
+  publish (publication: Publication): Promise<void>
+  /** this node now has a local subscriber of `channel` (called once, on the first) */
+  subscribe (channel: string): Promise<void>
+  /** this node has no local subscriber of `channel` left */
+  unsubscribe (channel: string): Promise<void>
+  /** this node now holds `sessionId` */
+  addSession (sessionId: string): Promise<void>
+  /** this node no longer holds `sessionId` */
+  removeSession (sessionId: string): Promise<void>
+  /**
+   * delivers `frame` to `sessionId` on whichever other node holds it; resolves `false` when
+   * no node holds it, rejects when the engine cannot be asked
+   */
+  sendToSession (sessionId: string, frame: string): Promise<boolean>
+  /** releases what `connect` opened; called once from `fastify.close()` */
+  close (): Promise<void>
+}
+
+export interface Broker {
+  /** a short name for logs, e.g. 'memory' or 'redis' */
+  readonly name: string
+  connect (node: BrokerNode): Promise<BrokerConnection>
+}

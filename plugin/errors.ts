@@ -1,0 +1,46 @@
+/**
+ * Every error the plugin throws or rejects with. Server-side errors are made with
+ * `@fastify/error` so that users and tests assert on `err.code`, never on message text.
+ * `ChannelError` is the one error whose code and message reach the client unchanged.
+ */
+import createError from '@fastify/error'
+import type { ErrorCode } from '../schemas/protocol.js'
+
+export const InvalidOptionError = createError(
+  'FST_CHANNELS_INVALID_OPTION', 'fastify-channels: invalid option %s', 500, TypeError)
+
+export const InvalidHandlerError = createError(
+  'FST_CHANNELS_INVALID_HANDLER', 'fastify-channels: %s', 500, TypeError)
+
+export const NoSocketError = createError(
+  'FST_CHANNELS_NO_SOCKET', 'no connected socket has session id %s', 404)
+
+export const BrokerUnavailableError = createError(
+  'FST_CHANNELS_BROKER_UNAVAILABLE', 'the broker could not be asked where session %s is: %s', 503)
+
+export const InvalidChannelError = createError(
+  'FST_CHANNELS_INVALID_CHANNEL', 'invalid channel name: %s', 400, TypeError)
+
+export const MissingIoredisError = createError(
+  'FST_CHANNELS_MISSING_IOREDIS', 'redisBroker needs the optional peer dependency "ioredis": npm install ioredis', 500)
+
+/**
+ * An error meant for the client: thrown from any handler, its `code` and `message` reach
+ * the client as they are (`{"type":"error","code":...,"message":...}`).
+ */
+export class ChannelError extends Error {
+  readonly code: ErrorCode | (string & {})
+
+  constructor (code: ErrorCode | (string & {}), message: string) {
+    super(message)
+    this.name = 'ChannelError'
+    this.code = code
+  }
+}
+
+export function isChannelError (err: unknown): err is ChannelError {
+  return err instanceof ChannelError
+}
+
+export const UnserializableDataError = createError(
+  'FST_CHANNELS_UNSERIALIZABLE', 'the message data cannot be encoded as JSON: %s', 500, TypeError)

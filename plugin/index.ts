@@ -1,0 +1,25 @@
+/**
+ * fastify-channels: WebSocket channels for Fastify.
+ */
+import fp from 'fastify-plugin'
+import { channelsPlugin } from './register.js'
+
+const fastifyChannels = fp(channelsPlugin, {
+  name: 'fastify-channels',
+  fastify: '5.x'
+})
+
+export default fastifyChannels
+export { fastifyChannels }
+export {
+  ChannelError, NoSocketError, BrokerUnavailableError, InvalidOptionError, InvalidHandlerError,
+  InvalidChannelError, MissingIoredisError, UnserializableDataError
+} from './errors.js'
+export { memoryBroker } from './broker/memory.js'
+export type {
+  Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
+} from './broker/types.js'
+export type { ChannelsOptions, RateLimitOptions } from './options.js'
+export type * from './types.js'
+export { CloseCodes, ErrorCodes, PROTOCOL_VERSION } from '../schemas/protocol.js'
+export type { ErrorCode } from '../schemas/protocol.js'

@@ -1,0 +1,122 @@
+/**
+ * The plugin's options: named defaults, normalised once into one frozen object. A wrong
+ * option fails registration with FST_CHANNELS_INVALID_OPTION.
+ */
+import type { Broker } from './broker/types.js'
+import { InvalidOptionError } from './errors.js'
+
+export const defaultPath = '/ws'
+export const defaultClientPrefix = '/channels/'
+export const defaultMaxPayload = 65536
+export const defaultMaxChannels = 100
+export const defaultHeartbeat = 30000
+export const defaultMaxBufferedBytes = 1048576
+export const defaultRateLimit = Object.freeze({ max: 100, interval: 1000 })
+
+export interface RateLimitOptions {
+  /** inbound frames allowed per socket per interval */
+  max: number
+  /** the window's length in ms */
+  interval: number
+}
+
+export interface ChannelsOptions {
+  /** the route upgraded to WebSocket ['/ws'] */
+  path?: string
+  /** prefix of the bundled browser client ['/channels/'], `false` to serve nothing */
+  client?: string | false
+  /** where channel traffic is published [an in-process memory broker] */
+  broker?: Broker
+  /** largest inbound frame in bytes [65536]; larger closes with 1009 */
+  maxPayload?: number
+  /** subscriptions one socket may hold [100] */
+  maxChannels?: number
+  /** ms between pings [30000], `false` for none */
+  heartbeat?: number | false
+  /** outbound bytes a slow consumer may have queued before it is closed with 1013 [1048576] */
+  maxBufferedBytes?: number
+  /** inbound frames per socket per interval [{ max: 100, interval: 1000 }], `false` for none */
+  rateLimit?: RateLimitOptions | false
+  /** log every inbound and outbound message through the Fastify logger [false] */
+  messageLog?: boolean
+}
+
+export interface ResolvedOptions {
+  path: string
+  client: string | false
+  broker: Broker | undefined
+  maxPayload: number
+  maxChannels: number
+  heartbeat: number | false
+  maxBufferedBytes: number
+  rateLimit: RateLimitOptions | false
+  messageLog: boolean
+}
+
+const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
+  'maxBufferedBytes', 'rateLimit', 'messageLog'])
+
+function positiveInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidOptionError(`${name}: expected a positive integer, got ${String(value)}`)
+  }
+  return value
+}
+
+function prefix (value: unknown): string | false {
+  if (value === undefined) return defaultClientPrefix
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw new InvalidOptionError(`client: expected false or a path prefix starting with "/", got ${String(value)}`)
+  }
+  return value.endsWith('/') ? value : value + '/'
+}
+
+function rateLimit (value: unknown): RateLimitOptions | false {
+  if (value === undefined) return { ...defaultRateLimit }
+  if (value === false) return false
+  if (value === null || typeof value !== 'object') {
+    throw new InvalidOptionError('rateLimit: expected false or { max, interval }')
+  }
+  const { max, interval } = value as Partial<RateLimitOptions>
+  return {
+    max: positiveInteger('rateLimit.max', max, defaultRateLimit.max),
+    interval: positiveInteger('rateLimit.interval', interval, defaultRateLimit.interval)
+  }
+}
+
+function broker (value: unknown): Broker | undefined {
+  if (value === undefined) return undefined
+  const candidate = value as Partial<Broker> | null
+  if (candidate === null || typeof candidate !== 'object' || typeof candidate.connect !== 'function') {
+    throw new InvalidOptionError('broker: expected a Broker (an object with a connect(node) method)')
+  }
+  return candidate as Broker
+}
+
+export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('options: expected an object')
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new InvalidOptionError(`${key}: unknown option`)
+  }
+  const path = options.path ?? defaultPath
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new InvalidOptionError(`path: expected a string starting with "/", got ${String(path)}`)
+  }
+  const heartbeat = options.heartbeat === false ? false : positiveInteger('heartbeat', options.heartbeat, defaultHeartbeat)
+  if (options.messageLog !== undefined && typeof options.messageLog !== 'boolean') {
+    throw new InvalidOptionError('messageLog: expected a boolean')
+  }
+  return Object.freeze({
+    path,
+    client: prefix(options.client),
+    broker: broker(options.broker),
+    maxPayload: positiveInteger('maxPayload', options.maxPayload, defaultMaxPayload),
+    maxChannels: positiveInteger('maxChannels', options.maxChannels, defaultMaxChannels),
+    heartbeat,
+    maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes),
+    rateLimit: rateLimit(options.rateLimit),
+    messageLog: options.messageLog ?? false
+  })
+}

@@ -1,0 +1,61 @@
+/**
+ * The plugin body: options, the node, the upgrade route, the decorators, the hooks that
+ * shut everything down on `fastify.close()`.
+ */
+import fastifyWebsocket from '@fastify/websocket'
+import type { FastifyInstance } from 'fastify'
+import { CloseCodes } from '../schemas/protocol.js'
+import { memoryBroker } from './broker/memory.js'
+import { Connection } from './connection.js'
+import { startHeartbeat } from './heartbeat.js'
+import { resolveOptions, type ChannelsOptions } from './options.js'
+import { ChannelServer } from './server.js'
+import { serveClient } from './static.js'
+import type { ChannelsRegistry } from './types.js'
+
+export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOptions): Promise<void> {
+  const options = resolveOptions(opts)
+  const server = new ChannelServer(options, fastify.log)
+  const broker = options.broker ?? memoryBroker()
+  server.useBroker(await broker.connect(server))
+
+  // Added before @fastify/websocket's own preClose, so our sockets close with 1001, not 1005.
+  fastify.addHook('preClose', async () => { await server.closeAll() })
+  let stopHeartbeat = (): void => {}
+  fastify.addHook('onClose', async () => {
+    stopHeartbeat()
+    await server.closeBroker()
+  })
+
+  // Reuse an app's own @fastify/websocket: then its options (maxPayload, preClose) apply.
+  if (!fastify.hasDecorator('websocketServer')) {
+    await fastify.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload } })
+  }
+
+  const registry: ChannelsRegistry = {
+    on (event: Parameters<ChannelsRegistry['on']>[0], optionsOrHandler: unknown, handler?: unknown) {
+      server.handlers.on(event, optionsOrHandler, handler)
+      return registry
+    },
+    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size })
+  } as ChannelsRegistry
+  fastify.decorate('channels', registry)
+  fastify.decorate('broadcast', (data: unknown, sendOptions?: { event?: string }) => server.broadcast(data, sendOptions))
+  fastify.decorate('broadcastChannel', async (channel: string, data: unknown, sendOptions?: { event?: string }) => {
+    await server.broadcastToChannels([channel], data, sendOptions)
+  })
+  fastify.decorate('send', (sessionId: string, data: unknown, sendOptions?: { event?: string, channel?: string }) =>
+    server.sendTo(sessionId, data, sendOptions))
+
+  fastify.get(options.path, { websocket: true }, (socket, request) => {
+    if (server.closing) {
+      socket.close(CloseCodes.GOING_AWAY, 'server shutting down')
+      return
+    }
+    const connection = new Connection(server, socket, request)
+    connection.start().catch((err: unknown) => connection.reportError(err, undefined))
+  })
+
+  if (options.heartbeat !== false) stopHeartbeat = startHeartbeat(server.sockets, options.heartbeat)
+  if (options.client !== false) await serveClient(fastify, options.client)
+}

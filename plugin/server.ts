@@ -1,0 +1,186 @@
+/**
+ * One node of a channels server: the local sockets, the channel map, the handler registry
+ * and the broker connection. It implements the send family: local delivery first, then one
+ * hand-off to the broker for the other nodes.
+ */
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { channelNameProblem } from '../schemas/channel.js'
+import { encodeMessage } from '../schemas/codec.js'
+import { CloseCodes, DEFAULT_EVENT } from '../schemas/protocol.js'
+import type { BrokerConnection, BrokerNode, Delivery, Publication } from './broker/types.js'
+import { ChannelMap } from './channels.js'
+import type { Connection } from './connection.js'
+import { BrokerUnavailableError, InvalidChannelError, NoSocketError, UnserializableDataError } from './errors.js'
+import { deliverToAll, deliverToChannels } from './fanout.js'
+import { HandlerRegistry } from './handlers.js'
+import type { ResolvedOptions } from './options.js'
+import type { BroadcastOptions, SendOptions } from './types.js'
+
+/** How long `fastify.close()` waits for peers to answer the 1001 close before cutting them off. */
+export const shutdownGraceMs = 1000
+/** How long `fastify.close()` waits for disconnect/finish handlers before giving up on them. */
+export const shutdownHandlersMs = 5000
+
+function checkedChannel (channel: string): string {
+  const problem = channelNameProblem(channel)
+  if (problem !== undefined) throw new InvalidChannelError(problem)
+  return channel
+}
+
+function timeout (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}
+
+export class ChannelServer implements BrokerNode {
+  readonly nodeId = randomBytes(12).toString('base64url')
+  readonly sockets = new Map<string, Connection>()
+  readonly channels = new ChannelMap<Connection>()
+  readonly handlers = new HandlerRegistry()
+  /** broker subscriptions under way, awaited by every joiner so `subscribed` means "live everywhere" */
+  private readonly subscribing = new Map<string, Promise<void>>()
+  private broker: BrokerConnection | undefined
+  closing = false
+
+  constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {}
+
+  useBroker (broker: BrokerConnection): void {
+    this.broker = broker
+  }
+
+  // ---- BrokerNode: traffic from other nodes ------------------------------------------
+
+  deliver (delivery: Delivery): void {
+    switch (delivery.kind) {
+      case 'all':
+        deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
+        break
+      case 'channels':
+        deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
+        break
+      case 'session':
+        this.sockets.get(delivery.sessionId)?.sendFrame(delivery.frame)
+        break
+    }
+  }
+
+  hasSession (sessionId: string): boolean {
+    return this.sockets.has(sessionId)
+  }
+
+  // ---- bookkeeping called by connections ----------------------------------------------
+
+  attach (connection: Connection): void {
+    this.sockets.set(connection.id, connection)
+    this.brokerCall('addSession', connection.id)
+  }
+
+  detach (connection: Connection): void {
+    if (this.sockets.get(connection.id) !== connection) return
+    this.sockets.delete(connection.id)
+    this.brokerCall('removeSession', connection.id)
+  }
+
+  /** `connection` now holds `channel`; resolves once the broker relays it too. */
+  async joined (channel: string, connection: Connection): Promise<void> {
+    if (this.channels.add(channel, connection) && this.broker !== undefined) {
+      const ready = this.broker.subscribe(channel).catch((err: unknown) => {
+        this.log.warn({ err, channel }, 'channels: broker subscribe failed; cross-node delivery resumes when it is back')
+      }).finally(() => {
+        if (this.subscribing.get(channel) === ready) this.subscribing.delete(channel)
+      })
+      this.subscribing.set(channel, ready)
+    }
+    await this.subscribing.get(channel)
+  }
+
+  left (channel: string, connection: Connection): void {
+    if (this.channels.remove(channel, connection)) this.brokerCall('unsubscribe', channel)
+  }
+
+  private brokerCall (method: 'addSession' | 'removeSession' | 'unsubscribe', argument: string): void {
+    this.broker?.[method](argument).catch((err: unknown) => {
+      this.log.warn({ err, method }, 'channels: broker call failed')
+    })
+  }
+
+  // ---- the send family -----------------------------------------------------------------
+
+  /** Encodes a message frame once; a payload JSON cannot carry fails with a coded error. */
+  encodeMessage (event: string, channel: string | undefined, data: unknown): string {
+    try {
+      return encodeMessage(event, channel, data)
+    } catch (err) {
+      throw new UnserializableDataError((err as Error).message)
+    }
+  }
+
+  /** Local delivery first, then one hand-off to the broker; a failed publish is only logged. */
+  private async publish (publication: Publication): Promise<void> {
+    this.deliver(publication)
+    if (this.broker === undefined) return
+    try {
+      await this.broker.publish(publication)
+    } catch (err) {
+      this.log.warn({ err, kind: publication.kind }, 'channels: broker publish failed; delivered locally only')
+    }
+  }
+
+  async broadcast (data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
+    const frame = this.encodeMessage(options.event ?? DEFAULT_EVENT, undefined, data)
+    await this.publish({ kind: 'all', frame, except })
+  }
+
+  async broadcastToChannels (channels: string[], data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
+    if (channels.length === 0) return
+    const event = options.event ?? DEFAULT_EVENT
+    const frames = channels.map((channel) => this.encodeMessage(event, checkedChannel(channel), data))
+    await this.publish({ kind: 'channels', channels, frames, except })
+  }
+
+  async sendTo (sessionId: string, data: unknown, options: SendOptions = {}): Promise<void> {
+    if (options.channel !== undefined) checkedChannel(options.channel)
+    const frame = this.encodeMessage(options.event ?? DEFAULT_EVENT, options.channel, data)
+    const local = this.sockets.get(sessionId)
+    if (local !== undefined) {
+      local.sendFrame(frame)
+      return
+    }
+    if (typeof sessionId !== 'string' || this.broker === undefined) throw new NoSocketError(String(sessionId))
+    let found: boolean
+    try {
+      found = await this.broker.sendToSession(sessionId, frame)
+    } catch (err) {
+      throw new BrokerUnavailableError(sessionId, (err as Error).message)
+    }
+    if (!found) throw new NoSocketError(sessionId)
+  }
+
+  // ---- shutdown ------------------------------------------------------------------------
+
+  /**
+   * Closes every socket with 1001, gives peers a moment to answer, cuts off the rest, and
+   * waits for their disconnect sequences so `finish` handlers run before the app is gone.
+   */
+  async closeAll (): Promise<void> {
+    this.closing = true
+    const connections = [...this.sockets.values()]
+    if (connections.length === 0) return
+    for (const connection of connections) connection.close(CloseCodes.GOING_AWAY, 'server shutting down')
+    const allFinished = Promise.all(connections.map((connection) => connection.finished))
+    await Promise.race([allFinished, timeout(shutdownGraceMs)])
+    for (const connection of connections) connection.ws.terminate()
+    await Promise.race([allFinished, timeout(shutdownHandlersMs)])
+  }
+
+  async closeBroker (): Promise<void> {
+    const broker = this.broker
+    this.broker = undefined
+    if (broker === undefined) return
+    try {
+      await broker.close()
+    } catch (err) {
+      this.log.warn({ err }, 'channels: broker close failed')
+    }
+  }
+}

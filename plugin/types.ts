@@ -1,0 +1,127 @@
+/**
+ * The public types of fastify-channels, including the augmentation of `FastifyInstance`.
+ */
+import type { FastifyRequest } from 'fastify'
+import type { Static, TSchema } from '@sinclair/typebox'
+
+/**
+ * The per-connection context: a plain object that lives as long as the connection. Augment it
+ * to type your own fields:
+ * `declare module 'fastify-channels' { interface ChannelContext { nick?: string } }`
+ */
+export interface ChannelContext {
+  [key: string]: unknown
+}
+
+export interface SendOptions {
+  /** the frame's event name ['message'] */
+  event?: string
+  /** the channel the frame names, if any */
+  channel?: string
+}
+
+export interface BroadcastOptions {
+  /** the frame's event name ['message'] */
+  event?: string
+}
+
+export interface ChannelBroadcastOptions {
+  /** the frame's event name ['message'] */
+  event?: string
+  /** the target channel; without it, every channel the sender holds */
+  channel?: string
+}
+
+/** The socket handed to handlers. */
+export interface ChannelSocket {
+  /** the session id: unguessable, unique per connection */
+  readonly id: string
+  /** the Fastify request of the upgrade */
+  readonly request: FastifyRequest
+  /** a plain object that lives as long as the connection */
+  readonly context: ChannelContext
+  /** the channels this socket is subscribed to, in subscription order */
+  readonly channels: ReadonlySet<string>
+  /** to this socket only */
+  send (data: unknown, options?: SendOptions): void
+  /** to every other socket, on every node */
+  broadcast (data: unknown, options?: BroadcastOptions): Promise<void>
+  /** to every other socket subscribed to `channel` (or to any channel this socket holds) */
+  broadcastChannel (data: unknown, options?: ChannelBroadcastOptions): Promise<void>
+  /** like `broadcast`, the sender included */
+  sendAndBroadcast (data: unknown, options?: BroadcastOptions): Promise<void>
+  /** like `broadcastChannel`, the sender included */
+  sendAndBroadcastChannel (data: unknown, options?: ChannelBroadcastOptions): Promise<void>
+  /** subscribes server-side (runs `subscribe` handlers; the client gets `subscribed`) */
+  subscribe (channel: string): Promise<void>
+  /** unsubscribes server-side (the client gets `unsubscribed`) */
+  unsubscribe (channel: string): Promise<void>
+  /** closes the connection [1000] */
+  close (code?: number, reason?: string): void
+}
+
+/** A channel filter: a string matches one channel exactly, a RegExp by pattern. */
+export type ChannelFilter = string | RegExp
+
+export interface MessageMeta {
+  event: string
+  channel?: string
+  id?: number
+}
+
+export interface DisconnectInfo {
+  code: number
+  reason: string
+}
+
+export interface ChannelFilterOptions {
+  channel?: ChannelFilter
+}
+
+export interface MessageHandlerOptions<S extends TSchema = TSchema> extends ChannelFilterOptions {
+  /** runs only for messages with this exact event name */
+  event?: string
+  /** validates the payload; the handler's `data` is typed `Static<S>` */
+  schema?: S
+}
+
+export type ChannelEvent = 'connect' | 'message' | 'subscribe' | 'unsubscribe' | 'error' | 'disconnect' | 'finish'
+
+export type SocketHandler = (socket: ChannelSocket) => unknown
+export type MessageHandler<Data = unknown> = (socket: ChannelSocket, data: Data, meta: MessageMeta) => unknown
+export type SubscriptionHandler = (socket: ChannelSocket, channel: string) => unknown
+export type ErrorHandler = (socket: ChannelSocket, error: Error) => unknown
+export type DisconnectHandler = (socket: ChannelSocket, info: DisconnectInfo) => unknown
+
+/** `fastify.channels`: the handler registry (the event system). */
+export interface ChannelsRegistry {
+  on (event: 'connect' | 'finish', handler: SocketHandler): ChannelsRegistry
+  on<S extends TSchema>(event: 'message', options: MessageHandlerOptions<S> & { schema: S }, handler: MessageHandler<Static<S>>): ChannelsRegistry
+  on (event: 'message', options: Omit<MessageHandlerOptions, 'schema'>, handler: MessageHandler<unknown>): ChannelsRegistry
+  on (event: 'message', handler: MessageHandler<unknown>): ChannelsRegistry
+  on (event: 'subscribe' | 'unsubscribe', options: ChannelFilterOptions, handler: SubscriptionHandler): ChannelsRegistry
+  on (event: 'subscribe' | 'unsubscribe', handler: SubscriptionHandler): ChannelsRegistry
+  on (event: 'error', options: ChannelFilterOptions, handler: ErrorHandler): ChannelsRegistry
+  on (event: 'error', handler: ErrorHandler): ChannelsRegistry
+  on (event: 'disconnect', options: ChannelFilterOptions, handler: DisconnectHandler): ChannelsRegistry
+  on (event: 'disconnect', handler: DisconnectHandler): ChannelsRegistry
+  /** what this node holds now: connected sockets and channels with a local subscriber */
+  stats (): { sockets: number, channels: number }
+}
+
+export type BroadcastFn = (data: unknown, options?: BroadcastOptions) => Promise<void>
+export type BroadcastChannelFn = (channel: string, data: unknown, options?: BroadcastOptions) => Promise<void>
+export type SendFn = (sessionId: string, data: unknown, options?: SendOptions) => Promise<void>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** the handler registry of fastify-channels */
+    channels: ChannelsRegistry
+    /** to every connected socket, on every node */
+    broadcast: BroadcastFn
+    /** to every socket subscribed to `channel`, on every node */
+    broadcastChannel: BroadcastChannelFn
+    /** to the one socket with `sessionId`, on whichever node holds it */
+    send: SendFn
+  }
+}

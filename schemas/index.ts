@@ -1,0 +1,3 @@
+export * from './protocol.js'
+export * from './channel.js'
+export * from './codec.js'

@@ -1,0 +1,130 @@
+/**
+ * Wire protocol v1 of fastify-channels: every frame a client and a server exchange,
+ * as TypeBox schemas with their static types. This file is the protocol's only
+ * definition; the plugin and the client both encode and decode through `codec.ts`.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+export const PROTOCOL_VERSION = 1
+
+/** Error codes a server sends in `error` frames. */
+export const ErrorCodes = [
+  'BAD_FRAME',
+  'VALIDATION_FAILED',
+  'NO_HANDLER',
+  'NOT_SUBSCRIBED',
+  'FORBIDDEN',
+  'INVALID_CHANNEL',
+  'TOO_MANY_CHANNELS',
+  'RATE_LIMITED',
+  'HANDLER_ERROR'
+] as const
+export type ErrorCode = typeof ErrorCodes[number]
+
+/** Close codes the server uses (RFC 6455 numbers). */
+export const CloseCodes = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  TRY_AGAIN_LATER: 1013
+} as const
+
+/** The default event name of a message frame that names none. */
+export const DEFAULT_EVENT = 'message'
+
+// A frame id is chosen by the client; bounded so that it survives a JSON round trip exactly.
+const FrameId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
+// Channel names are checked by `channelNameProblem` (its own error code), so the frame
+// schema only asks for a string; an absurdly long one is still a BAD_FRAME.
+const ChannelField = Type.String({ maxLength: 100_000 })
+const EventName = Type.String({ minLength: 1, maxLength: 200 })
+
+const optional = <T extends TSchema>(schema: T) => Type.Optional(schema)
+
+// ---- client → server ----------------------------------------------------------------
+
+export const SubscribeFrame = Type.Object({
+  type: Type.Literal('subscribe'),
+  channel: ChannelField,
+  id: optional(FrameId)
+})
+export type SubscribeFrame = Static<typeof SubscribeFrame>
+
+export const UnsubscribeFrame = Type.Object({
+  type: Type.Literal('unsubscribe'),
+  channel: ChannelField,
+  id: optional(FrameId)
+})
+export type UnsubscribeFrame = Static<typeof UnsubscribeFrame>
+
+export const MessageFrame = Type.Object({
+  type: Type.Literal('message'),
+  event: optional(EventName),
+  channel: optional(ChannelField),
+  data: optional(Type.Unknown()),
+  id: optional(FrameId)
+})
+export type MessageFrame = Static<typeof MessageFrame>
+
+export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, MessageFrame])
+export type ClientFrame = Static<typeof ClientFrame>
+
+// ---- server → client ----------------------------------------------------------------
+
+export const WelcomeFrame = Type.Object({
+  type: Type.Literal('welcome'),
+  sessionId: Type.String({ minLength: 1 }),
+  protocol: Type.Integer({ minimum: 1 })
+})
+export type WelcomeFrame = Static<typeof WelcomeFrame>
+
+export const SubscribedFrame = Type.Object({
+  type: Type.Literal('subscribed'),
+  channel: Type.String(),
+  id: optional(FrameId)
+})
+export type SubscribedFrame = Static<typeof SubscribedFrame>
+
+export const UnsubscribedFrame = Type.Object({
+  type: Type.Literal('unsubscribed'),
+  channel: Type.String(),
+  id: optional(FrameId)
+})
+export type UnsubscribedFrame = Static<typeof UnsubscribedFrame>
+
+export const ServerMessageFrame = Type.Object({
+  type: Type.Literal('message'),
+  event: Type.String(),
+  channel: optional(Type.String()),
+  data: optional(Type.Unknown())
+})
+export type ServerMessageFrame = Static<typeof ServerMessageFrame>
+
+export const AckFrame = Type.Object({
+  type: Type.Literal('ack'),
+  id: FrameId,
+  data: optional(Type.Unknown())
+})
+export type AckFrame = Static<typeof AckFrame>
+
+export const ValidationIssue = Type.Object({
+  path: Type.String(),
+  message: Type.String()
+})
+export type ValidationIssue = Static<typeof ValidationIssue>
+
+export const ErrorFrame = Type.Object({
+  type: Type.Literal('error'),
+  id: optional(FrameId),
+  // One of ErrorCodes, or an application's own code from a thrown ChannelError.
+  code: Type.String({ minLength: 1 }),
+  message: Type.String(),
+  errors: optional(Type.Array(ValidationIssue))
+})
+export type ErrorFrame = Static<typeof ErrorFrame>
+
+export const ServerFrame = Type.Union([
+  WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame
+])
+export type ServerFrame = Static<typeof ServerFrame>
