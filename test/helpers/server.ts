@@ -1,0 +1,149 @@
+/**
+ * Test helpers: a real Fastify app with the plugin on a loopback port, and a raw `ws` client
+ * that speaks the wire protocol frame by frame (the bundled client has its own tests).
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import WebSocket from 'ws'
+import fastifyChannels, { type ChannelsOptions } from '../../plugin/index.js'
+
+export interface TestApp {
+  app: FastifyInstance
+  url: string
+  port: number
+}
+
+/**
+ * Builds an app, lets `setup` add handlers, hooks and routes before the plugin or after it,
+ * and listens on 127.0.0.1. The caller closes it (`t.teardown(() => app.close())`).
+ */
+export async function startApp (
+  options: ChannelsOptions = {},
+  setup?: (app: FastifyInstance) => void | Promise<void>,
+  fastifyOptions: FastifyServerOptions = {}
+): Promise<TestApp> {
+  const app = Fastify({ logger: false, ...fastifyOptions })
+  await app.register(fastifyChannels, { client: false, ...options })
+  await setup?.(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  return { app, port, url: `ws://127.0.0.1:${port}${options.path ?? '/ws'}` }
+}
+
+export type Frame = Record<string, unknown> & { type: string }
+
+export interface CloseInfo {
+  code: number
+  reason: string
+}
+
+/** A raw protocol client: every frame it receives is queued until a test takes it. */
+export class TestClient {
+  readonly frames: Frame[] = []
+  readonly closed: Promise<CloseInfo>
+  sessionId = ''
+  private waiters: Array<() => void> = []
+
+  private constructor (readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      this.frames.push(JSON.parse(data.toString()) as Frame)
+      this.wake()
+    })
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code, reason) => {
+        resolve({ code, reason: reason.toString() })
+        this.wake()
+      })
+    })
+    ws.on('error', () => {}) // a refused or cut-off connection is what some tests want
+  }
+
+  private wake (): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const wake of waiters) wake()
+  }
+
+  /** Connects and takes the welcome frame. */
+  static async connect (url: string, options: WebSocket.ClientOptions = {}): Promise<TestClient> {
+    const client = await TestClient.open(url, options)
+    const welcome = await client.next()
+    if (welcome.type !== 'welcome') throw new Error(`expected welcome, got ${JSON.stringify(welcome)}`)
+    client.sessionId = welcome.sessionId as string
+    return client
+  }
+
+  /** Opens the socket without waiting for any frame. Rejects with the HTTP status when refused. */
+  static open (url: string, options: WebSocket.ClientOptions = {}): Promise<TestClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, options)
+      const client = new TestClient(ws)
+      ws.once('open', () => resolve(client))
+      ws.once('unexpected-response', (_req, res) => {
+        reject(Object.assign(new Error(`refused with ${res.statusCode}`), { statusCode: res.statusCode }))
+        res.resume()
+        ws.terminate()
+      })
+      ws.once('error', reject)
+    })
+  }
+
+  send (frame: object | string): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  /** The next frame matching `match` (removed from the queue); rejects after `timeoutMs`. */
+  async next (match: (frame: Frame) => boolean = () => true, timeoutMs = 3000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const index = this.frames.findIndex(match)
+      if (index !== -1) return this.frames.splice(index, 1)[0]
+      const left = deadline - Date.now()
+      if (left <= 0 || this.ws.readyState === WebSocket.CLOSED) {
+        throw new Error(`no matching frame within ${timeoutMs} ms; queued: ${JSON.stringify(this.frames)}`)
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        this.waiters.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+  }
+
+  /** Sends a frame with `id` and returns the answer carrying that id. */
+  async request (frame: object & { id: number }): Promise<Frame> {
+    this.send(frame)
+    return await this.next((answer) => answer.id === frame.id)
+  }
+
+  async subscribe (channel: string, id = nextId()): Promise<Frame> {
+    return await this.request({ type: 'subscribe', channel, id })
+  }
+
+  /**
+   * Proves that nothing matching `match` arrived: a round trip through the server (a subscribe
+   * to a probe channel, answered in order) shows everything sent before it was delivered.
+   */
+  async expectNothing (match: (frame: Frame) => boolean = () => true): Promise<void> {
+    await this.request({ type: 'unsubscribe', channel: 'probe-never-held', id: nextId() })
+    const found = this.frames.find(match)
+    if (found !== undefined) throw new Error(`unexpected frame ${JSON.stringify(found)}`)
+  }
+
+  close (): void {
+    this.ws.close()
+  }
+}
+
+let lastId = 1_000_000
+export function nextId (): number {
+  return ++lastId
+}
+
+/** Resolves when `predicate()` becomes true (polling each event-loop turn); rejects after `timeoutMs`. */
+export async function until (predicate: () => boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
