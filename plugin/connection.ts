@@ -313,11 +313,12 @@ export class Connection implements ChannelSocket, Recipient {
       }
       return
     }
-    let pending: Promise<void> | void = undefined
+    let pending: Promise<void> | void
     try {
       pending = this.handle(text)
     } catch (err) {
       this.reportError(err, undefined)
+      return
     }
     // Synchronous handling (the common case) needs no queue; async handling holds the line.
     if (pending === undefined) return

@@ -110,7 +110,7 @@ export class TestClient {
   }
 
   /** Sends a frame with `id` and returns the answer carrying that id. */
-  async request (frame: object & { id: number }): Promise<Frame> {
+  async request (frame: { id: number, [key: string]: unknown }): Promise<Frame> {
     this.send(frame)
     return await this.next((answer) => answer.id === frame.id)
   }
