@@ -291,7 +291,9 @@ export class Connection implements ChannelSocket, Recipient {
   // ---- inbound --------------------------------------------------------------------------
 
   private receive (data: WebSocket.RawData, isBinary: boolean): void {
-    if (this.phase === 'closed') return
+    // ws goes on emitting frames after a close frame went out (until the peer answers or the
+    // close timeout ends it): a socket closed for abuse (1008, 1009, 1013) must not be served.
+    if (this.phase === 'closed' || this.ws.readyState !== WebSocket.OPEN) return
     if (this.rate !== undefined && !this.admit()) return
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
     // When the app registered @fastify/websocket itself, its maxPayload governs ws; ours still holds.

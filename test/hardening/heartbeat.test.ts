@@ -1,0 +1,117 @@
+/**
+ * Heartbeat: one timer pings every socket; a peer that misses a pong is terminated.
+ * A dead peer is a real `ws` client with `autoPong: false` (it reads pings but never answers).
+ */
+import t from 'tap'
+import { startHeartbeat } from '../../plugin/heartbeat.js'
+import { startApp, TestClient, until } from '../helpers/server.js'
+
+/** Counts the intervals started while `fn` runs (the heartbeat timer is unref'd, so it is not an active resource). */
+async function intervalsStartedBy (fn: () => Promise<void>): Promise<number> {
+  const original = globalThis.setInterval
+  let started = 0
+  globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
+    started++
+    return original(...args)
+  }) as typeof setInterval
+  try {
+    await fn()
+  } finally {
+    globalThis.setInterval = original
+  }
+  return started
+}
+
+t.test('a peer that answers pings stays connected', async (t) => {
+  const { app, url } = await startApp({ heartbeat: 30 })
+  t.teardown(() => app.close())
+  const client = await TestClient.connect(url)
+  let pings = 0
+  client.ws.on('ping', () => { pings++ })
+  await until(() => pings >= 8, 5000)
+  t.equal(client.ws.readyState, client.ws.OPEN, 'still open after 8 heartbeats')
+  t.equal(app.channels.stats().sockets, 1)
+  client.close()
+  await client.closed
+})
+
+t.test('a peer that never answers a ping is terminated', async (t) => {
+  const disconnects: number[] = []
+  let finished = 0
+  const { app, url } = await startApp({ heartbeat: 50 }, (app) => {
+    app.channels.on('disconnect', (_socket, { code }) => { disconnects.push(code) })
+    app.channels.on('finish', () => { finished++ })
+  })
+  t.teardown(() => app.close())
+  const alive = await TestClient.connect(url)
+  const dead = await TestClient.connect(url, { autoPong: false })
+  let pingsSeen = 0
+  dead.ws.on('ping', () => { pingsSeen++ })
+  const started = Date.now()
+  const { code } = await dead.closed
+  t.ok(pingsSeen >= 1, 'the dead peer was pinged before it was cut off')
+  t.equal(code, 1006, 'terminated: no close frame')
+  t.ok(Date.now() - started < 2000, 'cut off within a few intervals')
+  await until(() => finished === 1)
+  t.same(disconnects, [1006], 'the disconnect sequence ran for it')
+  t.equal(alive.ws.readyState, alive.ws.OPEN, 'the live peer is untouched')
+  t.equal(app.channels.stats().sockets, 1)
+  alive.close()
+  await alive.closed
+})
+
+t.test('one timer serves every socket', async (t) => {
+  let app!: Awaited<ReturnType<typeof startApp>>
+  t.equal(await intervalsStartedBy(async () => { app = await startApp({ heartbeat: 60_000 }) }), 1, 'one timer per app')
+  t.teardown(() => app.app.close())
+  let clients: TestClient[] = []
+  const perSocket = await intervalsStartedBy(async () => {
+    clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.connect(app.url)))
+  })
+  t.equal(perSocket, 0, 'connecting 20 sockets starts no timer')
+  for (const client of clients) client.close()
+  await Promise.all(clients.map((client) => client.closed))
+})
+
+t.test('heartbeat: false starts no timer and sends no pings', async (t) => {
+  let started!: Awaited<ReturnType<typeof startApp>>
+  const timers = await intervalsStartedBy(async () => {
+    started = await startApp({ heartbeat: false }, (app) => {
+      app.channels.on('message', { event: 'echo' }, (_socket, data) => data)
+    })
+  })
+  const { app, url } = started
+  t.teardown(() => app.close())
+  t.equal(timers, 0, 'no timer')
+  const client = await TestClient.connect(url, { autoPong: false })
+  let pings = 0
+  client.ws.on('ping', () => { pings++ })
+  const ack = await client.request({ type: 'message', event: 'echo', data: 1, id: 1 })
+  t.equal(ack.data, 1, 'a peer that never pongs is served')
+  t.equal(pings, 0)
+  client.close()
+  await client.closed
+})
+
+t.test('startHeartbeat ticks every socket and stops', async (t) => {
+  const sockets = new Map<string, { heartbeat: () => void }>()
+  const ticks = { a: 0, b: 0 }
+  sockets.set('a', { heartbeat: () => { ticks.a++ } })
+  sockets.set('b', { heartbeat: () => { ticks.b++ } })
+  let stop = (): void => {}
+  t.equal(await intervalsStartedBy(async () => { stop = startHeartbeat(sockets, 5) }), 1, 'one timer')
+  await until(() => ticks.a >= 3 && ticks.b >= 3)
+  t.equal(ticks.a, ticks.b, 'each tick reaches every socket')
+  const original = globalThis.clearInterval
+  let cleared = 0
+  globalThis.clearInterval = ((timer: Parameters<typeof clearInterval>[0]) => {
+    cleared++
+    original(timer)
+  }) as typeof clearInterval
+  try {
+    stop()
+  } finally {
+    globalThis.clearInterval = original
+  }
+  t.equal(cleared, 1, 'stop() clears the timer')
+})
