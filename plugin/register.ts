@@ -11,6 +11,7 @@ import { startHeartbeat } from './heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
 import { ChannelServer } from './server.js'
 import { serveClient } from './static.js'
+import { endRefusedUpgrades } from './upgrades.js'
 import type { ChannelsRegistry } from './types.js'
 
 export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOptions): Promise<void> {
@@ -31,6 +32,7 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   if (!fastify.hasDecorator('websocketServer')) {
     await fastify.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload } })
   }
+  endRefusedUpgrades(fastify)
 
   const registry: ChannelsRegistry = {
     on (event: Parameters<ChannelsRegistry['on']>[0], optionsOrHandler: unknown, handler?: unknown) {

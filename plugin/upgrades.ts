@@ -1,0 +1,57 @@
+/**
+ * Upgrade requests that never became WebSockets must not outlive their HTTP answer. Node hands
+ * an upgrade socket over raw: nobody reads it, so a peer's FIN goes unseen and the socket keeps
+ * `server.close()` waiting forever. This module ends such sockets: at once when a hook answered
+ * over HTTP (401, 404...), and from `fastify.close()` on for any still pending or arriving (e.g.
+ * Fastify's 503 to an upgrade that arrives while closing, which runs no hook at all).
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import type WebSocket from 'ws'
+
+type RawSocket = Duplex & { destroySoon?: () => void }
+
+function end (socket: RawSocket): void {
+  if (socket.destroyed) return
+  // destroySoon flushes the HTTP answer first; streams without it (injectWS) are destroyed.
+  if (typeof socket.destroySoon === 'function') socket.destroySoon()
+  else socket.destroy()
+}
+
+export function endRefusedUpgrades (fastify: FastifyInstance): void {
+  const pending = new Set<RawSocket>()
+  let closing = false
+
+  // Registered after @fastify/websocket's own listener, so by now Fastify has answered any
+  // upgrade that came in while closing (503) and the socket can be ended behind the answer.
+  const onUpgrade = (_request: IncomingMessage, socket: RawSocket): void => {
+    if (closing) {
+      end(socket)
+      return
+    }
+    pending.add(socket)
+    socket.once('close', () => pending.delete(socket))
+  }
+  fastify.server.on('upgrade', onUpgrade)
+  fastify.websocketServer.on('connection', (_ws: WebSocket, request: IncomingMessage) => {
+    pending.delete(request.socket as RawSocket)
+  })
+
+  fastify.addHook('onResponse', async (request) => {
+    if (request.raw.headers.upgrade === undefined) return
+    const socket = request.raw.socket as RawSocket | null
+    if (socket !== null) end(socket)
+  })
+
+  // preClose, not onClose: Fastify's server.close() runs before plugins' onClose hooks and
+  // would wait for these sockets forever.
+  fastify.addHook('preClose', async () => {
+    closing = true
+    for (const socket of pending) end(socket)
+    pending.clear()
+  })
+  fastify.addHook('onClose', async () => {
+    fastify.server.off('upgrade', onUpgrade)
+  })
+}

@@ -1,0 +1,199 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import fastifyChannels, { memoryBroker, type Broker, type ChannelSocket } from '../../plugin/index.js'
+import { startApp, TestClient, type Frame } from '../helpers/server.js'
+
+const isMessage = (frame: Frame): boolean => frame.type === 'message'
+
+t.test('fastify.broadcast reaches every socket; socket.broadcast skips the sender', async (t) => {
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('message', { event: 'shout' }, async (socket, data) => { await socket.broadcast(data, { event: 'shout' }) })
+    app.channels.on('message', { event: 'all' }, async (socket, data) => { await socket.sendAndBroadcast(data) })
+  })
+  t.teardown(() => app.close())
+  const [a, b, c] = await Promise.all([TestClient.connect(url), TestClient.connect(url), TestClient.connect(url)])
+  await app.broadcast({ n: 1 }, { event: 'news' })
+  for (const client of [a, b, c]) t.same(await client.next(), { type: 'message', event: 'news', data: { n: 1 } })
+  await app.broadcast('plain')
+  for (const client of [a, b, c]) t.same(await client.next(), { type: 'message', event: 'message', data: 'plain' }, 'event defaults to message')
+
+  await a.request({ type: 'message', event: 'shout', data: 'hey', id: 1 })
+  t.same(await b.next(), { type: 'message', event: 'shout', data: 'hey' })
+  t.same(await c.next(), { type: 'message', event: 'shout', data: 'hey' })
+  await a.expectNothing(isMessage)
+
+  await a.request({ type: 'message', event: 'all', data: 'everyone', id: 2 })
+  for (const client of [a, b, c]) t.same(await client.next(isMessage), { type: 'message', event: 'message', data: 'everyone' })
+  for (const client of [a, b, c]) client.close()
+})
+
+t.test('fastify.broadcastChannel reaches only the channel', async (t) => {
+  const { app, url } = await startApp()
+  t.teardown(() => app.close())
+  const [inRoom, outside] = await Promise.all([TestClient.connect(url), TestClient.connect(url)])
+  await inRoom.subscribe('room-1')
+  await outside.subscribe('room-2')
+  await app.broadcastChannel('room-1', { text: 'hi' }, { event: 'chat' })
+  t.same(await inRoom.next(), { type: 'message', event: 'chat', channel: 'room-1', data: { text: 'hi' } })
+  await outside.expectNothing(isMessage)
+  await app.broadcastChannel('empty-channel', 'nobody hears this')
+  await t.rejects(app.broadcastChannel('bad name', 1), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
+  await t.rejects(app.broadcastChannel('room-1', { n: 1n }), { code: 'FST_CHANNELS_UNSERIALIZABLE' })
+  await inRoom.expectNothing(isMessage)
+  inRoom.close()
+  outside.close()
+})
+
+t.test('socket.broadcastChannel: to a channel, or to all held channels once per socket', async (t) => {
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('message', { event: 'to' }, async (socket, data) => {
+      await socket.broadcastChannel(data, { channel: 'b', event: 'to' })
+    })
+    app.channels.on('message', { event: 'held' }, async (socket, data) => {
+      await socket.broadcastChannel(data, { event: 'held' })
+    })
+    app.channels.on('message', { event: 'held-self' }, async (socket, data) => {
+      await socket.sendAndBroadcastChannel(data, { event: 'held-self' })
+    })
+    app.channels.on('message', { event: 'elsewhere' }, async (socket, data) => {
+      await socket.sendAndBroadcastChannel(data, { channel: 'c', event: 'elsewhere' })
+    })
+  })
+  t.teardown(() => app.close())
+  const [sender, both, onlyB, onlyC, none] = await Promise.all(Array.from({ length: 5 }, () => TestClient.connect(url)))
+  // the sender subscribes b first, then a: its order is [b, a]
+  await sender.subscribe('b')
+  await sender.subscribe('a')
+  await both.subscribe('a')
+  await both.subscribe('b')
+  await onlyB.subscribe('b')
+  await onlyC.subscribe('c')
+
+  await sender.request({ type: 'message', event: 'to', data: 1, id: 1 })
+  t.same(await both.next(), { type: 'message', event: 'to', channel: 'b', data: 1 })
+  t.same(await onlyB.next(), { type: 'message', event: 'to', channel: 'b', data: 1 })
+
+  await sender.request({ type: 'message', event: 'held', data: 2, id: 2 })
+  t.same(await both.next(), { type: 'message', event: 'held', channel: 'b', data: 2 }, 'named after the sender\'s first channel')
+  t.same(await onlyB.next(), { type: 'message', event: 'held', channel: 'b', data: 2 })
+  await both.expectNothing(isMessage) // exactly once, though it holds both channels
+  await sender.expectNothing(isMessage)
+  await onlyC.expectNothing(isMessage)
+  await none.expectNothing(isMessage)
+
+  await sender.request({ type: 'message', event: 'held-self', data: 3, id: 3 })
+  t.same(await sender.next(isMessage), { type: 'message', event: 'held-self', channel: 'b', data: 3 }, 'sender included, once')
+  t.same(await both.next(isMessage), { type: 'message', event: 'held-self', channel: 'b', data: 3 })
+  await sender.expectNothing(isMessage)
+
+  await sender.request({ type: 'message', event: 'elsewhere', data: 4, id: 4 })
+  t.same(await sender.next(isMessage), { type: 'message', event: 'elsewhere', channel: 'c', data: 4 }, 'sender included though it does not hold c')
+  t.same(await onlyC.next(isMessage), { type: 'message', event: 'elsewhere', channel: 'c', data: 4 })
+  await both.expectNothing(isMessage)
+  for (const client of [sender, both, onlyB, onlyC, none]) client.close()
+})
+
+t.test('socket.send and fastify.send', async (t) => {
+  let server: ChannelSocket | undefined
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('connect', (socket) => { server = socket })
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  server!.send({ direct: true }, { event: 'dm', channel: 'room-1' })
+  t.same(await c.next(), { type: 'message', event: 'dm', channel: 'room-1', data: { direct: true } })
+  t.throws(() => server!.send(1, { channel: ' bad' }), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
+  t.throws(() => server!.send({ n: 1n }), { code: 'FST_CHANNELS_UNSERIALIZABLE' })
+
+  await app.send(c.sessionId, 'out of band', { event: 'job' })
+  t.same(await c.next(), { type: 'message', event: 'job', data: 'out of band' })
+  await t.rejects(app.send('no-such-session', 1), { code: 'FST_CHANNELS_NO_SOCKET', statusCode: 404 })
+  await t.rejects(app.send(c.sessionId, 1, { channel: '' }), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
+  c.close()
+  await c.closed
+  await new Promise((resolve) => setImmediate(resolve))
+  await t.rejects(app.send(c.sessionId, 1), { code: 'FST_CHANNELS_NO_SOCKET' }, 'a closed session is gone')
+})
+
+t.test('a shared memory broker joins apps as nodes of one server', async (t) => {
+  const broker = memoryBroker()
+  const one = await startApp({ broker }, (app) => {
+    app.channels.on('message', { event: 'say' }, async (socket, data) => {
+      await socket.broadcastChannel(data, { event: 'say' })
+    })
+  })
+  const two = await startApp({ broker })
+  t.teardown(async () => { await one.app.close(); await two.app.close() })
+  const [sender, local, remote, remoteOther] = await Promise.all([
+    TestClient.connect(one.url), TestClient.connect(one.url), TestClient.connect(two.url), TestClient.connect(two.url)])
+  for (const client of [sender, local, remote]) await client.subscribe('room')
+
+  await sender.request({ type: 'message', event: 'say', channel: 'room', data: 'hi', id: 1 })
+  t.same(await local.next(isMessage), { type: 'message', event: 'say', channel: 'room', data: 'hi' })
+  t.same(await remote.next(isMessage), { type: 'message', event: 'say', channel: 'room', data: 'hi' })
+  await sender.expectNothing(isMessage)
+  await remote.expectNothing(isMessage)
+  await remoteOther.expectNothing(isMessage)
+
+  await two.app.broadcast('to all', { event: 'all' })
+  for (const client of [sender, local, remote, remoteOther]) {
+    t.same(await client.next(isMessage), { type: 'message', event: 'all', data: 'to all' })
+  }
+  await one.app.send(remoteOther.sessionId, 'across nodes', { event: 'dm' })
+  t.same(await remoteOther.next(isMessage), { type: 'message', event: 'dm', data: 'across nodes' })
+  await t.rejects(one.app.send('nobody', 1), { code: 'FST_CHANNELS_NO_SOCKET' })
+  for (const client of [sender, local, remote, remoteOther]) client.close()
+})
+
+t.test('an unreachable broker never blocks local delivery', async (t) => {
+  const warnings: string[] = []
+  const failing: Broker = {
+    name: 'failing',
+    async connect () {
+      const down = async (): Promise<never> => { throw new Error('broker down') }
+      return {
+        publish: down,
+        subscribe: down,
+        unsubscribe: down,
+        addSession: down,
+        removeSession: down,
+        sendToSession: down,
+        close: async () => {}
+      }
+    }
+  }
+  const stream = {
+    write: (line: string) => {
+      const entry = JSON.parse(line) as { level: number, msg: string }
+      if (entry.level === 40) warnings.push(entry.msg)
+    }
+  }
+  const { app, url } = await startApp({ broker: failing }, undefined, { logger: { level: 'warn', stream } })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  t.equal((await c.subscribe('room')).type, 'subscribed', 'subscribing works while the broker is down')
+  await app.broadcastChannel('room', 'still delivered')
+  t.same(await c.next(), { type: 'message', event: 'message', channel: 'room', data: 'still delivered' })
+  await app.broadcast('also delivered')
+  t.same(await c.next(), { type: 'message', event: 'message', data: 'also delivered' })
+  await app.send(c.sessionId, 'a local session needs no broker')
+  t.equal((await c.next()).data, 'a local session needs no broker')
+  await t.rejects(app.send('elsewhere', 1), { code: 'FST_CHANNELS_BROKER_UNAVAILABLE' })
+  t.ok(warnings.some((msg) => /publish failed/.test(msg)), 'the failed publish was logged')
+  t.ok(warnings.some((msg) => /subscribe failed/.test(msg)))
+  c.close()
+})
+
+t.test('registration: decorators, path option, plugin metadata', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyChannels, { path: '/live', client: false })
+  await app.ready()
+  t.equal(typeof app.broadcast, 'function')
+  t.equal(typeof app.broadcastChannel, 'function')
+  t.equal(typeof app.send, 'function')
+  t.equal(typeof app.channels.on, 'function')
+  t.equal(app.channels.on('connect', () => {}), app.channels, 'on() chains')
+  t.ok(app.hasRoute({ method: 'GET', url: '/live' }))
+  t.equal((fastifyChannels as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')], 'fastify-channels')
+  await app.close()
+})
