@@ -16,6 +16,8 @@ export {
   InvalidChannelError, MissingIoredisError, UnserializableDataError
 } from './errors.js'
 export { memoryBroker } from './broker/memory.js'
+export { redisBroker } from './broker/redis.js'
+export type { RedisBrokerOptions, DuplicableRedis } from './broker/redis.js'
 export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
 } from './broker/types.js'

@@ -1,0 +1,220 @@
+/**
+ * One node's link to Redis: a publisher connection (commands, the session registry) and a
+ * subscriber connection (pub/sub only). Redis channels, under the app's prefix:
+ *
+ *   <prefix>:all            every node: broadcasts to all sockets
+ *   <prefix>:node:<nodeId>  this node only: direct sends to a session it holds
+ *   <prefix>:ch:<channel>   nodes with a local subscriber of <channel>, and only while they have one
+ *
+ * Both connections run without ioredis' offline queue, so while Redis is unreachable every
+ * call rejects at once instead of piling up; the plugin logs the rejection and goes on
+ * delivering locally. When Redis is back, this node subscribes again to every channel it
+ * needs and registers its sessions again: it keeps its own record of both.
+ */
+import type { Redis, RedisOptions } from 'ioredis'
+import { MissingIoredisError } from '../errors.js'
+import type { BrokerConnection, BrokerNode, Publication } from './types.js'
+import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
+import { SessionRegistry, execAll } from './redis-sessions.js'
+
+export interface ConnectionSettings {
+  prefix: string
+  nodeTtl: number
+}
+
+export type RedisConstructor = new (url: string, options: RedisOptions) => Redis
+
+/** Loads ioredis on first use (`specifier` is there for tests of the missing-peer error). */
+export async function loadIoredis (specifier = 'ioredis'): Promise<RedisConstructor> {
+  try {
+    const mod = await import(specifier) as { Redis?: RedisConstructor, default?: RedisConstructor }
+    const Redis = mod.Redis ?? mod.default
+    if (typeof Redis !== 'function') throw new Error(`${specifier} has no Redis export`)
+    return Redis
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new MissingIoredisError({ cause: err })
+    throw err
+  }
+}
+
+/** How long `close()` waits for QUIT before cutting the connections off. */
+const quitGraceMs = 1000
+/** Channels per SUBSCRIBE when resubscribing after a reconnect. */
+const chunkSize = 1000
+
+/** Resolves once `client` is ready; rejects on its first error (startup fails fast). */
+function ready (client: Redis): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error): void => {
+      client.off('ready', onReady).off('error', onError).off('end', onEnd)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onReady = (): void => settle()
+    const onError = (err: Error): void => settle(err)
+    const onEnd = (): void => settle(new Error('connection closed'))
+    client.on('ready', onReady).on('error', onError).on('end', onEnd)
+  })
+}
+
+async function quit (client: Redis): Promise<void> {
+  if (client.status !== 'end') {
+    let timer: NodeJS.Timeout | undefined
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, quitGraceMs) })
+    await Promise.race([client.quit().then(() => {}, () => {}), grace])
+    clearTimeout(timer)
+  }
+  if (client.status !== 'end') client.disconnect()
+}
+
+export class RedisConnection implements BrokerConnection {
+  /** the app channels this node has local subscribers of, whatever Redis knows */
+  private readonly channels = new Set<string>()
+  private readonly recent = new RecentIds()
+  private readonly sessions: SessionRegistry
+  private readonly allChannel: string
+  private readonly nodeChannel: string
+  private seq = 0
+  /** set while Redis is unreachable, so an outage is logged once, not once per retry */
+  private outage = false
+  private closed = false
+
+  private constructor (
+    private readonly node: BrokerNode,
+    private readonly pub: Redis,
+    private readonly sub: Redis,
+    private readonly settings: ConnectionSettings
+  ) {
+    this.allChannel = `${settings.prefix}:all`
+    this.nodeChannel = `${settings.prefix}:node:${node.nodeId}`
+    this.sessions = new SessionRegistry(pub, settings.prefix, node.nodeId, settings.nodeTtl, (err) => this.lost(err))
+  }
+
+  /** Waits for both connections, subscribes the node-wide channels, registers the node. */
+  static async open (node: BrokerNode, pub: Redis, sub: Redis, settings: ConnectionSettings): Promise<RedisConnection> {
+    try {
+      await Promise.all([ready(pub), ready(sub)])
+    } catch (err) {
+      pub.disconnect()
+      sub.disconnect()
+      throw new Error(`fastify-channels: cannot connect to redis: ${(err as Error).message}`, { cause: err })
+    }
+    const connection = new RedisConnection(node, pub, sub, settings)
+    try {
+      await sub.subscribe(connection.allChannel, connection.nodeChannel)
+      await connection.sessions.start()
+    } catch (err) {
+      await connection.close()
+      throw err
+    }
+    connection.listen()
+    return connection
+  }
+
+  private listen (): void {
+    for (const client of [this.pub, this.sub]) {
+      client.on('error', (err: Error) => this.lost(err))
+      client.on('end', () => {
+        if (!this.closed) this.node.log.error('channels: a redis connection ended for good; cross-node delivery is off until restart')
+      })
+    }
+    this.sub.on('message', (_channel: string, text: string) => this.receive(text))
+    this.sub.on('ready', () => {
+      this.resubscribe().then(() => this.back(), (err: unknown) => this.lost(err))
+    })
+    this.pub.on('ready', () => {
+      this.sessions.sync().then(() => this.back(), (err: unknown) => this.lost(err))
+    })
+  }
+
+  private lost (err: unknown): void {
+    if (this.closed) return
+    if (this.outage) {
+      this.node.log.debug({ err }, 'channels: redis still unreachable')
+      return
+    }
+    this.outage = true
+    this.node.log.warn({ err }, 'channels: redis unreachable; delivering to local sockets only until it is back')
+  }
+
+  private back (): void {
+    if (!this.outage || this.closed || this.pub.status !== 'ready' || this.sub.status !== 'ready') return
+    this.outage = false
+    this.node.log.info({ channels: this.channels.size, sessions: this.sessions.local.size },
+      'channels: redis is back; channels resubscribed and sessions registered again')
+  }
+
+  private async resubscribe (): Promise<void> {
+    const names = [this.allChannel, this.nodeChannel, ...[...this.channels].map((channel) => this.redisChannel(channel))]
+    for (let i = 0; i < names.length; i += chunkSize) await this.sub.subscribe(...names.slice(i, i + chunkSize))
+  }
+
+  private redisChannel (channel: string): string {
+    return `${this.settings.prefix}:ch:${channel}`
+  }
+
+  private receive (text: string): void {
+    const envelope = decodeEnvelope(text)
+    if (envelope === undefined) {
+      this.node.log.warn('channels: dropped a redis message this version cannot read (another version on the same prefix?)')
+      return
+    }
+    if (envelope.nodeId === this.node.nodeId) return // our own echo: delivered locally already
+    if (envelope.dedupeKey !== undefined && !this.recent.firstTime(envelope.dedupeKey)) return
+    try {
+      this.node.deliver(envelope.delivery)
+    } catch (err) {
+      this.node.log.error({ err }, 'channels: delivering a message from redis failed')
+    }
+  }
+
+  // ---- BrokerConnection ------------------------------------------------------------------
+
+  async publish (publication: Publication): Promise<void> {
+    const payload = encodePublication(this.node.nodeId, publication, ++this.seq)
+    if (publication.kind === 'all') {
+      await this.pub.publish(this.allChannel, payload)
+    } else if (publication.channels.length === 1) {
+      await this.pub.publish(this.redisChannel(publication.channels[0]), payload)
+    } else {
+      // One copy per channel, so only nodes with subscribers get it; in one MULTI so the copies
+      // reach each node back to back, and a node holding several of the channels keeps one.
+      const multi = this.pub.multi()
+      for (const channel of publication.channels) multi.publish(this.redisChannel(channel), payload)
+      await execAll(multi)
+    }
+  }
+
+  async subscribe (channel: string): Promise<void> {
+    this.channels.add(channel)
+    await this.sub.subscribe(this.redisChannel(channel))
+  }
+
+  async unsubscribe (channel: string): Promise<void> {
+    this.channels.delete(channel)
+    await this.sub.unsubscribe(this.redisChannel(channel))
+  }
+
+  async addSession (sessionId: string): Promise<void> {
+    await this.sessions.add(sessionId)
+  }
+
+  async removeSession (sessionId: string): Promise<void> {
+    await this.sessions.remove(sessionId)
+  }
+
+  async sendToSession (sessionId: string, frame: string): Promise<boolean> {
+    const receivers = await this.sessions.send(sessionId, encodeSessionSend(sessionId, frame))
+    if (receivers < 0) throw new Error('the node holding the session is not connected to redis')
+    return receivers > 0
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.sessions.stop().catch(() => {}) // best effort: the registration expires anyway
+    await Promise.all([quit(this.pub), quit(this.sub)])
+  }
+}

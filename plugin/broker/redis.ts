@@ -1,0 +1,89 @@
+/**
+ * The Redis broker: every Fastify node that registers the plugin with `redisBroker()` on one
+ * Redis (and one prefix) acts as one server. `ioredis` is an optional peer dependency, loaded
+ * only when a node connects, so apps that never use Redis need not install it.
+ */
+import type { Redis, RedisOptions } from 'ioredis'
+import { InvalidOptionError } from '../errors.js'
+import { RedisConnection, loadIoredis } from './redis-connection.js'
+import type { Broker, BrokerConnection, BrokerNode } from './types.js'
+
+export const defaultRedisUrl = 'redis://127.0.0.1:6379'
+export const defaultRedisPrefix = 'fastify-channels'
+export const defaultNodeTtl = 10000
+export const defaultCommandTimeout = 2000
+
+/** What `redisBroker` needs of a client passed in: an ioredis `Redis` fits. */
+export interface DuplicableRedis {
+  duplicate (override?: Record<string, unknown>): unknown
+}
+
+export interface RedisBrokerOptions {
+  /** where Redis listens ['redis://127.0.0.1:6379']; ignored when `redis` is given */
+  url?: string
+  /** an ioredis client to `duplicate()` (its own options apply); it stays yours: never closed here */
+  redis?: DuplicableRedis
+  /** keeps apps that share one Redis apart ['fastify-channels'] */
+  prefix?: string
+  /** ms a node that died without closing keeps its sessions findable [10000] */
+  nodeTtl?: number
+  /** ms before a Redis command that got no answer rejects [2000] */
+  commandTimeout?: number
+}
+
+function positiveInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidOptionError(`redisBroker ${name}: expected a positive integer, got ${String(value)}`)
+  }
+  return value
+}
+
+const known = new Set(['url', 'redis', 'prefix', 'nodeTtl', 'commandTimeout'])
+
+export function redisBroker (options: RedisBrokerOptions = {}): Broker {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('redisBroker: expected an options object')
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new InvalidOptionError(`redisBroker ${key}: unknown option`)
+  }
+  const { url = defaultRedisUrl, redis, prefix = defaultRedisPrefix } = options
+  if (typeof url !== 'string' || url === '') throw new InvalidOptionError('redisBroker url: expected a redis:// URL')
+  if (redis !== undefined && typeof redis?.duplicate !== 'function') {
+    throw new InvalidOptionError('redisBroker redis: expected an ioredis client (with duplicate())')
+  }
+  if (typeof prefix !== 'string' || !/^[^\s]{1,100}$/.test(prefix)) {
+    throw new InvalidOptionError('redisBroker prefix: expected 1-100 characters without white space')
+  }
+  const settings = {
+    prefix,
+    nodeTtl: positiveInteger('nodeTtl', options.nodeTtl, defaultNodeTtl)
+  }
+  // Our connections never queue while offline (calls reject at once), never replay a command
+  // after a reconnect (a publish the caller saw fail must not arrive late), and resubscribe
+  // themselves from the node's own record (see RedisConnection).
+  const connectionOptions: RedisOptions = {
+    enableOfflineQueue: false,
+    autoResubscribe: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: positiveInteger('commandTimeout', options.commandTimeout, defaultCommandTimeout),
+    lazyConnect: false,
+    keyPrefix: ''
+  }
+
+  async function open (): Promise<[Redis, Redis]> {
+    if (redis !== undefined) {
+      return [redis.duplicate({ ...connectionOptions }) as Redis, redis.duplicate({ ...connectionOptions }) as Redis]
+    }
+    const Redis = await loadIoredis()
+    return [new Redis(url, connectionOptions), new Redis(url, connectionOptions)]
+  }
+
+  return {
+    name: 'redis',
+    async connect (node: BrokerNode): Promise<BrokerConnection> {
+      const [pub, sub] = await open()
+      return await RedisConnection.open(node, pub, sub, settings)
+    }
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * Helpers for the tests that need a real Redis: a reachability gate (skip loudly, or fail
+ * under CI=true), unique prefixes, nodes in this process and in child processes, and a
+ * private redis-server that tests may kill and restart.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+import { redisBroker, type ChannelsOptions, type RedisBrokerOptions } from '../../plugin/index.js'
+import { startApp, type TestApp } from '../helpers/server.js'
+
+export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** true when a PING to `url` is answered within a second */
+export async function redisReachable (url = redisUrl): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null, connectTimeout: 1000, maxRetriesPerRequest: 0 })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+/**
+ * Runs `fn` only when Redis answers. Otherwise the test is skipped with a loud message, or
+ * fails when CI=true: CI must never pass a Redis suite that did not run.
+ */
+export async function withRedis (t: Test, fn: () => Promise<void> | void): Promise<void> {
+  if (await redisReachable()) {
+    await fn()
+    return
+  }
+  const message = `Redis is not reachable at ${redisUrl}: the Redis broker tests did not run`
+  if (process.env.CI === 'true') {
+    t.fail(`${message} (CI=true makes this a failure)`)
+    return
+  }
+  process.stderr.write(`\n*** SKIPPED: ${message} ***\n\n`)
+  t.test('the Redis broker suite', { skip: message }, () => {})
+}
+
+/** A prefix no other test shares, so tests running side by side never see each other. */
+export function uniquePrefix (): string {
+  return `test-${randomBytes(6).toString('hex')}`
+}
+
+/** Deletes every key under `prefix` (tests tidy up after themselves). */
+export async function deleteKeys (prefix: string, url = redisUrl): Promise<void> {
+  const client = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    const keys = await client.keys(`${prefix}:*`)
+    if (keys.length > 0) await client.del(...keys)
+  } catch {
+    // the private server may be gone already
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** A node in this process; closed at teardown. */
+export async function startNode (
+  t: Test,
+  broker: RedisBrokerOptions,
+  setup?: (app: FastifyInstance) => void | Promise<void>,
+  options: ChannelsOptions = {}
+): Promise<TestApp> {
+  const node = await startApp({ broker: redisBroker({ url: redisUrl, ...broker }), heartbeat: false, rateLimit: false, ...options }, setup)
+  t.teardown(() => node.app.close())
+  return node
+}
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Polls `check` until it resolves true; rejects after `timeoutMs`. */
+export async function eventually (check: () => Promise<boolean> | boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+function exited (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
+}
+
+/** A redis-server of the test's own, on a free port, with no persistence: kill it at will. */
+export class PrivateRedis {
+  private child: ChildProcess | undefined
+
+  private constructor (readonly port: number) {}
+
+  get url (): string {
+    return `redis://127.0.0.1:${this.port}`
+  }
+
+  static async start (t: Test): Promise<PrivateRedis> {
+    const server = new PrivateRedis(await freePort())
+    await server.restart()
+    t.teardown(() => server.kill())
+    return server
+  }
+
+  /** (Re)starts the server on the same port and waits until it answers. */
+  async restart (): Promise<void> {
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    const child = this.child
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
+      return await redisReachable(this.url)
+    }, 10000, 'private redis-server up')
+  }
+
+  /** SIGKILL: the way a crashed or unplugged Redis goes away. */
+  async kill (): Promise<void> {
+    const child = this.child
+    this.child = undefined
+    if (child === undefined) return
+    child.kill('SIGKILL')
+    await exited(child)
+  }
+}
+
+const fixture = fileURLToPath(new URL('./fixtures/node.ts', import.meta.url))
+const tsImport = import.meta.resolve('@tapjs/typescript/import')
+
+/** A node in a child process (test/redis/fixtures/node.ts), driven over HTTP. */
+export class ChildNode {
+  private constructor (readonly child: ChildProcess, readonly port: number) {}
+
+  get url (): string {
+    return `ws://127.0.0.1:${this.port}/ws`
+  }
+
+  static async start (t: Test, env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string }): Promise<ChildNode> {
+    // Only the TypeScript loader: not tap's coverage and mock hooks of this process.
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
+    delete childEnv.NODE_OPTIONS
+    const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
+    const node = new ChildNode(child, await new Promise<number>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout! })
+      lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
+      child.once('exit', (code) => reject(new Error(`fixture node exited with ${code} before listening`)))
+    }))
+    t.teardown(() => node.kill('SIGKILL'))
+    return node
+  }
+
+  async post (path: string, data: unknown): Promise<{ ok: boolean, code?: string }> {
+    const response = await fetch(`http://127.0.0.1:${this.port}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ data })
+    })
+    return await response.json() as { ok: boolean, code?: string }
+  }
+
+  async kill (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal)
+    await exited(this.child)
+  }
+}
