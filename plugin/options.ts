@@ -36,7 +36,7 @@ export interface ChannelsOptions {
   /** outbound bytes a slow consumer may have queued before it is closed with 1013 [1048576] */
   maxBufferedBytes?: number
   /** inbound frames per socket per interval [{ max: 100, interval: 1000 }], `false` for none */
-  rateLimit?: RateLimitOptions | false
+  rateLimit?: Partial<RateLimitOptions> | false
   /** log every inbound and outbound message through the Fastify logger [false] */
   messageLog?: boolean
 }

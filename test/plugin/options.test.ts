@@ -53,7 +53,7 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
   ]
   for (const options of wrong) {
     const app = Fastify()
-    await t.rejects(app.register(fastifyChannels, options as never).ready(), { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(options))
+    await t.rejects(async () => { await app.register(fastifyChannels, options as never).ready() }, { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(options))
     await app.close()
   }
 })
