@@ -11,7 +11,7 @@ const events: ReadonlySet<ChannelEvent> = new Set<ChannelEvent>(
   ['connect', 'message', 'subscribe', 'unsubscribe', 'error', 'disconnect', 'finish'])
 const unfiltered: ReadonlySet<ChannelEvent> = new Set<ChannelEvent>(['connect', 'finish'])
 
-type AnyHandler = (...args: any[]) => unknown // eslint-disable-line @typescript-eslint/no-explicit-any
+type AnyHandler = (...args: any[]) => unknown
 
 export interface HandlerEntry {
   readonly fn: AnyHandler

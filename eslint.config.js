@@ -1,0 +1,10 @@
+import neostandard from 'neostandard'
+
+export default [
+  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', 'bench/results/**'] }),
+  {
+    // The TypeBox idiom: a schema value and its Static type share one name on purpose.
+    files: ['schemas/**/*.ts', 'example-chat/**/*.ts', 'test/**/*.ts'],
+    rules: { '@typescript-eslint/no-redeclare': 'off' }
+  }
+]
