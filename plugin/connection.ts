@@ -73,6 +73,8 @@ export class Connection implements ChannelSocket, Recipient {
   private readonly rate: RateWindow | undefined
   /** set when the socket closed while `connect` handlers were still running */
   private closedEarly: DisconnectInfo | undefined
+  /** why the server cut the connection off without a closing handshake (ws can only report 1006) */
+  private cutOff: DisconnectInfo | undefined
   /** resolves once the disconnect sequence (or the cleanup of a refused socket) is over */
   readonly finished: Promise<void>
   private resolveFinished!: () => void
@@ -163,7 +165,8 @@ export class Connection implements ChannelSocket, Recipient {
    */
   private closeSlowConsumer (): void {
     this.request.log.warn({ sessionId: this.id, bufferedAmount: this.ws.bufferedAmount }, 'channels: slow consumer closed')
-    this.ws.close(CloseCodes.TRY_AGAIN_LATER, 'slow consumer')
+    this.cutOff = { code: CloseCodes.TRY_AGAIN_LATER, reason: 'slow consumer' }
+    this.ws.close(this.cutOff.code, this.cutOff.reason)
     this.ws.terminate()
   }
 
@@ -221,7 +224,7 @@ export class Connection implements ChannelSocket, Recipient {
     this.phase = 'closed'
     this.inbox = []
     this.server.detach(this)
-    const info = { code, reason }
+    const info = this.cutOff ?? { code, reason }
     if (this.connected) {
       this.runDisconnect(info).catch((err: unknown) => this.reportError(err, undefined))
     } else if (wasConnecting) {
