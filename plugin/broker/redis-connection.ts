@@ -32,8 +32,11 @@ export async function loadIoredis (specifier = 'ioredis'): Promise<RedisConstruc
     if (typeof Redis !== 'function') throw new Error(`${specifier} has no Redis export`)
     return Redis
   } catch (err) {
-    const code = (err as { code?: string }).code
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new MissingIoredisError({ cause: err })
+    // Node says ERR_MODULE_NOT_FOUND; some loaders (ts-node's) throw the same message without a code.
+    const { code, message } = err as { code?: string, message?: string }
+    const notFound = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ||
+      (code === undefined && /cannot find/i.test(message ?? '') && (message ?? '').includes(specifier))
+    if (notFound) throw new MissingIoredisError({ cause: err })
     throw err
   }
 }

@@ -71,18 +71,19 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
     keyPrefix: ''
   }
 
-  async function open (): Promise<[Redis, Redis]> {
-    if (redis !== undefined) {
-      return [redis.duplicate({ ...connectionOptions }) as Redis, redis.duplicate({ ...connectionOptions }) as Redis]
-    }
+  // Named, so `CLIENT LIST` shows whose connections these are.
+  async function open (nodeId: string): Promise<[Redis, Redis]> {
+    const pubOptions = { ...connectionOptions, connectionName: `${prefix}:${nodeId}:pub` }
+    const subOptions = { ...connectionOptions, connectionName: `${prefix}:${nodeId}:sub` }
+    if (redis !== undefined) return [redis.duplicate(pubOptions) as Redis, redis.duplicate(subOptions) as Redis]
     const Redis = await loadIoredis()
-    return [new Redis(url, connectionOptions), new Redis(url, connectionOptions)]
+    return [new Redis(url, pubOptions), new Redis(url, subOptions)]
   }
 
   return {
     name: 'redis',
     async connect (node: BrokerNode): Promise<BrokerConnection> {
-      const [pub, sub] = await open()
+      const [pub, sub] = await open(node.nodeId)
       return await RedisConnection.open(node, pub, sub, settings)
     }
   }

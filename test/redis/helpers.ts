@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { redisBroker, type ChannelsOptions, type RedisBrokerOptions } from '../../plugin/index.js'
@@ -72,11 +72,19 @@ export async function startNode (
   t: Test,
   broker: RedisBrokerOptions,
   setup?: (app: FastifyInstance) => void | Promise<void>,
-  options: ChannelsOptions = {}
+  options: ChannelsOptions = {},
+  fastifyOptions: FastifyServerOptions = {}
 ): Promise<TestApp> {
-  const node = await startApp({ broker: redisBroker({ url: redisUrl, ...broker }), heartbeat: false, rateLimit: false, ...options }, setup)
+  const node = await startApp({ broker: redisBroker({ url: redisUrl, ...broker }), heartbeat: false, rateLimit: false, ...options }, setup, fastifyOptions)
   t.teardown(() => node.app.close())
   return node
+}
+
+export interface LogLine { level: number, msg: string, err?: { message?: string } }
+
+/** Fastify options whose logger keeps every line in `lines`. */
+export function capturedLogger (lines: LogLine[]): FastifyServerOptions {
+  return { logger: { level: 'debug', stream: { write (line: string) { lines.push(JSON.parse(line) as LogLine) } } } }
 }
 
 export async function freePort (): Promise<number> {
@@ -132,6 +140,15 @@ export class PrivateRedis {
     }, 10000, 'private redis-server up')
   }
 
+  /** SIGSTOP / SIGCONT: a Redis that hangs without closing its connections. */
+  pause (): void {
+    this.child?.kill('SIGSTOP')
+  }
+
+  resume (): void {
+    this.child?.kill('SIGCONT')
+  }
+
   /** SIGKILL: the way a crashed or unplugged Redis goes away. */
   async kill (): Promise<void> {
     const child = this.child
@@ -167,11 +184,11 @@ export class ChildNode {
     return node
   }
 
-  async post (path: string, data: unknown): Promise<{ ok: boolean, code?: string }> {
+  async post (path: string, data: unknown, event?: string): Promise<{ ok: boolean, code?: string }> {
     const response = await fetch(`http://127.0.0.1:${this.port}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ data })
+      body: JSON.stringify({ data, event })
     })
     return await response.json() as { ok: boolean, code?: string }
   }

@@ -2,25 +2,12 @@
  * Several channels nodes in this test process on one Redis and one prefix, with handlers
  * that drive every socket method, and a fence that proves exactly-once delivery.
  */
-import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import type { RedisBrokerOptions } from '../../plugin/index.js'
 import { TestClient, type Frame } from '../helpers/server.js'
 import type { TestApp } from '../helpers/server.js'
-import { startNode } from './helpers.js'
-
-/** Handlers that turn a client's message into each socket method (event → method). */
-export function socketMethods (app: FastifyInstance): void {
-  app.channels.on('message', { event: 'broadcast' }, (socket, data) => { socket.broadcast(data, { event: 'got' }) })
-  app.channels.on('message', { event: 'sendAndBroadcast' }, (socket, data) => { socket.sendAndBroadcast(data, { event: 'got' }) })
-  app.channels.on('message', { event: 'broadcastChannel' }, (socket, data, meta) => {
-    socket.broadcastChannel(data, { event: 'got', channel: meta.channel })
-  })
-  app.channels.on('message', { event: 'sendAndBroadcastChannel' }, (socket, data, meta) => {
-    socket.sendAndBroadcastChannel(data, { event: 'got', channel: meta.channel })
-  })
-  app.channels.on('message', { event: 'send' }, (socket, data) => { socket.send(data, { event: 'got' }) })
-}
+import { startNode, type ChildNode } from './helpers.js'
+import { socketMethods } from './fixtures/methods.js'
 
 export async function startNodes (t: Test, count: number, broker: RedisBrokerOptions): Promise<TestApp[]> {
   const nodes: TestApp[] = []
@@ -48,9 +35,10 @@ let fences = 0
  * node after everything published earlier. Returns what each client got, in order, and leaves
  * nothing matching behind in their queues.
  */
-export async function collectAfterFence (from: TestApp, clients: TestClient[], match: (frame: Frame) => boolean = isGot): Promise<Frame[][]> {
+export async function collectAfterFence (from: TestApp | ChildNode, clients: TestClient[], match: (frame: Frame) => boolean = isGot): Promise<Frame[][]> {
   const fence = ++fences
-  await from.app.broadcast({ fence }, { event: 'fence' })
+  if ('app' in from) await from.app.broadcast({ fence }, { event: 'fence' })
+  else await from.post('/broadcast', { fence }, 'fence')
   const got: Frame[][] = []
   for (const client of clients) {
     await client.next((frame) => frame.event === 'fence' && (frame.data as { fence: number }).fence === fence, 5000)

@@ -1,0 +1,116 @@
+/**
+ * A private redis-server killed and restarted mid-test: local delivery goes on and nothing
+ * hangs while it is down, the failure is logged once, and when it is back every channel is
+ * resubscribed, every session registered again and cross-node delivery resumes by itself.
+ */
+import t from 'tap'
+import { nextId, type Frame } from '../helpers/server.js'
+import { PrivateRedis, capturedLogger, eventually, startNode, uniquePrefix, withRedis, type LogLine } from './helpers.js'
+import { socketMethods } from './fixtures/methods.js'
+import { collectAfterFence, connect, isGot } from './nodes.js'
+
+const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
+
+/** Resolves with how long `work` took. */
+async function timed (work: () => Promise<unknown>): Promise<number> {
+  const started = Date.now()
+  await work()
+  return Date.now() - started
+}
+
+await withRedis(t, async () => {
+  t.test('Redis killed and restarted: local delivery goes on, cross-node delivery resumes', async (t) => {
+    const redis = await PrivateRedis.start(t)
+    const prefix = uniquePrefix()
+    const logs: LogLine[] = []
+    const a = await startNode(t, { url: redis.url, prefix }, socketMethods, {}, capturedLogger(logs))
+    const b = await startNode(t, { url: redis.url, prefix }, socketMethods)
+    const onA = await connect(t, a, ['room'])
+    const onA2 = await connect(t, a, ['room'])
+    const onB = await connect(t, b, ['room'])
+    await a.app.broadcastChannel('room', 'before', { event: 'got' })
+    t.same((await collectAfterFence(a, [onA, onA2, onB])).map(data), [['before'], ['before'], ['before']])
+
+    await redis.kill()
+
+    t.ok(await timed(() => a.app.broadcastChannel('room', 'during', { event: 'got' })) < 500, 'broadcastChannel settles at once')
+    t.equal((await onA.next(isGot)).data, 'during', 'local sockets still get it')
+    t.equal((await onA2.next(isGot)).data, 'during')
+    t.ok(await timed(() => a.app.broadcast('all', { event: 'got' })) < 500, 'broadcast settles at once')
+    t.equal((await onA.next(isGot)).data, 'all')
+    t.equal((await onA2.next(isGot)).data, 'all')
+    await onA.request({ type: 'message', event: 'broadcast', data: 'from-socket', id: nextId() })
+    t.equal((await onA2.next(isGot)).data, 'from-socket', 'socket methods deliver locally')
+    const sendTook = await timed(() => t.rejects(a.app.send(onB.sessionId, 'x'), { code: 'FST_CHANNELS_BROKER_UNAVAILABLE' }))
+    t.ok(sendTook < 500, 'send to a remote session rejects at once as unavailable')
+    await a.app.send(onA.sessionId, 'local-send', { event: 'got' })
+    t.equal((await onA.next(isGot)).data, 'local-send', 'send to a local session still works')
+
+    // joining and connecting during the outage are answered at once; they go live when Redis is back
+    const lateB = await connect(t, b, ['late'])
+    const lateA = await connect(t, a)
+    t.ok(logs.some((line) => line.level === 40 && /broker publish failed/.test(line.msg)), 'the failed publish is logged')
+    t.equal(logs.filter((line) => /redis unreachable/.test(line.msg)).length, 1, 'the outage is logged once, not once per retry')
+
+    await redis.restart()
+
+    await eventually(async () => {
+      await a.app.broadcastChannel('late', 'probe', { event: 'probe' })
+      return lateB.frames.some((frame) => frame.event === 'probe')
+    }, 15000, 'a channel first joined during the outage is subscribed on Redis')
+    await eventually(async () => {
+      await a.app.broadcastChannel('room', 'probe', { event: 'probe' })
+      return onB.frames.some((frame) => frame.event === 'probe')
+    }, 15000, 'a channel joined before the outage is subscribed again')
+    await eventually(async () => {
+      try {
+        await b.app.send(lateA.sessionId, 'found', { event: 'got' })
+        return true
+      } catch {
+        return false
+      }
+    }, 15000, 'a session that connected during the outage is registered')
+    t.equal((await lateA.next(isGot)).data, 'found')
+    await eventually(async () => {
+      try {
+        await b.app.send(onA.sessionId, 'found', { event: 'got' })
+        return true
+      } catch {
+        return false
+      }
+    }, 15000, 'a session from before the outage is registered again')
+    t.equal((await onA.next(isGot)).data, 'found')
+
+    await onB.request({ type: 'message', event: 'broadcastChannel', channel: 'room', data: 'after', id: nextId() })
+    t.same((await collectAfterFence(b, [onA, onA2, onB, lateA, lateB])).map(data), [['after'], ['after'], [], [], []],
+      'exactly once again')
+    await eventually(() => logs.some((line) => /redis is back/.test(line.msg)), 5000, 'the recovery is logged')
+  })
+
+  t.test('a Redis that hangs: calls give up after commandTimeout instead of hanging', async (t) => {
+    const redis = await PrivateRedis.start(t)
+    const prefix = uniquePrefix()
+    const a = await startNode(t, { url: redis.url, prefix, commandTimeout: 300 }, socketMethods)
+    const b = await startNode(t, { url: redis.url, prefix, commandTimeout: 300 }, socketMethods)
+    const onA = await connect(t, a, ['room'])
+    const onB = await connect(t, b, ['room'])
+    redis.pause()
+    t.teardown(() => redis.resume())
+    t.ok(await timed(() => a.app.broadcastChannel('room', 'hung', { event: 'got' })) < 1500, 'broadcastChannel settles')
+    t.equal((await onA.next(isGot)).data, 'hung')
+    t.ok(await timed(() => t.rejects(a.app.send(onB.sessionId, 'x'), { code: 'FST_CHANNELS_BROKER_UNAVAILABLE' })) < 1500, 'send rejects')
+    redis.resume()
+    await eventually(async () => {
+      await a.app.broadcastChannel('room', 'probe', { event: 'probe' })
+      return onB.frames.some((frame) => frame.event === 'probe')
+    }, 10000, 'delivery resumes')
+  })
+
+  t.test('fastify.close() completes promptly while Redis is down', async (t) => {
+    const redis = await PrivateRedis.start(t)
+    const a = await startNode(t, { url: redis.url, prefix: uniquePrefix() }, socketMethods)
+    await connect(t, a, ['room'])
+    await redis.kill()
+    t.ok(await timed(() => a.app.close()) < 3000, 'closed')
+  })
+})
