@@ -20,15 +20,30 @@ function clip (text: string): string {
   return text.length > maxIssueText ? text.slice(0, maxIssueText) + '…' : text
 }
 
+/** What a client hears when its data is nested deeper than a recursive schema can be walked. */
+const tooDeep: ValidationIssue = { path: '', message: 'the data is nested too deeply to validate' }
+
 export function compileSchema (schema: TSchema): CompiledSchema {
   const compiled = TypeCompiler.Compile(schema)
   return {
-    check: (value) => compiled.Check(value),
+    // Checking and listing errors recurse with the data (recursive schemas): a hostile depth
+    // must end as VALIDATION_FAILED, never as a RangeError that leaves the frame unanswered.
+    check (value) {
+      try {
+        return compiled.Check(value)
+      } catch {
+        return false
+      }
+    },
     issues (value) {
       const issues: ValidationIssue[] = []
-      for (const error of compiled.Errors(value)) {
-        issues.push({ path: clip(error.path), message: clip(error.message) })
-        if (issues.length >= maxReportedIssues) break
+      try {
+        for (const error of compiled.Errors(value)) {
+          issues.push({ path: clip(error.path), message: clip(error.message) })
+          if (issues.length >= maxReportedIssues) break
+        }
+      } catch {
+        return [tooDeep]
       }
       return issues
     }

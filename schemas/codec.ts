@@ -60,7 +60,8 @@ function decodeWith<F> (text: string, checks: Record<string, Check>): DecodeResu
   try {
     value = sjson.parse(text, undefined, parseOptions)
   } catch (err) {
-    return (err as Error).message.includes('prototype')
+    // V8's own JSON errors quote the input ("prototype" is not valid JSON): match sjson's message exactly.
+    return (err as Error).message === 'Object contains forbidden prototype property'
       ? badFrame('frame contains a forbidden key (__proto__ or constructor.prototype)')
       : badFrame('frame is not valid JSON')
   }
