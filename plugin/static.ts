@@ -1,6 +1,6 @@
 /**
  * Serves the bundled browser client (`client.js`, an ES module, and its source map) through
- * `@fastify/static` under the `client` prefix.
+ * `@fastify/static` under the `client` prefix: `/channels/client.js` by default.
  */
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -10,9 +10,15 @@ import type { FastifyInstance } from 'fastify'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
+/** The files served, with their content types (mime 3, used by @fastify/send, would say application/javascript). */
+const served: Readonly<Record<string, string>> = {
+  'client.js': 'text/javascript; charset=utf-8',
+  'client.js.map': 'application/json; charset=utf-8'
+}
+
 /**
  * Where `npm run build` puts the browser bundle: `dist/browser/` beside `dist/plugin/` when
- * running from the package, or under `dist/` when running from the sources (tests).
+ * running the built package, or under `dist/` when running from the sources (tests, ts-node).
  */
 export function clientBundleDir (): string | undefined {
   const candidates = [join(here, '..', 'browser'), join(here, '..', 'dist', 'browser')]
@@ -28,9 +34,17 @@ export async function serveClient (fastify: FastifyInstance, prefix: string): Pr
   await fastify.register(fastifyStatic, {
     root,
     prefix,
+    // An app may register @fastify/static itself: leave `reply.sendFile` to it.
     decorateReply: false,
     index: false,
+    // One route per file, made at registration: nothing else under the prefix is looked up.
     wildcard: false,
-    allowedPath: (pathName) => /^\/?client\.js(\.map)?$/.test(pathName.slice(prefix.length - 1)) || /client\.js(\.map)?$/.test(pathName)
+    allowedPath: (pathName) => Object.hasOwn(served, pathName.replace(/^\//, '')),
+    // The content type is ours (below), not the one guessed from the file name.
+    contentType: false,
+    setHeaders (res, path) {
+      res.setHeader('content-type', served[path.slice(path.lastIndexOf('/') + 1)] ?? 'application/octet-stream')
+      res.setHeader('x-content-type-options', 'nosniff')
+    }
   })
 }

@@ -5,7 +5,7 @@
  */
 import sjson from 'secure-json-parse'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { Value } from '@sinclair/typebox/value'
+import { Check as checkValue } from '@sinclair/typebox/value'
 import type { TSchema, Static } from '@sinclair/typebox'
 import {
   SubscribeFrame, UnsubscribeFrame, MessageFrame,
@@ -28,7 +28,7 @@ function checker (schema: TSchema): Check {
     const compiled = TypeCompiler.Compile(schema)
     return (value) => compiled.Check(value)
   } catch {
-    return (value) => Value.Check(schema, value)
+    return (value) => checkValue(schema, value)
   }
 }
 

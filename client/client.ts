@@ -1,0 +1,286 @@
+/**
+ * The client behind `connect()`: subscriptions, requests, listeners, glued to one Socket.
+ * Untyped at run time; `index.ts` gives it its typed face (`ChannelsClient<Events>`).
+ */
+import { channelNameProblem } from '../schemas/channel.js'
+import { encodeFrame } from '../schemas/codec.js'
+import type { MessageFrame, ServerFrame } from '../schemas/protocol.js'
+import { Subscription, type ChannelHost } from './channel.js'
+import { ChannelsClientError, ClientErrorCodes } from './errors.js'
+import { errorFromFrame, Push, type Pending } from './push.js'
+import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
+import { exponentialBackoff, type Backoff } from './timer.js'
+
+export const defaultTimeout = 10_000
+export const defaultMaxQueue = 100
+
+export interface ClientOptions {
+  /** the WebSocket class [globalThis.WebSocket]; in Node < 22 pass `ws`'s: `{ WebSocket }` */
+  WebSocket?: WebSocketConstructor
+  /** query parameters added to the URL on every (re)connect; a function is called each time */
+  params?: Record<string, string> | (() => Record<string, string>)
+  /** reconnect after a close the client did not ask for (except 1008) [true] */
+  reconnect?: boolean
+  /** ms to wait before reconnect try number n [exponentialBackoff(): 125–250 ms, doubling, up to 5–10 s] */
+  backoff?: Backoff
+  /** ms a request or subscription waits for its answer [10000] */
+  timeout?: number
+  /** sends and requests held while offline [100]; past it `send` returns false and `request` rejects QUEUE_FULL */
+  maxQueue?: number
+}
+
+export interface MessageMeta<E extends string = string> {
+  event: E
+  channel?: string
+}
+
+type Listener = (data: unknown, meta: MessageMeta) => void
+
+/** Calls a user's listener; its exception is rethrown later, so it cannot break the client. */
+function callSafely<A extends unknown[]> (fn: (...args: A) => void, ...args: A): void {
+  try {
+    fn(...args)
+  } catch (err) {
+    queueMicrotask(() => { throw err })
+  }
+}
+
+function subscribeTo<T> (set: Set<T>, item: T): () => void {
+  set.add(item)
+  return () => { set.delete(item) }
+}
+
+function invalidChannel (channel: string): ChannelsClientError | undefined {
+  const problem = channelNameProblem(channel)
+  return problem === undefined ? undefined : new ChannelsClientError('INVALID_CHANNEL', problem, { channel })
+}
+
+function closedError (): ChannelsClientError {
+  return new ChannelsClientError(ClientErrorCodes.CLOSED, 'the client is closed')
+}
+
+export class Client implements SocketOwner, ChannelHost {
+  private readonly socket: Socket
+  private readonly subscriptions = new Map<string, Subscription>()
+  /** frames on the wire (or queued) by id, waiting for their answer */
+  private readonly pending = new Map<number, Pending>()
+  private readonly listeners = new Map<string, Set<Listener>>()
+  private readonly statusListeners = new Set<(status: Status) => void>()
+  private readonly errorListeners = new Set<(error: ChannelsClientError) => void>()
+  private readonly timeout: number
+  private lastId = 0
+
+  constructor (url: string, options: ClientOptions = {}) {
+    const WebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+    if (typeof WebSocket !== 'function') {
+      throw new TypeError('fastify-channels: no WebSocket here; pass one: connect(url, { WebSocket }) with `import WebSocket from \'ws\'`')
+    }
+    const { params } = options
+    this.timeout = options.timeout ?? defaultTimeout
+    this.socket = new Socket({
+      url,
+      WebSocket,
+      params: typeof params === 'function' ? params : params === undefined ? undefined : () => params,
+      reconnect: options.reconnect ?? true,
+      backoff: options.backoff ?? exponentialBackoff(),
+      maxQueue: options.maxQueue ?? defaultMaxQueue
+    }, this)
+    this.socket.open()
+  }
+
+  get status (): Status {
+    return this.socket.status
+  }
+
+  get sessionId (): string | undefined {
+    return this.socket.sessionId
+  }
+
+  /** the channels held (or being rejoined after a reconnect), in subscription order */
+  get channels (): string[] {
+    return [...this.subscriptions.values()]
+      .filter((subscription) => subscription.state === 'joined' || subscription.state === 'rejoining')
+      .map((subscription) => subscription.channel)
+  }
+
+  /** frames waiting for a connection */
+  get queued (): number {
+    return this.socket.queued
+  }
+
+  subscribe (channel: string, options: { timeout?: number } = {}): Promise<void> {
+    if (this.status === 'closed') return Promise.reject(closedError())
+    const invalid = invalidChannel(channel)
+    if (invalid !== undefined) return Promise.reject(invalid)
+    const existing = this.subscriptions.get(channel)
+    if (existing !== undefined) return existing.promise ?? Promise.resolve()
+    const subscription = new Subscription(channel, this, 'waiting')
+    this.subscriptions.set(channel, subscription)
+    const joined = subscription.wait(options.timeout ?? this.timeout)
+    subscription.join()
+    return joined
+  }
+
+  unsubscribe (channel: string, options: { timeout?: number } = {}): Promise<void> {
+    const invalid = invalidChannel(channel)
+    if (invalid !== undefined) return Promise.reject(invalid)
+    this.subscriptions.get(channel)?.cancel()
+    // Offline there is nothing to undo: the next session starts without the channel.
+    if (!this.socket.isOpen) return Promise.resolve()
+    const id = this.nextId()
+    const push = new Push<void>(id, {
+      timeout: options.timeout ?? this.timeout,
+      value: () => undefined,
+      what: `the unsubscription from "${channel}"`,
+      done: () => this.forget(id),
+      resolveOnDrop: undefined,
+      channel
+    })
+    this.pending.set(id, push)
+    push.sent = this.socket.write(encodeFrame({ type: 'unsubscribe', channel, id }))
+    return push.promise
+  }
+
+  on (event: string, listener: Listener): () => void {
+    let set = this.listeners.get(event)
+    if (set === undefined) this.listeners.set(event, set = new Set())
+    return subscribeTo(set, listener)
+  }
+
+  onStatus (listener: (status: Status) => void): () => void {
+    return subscribeTo(this.statusListeners, listener)
+  }
+
+  onError (listener: (error: ChannelsClientError) => void): () => void {
+    return subscribeTo(this.errorListeners, listener)
+  }
+
+  send (event: string, data: unknown, options: { channel?: string } = {}): boolean {
+    if (this.status === 'closed') return false
+    const invalid = options.channel === undefined ? undefined : invalidChannel(options.channel)
+    if (invalid !== undefined) throw invalid
+    return this.socket.push(encodeFrame(messageFrame(event, options.channel, data)))
+  }
+
+  request (event: string, data: unknown, options: { channel?: string, timeout?: number } = {}): Promise<unknown> {
+    if (this.status === 'closed') return Promise.reject(closedError())
+    const { channel } = options
+    const invalid = channel === undefined ? undefined : invalidChannel(channel)
+    if (invalid !== undefined) return Promise.reject(invalid)
+    const id = this.nextId()
+    let text: string
+    try {
+      text = encodeFrame(messageFrame(event, channel, data, id))
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const push = new Push<unknown>(id, {
+      timeout: options.timeout ?? this.timeout,
+      value: (frame) => frame.type === 'ack' ? frame.data : undefined,
+      what: `the request "${event}"`,
+      done: () => {
+        this.forget(id)
+        if (!push.sent) this.socket.unqueue(text)
+      },
+      channel
+    })
+    this.pending.set(id, push)
+    if (!this.socket.push(text, () => { push.sent = true })) {
+      push.fail(new ChannelsClientError(ClientErrorCodes.QUEUE_FULL, `offline and ${this.socket.queued} frames are queued already: "${event}" was not sent`))
+    }
+    return push.promise
+  }
+
+  close (): void {
+    this.socket.close()
+  }
+
+  // ---- SocketOwner ----------------------------------------------------------------------
+
+  statusChanged (status: Status): void {
+    for (const listener of [...this.statusListeners]) callSafely(listener, status)
+  }
+
+  opened (): void {
+    for (const subscription of [...this.subscriptions.values()]) subscription.join()
+  }
+
+  received (frame: ServerFrame): void {
+    switch (frame.type) {
+      case 'message': {
+        const set = this.listeners.get(frame.event)
+        if (set === undefined) return
+        const meta: MessageMeta = frame.channel === undefined ? { event: frame.event } : { event: frame.event, channel: frame.channel }
+        for (const listener of [...set]) callSafely(listener, frame.data, meta)
+        return
+      }
+      case 'welcome': return
+    }
+    if (frame.id !== undefined) {
+      const pending = this.pending.get(frame.id)
+      this.pending.delete(frame.id)
+      pending?.answer(frame) // no one waits for a late answer to a timed-out frame
+      return
+    }
+    // Frames without an id: the server acted on its own.
+    switch (frame.type) {
+      case 'subscribed':
+        if (!this.subscriptions.has(frame.channel)) {
+          this.subscriptions.set(frame.channel, new Subscription(frame.channel, this, 'joined'))
+        }
+        return
+      case 'unsubscribed':
+        if (this.subscriptions.get(frame.channel)?.state === 'joined') this.subscriptions.delete(frame.channel)
+        return
+      case 'error':
+        this.refused(errorFromFrame(frame))
+    }
+  }
+
+  badFrame (message: string): void {
+    this.refused(new ChannelsClientError('BAD_FRAME', `the server sent a frame the client cannot read: ${message}`))
+  }
+
+  dropped (info: CloseInfo, final: boolean): void {
+    for (const [id, pending] of [...this.pending]) {
+      if (!pending.dropped(final)) this.pending.delete(id)
+    }
+    if (!final) return
+    for (const subscription of this.subscriptions.values()) subscription.close()
+    this.subscriptions.clear()
+  }
+
+  // ---- ChannelHost ----------------------------------------------------------------------
+
+  nextId (): number {
+    this.lastId = this.lastId >= Number.MAX_SAFE_INTEGER ? 1 : this.lastId + 1
+    return this.lastId
+  }
+
+  write (text: string): boolean {
+    return this.socket.write(text)
+  }
+
+  expect (id: number, pending: Pending): void {
+    this.pending.set(id, pending)
+  }
+
+  forget (id: number): void {
+    this.pending.delete(id)
+  }
+
+  remove (subscription: Subscription): void {
+    if (this.subscriptions.get(subscription.channel) === subscription) this.subscriptions.delete(subscription.channel)
+  }
+
+  refused (error: ChannelsClientError): void {
+    for (const listener of [...this.errorListeners]) callSafely(listener, error)
+  }
+}
+
+function messageFrame (event: string, channel: string | undefined, data: unknown, id?: number): MessageFrame {
+  const frame: MessageFrame = { type: 'message', event, data }
+  if (channel !== undefined) frame.channel = channel
+  if (id !== undefined) frame.id = id
+  return frame
+}

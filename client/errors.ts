@@ -1,0 +1,37 @@
+/**
+ * The error every failed client promise rejects with. `code` is the server's error code
+ * (`FORBIDDEN`, `VALIDATION_FAILED`, an app's own `ChannelError` code, ...) or one of the
+ * client's own codes below; assert on `code`, never on message text.
+ */
+import type { ErrorCode, ValidationIssue } from '../schemas/protocol.js'
+
+/** Codes the client itself produces. */
+export const ClientErrorCodes = {
+  /** the connection dropped while the request was on the wire: it may or may not have run */
+  DISCONNECTED: 'DISCONNECTED',
+  /** no answer within the timeout */
+  TIMEOUT: 'TIMEOUT',
+  /** offline and the send queue is full: the request was never sent */
+  QUEUE_FULL: 'QUEUE_FULL',
+  /** the client was closed (`close()`, or the server refused it with 1008) */
+  CLOSED: 'CLOSED',
+  /** `unsubscribe()` was called while the subscription was still waiting to be sent */
+  CANCELLED: 'CANCELLED'
+} as const
+export type ClientErrorCode = typeof ClientErrorCodes[keyof typeof ClientErrorCodes]
+
+export class ChannelsClientError extends Error {
+  readonly code: ErrorCode | ClientErrorCode | (string & {})
+  /** for VALIDATION_FAILED: what was wrong, as `{ path, message }` */
+  readonly errors?: ValidationIssue[]
+  /** the channel concerned, when there is one */
+  readonly channel?: string
+
+  constructor (code: ChannelsClientError['code'], message: string, details: { errors?: ValidationIssue[], channel?: string } = {}) {
+    super(message)
+    this.name = 'ChannelsClientError'
+    this.code = code
+    if (details.errors !== undefined) this.errors = details.errors
+    if (details.channel !== undefined) this.channel = details.channel
+  }
+}
