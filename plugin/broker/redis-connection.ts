@@ -11,10 +11,10 @@
  * delivering locally. When Redis is back, this node subscribes again to every channel it
  * needs and registers its sessions again: it keeps its own record of both.
  */
-import type { Redis, RedisOptions } from 'ioredis'
-import { MissingIoredisError } from '../errors.js'
+import type { Redis } from 'ioredis'
 import type { BrokerConnection, BrokerNode, Publication } from './types.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
+import { quit, ready } from './redis-client.js'
 import { SessionRegistry, execAll } from './redis-sessions.js'
 
 export interface ConnectionSettings {
@@ -22,55 +22,8 @@ export interface ConnectionSettings {
   nodeTtl: number
 }
 
-export type RedisConstructor = new (url: string, options: RedisOptions) => Redis
-
-/** Loads ioredis on first use (`specifier` is there for tests of the missing-peer error). */
-export async function loadIoredis (specifier = 'ioredis'): Promise<RedisConstructor> {
-  try {
-    const mod = await import(specifier) as { Redis?: RedisConstructor, default?: RedisConstructor }
-    const Redis = mod.Redis ?? mod.default
-    if (typeof Redis !== 'function') throw new Error(`${specifier} has no Redis export`)
-    return Redis
-  } catch (err) {
-    // Node says ERR_MODULE_NOT_FOUND; some loaders (ts-node's) throw the same message without a code.
-    const { code, message } = err as { code?: string, message?: string }
-    const notFound = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ||
-      (code === undefined && /cannot find/i.test(message ?? '') && (message ?? '').includes(specifier))
-    if (notFound) throw new MissingIoredisError({ cause: err })
-    throw err
-  }
-}
-
-/** How long `close()` waits for QUIT before cutting the connections off. */
-const quitGraceMs = 1000
 /** Channels per SUBSCRIBE when resubscribing after a reconnect. */
 const chunkSize = 1000
-
-/** Resolves once `client` is ready; rejects on its first error (startup fails fast). */
-function ready (client: Redis): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve()
-  return new Promise((resolve, reject) => {
-    const settle = (err?: Error): void => {
-      client.off('ready', onReady).off('error', onError).off('end', onEnd)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const onReady = (): void => settle()
-    const onError = (err: Error): void => settle(err)
-    const onEnd = (): void => settle(new Error('connection closed'))
-    client.on('ready', onReady).on('error', onError).on('end', onEnd)
-  })
-}
-
-async function quit (client: Redis): Promise<void> {
-  if (client.status !== 'end') {
-    let timer: NodeJS.Timeout | undefined
-    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, quitGraceMs) })
-    await Promise.race([client.quit().then(() => {}, () => {}), grace])
-    clearTimeout(timer)
-  }
-  if (client.status !== 'end') client.disconnect()
-}
 
 export class RedisConnection implements BrokerConnection {
   /** the app channels this node has local subscribers of, whatever Redis knows */
@@ -119,6 +72,8 @@ export class RedisConnection implements BrokerConnection {
   private listen (): void {
     for (const client of [this.pub, this.sub]) {
       client.on('error', (err: Error) => this.lost(err))
+      // a Redis that went away closes the connection without an error; the retries error later
+      client.on('close', () => this.lost(new Error(`redis connection ${client.options.connectionName ?? ''} closed`)))
       client.on('end', () => {
         if (!this.closed) this.node.log.error('channels: a redis connection ended for good; cross-node delivery is off until restart')
       })

@@ -3,14 +3,17 @@
  * Redis (and one prefix) acts as one server. `ioredis` is an optional peer dependency, loaded
  * only when a node connects, so apps that never use Redis need not install it.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { InvalidOptionError } from '../errors.js'
-import { RedisConnection, loadIoredis } from './redis-connection.js'
+import { clientOptions, loadIoredis } from './redis-client.js'
+import { RedisConnection } from './redis-connection.js'
 import type { Broker, BrokerConnection, BrokerNode } from './types.js'
 
 export const defaultRedisUrl = 'redis://127.0.0.1:6379'
 export const defaultRedisPrefix = 'fastify-channels'
 export const defaultNodeTtl = 10000
+/** below this, a busy event loop could miss a refresh and a live node would look dead */
+const minNodeTtl = 1000
 export const defaultCommandTimeout = 2000
 
 /** What `redisBroker` needs of a client passed in: an ioredis `Redis` fits. */
@@ -25,7 +28,7 @@ export interface RedisBrokerOptions {
   redis?: DuplicableRedis
   /** keeps apps that share one Redis apart ['fastify-channels'] */
   prefix?: string
-  /** ms a node that died without closing keeps its sessions findable [10000] */
+  /** ms a node that died without closing keeps its sessions findable [10000], at least 1000 */
   nodeTtl?: number
   /** ms before a Redis command that got no answer rejects [2000] */
   commandTimeout?: number
@@ -58,18 +61,8 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
     prefix,
     nodeTtl: positiveInteger('nodeTtl', options.nodeTtl, defaultNodeTtl)
   }
-  // Our connections never queue while offline (calls reject at once), never replay a command
-  // after a reconnect (a publish the caller saw fail must not arrive late), and resubscribe
-  // themselves from the node's own record (see RedisConnection).
-  const connectionOptions: RedisOptions = {
-    enableOfflineQueue: false,
-    autoResubscribe: false,
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: positiveInteger('commandTimeout', options.commandTimeout, defaultCommandTimeout),
-    lazyConnect: false,
-    keyPrefix: ''
-  }
+  if (settings.nodeTtl < minNodeTtl) throw new InvalidOptionError(`redisBroker nodeTtl: at least ${minNodeTtl} ms, got ${settings.nodeTtl}`)
+  const connectionOptions = clientOptions(positiveInteger('commandTimeout', options.commandTimeout, defaultCommandTimeout))
 
   // Named, so `CLIENT LIST` shows whose connections these are.
   async function open (nodeId: string): Promise<[Redis, Redis]> {

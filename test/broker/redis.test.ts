@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { InvalidOptionError, MissingIoredisError, redisBroker, type BrokerConnection, type BrokerNode, type Delivery, type RedisBrokerOptions } from '../../plugin/index.js'
-import { loadIoredis } from '../../plugin/broker/redis-connection.js'
+import { loadIoredis } from '../../plugin/broker/redis-client.js'
 import { PrivateRedis, deleteKeys, eventually, freePort, redisUrl, uniquePrefix, withRedis } from '../redis/helpers.js'
 
 const run = promisify(execFile)
@@ -39,7 +39,7 @@ async function connectNode (t: Test, options: RedisBrokerOptions): Promise<{ nod
 }
 
 t.test('options are checked when the broker is made', async (t) => {
-  for (const options of [{ prefix: '' }, { prefix: 'has space' }, { prefix: 7 }, { url: '' }, { nodeTtl: 0 }, { commandTimeout: 1.5 }, { redis: {} }, { color: 'red' }]) {
+  for (const options of [{ prefix: '' }, { prefix: 'has space' }, { prefix: 7 }, { url: '' }, { nodeTtl: 0 }, { nodeTtl: 999 }, { commandTimeout: 1.5 }, { redis: {} }, { color: 'red' }]) {
     t.throws(() => redisBroker(options as RedisBrokerOptions), { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(options))
   }
   t.throws(() => redisBroker(null as unknown as RedisBrokerOptions), InvalidOptionError)

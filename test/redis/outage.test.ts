@@ -50,6 +50,8 @@ await withRedis(t, async () => {
     const lateB = await connect(t, b, ['late'])
     const lateA = await connect(t, a)
     t.ok(logs.some((line) => line.level === 40 && /broker publish failed/.test(line.msg)), 'the failed publish is logged')
+    await eventually(() => logs.some((line) => line.level === 40 && /redis unreachable/.test(line.msg)), 5000, 'the outage is logged')
+    await eventually(() => logs.filter((line) => /redis still unreachable/.test(line.msg)).length >= 2, 10000, 'retries fail')
     t.equal(logs.filter((line) => /redis unreachable/.test(line.msg)).length, 1, 'the outage is logged once, not once per retry')
 
     await redis.restart()

@@ -1,0 +1,72 @@
+/**
+ * The ioredis plumbing of the Redis broker: loading the optional peer, the options every
+ * connection of ours runs with, waiting for a connection, closing one.
+ */
+import type { Redis, RedisOptions } from 'ioredis'
+import { MissingIoredisError } from '../errors.js'
+
+export type RedisConstructor = new (url: string, options: RedisOptions) => Redis
+
+/** Loads ioredis on first use (`specifier` is there for tests of the missing-peer error). */
+export async function loadIoredis (specifier = 'ioredis'): Promise<RedisConstructor> {
+  try {
+    const mod = await import(specifier) as { Redis?: RedisConstructor, default?: RedisConstructor }
+    const Redis = mod.Redis ?? mod.default
+    if (typeof Redis !== 'function') throw new Error(`${specifier} has no Redis export`)
+    return Redis
+  } catch (err) {
+    // Node says ERR_MODULE_NOT_FOUND; some loaders (ts-node's) throw the same message without a code.
+    const { code, message } = err as { code?: string, message?: string }
+    const notFound = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ||
+      (code === undefined && /cannot find/i.test(message ?? '') && (message ?? '').includes(specifier))
+    if (notFound) throw new MissingIoredisError({ cause: err })
+    throw err
+  }
+}
+
+/**
+ * Our connections never queue while offline (calls reject at once), never replay a command
+ * after a reconnect (a publish the caller saw fail must not arrive late), and resubscribe
+ * themselves from the node's own record (see RedisConnection).
+ */
+export function clientOptions (commandTimeout: number): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    autoResubscribe: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout,
+    lazyConnect: false,
+    keyPrefix: ''
+  }
+}
+
+/** Resolves once `client` is ready; rejects on its first error (startup fails fast). */
+export function ready (client: Redis): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error): void => {
+      client.off('ready', onReady).off('error', onError).off('end', onEnd)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onReady = (): void => settle()
+    const onError = (err: Error): void => settle(err)
+    const onEnd = (): void => settle(new Error('connection closed'))
+    client.on('ready', onReady).on('error', onError).on('end', onEnd)
+  })
+}
+
+/** How long `close()` waits for QUIT before cutting the connections off. */
+const quitGraceMs = 1000
+
+/** QUIT, and if Redis does not answer within the grace, cut the connection. */
+export async function quit (client: Redis): Promise<void> {
+  if (client.status !== 'end') {
+    let timer: NodeJS.Timeout | undefined
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, quitGraceMs) })
+    await Promise.race([client.quit().then(() => {}, () => {}), grace])
+    clearTimeout(timer)
+  }
+  if (client.status !== 'end') client.disconnect()
+}
