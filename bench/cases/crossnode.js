@@ -1,17 +1,283 @@
 // @ts-check
-// Case 5, cross-node fan-out through Redis: HOOK, NOT IMPLEMENTED YET.
+// Case 5, cross-node fan-out through Redis: variant (a) only, two setups measured in the same
+// run with their rounds interleaved (as lib/procs.js does for the variants):
 //
-// TODO(redis bench): two server processes of variant (a) registered with
-// `broker: redisBroker({ url })`, subscribers on node 2, broadcasts issued on node 1;
-// report deliveries/s and p50/p99 latency as burst.js / paced.js do (reuse lib/procs.js,
-// lib/rpc.js and the load client). Skip with a clear reason when Redis is not reachable.
-// The runner calls this once with the context and prints/records whatever non-null
-// object it returns under results.cases.crossnode.
+//   one node   one server (the default in-process broker); N subscribers on it; it broadcasts.
+//   two nodes  two servers on one Redis (`redisBroker({ url, prefix })`); the N subscribers on
+//              node 2, the broadcasts issued on node 1, so every delivery crosses Redis.
+//
+// Per setup: a burst round (M payloads back to back, deliveries/s = N*M / time from node 1's
+// first broadcast to the last subscriber's last message, on the shared monotonic clock) and a
+// paced round (latency p50/p90/p99/max). Reported: both setups' medians and two nodes / one node.
+// Skipped, with the reason, when Redis is not reachable (BENCH_REDIS_URL, default
+// redis://127.0.0.1:6379) or the plugin is not built.
+//
+// This file is also the entry of its server children (`node bench/cases/crossnode.js server`):
+// bench/servers/ starts variant (a) without a broker, so the case brings its own small server.
+import { existsSync } from 'node:fs'
+import { createConnection } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { spawnChild, serve } from '../lib/rpc.js'
+import { now } from '../lib/clock.js'
+import { makePayload } from '../lib/payload.js'
+import { medianOfRounds } from '../lib/stats.js'
+import { channelsEntry } from '../lib/variants.js'
+
+const self = fileURLToPath(import.meta.url)
+const clientScript = fileURLToPath(new URL('../clients/main.js', import.meta.url))
+const channel = 'bench'
+const event = 'tick'
+
+/** @param {number} ms */
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
- * @param {import('../run.js').Ctx} _ctx
+ * Whether a Redis answers PING at `url` within a second (no client library needed).
+ * @param {string} url
+ * @returns {Promise<boolean>}
+ */
+function redisAnswers (url) {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: hostname || '127.0.0.1', port: Number(port || 6379) })
+    const done = (/** @type {boolean} */ ok) => { socket.destroy(); resolve(ok) }
+    socket.setTimeout(1000, () => done(false))
+    socket.once('error', () => done(false))
+    socket.once('connect', () => socket.write('PING\r\n'))
+    socket.once('data', (chunk) => done(chunk.toString().startsWith('+PONG')))
+  })
+}
+
+// ---- the server child ------------------------------------------------------------------
+
+async function runServer () {
+  /** @type {any} */
+  let app = null
+  let cpuMark = process.cpuUsage()
+  const requireApp = () => {
+    if (!app) throw new Error('server not started')
+    return app
+  }
+  serve({
+    /** @param {{ redisUrl?: string, prefix?: string }} args */
+    async start ({ redisUrl, prefix }) {
+      const entry = channelsEntry()
+      const { default: fastifyChannels, redisBroker } = await import(entry.href)
+      const { default: Fastify } = await import('fastify')
+      app = Fastify({ logger: false })
+      const broker = redisUrl ? redisBroker({ url: redisUrl, prefix }) : undefined
+      await app.register(fastifyChannels, { path: '/ws', client: false, rateLimit: false, heartbeat: false, broker })
+      await app.listen({ host: '127.0.0.1', port: 0 })
+      return { port: app.server.address().port, path: '/ws' }
+    },
+    connections: () => requireApp().channels.stats().sockets,
+    markCpu () {
+      cpuMark = process.cpuUsage()
+      return true
+    },
+    cpu () {
+      const d = process.cpuUsage(cpuMark)
+      return { cpuMs: (d.user + d.system) / 1000 }
+    },
+    /** Same as bench/servers/main.js: payloads built first, all broadcasts started in one loop. */
+    async burst (/** @type {{ count: number, size: number }} */ { count, size }) {
+      const a = requireApp()
+      const payloads = Array.from({ length: count }, (_, i) => makePayload(i, 0, size))
+      cpuMark = process.cpuUsage()
+      const t0 = now()
+      const pending = []
+      for (let i = 0; i < count; i++) pending.push(a.broadcastChannel(channel, payloads[i], { event }))
+      await Promise.all(pending)
+      return { t0 }
+    },
+    /** `count` broadcasts at `rate` per second on an absolute schedule, each carrying its send time. */
+    async paced (/** @type {{ count: number, size: number, rate: number }} */ { count, size, rate }) {
+      const a = requireApp()
+      const interval = 1000 / rate
+      cpuMark = process.cpuUsage()
+      const t0 = now()
+      const pending = []
+      for (let i = 0; i < count; i++) {
+        const wait = t0 + i * interval - now()
+        if (wait > 1) await sleep(wait)
+        pending.push(a.broadcastChannel(channel, makePayload(i, now(), size), { event }))
+      }
+      await Promise.all(pending)
+      return { t0, tEnd: now() }
+    },
+    async stop () {
+      if (app) await Promise.race([app.close(), sleep(3000)])
+      setImmediate(() => process.exit(0))
+      return true
+    }
+  })
+}
+
+// ---- the case --------------------------------------------------------------------------
+
+/**
+ * @typedef {{ key: 'oneNode' | 'twoNodes', label: string, publisher: import('../lib/rpc.js').Child,
+ *   receiver: import('../lib/rpc.js').Child, client: import('../lib/rpc.js').Child }} Setup
+ */
+
+/**
+ * @param {Setup['key']} key
+ * @param {{ redisUrl: string, prefix: string } | null} redis
+ * @param {number} n
+ * @returns {Promise<Setup>}
+ */
+async function openSetup (key, redis, n) {
+  const label = key === 'oneNode' ? 'one node' : 'two nodes via Redis'
+  /** @type {import('../lib/rpc.js').Child[]} */
+  const started = []
+  try {
+    const spawnServer = async (/** @type {string} */ name) => {
+      const child = await spawnChild(self, { name: `crossnode ${name}`, args: ['server'], cpu: 0 })
+      started.push(child)
+      return { child, address: await child.call('start', redis ?? {}, 20000) }
+    }
+    const publisher = await spawnServer(redis ? 'node 1' : 'single node')
+    const receiver = redis ? await spawnServer('node 2') : publisher
+    const client = await spawnChild(clientScript, { name: `crossnode load client (${label})`, cpu: 1, nodeFlags: ['--max-old-space-size=4096'] })
+    started.push(client)
+    const url = `ws://127.0.0.1:${receiver.address.port}${receiver.address.path}`
+    await client.call('connect', { kind: 'frames', url, n, channel, concurrency: 100, timeoutMs: 20000 }, 60000 + n * 20)
+    const seen = await receiver.child.call('connections')
+    if (seen !== n) throw new Error(`${label}: the receiving node sees ${seen} connections, expected ${n}`)
+    return { key, label, publisher: publisher.child, receiver: receiver.child, client }
+  } catch (err) {
+    await Promise.all(started.map((child) => child.kill()))
+    throw err
+  }
+}
+
+/** @param {Setup} s */
+async function closeSetup (s) {
+  await Promise.all([s.client.kill(), s.publisher.kill(), s.receiver === s.publisher ? undefined : s.receiver.kill()])
+}
+
+/**
+ * @param {Setup} s
+ * @param {{ n: number, messages: number, size: number }} cfg
+ */
+async function burstRound (s, { n, messages, size }) {
+  await s.client.call('arm', { mode: 'count', perSocket: messages })
+  await Promise.all([s.publisher.call('markCpu'), s.receiver.call('markCpu')])
+  const sent = await s.publisher.call('burst', { count: messages, size }, 60000)
+  const got = await s.client.call('wait', { timeoutMs: 60000 }, 65000)
+  if (!got.complete) throw new Error(`${s.label} burst: ${got.delivered}/${got.expected} deliveries`)
+  if (got.badLast || got.extra) throw new Error(`${s.label} burst: ${got.badLast} sockets got a wrong last message, ${got.extra} extra deliveries`)
+  const ms = got.tLast - sent.t0
+  const cpuPublisher = (await s.publisher.call('cpu')).cpuMs
+  const cpuReceiver = s.receiver === s.publisher ? 0 : (await s.receiver.call('cpu')).cpuMs
+  return {
+    deliveriesPerSec: (n * messages) / (ms / 1000),
+    ms,
+    // CPU of every server process in the round, per delivery (node 1 + node 2 for two nodes)
+    serverCpuUsPerDelivery: ((cpuPublisher + cpuReceiver) * 1000) / (n * messages)
+  }
+}
+
+/**
+ * @param {Setup} s
+ * @param {{ rate: number, seconds: number, size: number }} cfg
+ */
+async function pacedRound (s, { rate, seconds, size }) {
+  const count = Math.round(rate * seconds)
+  await s.client.call('arm', { mode: 'latency', perSocket: count })
+  await s.publisher.call('paced', { count, size, rate }, seconds * 1000 + 30000)
+  const got = await s.client.call('wait', { timeoutMs: 30000 }, 35000)
+  if (!got.complete || !got.latency) throw new Error(`${s.label} paced: ${got.delivered}/${got.expected} deliveries`)
+  return { p50Ms: got.latency.p50, p90Ms: got.latency.p90, p99Ms: got.latency.p99, maxMs: got.latency.max }
+}
+
+/** @param {number | undefined} x @param {number | undefined} y */
+const ratio = (x, y) => (typeof x === 'number' && typeof y === 'number' && y !== 0 ? x / y : null)
+
+/**
+ * @param {import('../run.js').Ctx} ctx
  * @returns {Promise<null | Record<string, unknown>>}
  */
-export async function crossnode (_ctx) {
-  return null
+export async function crossnode (ctx) {
+  const { burst, paced } = ctx.config
+  /** @type {any} */
+  const own = /** @type {any} */ (ctx.config).crossnode ?? {}
+  const cfg = {
+    n: own.n ?? burst.n,
+    messages: own.messages ?? burst.messages,
+    size: own.size ?? burst.size,
+    rounds: own.rounds ?? burst.rounds,
+    warmup: own.warmup ?? burst.warmup,
+    rate: own.rate ?? paced.rate,
+    seconds: own.seconds ?? paced.seconds
+  }
+  const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+  const entry = fileURLToPath(channelsEntry())
+  if (!existsSync(entry)) {
+    const skipped = `${entry} does not exist: build the plugin first (npm run build)`
+    ctx.log(`  SKIPPED — ${skipped}`)
+    return { skipped }
+  }
+  if (!await redisAnswers(redisUrl)) {
+    const skipped = `Redis is not reachable at ${redisUrl} (set BENCH_REDIS_URL)`
+    ctx.log(`  SKIPPED — ${skipped}`)
+    return { skipped }
+  }
+
+  const prefix = `bench-crossnode-${process.pid}-${Date.now()}`
+  /** @type {Setup[]} */
+  const setups = []
+  /** @type {Record<string, { burst: Array<Record<string, number>>, paced: Array<Record<string, number>> }>} */
+  const measured = { oneNode: { burst: [], paced: [] }, twoNodes: { burst: [], paced: [] } }
+  try {
+    setups.push(await openSetup('oneNode', null, cfg.n))
+    setups.push(await openSetup('twoNodes', { redisUrl, prefix }, cfg.n))
+    const total = cfg.warmup + cfg.rounds
+    for (let r = 0; r < total; r++) {
+      // interleaved, the first setup alternating, so a disturbance spreads over both
+      for (const s of r % 2 ? [...setups].reverse() : setups) {
+        const row = await burstRound(s, cfg)
+        const tag = r < cfg.warmup ? 'warm-up' : `round ${r - cfg.warmup + 1}`
+        ctx.log(`  ${s.label} burst ${tag}: ${Math.round(row.deliveriesPerSec).toLocaleString('en-US')} deliveries/s (${row.ms.toFixed(1)} ms; ${row.serverCpuUsPerDelivery.toFixed(2)} server CPU us/delivery)`)
+        if (r < cfg.warmup) continue
+        measured[s.key].burst.push(row)
+        const lat = await pacedRound(s, cfg)
+        ctx.log(`  ${s.label} paced ${tag}: p50 ${lat.p50Ms.toFixed(2)} ms, p99 ${lat.p99Ms.toFixed(2)} ms, max ${lat.maxMs.toFixed(2)} ms`)
+        measured[s.key].paced.push(lat)
+      }
+    }
+  } catch (err) {
+    const message = /** @type {Error} */ (err).message
+    ctx.log(`  ERROR ${message}`)
+    ctx.notes.push(`crossnode: ${message}`)
+    return { config: cfg, error: message }
+  } finally {
+    await Promise.all(setups.map(closeSetup))
+  }
+
+  const summary = (/** @type {'oneNode' | 'twoNodes'} */ key) => ({
+    burst: { rounds: measured[key].burst, median: medianOfRounds(measured[key].burst) },
+    paced: { rounds: measured[key].paced, median: medianOfRounds(measured[key].paced) }
+  })
+  const oneNode = summary('oneNode')
+  const twoNodes = summary('twoNodes')
+  const ratios = {
+    deliveriesPerSec: ratio(twoNodes.burst.median.deliveriesPerSec, oneNode.burst.median.deliveriesPerSec),
+    serverCpuUsPerDelivery: ratio(twoNodes.burst.median.serverCpuUsPerDelivery, oneNode.burst.median.serverCpuUsPerDelivery),
+    p50: ratio(twoNodes.paced.median.p50Ms, oneNode.paced.median.p50Ms),
+    p99: ratio(twoNodes.paced.median.p99Ms, oneNode.paced.median.p99Ms)
+  }
+  const fmt = (/** @type {number | null | undefined} */ x, digits = 2) => (typeof x === 'number' ? x.toFixed(digits) : '-')
+  ctx.log(`  median deliveries/s (${cfg.n}x${cfg.messages}): one node ${Math.round(oneNode.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')}, two nodes ${Math.round(twoNodes.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')} (two/one ${fmt(ratios.deliveriesPerSec)})`)
+  ctx.log(`  median paced latency (${cfg.rate}/s): p50 ${fmt(oneNode.paced.median.p50Ms)} vs ${fmt(twoNodes.paced.median.p50Ms)} ms, p99 ${fmt(oneNode.paced.median.p99Ms)} vs ${fmt(twoNodes.paced.median.p99Ms)} ms (two/one ${fmt(ratios.p50)}, ${fmt(ratios.p99)})`)
+  return {
+    config: cfg,
+    redis: redisUrl,
+    note: 'both nodes are pinned to the server CPU, so two nodes share what one node had alone; Redis itself is not pinned',
+    oneNode,
+    twoNodes,
+    ratios
+  }
 }
+
+if (process.argv[1] === self && process.argv[2] === 'server') await runServer()
