@@ -1,0 +1,54 @@
+/**
+ * Every event of the chat, as TypeBox schemas: the server validates with them and the page's
+ * client is typed by them (`ChatEvents`), so neither side can drift from the other.
+ */
+import { Type } from '@sinclair/typebox'
+import type { EventMap } from '../schemas/events.js'
+
+/** Room names are channel names: lowercase words joined by dashes; `private-*` rooms need the password. */
+export const roomPattern = /^[a-z0-9]+(?:-[a-z0-9]+)*$/
+export const maxRoomLength = 32
+export const privatePrefix = 'private-'
+
+export const RoomName = Type.String({ minLength: 1, maxLength: maxRoomLength, pattern: roomPattern.source })
+/** 1–24 characters, no white space at either end. */
+export const Nick = Type.String({ minLength: 1, maxLength: 24, pattern: '^\\S(?:.*\\S)?$' })
+/** 1–500 characters, at least one of them not white space. */
+export const Text = Type.String({ minLength: 1, maxLength: 500, pattern: '\\S' })
+
+// ---- client → server
+export const SetNick = Type.Object({ nick: Nick }, { additionalProperties: false })
+export const Unlock = Type.Object({ room: RoomName, password: Type.String({ maxLength: 200 }) }, { additionalProperties: false })
+export const ChatMessage = Type.Object({ text: Text }, { additionalProperties: false })
+export const Ok = Type.Object({ ok: Type.Literal(true) })
+
+// ---- server → client
+export const ChatLine = Type.Object({ nick: Nick, text: Type.String(), at: Type.Number() })
+export const Announcement = Type.Object({ text: Type.String(), at: Type.Number() })
+/** `joined` / `left`: who, and who is in the room now. */
+export const Presence = Type.Object({ nick: Type.String(), members: Type.Array(Type.String()) })
+export const Renamed = Type.Object({ from: Type.String(), to: Type.String(), members: Type.Array(Type.String()) })
+/** What a joiner gets: who is there and the recent history. */
+export const RoomState = Type.Object({
+  members: Type.Array(Type.String()),
+  history: Type.Array(Type.Union([ChatLine, Announcement]))
+})
+
+export const chatEvents = {
+  nick: { send: SetNick, reply: SetNick },
+  unlock: { send: Unlock, reply: Ok },
+  chat: { send: ChatMessage, receive: ChatLine, reply: Ok },
+  room: { receive: RoomState },
+  joined: { receive: Presence },
+  left: { receive: Presence },
+  renamed: { receive: Renamed },
+  announce: { receive: Announcement }
+}
+export type ChatEvents = EventMap<typeof chatEvents>
+
+// ---- HTTP
+export const RoomParams = Type.Object({ room: RoomName })
+export const AnnounceBody = Type.Object({ text: Text }, { additionalProperties: false })
+export const RoomList = Type.Object({
+  rooms: Type.Array(Type.Object({ name: Type.String(), members: Type.Integer(), private: Type.Boolean() }))
+})

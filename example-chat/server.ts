@@ -1,0 +1,168 @@
+/**
+ * The example chat: rooms are channels, nicknames live in `socket.context`, every message is
+ * validated by the TypeBox schemas of `events.ts`, join and leave notices come from the
+ * subscribe/unsubscribe handlers, and `private-*` rooms refuse whoever has not sent the password.
+ *
+ *   npm start                      builds, then serves http://127.0.0.1:3000 (HOST, PORT)
+ *   CHAT_PASSWORD=... npm start    the password of the private rooms ['letmein']
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import fastifyStatic from '@fastify/static'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import fastifyChannels, { ChannelError, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
+import {
+  AnnounceBody, chatEvents, maxRoomLength, privatePrefix, RoomList, RoomParams, roomPattern
+} from './events.js'
+import { Rooms } from './rooms.js'
+
+declare module '../plugin/types.js' {
+  interface ChannelContext {
+    nick?: string
+    /** the private rooms whose password this connection sent */
+    unlocked?: Set<string>
+  }
+}
+
+export interface ChatOptions {
+  /** Fastify's logger option [false] */
+  logger?: FastifyServerOptions['logger']
+  /** the password of every `private-*` room [env CHAT_PASSWORD, else 'letmein'] */
+  password?: string
+  /** the rooms listed on the page [lobby, random, private-lounge] */
+  rooms?: string[]
+  /** chat lines and announcements a room remembers for newcomers [50] */
+  historySize?: number
+  /** options of fastify-channels */
+  channels?: ChannelsOptions
+}
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+/** The page's files: beside this module when run from the sources, in the source tree when run from dist/. */
+export function publicDir (): string {
+  const candidates = [join(here, 'public'), join(here, '..', '..', 'example-chat', 'public')]
+  const found = candidates.find((dir) => existsSync(join(dir, 'index.html')))
+  if (found === undefined) throw new Error(`example-chat: no public/index.html in ${candidates.join(' or ')}`)
+  return found
+}
+
+function isRoom (name: string): boolean {
+  return name.length <= maxRoomLength && roomPattern.test(name)
+}
+
+/** Compares without leaking, through timing, how much of the password was right. */
+function samePassword (given: string, expected: string): boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+  return timingSafeEqual(digest(given), digest(expected))
+}
+
+export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyInstance> {
+  const password = options.password ?? process.env.CHAT_PASSWORD ?? 'letmein'
+  const listed = options.rooms ?? ['lobby', 'random', `${privatePrefix}lounge`]
+  const rooms = new Rooms(options.historySize ?? 50)
+  const app = Fastify({ logger: options.logger ?? false })
+
+  await app.register(fastifyChannels, { path: '/ws', ...options.channels })
+  await app.register(fastifyStatic, { root: publicDir(), prefix: '/' })
+
+  const nickOf = (socket: ChannelSocket): string => socket.context.nick ?? 'guest'
+
+  app.channels.on('connect', (socket) => {
+    socket.context.nick = `guest-${socket.id.replace(/[^a-z0-9]/gi, '').slice(0, 4).toLowerCase()}`
+    socket.context.unlocked = new Set()
+  })
+
+  // ---- subscriptions: the room rules, then the join notice (handlers run in this order)
+  app.channels.on('subscribe', (_socket, channel) => {
+    if (!isRoom(channel)) throw new ChannelError('INVALID_ROOM', 'room names are lowercase letters, digits and dashes (at most 32)')
+  })
+  app.channels.on('subscribe', { channel: new RegExp(`^${privatePrefix}`) }, (socket, channel) => {
+    if (socket.context.unlocked?.has(channel) !== true) {
+      throw new ChannelError('FORBIDDEN', 'this room is private: send its password first')
+    }
+  })
+  app.channels.on('subscribe', async (socket, channel) => {
+    rooms.join(channel, socket.id, nickOf(socket))
+    const members = rooms.members(channel)
+    // The joiner is not in the channel yet: it gets the room's state, the others the notice.
+    socket.send({ members, history: rooms.history(channel) }, { channel, event: 'room' })
+    await app.broadcastChannel(channel, { nick: nickOf(socket), members }, { event: 'joined' })
+  })
+  app.channels.on('unsubscribe', async (socket, channel) => {
+    const nick = rooms.leave(channel, socket.id)
+    if (nick !== undefined) await app.broadcastChannel(channel, { nick, members: rooms.members(channel) }, { event: 'left' })
+  })
+  app.channels.on('finish', (socket) => { rooms.forget(socket.id) })
+
+  // ---- messages, each validated by its schema
+  app.channels.on('message', { event: 'nick', schema: chatEvents.nick.send }, async (socket, { nick }) => {
+    const from = nickOf(socket)
+    socket.context.nick = nick
+    if (from === nick) return { nick }
+    for (const channel of socket.channels) {
+      rooms.rename(channel, socket.id, nick)
+      await app.broadcastChannel(channel, { from, to: nick, members: rooms.members(channel) }, { event: 'renamed' })
+    }
+    return { nick }
+  })
+
+  app.channels.on('message', { event: 'unlock', schema: chatEvents.unlock.send }, (socket, { room, password: given }) => {
+    if (!room.startsWith(privatePrefix)) throw new ChannelError('NOT_PRIVATE', `"${room}" needs no password`)
+    if (!samePassword(given, password)) throw new ChannelError('WRONG_PASSWORD', 'wrong password')
+    socket.context.unlocked?.add(room)
+    return { ok: true }
+  })
+
+  app.channels.on('message', { event: 'chat', channel: roomPattern, schema: chatEvents.chat.send }, async (socket, { text }, meta) => {
+    const channel = meta.channel as string // the filter only matches channel messages
+    const line = { nick: nickOf(socket), text: text.trim(), at: Date.now() }
+    rooms.record(channel, line)
+    await socket.sendAndBroadcastChannel(line, { channel, event: 'chat' })
+    return { ok: true }
+  })
+
+  // ---- HTTP
+  app.get('/rooms', { schema: { response: { 200: RoomList } } }, () => {
+    const active = rooms.active()
+    const names = [...new Set([...listed, ...[...active.keys()].sort()])]
+    return { rooms: names.map((name) => ({ name, members: active.get(name) ?? 0, private: name.startsWith(privatePrefix) })) }
+  })
+
+  app.post<{ Params: { room: string }, Body: { text: string } }>('/rooms/:room/announce', {
+    schema: { params: RoomParams, body: AnnounceBody }
+  }, async (request, reply) => {
+    const { room } = request.params
+    const announcement = { text: request.body.text.trim(), at: Date.now() }
+    rooms.record(room, announcement)
+    await app.broadcastChannel(room, announcement, { event: 'announce' })
+    return reply.code(202).send({ ok: true, room, members: rooms.members(room).length })
+  })
+
+  return app
+}
+
+async function main (): Promise<void> {
+  const host = process.env.HOST ?? '127.0.0.1'
+  const port = Number(process.env.PORT ?? 3000)
+  const app = await buildChatApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      app.log.info({ signal }, 'closing')
+      app.close().then(() => process.exit(0), (err: unknown) => {
+        app.log.error({ err }, 'close failed')
+        process.exit(1)
+      })
+    })
+  }
+  await app.listen({ host, port })
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  })
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+/**
+ * `npm run dev`: the example chat with auto-reload. After `npm run build`, it keeps three
+ * things running until Ctrl-C:
+ *   - tsc --watch           recompiles plugin/, schemas/, client/ and example-chat/ into dist/
+ *   - esbuild (watch mode)  rebundles dist/browser/client.js
+ *   - node --watch          restarts dist/example-chat/server.js whenever what it imports changes
+ * The page's own files (example-chat/public/) are read on each request: just reload the page.
+ */
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { watchClient } from './build-client.mjs'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+
+const children = [
+  spawn(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--watch', '--preserveWatchOutput'], { cwd: root, stdio: 'inherit' }),
+  spawn(process.execPath, ['--watch', 'dist/example-chat/server.js'], { cwd: root, stdio: 'inherit', env: process.env })
+]
+const bundler = await watchClient()
+
+let stopping = false
+function stop (code = 0) {
+  if (stopping) return
+  stopping = true
+  for (const child of children) child.kill('SIGTERM')
+  bundler.dispose().finally(() => process.exit(code))
+}
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => stop(0))
+for (const child of children) child.once('exit', (code) => stop(code ?? 1))

@@ -1,0 +1,157 @@
+/**
+ * The example chat in a real browser (headless Chromium): two people talk in a room, a
+ * private room refuses and then admits, an announcement posted over HTTP appears, the
+ * server drops a connection and the page reconnects and resubscribes by itself.
+ */
+import t from 'tap'
+import type { AddressInfo } from 'node:net'
+import type { Browser, Page } from 'playwright-core'
+import type { FastifyInstance } from 'fastify'
+import type { ChannelSocket } from '../../plugin/types.js'
+import { buildChatApp } from '../../example-chat/server.js'
+import { ensureClientBundle } from '../client/helpers.js'
+import { until } from '../helpers/server.js'
+import { launchChromium, pageErrors, screenshotPath, skipWithoutChromium } from './helpers.js'
+
+const skip = skipWithoutChromium()
+
+interface Chat {
+  app: FastifyInstance
+  base: string
+  /** the live sockets, as the server sees them */
+  sockets: Set<ChannelSocket>
+}
+
+async function startChat (): Promise<Chat> {
+  await ensureClientBundle()
+  const app = await buildChatApp({ password: 'sesame' })
+  const sockets = new Set<ChannelSocket>()
+  app.channels.on('connect', (socket) => { sockets.add(socket) })
+  app.channels.on('finish', (socket) => { sockets.delete(socket) })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, sockets, base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+}
+
+/** Opens the chat in a fresh browser context (its own storage), enters as `nick`, waits for the lobby. */
+async function enter (browser: Browser, chat: Chat, nick: string): Promise<{ page: Page, errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
+  const page = await context.newPage()
+  const errors = pageErrors(page)
+  await page.goto(chat.base)
+  await page.fill('#nick-input', nick)
+  await page.click('#nick-form button[type=submit]')
+  await page.waitForSelector('#status[data-status="open"]')
+  await page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
+  return { page, errors }
+}
+
+async function say (page: Page, text: string): Promise<void> {
+  await page.fill('#text', text)
+  await page.press('#text', 'Enter')
+}
+
+const texts = (page: Page, selector: string): Promise<string[]> => page.locator(selector).allTextContents()
+
+t.test('the example chat in Chromium', { skip }, async (t) => {
+  const chat = await startChat()
+  t.teardown(() => chat.app.close())
+  const browser = await launchChromium()
+  t.teardown(() => browser.close())
+
+  const ada = await enter(browser, chat, 'ada')
+  const grace = await enter(browser, chat, 'grace')
+
+  await t.test('two people talk in a room', async (t) => {
+    await ada.page.waitForSelector('.notice:has-text("grace joined")')
+    await ada.page.waitForFunction(() => document.querySelectorAll('#members li').length === 2)
+    t.same(await texts(ada.page, '#members .member-nick'), ['ada (you)', 'grace'])
+
+    await say(ada.page, 'Hello Grace! Did you see the new channels plugin?')
+    await grace.page.waitForSelector('.chat .text:has-text("Did you see the new channels plugin?")')
+    await say(grace.page, 'Yes, and the client reconnects by itself.')
+    await say(ada.page, 'Typed from the same TypeBox schemas, too.')
+    await ada.page.waitForSelector('.chat .text:has-text("reconnects by itself")')
+    await grace.page.waitForSelector('.chat .text:has-text("same TypeBox schemas")')
+    t.same(await texts(grace.page, '.chat .text'), [
+      'Hello Grace! Did you see the new channels plugin?',
+      'Yes, and the client reconnects by itself.',
+      'Typed from the same TypeBox schemas, too.'
+    ], 'both see the conversation in order')
+    t.same(await texts(grace.page, '.chat .nick'), ['ada', 'grace', 'ada'])
+    t.equal(await grace.page.locator('#composer-error').textContent(), '')
+  })
+
+  await t.test('an invalid message is refused and the error shown', async (t) => {
+    await say(ada.page, 'x'.repeat(501))
+    await ada.page.waitForSelector('#composer-error:has-text("Refused by the server")')
+    t.match(await ada.page.locator('#composer-error').textContent(), /500/)
+    t.equal(await ada.page.inputValue('#text'), 'x'.repeat(501), 'the refused text stays in the box to fix')
+    await ada.page.fill('#text', '')
+  })
+
+  await t.test('an announcement posted over HTTP appears', async (t) => {
+    const response = await fetch(`${chat.base}/rooms/lobby/announce`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text: 'Deploy at 17:00: be nice to the servers' })
+    })
+    t.equal(response.status, 202)
+    for (const { page } of [ada, grace]) {
+      await page.waitForSelector('.announcement .text:has-text("Deploy at 17:00")')
+    }
+  })
+
+  await ada.page.screenshot({ path: screenshotPath('chat-lobby.png') })
+
+  await t.test('a private room refuses without the password, admits with it', async (t) => {
+    const { page } = grace
+    await page.click('[data-room="private-lounge"]')
+    await page.waitForSelector('#locked:not([hidden])')
+    t.ok(await page.locator('#composer').isHidden(), 'no composer for a refused room')
+    await page.screenshot({ path: screenshotPath('chat-private-refused.png') })
+
+    await page.fill('#unlock-input', 'guess')
+    await page.click('#unlock-form button[type=submit]')
+    await page.waitForSelector('#unlock-error:has-text("wrong password")')
+
+    await page.fill('#unlock-input', 'sesame')
+    await page.click('#unlock-form button[type=submit]')
+    await page.waitForSelector('.room-link.active.joined[data-room="private-lounge"]')
+    t.ok(await page.locator('#locked').isHidden())
+    await say(page, 'Only people with the password read this.')
+    await page.waitForSelector('.chat .text:has-text("Only people with the password")')
+    t.equal(await ada.page.locator('text=Only people with the password').count(), 0, 'ada, outside, never got it')
+  })
+
+  await t.test('a server-side disconnect is survived: reconnect, re-unlock, resubscribe', async (t) => {
+    const { page } = grace
+    // Record every status the page shows, so a quick reconnect cannot go unseen.
+    await page.evaluate(() => {
+      const badge = document.getElementById('status') as HTMLElement
+      const seen: string[] = []
+      ;(window as unknown as { statuses: string[] }).statuses = seen
+      new MutationObserver(() => seen.push(badge.dataset.status ?? '')).observe(badge, { attributes: true })
+    })
+    const before = [...chat.sockets].find((socket) => socket.context.nick === 'grace')
+    t.ok(before, 'the server holds grace')
+    ;(before as ChannelSocket).close(4000, 'kicked by the test')
+
+    await until(() => [...chat.sockets].some((socket) => socket !== before && socket.context.nick === 'grace' &&
+      socket.channels.has('lobby') && socket.channels.has('private-lounge')), 10_000)
+    t.pass('a new connection holds lobby and private-lounge again (the password was sent before the resubscribe)')
+    await page.waitForFunction(() => (window as unknown as { statuses: string[] }).statuses.includes('open'))
+    t.same(await page.evaluate(() => (window as unknown as { statuses: string[] }).statuses), ['reconnecting', 'open'])
+
+    await page.click('[data-room="lobby"]')
+    await say(ada.page, 'Welcome back, Grace.')
+    await page.waitForSelector('.chat .text:has-text("Welcome back, Grace.")')
+    await say(page, 'Thanks, I never left.')
+    await ada.page.waitForSelector('.chat .text:has-text("Thanks, I never left.")')
+  })
+
+  await grace.page.screenshot({ path: screenshotPath('chat-after-reconnect.png') })
+
+  t.same(ada.errors, [], 'no errors in ada\'s page')
+  // A dropped WebSocket is reported on the console by Chromium itself; nothing else may be.
+  t.same(grace.errors.filter((error) => !/WebSocket/.test(error)), [], 'no errors in grace\'s page')
+})

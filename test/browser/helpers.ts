@@ -1,0 +1,51 @@
+/**
+ * Headless Chromium for the browser tests: Debian's /usr/bin/chromium driven by
+ * playwright-core (which never downloads a browser). Without Chromium the tests skip with a
+ * loud message, except under CI, where a missing browser is a failure.
+ */
+import { existsSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser, type Page } from 'playwright-core'
+
+export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+export const screenshotDir = fileURLToPath(new URL('../screenshots/', import.meta.url))
+
+const ci = !['', '0', 'false', undefined].includes(process.env.CI)
+
+/**
+ * `false` when the browser tests can run (or must, under CI); else the reason they skip,
+ * also printed loudly on stderr so nobody mistakes a skip for a pass.
+ */
+export function skipWithoutChromium (): string | false {
+  if (existsSync(chromiumPath) || ci) return false
+  const reason = `Chromium not found at ${chromiumPath}: browser tests SKIPPED (apt-get install chromium, or set CHROMIUM_PATH)`
+  process.stderr.write(`\n${'!'.repeat(reason.length)}\n${reason}\n${'!'.repeat(reason.length)}\n\n`)
+  return reason
+}
+
+export async function launchChromium (): Promise<Browser> {
+  if (!existsSync(chromiumPath)) throw new Error(`Chromium not found at ${chromiumPath} (CI=${String(process.env.CI)}): install it with apt-get install chromium`)
+  return await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'
+    ]
+  })
+}
+
+/** Collects the page's uncaught errors and console errors, to assert there were none. */
+export function pageErrors (page: Page): string[] {
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`))
+  page.on('console', (message) => { if (message.type() === 'error') errors.push(`console: ${message.text()}`) })
+  return errors
+}
+
+export function screenshotPath (name: string): string {
+  mkdirSync(screenshotDir, { recursive: true })
+  return join(screenshotDir, name)
+}

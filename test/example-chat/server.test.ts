@@ -1,0 +1,149 @@
+/**
+ * The example chat's server, driven by the client in Node: rooms, nicknames, notices,
+ * members, history, the private room, validation, the HTTP routes.
+ */
+import t, { type Test } from 'tap'
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { buildChatApp } from '../../example-chat/server.js'
+import type { ChatEvents } from '../../example-chat/events.js'
+import type { ChannelsClient } from '../../client/index.js'
+import { clientFor, ensureClientBundle, nextEvent, statusOf } from '../client/helpers.js'
+
+type ChatClient = ChannelsClient<ChatEvents>
+
+async function chat (t: Test, options: Parameters<typeof buildChatApp>[0] = {}): Promise<{ app: FastifyInstance, base: string, ws: string }> {
+  const app = await buildChatApp({ password: 'sesame', ...options })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as AddressInfo
+  return { app, base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws` }
+}
+
+/** A client that has set its nickname (sent from the "open" listener, as the page does). */
+async function person (t: Test, ws: string, nick: string): Promise<ChatClient> {
+  const client = clientFor<ChatEvents>(t, ws)
+  client.onStatus((status) => { if (status === 'open') client.send('nick', { nick }) })
+  await statusOf(client, 'open')
+  return client
+}
+
+t.before(ensureClientBundle)
+
+t.test('serves the page, its assets and the client bundle', async (t) => {
+  const { app } = await chat(t)
+  const page = await app.inject('/')
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.body, /"fastify-channels\/client": "\/channels\/client\.js"/, 'the import map points at the bundle')
+  for (const [url, type] of [['/app.js', /javascript/], ['/style.css', /^text\/css/], ['/channels/client.js', /^text\/javascript/]] as const) {
+    const response = await app.inject(url)
+    t.equal(response.statusCode, 200, url)
+    t.match(response.headers['content-type'], type, url)
+  }
+})
+
+t.test('join notices, members, history and chat lines', async (t) => {
+  const { ws } = await chat(t)
+  const ada = await person(t, ws, 'ada')
+  const adaRoom = nextEvent<{ members: string[], history: unknown[] }>(ada, 'room')
+  await ada.subscribe('lobby')
+  t.same(await adaRoom, { data: { members: ['ada'], history: [] }, channel: 'lobby' }, 'the joiner gets the room state')
+  t.same(await ada.request('chat', { text: '  first!  ' }, { channel: 'lobby' }), { ok: true })
+
+  const grace = await person(t, ws, 'grace')
+  const joined = nextEvent(ada, 'joined')
+  const graceRoom = nextEvent<{ members: string[], history: Array<{ nick: string, text: string }> }>(grace, 'room')
+  await grace.subscribe('lobby')
+  t.same((await joined).data, { nick: 'grace', members: ['ada', 'grace'] }, 'the others get a join notice')
+  const state = (await graceRoom).data
+  t.same(state.members, ['ada', 'grace'])
+  t.match(state.history, [{ nick: 'ada', text: 'first!', at: Number }], 'trimmed, and kept for newcomers')
+
+  const line = nextEvent(grace, 'chat')
+  const echo = nextEvent(ada, 'chat')
+  await ada.request('chat', { text: 'hello' }, { channel: 'lobby' })
+  t.match(await line, { data: { nick: 'ada', text: 'hello', at: Number }, channel: 'lobby' })
+  t.match(await echo, { data: { nick: 'ada', text: 'hello' } }, 'the sender gets its own line too')
+})
+
+t.test('leave notices on unsubscribe and on disconnect; renames', async (t) => {
+  const { ws } = await chat(t)
+  const ada = await person(t, ws, 'ada')
+  const grace = await person(t, ws, 'grace')
+  const ben = await person(t, ws, 'ben')
+  for (const client of [ada, grace, ben]) await client.subscribe('lobby')
+
+  const renamed = nextEvent(ada, 'renamed')
+  t.same(await grace.request('nick', { nick: 'Grace H.' }), { nick: 'Grace H.' })
+  t.same((await renamed).data, { from: 'grace', to: 'Grace H.', members: ['ada', 'ben', 'Grace H.'] })
+
+  let left = nextEvent(ada, 'left')
+  await grace.unsubscribe('lobby')
+  t.same((await left).data, { nick: 'Grace H.', members: ['ada', 'ben'] })
+
+  left = nextEvent(ada, 'left')
+  ben.close()
+  t.same((await left).data, { nick: 'ben', members: ['ada'] }, 'a disconnect leaves every room')
+})
+
+t.test('the private room: refused without the password, admitted with it', async (t) => {
+  const { ws } = await chat(t)
+  const ada = await person(t, ws, 'ada')
+  await t.rejects(ada.subscribe('private-lounge'), { code: 'FORBIDDEN', channel: 'private-lounge' })
+  await t.rejects(ada.request('unlock', { room: 'private-lounge', password: 'guess' }), { code: 'WRONG_PASSWORD' })
+  await t.rejects(ada.subscribe('private-lounge'), { code: 'FORBIDDEN' })
+  await t.rejects(ada.request('unlock', { room: 'lobby', password: 'sesame' }), { code: 'NOT_PRIVATE' })
+  t.same(await ada.request('unlock', { room: 'private-lounge', password: 'sesame' }), { ok: true })
+  await ada.subscribe('private-lounge')
+  await t.rejects(ada.subscribe('private-other'), { code: 'FORBIDDEN' }, 'the password unlocks one room at a time')
+  t.same(ada.channels, ['private-lounge'])
+})
+
+t.test('invalid messages are refused with the schema errors', async (t) => {
+  const { ws } = await chat(t)
+  const ada = await person(t, ws, 'ada')
+  await ada.subscribe('lobby')
+  const refused = async (promise: Promise<unknown>): Promise<unknown> => await promise.then(() => 'accepted', (err: unknown) => err)
+  t.match(await refused(ada.request('chat', { text: '' }, { channel: 'lobby' })), { code: 'VALIDATION_FAILED', errors: [{ path: '/text' }] })
+  t.match(await refused(ada.request('chat', { text: '   ' }, { channel: 'lobby' })), { code: 'VALIDATION_FAILED' }, 'white space only')
+  t.match(await refused(ada.request('chat', { text: 'x'.repeat(501) }, { channel: 'lobby' })), { code: 'VALIDATION_FAILED' })
+  t.match(await refused(ada.request('chat', { text: 'hi', html: '<b>' } as never, { channel: 'lobby' })), { code: 'VALIDATION_FAILED' }, 'no extra fields')
+  t.match(await refused(ada.request('nick', { nick: ' padded ' })), { code: 'VALIDATION_FAILED' })
+  t.match(await refused(ada.request('nick', { nick: 'n'.repeat(25) })), { code: 'VALIDATION_FAILED' })
+  t.match(await refused(ada.request('chat', { text: 'hi' }, { channel: 'random' })), { code: 'NOT_SUBSCRIBED' })
+  t.match(await refused(ada.request('chat', { text: 'hi' })), { code: 'NO_HANDLER' }, 'chat lines go to a room')
+  t.match(await refused(ada.subscribe('Not-A-Room')), { code: 'INVALID_ROOM' })
+  t.match(await refused(ada.subscribe('a'.repeat(33))), { code: 'INVALID_ROOM' })
+})
+
+t.test('POST /rooms/:room/announce reaches the room and its history; GET /rooms lists rooms', async (t) => {
+  const { app, ws } = await chat(t)
+  const ada = await person(t, ws, 'ada')
+  await ada.subscribe('lobby')
+  await ada.subscribe('side-room')
+  const announced = nextEvent(ada, 'announce')
+  const response = await app.inject({ method: 'POST', url: '/rooms/lobby/announce', payload: { text: ' maintenance at noon ' } })
+  t.equal(response.statusCode, 202)
+  t.same(response.json(), { ok: true, room: 'lobby', members: 1 })
+  t.match(await announced, { data: { text: 'maintenance at noon', at: Number }, channel: 'lobby' })
+
+  const grace = await person(t, ws, 'grace')
+  const state = nextEvent<{ history: unknown[] }>(grace, 'room')
+  await grace.subscribe('lobby')
+  t.match((await state).data.history, [{ text: 'maintenance at noon' }])
+
+  for (const [url, payload] of [['/rooms/Lobby/announce', { text: 'x' }], ['/rooms/lobby/announce', { text: '' }], ['/rooms/lobby/announce', {}]] as const) {
+    t.equal((await app.inject({ method: 'POST', url, payload })).statusCode, 400, `${url} ${JSON.stringify(payload)}`)
+  }
+
+  const rooms = await app.inject('/rooms')
+  t.same(rooms.json(), {
+    rooms: [
+      { name: 'lobby', members: 2, private: false },
+      { name: 'random', members: 0, private: false },
+      { name: 'private-lounge', members: 0, private: true },
+      { name: 'side-room', members: 1, private: false }
+    ]
+  })
+})
