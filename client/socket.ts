@@ -24,6 +24,8 @@ export type Status = 'connecting' | 'open' | 'reconnecting' | 'closed'
 
 /** `readyState` of an open WebSocket (the same in browsers and `ws`). */
 const OPEN = 1
+/** The close code of a connection that ended without a close frame (or never began). */
+const abnormalClose = 1006
 
 export interface CloseInfo {
   code: number
@@ -94,10 +96,20 @@ export class Socket {
     return this.status === 'open' && this.ws !== undefined && this.ws.readyState === OPEN
   }
 
+  /**
+   * Opens a WebSocket. The first time, a bad URL (or a throwing `params`) throws to the caller
+   * of `connect()`; on a reconnect it counts as one more failed try.
+   */
   open (): void {
     if (this.status === 'closed') return
-    const url = resolveUrl(this.options.url, this.options.params?.())
-    const ws = new this.options.WebSocket(url)
+    let ws: WebSocketLike
+    try {
+      ws = new this.options.WebSocket(resolveUrl(this.options.url, this.options.params?.()))
+    } catch (err) {
+      if (this.status === 'connecting') throw err
+      this.onClose(abnormalClose, err instanceof Error ? err.message : String(err))
+      return
+    }
     this.ws = ws
     // Every handler checks that its WebSocket is still the current one: a replaced socket's
     // late events are ignored (its handlers stay set: `ws` throws on an unheard 'error').

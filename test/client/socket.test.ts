@@ -27,3 +27,37 @@ t.test('outside a browser a relative URL, or no WebSocket, is a clear TypeError'
     t.throws(() => connect('ws://127.0.0.1:1/ws'), { name: 'TypeError', message: /pass one: connect\(url, \{ WebSocket \}\)/ })
   }
 })
+
+t.test('a WebSocket constructor that throws: at connect() it throws; on a reconnect it is one more failed try', async (t) => {
+  let calls = 0
+  class Flaky {
+    readyState = 0
+    onopen = null
+    onmessage = null
+    onerror = null
+    onclose: ((event: { code: number, reason: string }) => void) | null = null
+    constructor () {
+      calls++
+      if (calls === 1 || calls === 3) throw new SyntaxError(`refused #${calls}`)
+      // the second and later tries "connect" and drop at once
+      queueMicrotask(() => this.onclose?.({ code: 1006, reason: '' }))
+    }
+
+    send (): void {}
+    close (): void {}
+  }
+  t.throws(() => connect('ws://127.0.0.1:1/ws', { WebSocket: Flaky }), SyntaxError)
+
+  calls = 1 // the next construction succeeds, the one after throws, then they succeed again
+  const tries: number[] = []
+  let done = (): void => {}
+  const reached = new Promise<void>((resolve) => { done = resolve })
+  const client = connect('ws://127.0.0.1:1/ws', {
+    WebSocket: Flaky,
+    backoff: (n) => { tries.push(n); if (n === 3) done(); return 1 }
+  })
+  await reached
+  client.close()
+  t.same(tries, [1, 2, 3], 'the throwing construction was a try like the others')
+  t.equal(client.status, 'closed')
+})
