@@ -16,22 +16,17 @@ import type { BrokerConnection, BrokerNode, Publication } from './types.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
 import { quit, ready } from './redis-client.js'
 import { SessionRegistry, execAll } from './redis-sessions.js'
+import { Subscriptions } from './redis-subscriptions.js'
 
 export interface ConnectionSettings {
   prefix: string
   nodeTtl: number
 }
 
-/** Channels per SUBSCRIBE when resubscribing after a reconnect. */
-const chunkSize = 1000
-
 export class RedisConnection implements BrokerConnection {
-  /** the app channels this node has local subscribers of, whatever Redis knows */
-  private readonly channels = new Set<string>()
   private readonly recent = new RecentIds()
   private readonly sessions: SessionRegistry
-  private readonly allChannel: string
-  private readonly nodeChannel: string
+  private readonly subscriptions: Subscriptions
   private seq = 0
   /** set while Redis is unreachable, so an outage is logged once, not once per retry */
   private outage = false
@@ -41,10 +36,9 @@ export class RedisConnection implements BrokerConnection {
     private readonly node: BrokerNode,
     private readonly pub: Redis,
     private readonly sub: Redis,
-    private readonly settings: ConnectionSettings
+    settings: ConnectionSettings
   ) {
-    this.allChannel = `${settings.prefix}:all`
-    this.nodeChannel = `${settings.prefix}:node:${node.nodeId}`
+    this.subscriptions = new Subscriptions(sub, settings.prefix, node.nodeId)
     this.sessions = new SessionRegistry(pub, settings.prefix, node.nodeId, settings.nodeTtl, (err) => this.lost(err))
   }
 
@@ -59,7 +53,7 @@ export class RedisConnection implements BrokerConnection {
     }
     const connection = new RedisConnection(node, pub, sub, settings)
     try {
-      await sub.subscribe(connection.allChannel, connection.nodeChannel)
+      await connection.subscriptions.subscribeAll()
       await connection.sessions.start()
     } catch (err) {
       await connection.close()
@@ -80,7 +74,7 @@ export class RedisConnection implements BrokerConnection {
     }
     this.sub.on('message', (_channel: string, text: string) => this.receive(text))
     this.sub.on('ready', () => {
-      this.resubscribe().then(() => this.back(), (err: unknown) => this.lost(err))
+      this.subscriptions.subscribeAll().then(() => this.back(), (err: unknown) => this.lost(err))
     })
     this.pub.on('ready', () => {
       this.sessions.sync().then(() => this.back(), (err: unknown) => this.lost(err))
@@ -100,17 +94,8 @@ export class RedisConnection implements BrokerConnection {
   private back (): void {
     if (!this.outage || this.closed || this.pub.status !== 'ready' || this.sub.status !== 'ready') return
     this.outage = false
-    this.node.log.info({ channels: this.channels.size, sessions: this.sessions.local.size },
+    this.node.log.info({ channels: this.subscriptions.local.size, sessions: this.sessions.local.size },
       'channels: redis is back; channels resubscribed and sessions registered again')
-  }
-
-  private async resubscribe (): Promise<void> {
-    const names = [this.allChannel, this.nodeChannel, ...[...this.channels].map((channel) => this.redisChannel(channel))]
-    for (let i = 0; i < names.length; i += chunkSize) await this.sub.subscribe(...names.slice(i, i + chunkSize))
-  }
-
-  private redisChannel (channel: string): string {
-    return `${this.settings.prefix}:ch:${channel}`
   }
 
   private receive (text: string): void {
@@ -132,27 +117,26 @@ export class RedisConnection implements BrokerConnection {
 
   async publish (publication: Publication): Promise<void> {
     const payload = encodePublication(this.node.nodeId, publication, ++this.seq)
+    const { subscriptions } = this
     if (publication.kind === 'all') {
-      await this.pub.publish(this.allChannel, payload)
+      await this.pub.publish(subscriptions.allChannel, payload)
     } else if (publication.channels.length === 1) {
-      await this.pub.publish(this.redisChannel(publication.channels[0]), payload)
+      await this.pub.publish(subscriptions.redisChannel(publication.channels[0]), payload)
     } else {
       // One copy per channel, so only nodes with subscribers get it; in one MULTI so the copies
       // reach each node back to back, and a node holding several of the channels keeps one.
       const multi = this.pub.multi()
-      for (const channel of publication.channels) multi.publish(this.redisChannel(channel), payload)
+      for (const channel of publication.channels) multi.publish(subscriptions.redisChannel(channel), payload)
       await execAll(multi)
     }
   }
 
   async subscribe (channel: string): Promise<void> {
-    this.channels.add(channel)
-    await this.sub.subscribe(this.redisChannel(channel))
+    await this.subscriptions.add(channel)
   }
 
   async unsubscribe (channel: string): Promise<void> {
-    this.channels.delete(channel)
-    await this.sub.unsubscribe(this.redisChannel(channel))
+    await this.subscriptions.remove(channel)
   }
 
   async addSession (sessionId: string): Promise<void> {
