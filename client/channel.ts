@@ -12,6 +12,8 @@ import { disconnected, errorFromFrame, type Pending, type ReplyFrame } from './p
 
 /** What a subscription needs of the client. */
 export interface ChannelHost {
+  /** ms a rejoin waits for its answer before it is sent again */
+  readonly timeout: number
   nextId (): number
   /** writes on the open connection; false when there is none */
   write (text: string): boolean
@@ -35,10 +37,12 @@ interface Caller {
 export class Subscription {
   /** id of the subscribe frame on the wire, if one is */
   private inFlight: number | undefined
+  /** a rejoin nobody awaits is retried when it is not answered in time (a rate limit may drop it) */
+  private retry: ReturnType<typeof setTimeout> | undefined
   private caller: Caller | undefined
   /** the first join's promise, shared by every `subscribe()` call made while it is pending */
   promise: Promise<void> | undefined
-  /** unsubscribe() was called while the first join was on the wire */
+  /** unsubscribe() was called: this subscription is out of the client's table */
   private cancelled = false
 
   constructor (readonly channel: string, private readonly host: ChannelHost, public state: JoinState) {}
@@ -59,6 +63,15 @@ export class Subscription {
     if (!this.host.write(encodeFrame({ type: 'subscribe', channel: this.channel, id }))) return
     this.inFlight = id
     this.state = this.state === 'joined' || this.state === 'rejoining' ? 'rejoining' : 'joining'
+    if (this.state === 'rejoining') {
+      this.retry = setTimeout(() => {
+        this.retry = undefined
+        if (this.inFlight !== id) return
+        this.host.forget(id)
+        this.inFlight = undefined
+        this.join() // a late answer to the old id is ignored; subscribing twice is harmless
+      }, this.host.timeout)
+    }
     this.host.expect(id, {
       answer: (frame) => this.answered(frame),
       dropped: (final) => {
@@ -71,21 +84,22 @@ export class Subscription {
   /** unsubscribe() was called: the client forgets this subscription now. */
   cancel (): void {
     this.host.remove(this)
-    if (this.state === 'joining') {
-      this.cancelled = true // its answer still settles the caller
-      return
-    }
+    this.cancelled = true
+    this.stopRetry()
+    // A first join on the wire still settles its caller when answered; one never sent cannot.
+    if (this.state === 'joining') return
     this.settle(new ChannelsClientError(ClientErrorCodes.CANCELLED,
       `unsubscribed from "${this.channel}" before the subscription was sent`, { channel: this.channel }))
   }
 
   /** The client closed for good. */
   close (): void {
+    this.stopRetry()
     this.settle(disconnected(`the subscription to "${this.channel}"`, this.channel))
   }
 
   private answered (frame: ReplyFrame): void {
-    this.inFlight = undefined
+    this.landed()
     if (frame.type === 'error') {
       const error = errorFromFrame(frame, this.channel)
       this.host.remove(this)
@@ -98,7 +112,7 @@ export class Subscription {
   }
 
   private lost (final: boolean): void {
-    this.inFlight = undefined
+    this.landed()
     if (final || this.state === 'joining') {
       // A first join cut off: whether it took is unknown, and the new session would not hold it.
       this.host.remove(this)
@@ -121,6 +135,17 @@ export class Subscription {
     }
     this.settle(new ChannelsClientError(ClientErrorCodes.TIMEOUT,
       `the subscription to "${this.channel}" was not answered within ${timeout} ms`, { channel: this.channel }))
+  }
+
+  /** The frame on the wire was answered or lost. */
+  private landed (): void {
+    this.inFlight = undefined
+    this.stopRetry()
+  }
+
+  private stopRetry (): void {
+    if (this.retry !== undefined) clearTimeout(this.retry)
+    this.retry = undefined
   }
 
   /** Settles the caller's promise, once. */

@@ -67,7 +67,8 @@ export class Client implements SocketOwner, ChannelHost {
   private readonly listeners = new Map<string, Set<Listener>>()
   private readonly statusListeners = new Set<(status: Status) => void>()
   private readonly errorListeners = new Set<(error: ChannelsClientError) => void>()
-  private readonly timeout: number
+  /** ms a request or subscription waits for its answer */
+  readonly timeout: number
   private lastId = 0
 
   constructor (url: string, options: ClientOptions = {}) {

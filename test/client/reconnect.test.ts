@@ -253,3 +253,24 @@ t.test('close() from a "reconnecting" listener stops for good: no retry is even 
   t.same(tries, [], 'the backoff was never asked: no reconnect is scheduled')
   t.equal(s.sockets.length, 1)
 })
+
+t.test('a rejoin the server dropped (rate limit) is sent again after the timeout', async (t) => {
+  const sockets: ChannelSocket[] = []
+  const { app, url } = await startApp({ rateLimit: { max: 2, interval: 300 } }, (app) => {
+    app.channels.on('connect', async (socket) => {
+      // The first session is put in three channels by the server, so that the client's
+      // resubscribe after the reconnect is three frames at once: one more than the limit.
+      if (sockets.push(socket) === 1) for (const channel of ['a', 'b', 'c']) await socket.subscribe(channel)
+    })
+  })
+  t.teardown(() => app.close())
+  const client = clientFor(t, url, { timeout: 400 })
+  const errors: ChannelsClientError[] = []
+  client.onError((error) => errors.push(error))
+  await until(() => client.channels.length === 3)
+  sockets[0].close(4000)
+  await until(() => sockets.length === 2 && sockets[1].channels.size === 3, 5000)
+  t.same([...sockets[1].channels].sort(), ['a', 'b', 'c'])
+  t.match(errors, [{ code: 'RATE_LIMITED' }], 'the dropped frame was reported')
+  t.same(client.channels, ['a', 'b', 'c'])
+})
