@@ -15,6 +15,7 @@ import {
 import { ChannelError, InvalidChannelError, isChannelError } from './errors.js'
 import type { HandlerEntry } from './handlers.js'
 import type { Recipient } from './fanout.js'
+import { flushNow, OutboundFrame, writeFrame } from './frame-writer.js'
 import { RateWindow } from './rate-limit.js'
 import type { ChannelServer } from './server.js'
 import type {
@@ -150,13 +151,23 @@ export class Connection implements ChannelSocket, Recipient {
 
   // ---- outbound -------------------------------------------------------------------------
 
-  /** The one way a frame leaves for this socket: checks state, logs, bounds the queue. */
-  sendFrame (frame: string): void {
+  /**
+   * The one way a frame leaves for this socket (acks, direct sends and broadcasts alike, so
+   * they stay in order): checks state, logs, writes (see frame-writer.ts), bounds the queue.
+   */
+  sendFrame (frame: string | OutboundFrame): void {
     const { ws } = this
     if (ws.readyState !== WebSocket.OPEN) return
-    if (this.server.options.messageLog) this.request.log.info({ sessionId: this.id, frame }, 'channels: message out')
-    ws.send(frame)
-    if (ws.bufferedAmount > this.server.options.maxBufferedBytes) this.closeSlowConsumer()
+    const outbound = typeof frame === 'string' ? new OutboundFrame(frame) : frame
+    const { options } = this.server
+    if (options.messageLog) this.request.log.info({ sessionId: this.id, frame: outbound.text }, 'channels: message out')
+    writeFrame(ws, outbound)
+    if (ws.bufferedAmount > options.maxBufferedBytes) {
+      // Bytes held back only to coalesce this turn's writes do not make a peer slow: hand
+      // them to the kernel first, and judge by what it would not take.
+      flushNow(ws)
+      if (ws.bufferedAmount > options.maxBufferedBytes) this.closeSlowConsumer()
+    }
   }
 
   /**

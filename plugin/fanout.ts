@@ -1,24 +1,28 @@
 /**
- * Delivery of one pre-encoded frame to many local sockets. Frames are encoded once per
- * message by the caller; this module only decides who gets which frame.
+ * Delivery of one pre-encoded frame to many local sockets. A message is encoded once by the
+ * caller and wrapped in one OutboundFrame, whose WebSocket frame is built once and shared by
+ * every recipient (see frame-writer.ts); this module only decides who gets which frame.
+ * Nothing here allocates per recipient.
  */
+import { OutboundFrame } from './frame-writer.js'
 
 /** What fan-out needs of a connection. */
 export interface Recipient {
   readonly id: string
   /** the number of the last multi-channel delivery this recipient got (dedupe without a Set) */
   deliveryStamp: number
-  sendFrame (frame: string): void
+  sendFrame (frame: OutboundFrame): void
 }
 
 let lastStamp = 0
 
 /** Sends `frame` to every recipient but the one with id `except`; returns how many got it. */
-export function deliverToAll (recipients: Iterable<Recipient>, frame: string, except?: string): number {
+export function deliverToAll (recipients: Iterable<Recipient>, frame: string | OutboundFrame, except?: string): number {
+  const outbound = toOutbound(frame)
   let count = 0
   for (const recipient of recipients) {
     if (recipient.id === except) continue
-    recipient.sendFrame(frame)
+    recipient.sendFrame(outbound)
     count++
   }
   return count
@@ -31,7 +35,7 @@ export function deliverToAll (recipients: Iterable<Recipient>, frame: string, ex
 export function deliverToChannels (
   membersOf: (channel: string) => Iterable<Recipient> | undefined,
   channels: readonly string[],
-  frames: readonly string[],
+  frames: ReadonlyArray<string | OutboundFrame>,
   except?: string
 ): number {
   if (channels.length === 1) {
@@ -43,12 +47,18 @@ export function deliverToChannels (
   for (let i = 0; i < channels.length; i++) {
     const members = membersOf(channels[i])
     if (members === undefined) continue
+    let outbound: OutboundFrame | undefined
     for (const recipient of members) {
       if (recipient.deliveryStamp === stamp || recipient.id === except) continue
       recipient.deliveryStamp = stamp
-      recipient.sendFrame(frames[i])
+      outbound ??= toOutbound(frames[i])
+      recipient.sendFrame(outbound)
       count++
     }
   }
   return count
+}
+
+function toOutbound (frame: string | OutboundFrame): OutboundFrame {
+  return typeof frame === 'string' ? new OutboundFrame(frame) : frame
 }

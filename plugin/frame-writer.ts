@@ -1,0 +1,150 @@
+/**
+ * The one way an outbound frame reaches a socket. Two costs dominate a fan-out: turning the
+ * message into a WebSocket frame, and the write syscall. So:
+ *
+ * - a frame is built once per message (header + UTF-8 payload in one Buffer, with ws's own
+ *   `Sender.frame`) and the same Buffer is written to every socket that gets it;
+ * - writes to one socket within one event-loop turn are coalesced: the first write of a turn
+ *   corks the TCP socket, and one `setImmediate` uncorks every corked socket, so a burst of
+ *   broadcasts costs one `writev` per socket, not one `write` per message.
+ *
+ * The frame goes straight to the TCP socket only while ws's Sender has nothing of its own in
+ * flight (no permessage-deflate, no queued compression or blob read, no fragmented message):
+ * then a direct write lands exactly where `ws.send` would have put it, and control frames
+ * (ping, close) that ws writes to the same socket stay in order. Otherwise, and where the ws
+ * internals this relies on are missing (checked once at startup), the frame goes through
+ * `ws.send`.
+ */
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import WebSocket from 'ws'
+
+/** The parts of ws 8's Sender this module reads (lib/sender.js, not public API). */
+interface SenderInternals {
+  _state: number
+  _queue: unknown[]
+  _firstFragment: boolean
+}
+
+/** The parts of a ws 8 WebSocket this module reads. */
+interface WebSocketInternals {
+  _sender: SenderInternals | null
+  _socket: Socket | null
+  _extensions: Record<string, unknown>
+}
+
+type FrameFn = (data: Buffer, options: FrameOptions) => Buffer[]
+interface FrameOptions { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }
+
+/** ws's Sender state when nothing is being compressed or read (`DEFAULT` in lib/sender.js). */
+const senderIdle = 0
+const textFrame: FrameOptions = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }
+const deflate = 'permessage-deflate'
+
+/** For tests: how many frames were built (one per message, however many sockets get it). */
+export const frameStats = { built: 0 }
+
+/**
+ * Finds ws's `Sender.frame` and checks that a Sender has the fields this module reads.
+ * Returns undefined (so everything goes through `ws.send`) when any of it is missing.
+ */
+function detect (): FrameFn | undefined {
+  try {
+    const Sender = (WebSocket as unknown as { Sender?: { frame?: unknown, new (socket: Duplex): SenderInternals } }).Sender
+    if (Sender === undefined || typeof Sender.frame !== 'function') return undefined
+    const frame = Sender.frame.bind(Sender) as FrameFn
+    const probe = new Sender({} as Duplex)
+    if (probe._state !== senderIdle || !Array.isArray(probe._queue) || probe._firstFragment !== true) return undefined
+    const payload = Buffer.from('ok')
+    const parts = frame(payload, textFrame)
+    if (!Array.isArray(parts) || parts.length !== 2 || parts[1] !== payload) return undefined
+    if (!Buffer.isBuffer(parts[0]) || parts[0].length !== 2 || parts[0][0] !== 0x81 || parts[0][1] !== 2) return undefined
+    return frame
+  } catch {
+    return undefined
+  }
+}
+
+const senderFrame = detect()
+let direct = senderFrame !== undefined
+
+/** Whether frames can go straight to the TCP socket with this version of ws. */
+export const directWritesSupported = direct
+
+/**
+ * Turns direct writes off (or back on, when supported) and returns the previous setting.
+ * For tests of the fallback path.
+ */
+export function useDirectWrites (enabled: boolean): boolean {
+  const previous = direct
+  direct = enabled && directWritesSupported
+  return previous
+}
+
+/** One outbound message: its text (for `ws.send` and the message log) and, once needed, its frame. */
+export class OutboundFrame {
+  private wire: Buffer | undefined
+
+  constructor (readonly text: string) {}
+
+  /** The whole WebSocket frame, built on first use and shared by every socket that gets it. */
+  bytes (): Buffer {
+    if (this.wire === undefined) {
+      const parts = (senderFrame as FrameFn)(Buffer.from(this.text), textFrame)
+      // [header, payload], or [header] alone for an empty payload
+      this.wire = parts.length === 1 ? parts[0] : Buffer.concat(parts, parts[0].length + parts[1].length)
+      frameStats.built++
+    }
+    return this.wire
+  }
+}
+
+/** Sockets corked during this turn; swapped with `spare` while flushing. */
+let corked: Socket[] = []
+let spare: Socket[] = []
+let flushScheduled = false
+
+/** Uncorks every socket corked this turn: one writev each. */
+function flush (): void {
+  const sockets = corked
+  corked = spare
+  spare = sockets
+  flushScheduled = false
+  for (let i = 0; i < sockets.length; i++) sockets[i].uncork()
+  sockets.length = 0
+}
+
+/**
+ * Writes `frame` to `ws`, which the caller checked is OPEN. Direct while ws's Sender is idle
+ * (coalesced with the socket's other writes of this turn), else through `ws.send`.
+ */
+export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
+  if (direct) {
+    const inner = ws as unknown as WebSocketInternals
+    const sender = inner._sender
+    const socket = inner._socket
+    if (sender !== null && socket !== null && sender._state === senderIdle && sender._queue.length === 0 &&
+      sender._firstFragment && inner._extensions[deflate] === undefined) {
+      if (socket.writableCorked === 0) {
+        socket.cork()
+        corked.push(socket)
+        if (!flushScheduled) {
+          flushScheduled = true
+          setImmediate(flush)
+        }
+      }
+      socket.write(frame.bytes())
+      return
+    }
+  }
+  ws.send(frame.text)
+}
+
+/**
+ * Hands what this turn corked for `ws` to the kernel now. The slow-consumer check calls it
+ * before deciding: bytes that sit corked only for this turn do not make a peer slow.
+ */
+export function flushNow (ws: WebSocket): void {
+  const socket = (ws as unknown as WebSocketInternals)._socket
+  if (socket !== null && socket !== undefined && socket.writableCorked > 0) socket.uncork()
+}

@@ -1,0 +1,231 @@
+/**
+ * The outbound fast path: a broadcast builds its WebSocket frame once and writes the same
+ * Buffer to every socket; a socket's writes of one event-loop turn leave in one writev; order
+ * per socket holds across acks, direct sends, broadcasts and ws's own queue; the plain
+ * `ws.send` path takes over where the fast path cannot be used.
+ */
+import t from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import type { AddressInfo, Socket } from 'node:net'
+import WebSocket from 'ws'
+import fastifyChannels, { type ChannelSocket } from '../../plugin/index.js'
+import {
+  directWritesSupported, frameStats, OutboundFrame, useDirectWrites, writeFrame
+} from '../../plugin/frame-writer.js'
+import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
+
+const isMessage = (frame: Frame): boolean => frame.type === 'message'
+
+/** The server side of a connection, as the plugin holds it. */
+type ServerSocket = ChannelSocket & { ws: WebSocket }
+const rawSocket = (socket: ServerSocket): Socket => (socket.ws as unknown as { _socket: Socket })._socket
+
+/** Records what reaches a server-side TCP socket: each write() chunk, and each syscall-level flush. */
+function spy (socket: Socket): { writes: unknown[], flushes: number[] } {
+  const record = { writes: [] as unknown[], flushes: [] as number[] }
+  const { write, _write: single, _writev: vector } = socket
+  socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
+    record.writes.push(chunk)
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
+  } as Socket['write']
+  socket._write = function (this: Socket, ...args: Parameters<Socket['_write']>) {
+    record.flushes.push(1)
+    return single.apply(this, args)
+  }
+  socket._writev = function (this: Socket, chunks: Parameters<NonNullable<Socket['_writev']>>[0], cb) {
+    record.flushes.push(chunks.length)
+    return (vector as NonNullable<Socket['_writev']>).call(this, chunks, cb)
+  }
+  return record
+}
+
+/** An app whose connected sockets are collected, with `n` clients subscribed to 'room'. */
+async function room (n: number, setup?: (app: FastifyInstance) => void): Promise<{
+  app: FastifyInstance, clients: TestClient[], sockets: ServerSocket[]
+}> {
+  const sockets: ServerSocket[] = []
+  const { app, url } = await startApp({ heartbeat: false }, (app) => {
+    app.channels.on('connect', (socket) => { sockets.push(socket as ServerSocket) })
+    setup?.(app)
+  })
+  const clients = await Promise.all(Array.from({ length: n }, () => TestClient.connect(url)))
+  for (const client of clients) await client.subscribe('room')
+  return { app, clients, sockets }
+}
+
+t.test('this version of ws supports direct writes (a ws upgrade that breaks detection fails here)', async (t) => {
+  t.equal(directWritesSupported, true)
+})
+
+t.test('OutboundFrame builds a standard unmasked text frame once, for every payload length class', async (t) => {
+  const { Sender } = WebSocket as unknown as { Sender: { frame: (data: Buffer, options: object) => Buffer[] } }
+  for (const length of [0, 5, 125, 126, 65535, 65536, 100_000]) {
+    const text = 'é'.repeat(length >> 1) + 'x'.repeat(length & 1)
+    const frame = new OutboundFrame(text)
+    const before = frameStats.built
+    const bytes = frame.bytes()
+    t.equal(frame.bytes(), bytes, `${length}: the same Buffer every time`)
+    t.equal(frameStats.built - before, 1, `${length}: built once`)
+    const expected = Buffer.concat(Sender.frame(Buffer.from(text), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false }))
+    t.ok(bytes.equals(expected), `${length}: what ws would send`)
+    t.equal(bytes[0], 0x81, `${length}: FIN + text opcode`)
+  }
+})
+
+t.test('one broadcast to N sockets is encoded once and the same Buffer is written to each', async (t) => {
+  const n = 8
+  const { app, clients, sockets } = await room(n)
+  t.teardown(() => app.close())
+  const records = sockets.map((socket) => spy(rawSocket(socket)))
+  const before = frameStats.built
+  await app.broadcastChannel('room', { text: 'hello' }, { event: 'chat' })
+  t.equal(frameStats.built - before, 1, 'one frame built for the whole broadcast')
+  const [first] = records[0].writes
+  t.ok(Buffer.isBuffer(first))
+  for (const record of records) {
+    t.equal(record.writes.length, 1, 'one write per socket')
+    t.equal(record.writes[0], first, 'the very same Buffer')
+  }
+  for (const client of clients) {
+    t.same(await client.next(isMessage), { type: 'message', event: 'chat', channel: 'room', data: { text: 'hello' } })
+  }
+  for (const client of clients) client.close()
+})
+
+t.test('a burst in one turn leaves each socket in one writev, even across awaited broadcasts', async (t) => {
+  const { app, clients, sockets } = await room(3)
+  t.teardown(() => app.close())
+  let records = sockets.map((socket) => spy(rawSocket(socket)))
+  // Started in one loop, awaited together.
+  await Promise.all([0, 1, 2, 3, 4].map((seq) => app.broadcastChannel('room', { seq })))
+  for (const client of clients) {
+    for (let seq = 0; seq < 5; seq++) t.same((await client.next(isMessage)).data, { seq })
+  }
+  for (const record of records) t.same(record.flushes, [5], 'five frames, one writev')
+
+  // Awaited one by one: each await settles on a microtask, still within the same turn.
+  records = sockets.map((socket) => spy(rawSocket(socket)))
+  for (let seq = 5; seq < 10; seq++) await app.broadcastChannel('room', { seq })
+  for (const client of clients) {
+    for (let seq = 5; seq < 10; seq++) t.same((await client.next(isMessage)).data, { seq })
+  }
+  for (const record of records) t.same(record.flushes, [5], 'five awaited broadcasts, one writev')
+  for (const client of clients) client.close()
+})
+
+t.test('per-socket order holds across direct sends, broadcasts, out-of-band sends and the ack, on both paths', async (t) => {
+  const { app, clients } = await room(2, (app) => {
+    app.channels.on('message', { event: 'mix' }, (socket, data) => {
+      const fallbackInTheMiddle = data === 'mixed paths'
+      socket.send('direct-1')
+      socket.sendAndBroadcastChannel('broadcast-1', { channel: 'room' }).catch(() => {})
+      if (fallbackInTheMiddle) useDirectWrites(false)
+      app.send(socket.id, 'out-of-band').catch(() => {})
+      socket.send('direct-2')
+      app.broadcastChannel('room', 'broadcast-2').catch(() => {})
+      if (fallbackInTheMiddle) useDirectWrites(true)
+      socket.send('direct-3')
+      return 'ack'
+    })
+  })
+  t.teardown(() => { useDirectWrites(true); return app.close() })
+  const [sender, other] = clients
+  for (const mode of ['direct path', 'mixed paths']) {
+    const reply = await sender.request({ type: 'message', event: 'mix', data: mode, id: 7 })
+    t.same(reply, { type: 'ack', id: 7, data: 'ack' })
+    // Everything before the ack arrived before it, in the order it was sent.
+    const got = sender.frames.splice(0).map((frame) => frame.data)
+    t.same(got, ['direct-1', 'broadcast-1', 'out-of-band', 'direct-2', 'broadcast-2', 'direct-3'], mode)
+    t.same((await other.next(isMessage)).data, 'broadcast-1', mode)
+    t.same((await other.next(isMessage)).data, 'broadcast-2', mode)
+  }
+  for (const client of clients) client.close()
+})
+
+t.test('frames queued behind ws\'s own queue (a Blob being read) go through ws.send, in order', async (t) => {
+  const { app, clients, sockets } = await room(1)
+  t.teardown(() => app.close())
+  const [client] = clients
+  const [socket] = sockets
+  const before = frameStats.built
+  // ws reads a Blob asynchronously and queues whatever is sent meanwhile. (A binary frame;
+  // its content is a message frame so that the test client can read it.)
+  socket.ws.send(new Blob([JSON.stringify({ type: 'message', event: 'message', data: 'blob' })]))
+  socket.send('after the blob')
+  await app.broadcastChannel('room', 'broadcast after the blob')
+  t.equal(frameStats.built, before, 'no frame built while ws had a queue: both went through ws.send')
+  await until(() => client.frames.filter(isMessage).length === 3)
+  t.same(client.frames.splice(0).filter(isMessage).map((frame) => frame.data), ['blob', 'after the blob', 'broadcast after the blob'])
+  await app.broadcastChannel('room', 'direct again')
+  t.equal(frameStats.built, before + 1, 'once ws is idle again, frames go direct')
+  t.same((await client.next(isMessage)).data, 'direct again')
+  client.close()
+})
+
+t.test('with permessage-deflate negotiated every frame goes through ws.send (compressed), in order', async (t) => {
+  const app = Fastify({ logger: false })
+  await app.register(fastifyWebsocket, { options: { perMessageDeflate: { threshold: 0 } } })
+  await app.register(fastifyChannels, { client: false, heartbeat: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const url = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/ws`
+  const client = await TestClient.connect(url, { perMessageDeflate: true })
+  t.ok(client.ws.extensions.includes('permessage-deflate'), 'deflate negotiated')
+  await client.subscribe('room')
+  const before = frameStats.built
+  for (let seq = 0; seq < 20; seq++) app.broadcastChannel('room', { seq }).catch(() => {})
+  for (let seq = 0; seq < 20; seq++) t.same((await client.next(isMessage)).data, { seq })
+  t.equal(frameStats.built, before, 'no uncompressed frame was built')
+  client.close()
+})
+
+t.test('fallback: with direct writes off, broadcasts go through ws.send and still arrive', async (t) => {
+  const { app, clients, sockets } = await room(3)
+  t.teardown(() => { useDirectWrites(true); return app.close() })
+  const sends: unknown[] = []
+  for (const socket of sockets) {
+    const original = socket.ws.send.bind(socket.ws)
+    socket.ws.send = ((data: unknown, ...rest: unknown[]) => {
+      sends.push(data)
+      return (original as (...args: unknown[]) => void)(data, ...rest)
+    }) as WebSocket['send']
+  }
+  t.equal(useDirectWrites(false), true, 'it was on')
+  const before = frameStats.built
+  await Promise.all([1, 2].map((seq) => app.broadcastChannel('room', { seq })))
+  t.equal(frameStats.built, before, 'no frame built')
+  t.equal(sends.length, 6, 'ws.send once per socket and message')
+  t.equal(typeof sends[0], 'string', 'with the encoded text')
+  for (const client of clients) {
+    t.same((await client.next(isMessage)).data, { seq: 1 })
+    t.same((await client.next(isMessage)).data, { seq: 2 })
+  }
+  for (const client of clients) client.close()
+})
+
+t.test('fallback: a socket without the ws internals gets ws.send', async (t) => {
+  const sent: string[] = []
+  const bare = { _sender: null, _socket: null, _extensions: {}, send (text: string) { sent.push(text) } }
+  const before = frameStats.built
+  writeFrame(bare as unknown as WebSocket, new OutboundFrame('{"type":"message"}'))
+  t.same(sent, ['{"type":"message"}'])
+  t.equal(frameStats.built, before)
+})
+
+t.test('bytes held back to coalesce one turn do not make a reading peer a slow consumer', async (t) => {
+  const disconnects: number[] = []
+  const { app, url } = await startApp({ heartbeat: false, maxBufferedBytes: 16 * 1024 }, (app) => {
+    app.channels.on('disconnect', (_socket, { code }) => { disconnects.push(code) })
+  })
+  t.teardown(() => app.close())
+  const client = await TestClient.connect(url)
+  await client.subscribe('room')
+  const padding = 'p'.repeat(4096)
+  // 40 KB in one turn: more than maxBufferedBytes corked, but the kernel takes it at once.
+  for (let seq = 0; seq < 10; seq++) app.broadcastChannel('room', { seq, padding }).catch(() => {})
+  for (let seq = 0; seq < 10; seq++) t.equal(((await client.next(isMessage)).data as { seq: number }).seq, seq)
+  t.same(disconnects, [], 'not closed')
+  t.equal(client.ws.readyState, WebSocket.OPEN)
+  client.close()
+})
