@@ -3,7 +3,8 @@
  * shut everything down on `fastify.close()`.
  */
 import fastifyWebsocket from '@fastify/websocket'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type WebSocket from 'ws'
 import { CloseCodes } from '../schemas/protocol.js'
 import { memoryBroker } from './broker/memory.js'
 import { Connection } from './connection.js'
@@ -13,6 +14,21 @@ import { ChannelServer } from './server.js'
 import { serveClient } from './static.js'
 import { endRefusedUpgrades } from './upgrades.js'
 import type { ChannelsRegistry } from './types.js'
+
+/**
+ * ws reports a peer's protocol violation (invalid UTF-8, an oversize or malformed frame) as an
+ * error once it has sent the close frame with the matching code (1007, 1009, 1002). That is the
+ * peer's doing, not a server fault: it is logged at info, so a hostile peer cannot flood the
+ * error log, and the socket is dropped, as @fastify/websocket's default handler does.
+ */
+function onSocketError (error: Error & { code?: unknown }, socket: WebSocket, request: FastifyRequest): void {
+  if (typeof error.code === 'string' && error.code.startsWith('WS_ERR_')) {
+    request.log.info({ err: error }, 'channels: peer broke the WebSocket protocol')
+  } else {
+    request.log.error({ err: error }, 'channels: socket error')
+  }
+  socket.terminate()
+}
 
 export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOptions): Promise<void> {
   const options = resolveOptions(opts)
@@ -30,7 +46,7 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
 
   // Reuse an app's own @fastify/websocket: then its options (maxPayload, preClose) apply.
   if (!fastify.hasDecorator('websocketServer')) {
-    await fastify.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload } })
+    await fastify.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload }, errorHandler: onSocketError })
   }
   endRefusedUpgrades(fastify)
 

@@ -5,6 +5,7 @@
  */
 import t, { type Test } from 'tap'
 import { Type } from '@sinclair/typebox'
+import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
 import { encodeClientFrame, Opcode, RawClient } from './raw-client.js'
@@ -242,6 +243,32 @@ t.test('protocol violations below JSON are closed by ws with 1002', async (t) =>
   t.equal(invalidReason.closeCode(), 1007, 'close reason that is not UTF-8')
   await until(() => app.channels.stats().sockets === 2) // the setup's client and the bystander
   await bystanderUntouched(t, bystander)
+})
+
+t.test('a peer\'s protocol violation is logged at info, never at error', async (t) => {
+  const lines: Array<{ level: number, msg: string, err?: { code?: string } }> = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()))
+      done()
+    }
+  })
+  const { app, url, port } = await startApp({ maxPayload: 1024 }, undefined, { logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  const utf8 = await TestClient.connect(url)
+  utf8.ws.send(Buffer.from([0xff]), { binary: false })
+  t.equal((await utf8.closed).code, 1007)
+  const big = await TestClient.connect(url)
+  big.send('x'.repeat(2000))
+  t.equal((await big.closed).code, 1009)
+  const raw = await RawClient.connect(port)
+  raw.write(encodeClientFrame(0x3, 'x'))
+  await raw.ended
+  t.equal(raw.closeCode(), 1002)
+  await until(() => lines.filter((line) => line.err?.code?.startsWith('WS_ERR_') === true).length === 3)
+  t.same(lines.filter((line) => line.level >= 50).map((line) => line.msg), [], 'nothing at error level')
+  t.same(lines.filter((line) => line.err !== undefined).map((line) => [line.level, line.err?.code]),
+    [[30, 'WS_ERR_INVALID_UTF8'], [30, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'], [30, 'WS_ERR_INVALID_OPCODE']])
 })
 
 t.test('no uncaught exception or unhandled rejection in the whole file', async (t) => {

@@ -70,50 +70,64 @@ t.test('frames past max are dropped unparsed and unhandled, with one RATE_LIMITE
 
 t.test('one RATE_LIMITED per limited window, then 1008 after 3 in a row', async (t) => {
   let handled = 0
+  const max = 3
   const interval = 100
-  const { app, url } = await startApp({ rateLimit: { max: 3, interval } }, (app) => {
+  const { app, url } = await startApp({ rateLimit: { max, interval } }, (app) => {
     app.channels.on('message', () => { handled++ })
   })
   t.teardown(() => app.close())
   const client = await TestClient.connect(url)
   const started = Date.now()
   let sent = 0
-  // Floods every turn of the event loop until the server closes it (bounded in time and count).
-  while (client.ws.readyState === client.ws.OPEN && Date.now() - started < 5000 && sent < 100_000) {
-    client.send({ type: 'message', data: sent++ })
+  let longestTurn = 0
+  // Floods, a burst each turn of the event loop, until the server closes (bounded in time and count).
+  while (client.ws.readyState === client.ws.OPEN && Date.now() - started < 10_000 && sent < 100_000) {
+    for (let i = 0; i < 2 * max; i++) client.send({ type: 'message', data: sent++ })
+    const turn = Date.now()
     await new Promise((resolve) => setImmediate(resolve))
+    longestTurn = Math.max(longestTurn, Date.now() - turn)
   }
+  const elapsed = Date.now() - started
   const { code, reason } = await client.closed
   t.equal(code, 1008, 'closed with 1008')
   t.match(reason, /rate/)
   const limited = client.frames.filter((frame: Frame) => frame.code === 'RATE_LIMITED')
-  t.equal(limited.length, 3, 'one RATE_LIMITED per window, 3 windows')
+  if (longestTurn < interval / 2) {
+    t.equal(limited.length, 3, 'one RATE_LIMITED per window, 3 windows')
+  } else {
+    // A loaded machine may leave a whole window without a frame: that window breaks the streak.
+    t.ok(limited.length >= 3, `one RATE_LIMITED per limited window (${limited.length}; a turn took ${longestTurn} ms)`)
+  }
   t.equal(client.frames.length, limited.length, 'nothing else was answered')
-  t.ok(handled >= 3 && handled <= 4 * 3, `at most max frames handled per window (${handled} of ${sent})`)
-  t.ok(Date.now() - started >= 2 * interval, 'not before the third window')
+  const windows = Math.ceil(elapsed / interval) + 1
+  t.ok(handled >= max && handled <= max * windows, `at most max frames handled per window (${handled} of ${sent})`)
+  t.ok(elapsed >= interval, 'not within one window')
 })
 
 t.test('a peer that keeps sending after the 1008 close frame gets nothing handled', async (t) => {
   let handled = 0
-  const interval = 20
+  const interval = 50
   const { app, port } = await startApp({ rateLimit: { max: 1, interval } }, (app) => {
     app.channels.on('message', () => { handled++ })
   })
   t.teardown(() => app.close())
   const raw = await RawClient.connect(port)
   await raw.waitFor(() => raw.json().length === 1) // welcome
+  const burst = (data: number): void => {
+    for (let i = 0; i < 5; i++) raw.sendJson({ type: 'message', data })
+  }
   const started = Date.now()
   // Flood until the close frame arrives (bounded).
-  while (raw.closeCode() === undefined && Date.now() - started < 5000) {
-    raw.sendJson({ type: 'message', data: 1 })
+  while (raw.closeCode() === undefined && Date.now() - started < 10_000) {
+    burst(1)
     await new Promise((resolve) => setImmediate(resolve))
   }
   t.equal(raw.closeCode(), 1008)
   // It never answers the close and goes on for several more windows.
   const handledAtClose = handled
   const after = Date.now()
-  while (Date.now() - after < 6 * interval && !raw.socket.destroyed) {
-    raw.sendJson({ type: 'message', data: 2 })
+  while (Date.now() - after < 4 * interval && !raw.socket.destroyed) {
+    burst(2)
     await new Promise((resolve) => setImmediate(resolve))
   }
   t.equal(handled, handledAtClose, 'no frame handled after the close frame went out')
