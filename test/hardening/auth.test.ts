@@ -14,6 +14,12 @@ const secret = 'db password hunter2'
 
 /** The README's example: a bearer token in the Authorization header, or `?token=` for browsers. */
 async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  // Browsers send Origin on every WebSocket handshake: refuse pages from elsewhere.
+  const origin = request.headers.origin
+  if (origin !== undefined && origin !== 'https://chat.example.com') {
+    await reply.code(403).send({ error: 'forbidden origin' })
+    return
+  }
   const header = request.headers.authorization
   const query = request.query as { token?: string }
   const token = header?.startsWith('Bearer ') === true ? header.slice(7) : query.token
@@ -57,12 +63,13 @@ for (const order of ['hook before the plugin', 'hook after the plugin'] as const
     await refused(t, TestClient.open(url), 401, 'no token')
     await refused(t, TestClient.open(url, { headers: { authorization: 'Bearer bad' } }), 401, 'bad header')
     await refused(t, TestClient.open(`${url}?token=bad`), 401, 'bad query')
+    await refused(t, TestClient.open(`${url}?token=good-token`, { origin: 'https://evil.example' }), 403, 'a foreign page')
     await t.rejects(RawClient.connect(port), /401/, 'a raw handshake is refused too')
     await until(() => app.websocketServer.clients.size === 0)
     t.equal(app.channels.stats().sockets, 0, 'no channel socket for a refused upgrade')
 
     const byHeader = await TestClient.connect(url, { headers: { authorization: 'Bearer good-token' } })
-    const byQuery = await TestClient.connect(`${url}?token=good-token`)
+    const byQuery = await TestClient.connect(`${url}?token=good-token`, { origin: 'https://chat.example.com' })
     t.same(await byHeader.request({ type: 'message', event: 'whoami', id: 1 }), { type: 'ack', id: 1, data: 'alice' })
     t.same(await byQuery.request({ type: 'message', event: 'whoami', id: 2 }), { type: 'ack', id: 2, data: 'alice' })
     byQuery.close()

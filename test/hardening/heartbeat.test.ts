@@ -4,7 +4,9 @@
  */
 import t from 'tap'
 import { startHeartbeat } from '../../plugin/heartbeat.js'
+import { ChannelError } from '../../plugin/index.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
+import { RawClient } from './raw-client.js'
 
 /** Counts the intervals started while `fn` runs (the heartbeat timer is unref'd, so it is not an active resource). */
 async function intervalsStartedBy (fn: () => Promise<void>): Promise<number> {
@@ -81,6 +83,20 @@ t.test('a stalled event loop does not cut off peers whose pong arrived during th
   t.ok(pings >= 4, 'and still pinged')
   client.close()
   await client.closed
+})
+
+t.test('a peer that never answers the server\'s close frame is cut off by the heartbeat, not after 30 s', async (t) => {
+  const { app, port } = await startApp({ heartbeat: 100 }, (app) => {
+    app.channels.on('connect', () => { throw new ChannelError('GO_AWAY', 'refused') })
+  })
+  t.teardown(() => app.close())
+  const raw = await RawClient.connect(port) // answers neither pings nor the close frame
+  await raw.waitFor(() => raw.closeCode() !== undefined)
+  t.equal(raw.closeCode(), 1008)
+  const started = Date.now()
+  await raw.ended
+  t.ok(Date.now() - started < 5000, `gone within a few intervals (${Date.now() - started} ms), not ws's 30 s close timeout`)
+  t.equal(app.channels.stats().sockets, 0)
 })
 
 t.test('one timer serves every socket', async (t) => {

@@ -135,6 +135,9 @@ t.test('a subscriber that stops reading is cut off with 1013; memory stays bound
   run.slow.socket.resume()
   await run.slow.ended
   t.ok(run.slow.frames.length < total, `it got only part of the feed (${run.slow.frames.length} frames)`)
+  // Its close frame was queued behind the backlog the server threw away: the peer sees the
+  // connection end without one (1006 in a browser), or 1013 when the frame happened to fit.
+  t.ok([undefined, 1013].includes(run.slow.closeCode()), `close frame seen: ${String(run.slow.closeCode())}`)
   for (const reader of run.fast) reader.client.close()
   await Promise.all(run.fast.map((reader) => reader.client.closed))
 })
