@@ -5,7 +5,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
-import fastifyChannels, { type ChannelsOptions } from '../../plugin/index.js'
+import fastifyChannels, { type ChannelSocket, type ChannelsOptions } from '../../plugin/index.js'
 
 export interface TestApp {
   app: FastifyInstance
@@ -146,4 +146,14 @@ export async function until (predicate: () => boolean, timeoutMs = 3000): Promis
     if (Date.now() > deadline) throw new Error('condition not met in time')
     await new Promise((resolve) => setImmediate(resolve))
   }
+}
+
+/**
+ * Records every server-side socket by session id (through a `connect` handler), for tests that
+ * drive a connection from the server side: `sockets.get(client.sessionId)`.
+ */
+export function recordSockets (app: FastifyInstance): Map<string, ChannelSocket> {
+  const sockets = new Map<string, ChannelSocket>()
+  app.channels.on('connect', (socket) => { sockets.set(socket.id, socket) })
+  return sockets
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import { ChannelError, type ChannelSocket } from '../../plugin/index.js'
-import { startApp, TestClient, nextId, until } from '../helpers/server.js'
+import { startApp, TestClient, nextId, recordSockets, until } from '../helpers/server.js'
 
 const Chat = Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) })
 
@@ -66,31 +66,30 @@ t.test('INVALID_CHANNEL for every frame that names a bad channel', async (t) => 
 })
 
 t.test('TOO_MANY_CHANNELS past maxChannels, for client frames and server-side subscribe', async (t) => {
-  let server: ChannelSocket | undefined
-  const { app, url } = await startApp({ maxChannels: 2 }, (app) => {
-    app.channels.on('connect', (socket) => { server = socket })
-  })
+  let sockets = new Map<string, ChannelSocket>()
+  const { app, url } = await startApp({ maxChannels: 2 }, (app) => { sockets = recordSockets(app) })
   t.teardown(() => app.close())
   const c = await TestClient.connect(url)
+  const server = sockets.get(c.sessionId) as ChannelSocket
   await c.subscribe('a')
   await c.subscribe('b')
   const refused = await c.request({ type: 'subscribe', channel: 'c', id: 9 })
   t.equal(refused.code, 'TOO_MANY_CHANNELS')
   t.equal(refused.id, 9)
   t.equal((await c.request({ type: 'subscribe', channel: 'a', id: 10 })).type, 'subscribed', 're-subscribing a held one is fine')
-  await t.rejects(server!.subscribe('c'), { code: 'TOO_MANY_CHANNELS' })
+  await t.rejects(server.subscribe('c'), { code: 'TOO_MANY_CHANNELS' })
   await c.request({ type: 'unsubscribe', channel: 'a', id: 11 })
-  await server!.subscribe('c')
+  await server.subscribe('c')
   t.same(await c.next((f) => f.type === 'subscribed'), { type: 'subscribed', channel: 'c' }, 'server-side subscribe tells the client')
-  t.same([...server!.channels], ['b', 'c'])
+  t.same([...server.channels], ['b', 'c'])
   c.close()
 })
 
 t.test('subscribe handlers refuse with a ChannelError code or FORBIDDEN', async (t) => {
-  let server: ChannelSocket | undefined
+  let sockets = new Map<string, ChannelSocket>()
   const errors: Error[] = []
   const { app, url } = await startApp({}, (app) => {
-    app.channels.on('connect', (socket) => { server = socket })
+    sockets = recordSockets(app)
     app.channels.on('subscribe', { channel: /^private-/ }, (socket) => {
       if (socket.request.headers['x-member'] !== 'yes') throw new ChannelError('FORBIDDEN', 'members only')
     })
@@ -100,6 +99,7 @@ t.test('subscribe handlers refuse with a ChannelError code or FORBIDDEN', async 
   })
   t.teardown(() => app.close())
   const c = await TestClient.connect(url)
+  const server = sockets.get(c.sessionId) as ChannelSocket
   t.same(await c.request({ type: 'subscribe', channel: 'private-1', id: 1 }),
     { type: 'error', id: 1, code: 'FORBIDDEN', message: 'members only' })
   t.same(await c.request({ type: 'subscribe', channel: 'vip', id: 2 }),
@@ -109,9 +109,9 @@ t.test('subscribe handlers refuse with a ChannelError code or FORBIDDEN', async 
   t.notMatch(broken.message, /secret/, 'no internals leak')
   t.equal(errors.length, 1, 'a plain error reaches error handlers')
   t.match(errors[0].message, /database down/)
-  t.equal(server!.channels.size, 0)
-  await t.rejects(server!.subscribe('private-2'), { code: 'FORBIDDEN', message: 'members only' }, 'server-side subscribe rejects too')
-  await t.rejects(server!.subscribe('bad channel'), { code: 'INVALID_CHANNEL' })
+  t.equal(server.channels.size, 0)
+  await t.rejects(server.subscribe('private-2'), { code: 'FORBIDDEN', message: 'members only' }, 'server-side subscribe rejects too')
+  await t.rejects(server.subscribe('bad channel'), { code: 'INVALID_CHANNEL' })
   t.equal(app.channels.stats().channels, 0)
   const member = await TestClient.connect(url, { headers: { 'x-member': 'yes' } })
   t.equal((await member.subscribe('private-1')).type, 'subscribed')
@@ -314,35 +314,33 @@ t.test('disconnect order: disconnect (channels held), unsubscribe each, finish o
 })
 
 t.test('server-side unsubscribe and close', async (t) => {
-  let server: ChannelSocket | undefined
-  const { app, url } = await startApp({}, (app) => {
-    app.channels.on('connect', (socket) => { server = socket })
-  })
+  let sockets = new Map<string, ChannelSocket>()
+  const { app, url } = await startApp({}, (app) => { sockets = recordSockets(app) })
   t.teardown(() => app.close())
   const c = await TestClient.connect(url)
+  const server = sockets.get(c.sessionId) as ChannelSocket
   await c.subscribe('a')
-  await server!.unsubscribe('a')
+  await server.unsubscribe('a')
   t.same(await c.next(), { type: 'unsubscribed', channel: 'a' })
-  await t.rejects(server!.unsubscribe(''), { code: 'INVALID_CHANNEL' })
-  server!.close(4001, 'kicked')
+  await t.rejects(server.unsubscribe(''), { code: 'INVALID_CHANNEL' })
+  server.close(4001, 'kicked')
   t.same(await c.closed, { code: 4001, reason: 'kicked' })
 })
 
 t.test('socket.channels is read-only', async (t) => {
-  let server: ChannelSocket | undefined
-  const { app, url } = await startApp({}, (app) => {
-    app.channels.on('connect', (socket) => { server = socket })
-  })
+  let sockets = new Map<string, ChannelSocket>()
+  const { app, url } = await startApp({}, (app) => { sockets = recordSockets(app) })
   t.teardown(() => app.close())
   const c = await TestClient.connect(url)
+  const server = sockets.get(c.sessionId) as ChannelSocket
   await c.subscribe('a')
-  const view = server!.channels as unknown as { add?: unknown, delete?: unknown, clear?: unknown }
+  const view = server.channels as unknown as { add?: unknown, delete?: unknown, clear?: unknown }
   t.equal(view.add, undefined)
   t.equal(view.delete, undefined)
   t.equal(view.clear, undefined)
-  t.ok(server!.channels.has('a'))
+  t.ok(server.channels.has('a'))
   const seen: string[] = []
-  server!.channels.forEach((channel) => seen.push(channel))
+  server.channels.forEach((channel) => seen.push(channel))
   t.same(seen, ['a'])
   c.close()
 })
