@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import { InvalidOptionError } from '../errors.js'
+import { positiveInteger } from '../options.js'
 import { clientOptions, loadIoredis } from './redis-client.js'
 import { RedisConnection } from './redis-connection.js'
 import type { Broker, BrokerConnection, BrokerNode } from './types.js'
@@ -34,14 +35,6 @@ export interface RedisBrokerOptions {
   commandTimeout?: number
 }
 
-function positiveInteger (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidOptionError(`redisBroker ${name}: expected a positive integer, got ${String(value)}`)
-  }
-  return value
-}
-
 const known = new Set(['url', 'redis', 'prefix', 'nodeTtl', 'commandTimeout'])
 
 export function redisBroker (options: RedisBrokerOptions = {}): Broker {
@@ -59,10 +52,10 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
   }
   const settings = {
     prefix,
-    nodeTtl: positiveInteger('nodeTtl', options.nodeTtl, defaultNodeTtl)
+    nodeTtl: positiveInteger('redisBroker nodeTtl', options.nodeTtl, defaultNodeTtl)
   }
   if (settings.nodeTtl < minNodeTtl) throw new InvalidOptionError(`redisBroker nodeTtl: at least ${minNodeTtl} ms, got ${settings.nodeTtl}`)
-  const connectionOptions = clientOptions(positiveInteger('commandTimeout', options.commandTimeout, defaultCommandTimeout))
+  const connectionOptions = clientOptions(positiveInteger('redisBroker commandTimeout', options.commandTimeout, defaultCommandTimeout))
 
   // Named, so `CLIENT LIST` shows whose connections these are.
   async function open (nodeId: string): Promise<[Redis, Redis]> {
