@@ -14,6 +14,7 @@ const secret = 'db password hunter2'
 
 /** The README's example: a bearer token in the Authorization header, or `?token=` for browsers. */
 async function authorize (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (request.routeOptions.url !== '/ws') return
   // Browsers send Origin on every WebSocket handshake: refuse pages from elsewhere.
   const origin = request.headers.origin
   if (origin !== undefined && origin !== 'https://chat.example.com') {
