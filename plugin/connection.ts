@@ -15,7 +15,7 @@ import {
 import { ChannelError, InvalidChannelError, isChannelError } from './errors.js'
 import type { HandlerEntry } from './handlers.js'
 import type { Recipient } from './fanout.js'
-import { flushNow, OutboundFrame, writeFrame } from './frame-writer.js'
+import { flushBeforeErrors, flushNow, OutboundFrame, writeFrame } from './frame-writer.js'
 import { RateWindow } from './rate-limit.js'
 import type { ChannelServer } from './server.js'
 import type {
@@ -198,6 +198,7 @@ export class Connection implements ChannelSocket, Recipient {
     ws.on('message', (data, isBinary) => this.receive(data, isBinary))
     ws.once('close', (code, reason) => { this.onClose(code, reason.toString()) })
     if (this.server.options.heartbeat !== false) ws.on('pong', () => { this.alive = true })
+    flushBeforeErrors(ws)
 
     this.server.attach(this)
     this.sendControl({ type: 'welcome', sessionId: this.id, protocol: PROTOCOL_VERSION })

@@ -140,6 +140,20 @@ export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
   ws.send(frame.text)
 }
 
+/** Shared by every socket (no closure each): `this` is the WebSocket that emits 'error'. */
+function flushBeforeError (this: WebSocket): void {
+  flushNow(this)
+}
+
+/**
+ * Call once per socket. ws answers a peer's protocol violation with its own close frame (1002,
+ * 1007, 1009) and emits 'error' right after, and error handlers terminate the socket: what this
+ * turn corked, that close frame included, must reach the kernel before the socket is destroyed.
+ */
+export function flushBeforeErrors (ws: WebSocket): void {
+  if (directWritesSupported) ws.prependListener('error', flushBeforeError)
+}
+
 /**
  * Hands what this turn corked for `ws` to the kernel now. The slow-consumer check calls it
  * before deciding: bytes that sit corked only for this turn do not make a peer slow.

@@ -14,6 +14,7 @@ import {
   directWritesSupported, frameStats, OutboundFrame, useDirectWrites, writeFrame
 } from '../../plugin/frame-writer.js'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
+import { encodeClientFrame, Opcode, RawClient } from '../hardening/raw-client.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 
@@ -228,4 +229,22 @@ t.test('bytes held back to coalesce one turn do not make a reading peer a slow c
   t.same(disconnects, [], 'not closed')
   t.equal(client.ws.readyState, WebSocket.OPEN)
   client.close()
+})
+
+t.test('a protocol violation right after an answer: the answer and ws\'s close frame still go out', async (t) => {
+  const { app, port } = await startApp({ heartbeat: false, maxPayload: 1024 }, (app) => {
+    app.channels.on('message', () => 'ok')
+  })
+  t.teardown(() => app.close())
+  const raw = await RawClient.connect(port)
+  await raw.waitFor(() => raw.json().length === 1) // welcome
+  // One TCP write: the server answers the first frame (corked for this turn), then ws refuses
+  // the second with 1009 and the error handler terminates the socket in the same turn.
+  raw.write(Buffer.concat([
+    encodeClientFrame(Opcode.text, JSON.stringify({ type: 'message', data: 1, id: 1 })),
+    encodeClientFrame(Opcode.text, 'x'.repeat(4096))
+  ]))
+  await raw.ended
+  t.same(raw.json().slice(1), [{ type: 'ack', id: 1, data: 'ok' }])
+  t.equal(raw.closeCode(), 1009)
 })
