@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import { Type } from '@sinclair/typebox'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { compileSchema } from '../../plugin/validate.js'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
 import { encodeClientFrame, Opcode, RawClient } from './raw-client.js'
 
@@ -179,6 +180,15 @@ t.test('deep nesting within maxPayload: an answer for every path, never a RangeE
   }
   t.equal(client.ws.readyState, client.ws.OPEN)
   await bystanderUntouched(t, bystander)
+})
+
+t.test('a recursive schema fed data deeper than the stack: check is false, issues say why', async (t) => {
+  // Deeper than any 64 KiB frame can carry, as an app with a larger maxPayload could receive.
+  let deep: Node = { children: [] }
+  for (let i = 0; i < 200_000; i++) deep = { children: [deep] }
+  const schema = compileSchema(Tree)
+  t.equal(schema.check(deep), false)
+  t.same(schema.issues(deep), [{ path: '', message: 'the data is nested too deeply to validate' }])
 })
 
 t.test('binary frames get BAD_FRAME; the connection stays usable', async (t) => {
