@@ -28,6 +28,13 @@ const maxCloseReasonBytes = 123
 
 type Phase = 'connecting' | 'open' | 'closed'
 
+/** The connection a ws belongs to: lets one shared listener per event serve every socket. */
+const kConnection = Symbol('fastify-channels.connection')
+type OwnedSocket = WebSocket & { [kConnection]: Connection }
+
+/** `finished` of a connection that finished before anyone asked for it. */
+const settled = Promise.resolve()
+
 function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
 }
@@ -68,7 +75,8 @@ export class Connection implements ChannelSocket, Recipient {
   private channelsView: ReadonlySet<string> | undefined
   /** subscriptions whose handlers are still running: they count against maxChannels */
   private pendingSubscriptions = 0
-  private inbox: string[] = []
+  /** frames waiting for a slow handler; created when the first one has to wait */
+  private inbox: string[] | undefined
   private busy = true // until connect handlers are done
   private paused = false
   private readonly rate: RateWindow | undefined
@@ -76,9 +84,9 @@ export class Connection implements ChannelSocket, Recipient {
   private closedEarly: DisconnectInfo | undefined
   /** why the server cut the connection off without a closing handshake (ws can only report 1006) */
   private cutOff: DisconnectInfo | undefined
-  /** resolves once the disconnect sequence (or the cleanup of a refused socket) is over */
-  readonly finished: Promise<void>
-  private resolveFinished!: () => void
+  /** `finished`, created when first asked for (by `fastify.close()`): most connections never are */
+  private finishedPromise: Promise<void> | undefined
+  private settleFinished: (() => void) | undefined
 
   constructor (
     private readonly server: ChannelServer,
@@ -87,7 +95,17 @@ export class Connection implements ChannelSocket, Recipient {
   ) {
     const { rateLimit } = server.options
     this.rate = rateLimit === false ? undefined : new RateWindow(rateLimit, performance.now())
-    this.finished = new Promise((resolve) => { this.resolveFinished = resolve })
+  }
+
+  /** resolves once the disconnect sequence (or the cleanup of a refused socket) is over */
+  get finished (): Promise<void> {
+    this.finishedPromise ??= new Promise((resolve) => { this.settleFinished = resolve })
+    return this.finishedPromise
+  }
+
+  private resolveFinished (): void {
+    if (this.finishedPromise === undefined) this.finishedPromise = settled
+    else this.settleFinished?.()
   }
 
   // ---- the socket API handed to handlers ---------------------------------------------
@@ -194,10 +212,12 @@ export class Connection implements ChannelSocket, Recipient {
 
   /** Called once the upgrade is done: welcome, `connect` handlers, then inbound frames. */
   async start (): Promise<void> {
-    const { ws } = this
-    ws.on('message', (data, isBinary) => this.receive(data, isBinary))
-    ws.once('close', (code, reason) => { this.onClose(code, reason.toString()) })
-    if (this.server.options.heartbeat !== false) ws.on('pong', () => { this.alive = true })
+    const ws = this.ws as OwnedSocket
+    // Shared listeners, not closures: an idle connection costs one property on its ws.
+    ws[kConnection] = this
+    ws.on('message', Connection.onMessage)
+    ws.on('close', Connection.onSocketClose)
+    if (this.server.options.heartbeat !== false) ws.on('pong', Connection.onPong)
     flushBeforeErrors(ws)
 
     this.server.attach(this)
@@ -230,11 +250,24 @@ export class Connection implements ChannelSocket, Recipient {
     this.close(CloseCodes.POLICY_VIOLATION, reason)
   }
 
+  private static onMessage (this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+    (this as OwnedSocket)[kConnection].receive(data, isBinary)
+  }
+
+  private static onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
+    (this as OwnedSocket)[kConnection].onClose(code, reason.toString())
+  }
+
+  private static onPong (this: WebSocket): void {
+    (this as OwnedSocket)[kConnection].alive = true
+  }
+
+  /** ws emits 'close' once; a second call would change nothing anyway. */
   private onClose (code: number, reason: string): void {
     if (this.phase === 'closed') return
     const wasConnecting = this.phase === 'connecting'
     this.phase = 'closed'
-    this.inbox = []
+    this.inbox = undefined
     this.server.detach(this)
     const info = this.cutOff ?? { code, reason }
     if (this.connected) {
@@ -320,9 +353,11 @@ export class Connection implements ChannelSocket, Recipient {
       this.sendError('BAD_FRAME', 'binary frames are not accepted: send JSON text frames')
       return
     }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data as ArrayBuffer).toString()
+    // ws hands a Buffer by default: decode it in place (Buffer.from would copy it first).
+    const text = Buffer.isBuffer(data) ? data.toString() : Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data).toString()
     if (this.server.options.messageLog) this.request.log.info({ sessionId: this.id, frame: text }, 'channels: message in')
     if (this.busy) {
+      this.inbox ??= []
       this.inbox.push(text)
       if (this.inbox.length >= inboxHighWater && !this.paused) {
         this.paused = true
@@ -359,18 +394,19 @@ export class Connection implements ChannelSocket, Recipient {
 
   /** Handles queued frames in order, then lets new frames through directly. */
   private async drain (): Promise<void> {
-    while (this.inbox.length > 0 && this.phase !== 'closed') {
+    while (this.inbox !== undefined && this.inbox.length > 0 && this.phase !== 'closed') {
       const text = this.inbox.shift() as string
       try {
         await this.handle(text)
       } catch (err) {
         this.reportError(err, undefined)
       }
-      if (this.paused && this.inbox.length < inboxHighWater / 2) {
+      if (this.paused && (this.inbox?.length ?? 0) < inboxHighWater / 2) {
         this.paused = false
         this.ws.resume()
       }
     }
+    this.inbox = undefined // drained: an idle connection holds no queue
     this.busy = false
   }
 

@@ -23,6 +23,12 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
   const pending = new Set<RawSocket>()
   let closing = false
 
+  // One listener shared by every pending socket (not a closure each), taken off again once the
+  // socket is a WebSocket: an open connection keeps nothing from its upgrade.
+  function forget (this: RawSocket): void {
+    pending.delete(this)
+  }
+
   // Registered after @fastify/websocket's own listener, so by now Fastify has answered any
   // upgrade that came in while closing (503) and the socket can be ended behind the answer.
   const onUpgrade = (_request: IncomingMessage, socket: RawSocket): void => {
@@ -31,11 +37,13 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
       return
     }
     pending.add(socket)
-    socket.once('close', () => pending.delete(socket))
+    socket.on('close', forget)
   }
   fastify.server.on('upgrade', onUpgrade)
   fastify.websocketServer.on('connection', (_ws: WebSocket, request: IncomingMessage) => {
-    pending.delete(request.socket as RawSocket)
+    const socket = request.socket as RawSocket
+    pending.delete(socket)
+    socket.off('close', forget)
   })
 
   fastify.addHook('onResponse', async (request) => {
