@@ -6,13 +6,13 @@
 // for each variant, prints a table of medians and ratios, and writes
 // bench/results/latest.json (and --json, if given). See bench/README.md.
 import { parseArgs } from 'node:util'
-import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import os from 'node:os'
 import { variants, channelsEntry } from './lib/variants.js'
 import { canPin } from './lib/rpc.js'
+import { fdLimit as readFdLimit } from './lib/fds.js'
 import { computeRatios, formatTable } from './lib/report.js'
 import { burst } from './cases/burst.js'
 import { paced } from './cases/paced.js'
@@ -23,15 +23,15 @@ import { crossnode } from './cases/crossnode.js'
 const configs = {
   full: {
     burst: { n: 1000, messages: 200, size: 100, rounds: 5, warmup: 1 },
-    paced: { n: 1000, rate: 20, seconds: 5, size: 100, rounds: 3 },
+    paced: { n: 1000, rate: 20, seconds: 5, size: 100, rounds: 5 },
     memory: { ns: [1000, 10000], rounds: 3 },
-    inbound: { conns: 50, perSocket: 4000, rounds: 5, warmup: 1 }
+    inbound: { conns: 50, perSocket: 4000, rounds: 5, warmup: 2 }
   },
   quick: {
     burst: { n: 500, messages: 100, size: 100, rounds: 3, warmup: 1 },
-    paced: { n: 500, rate: 20, seconds: 2, size: 100, rounds: 1 },
+    paced: { n: 500, rate: 20, seconds: 2, size: 100, rounds: 3 },
     memory: { ns: [1000], rounds: 1 },
-    inbound: { conns: 20, perSocket: 2000, rounds: 3, warmup: 1 }
+    inbound: { conns: 20, perSocket: 5000, rounds: 3, warmup: 2 }
   }
 }
 
@@ -58,6 +58,20 @@ if (flags.help) {
   process.exit(0)
 }
 
+/** Share of all CPUs' time spent busy over `ms`, from os.cpus() counters. @param {number} ms */
+async function cpuBusyPct (ms) {
+  const sum = () => os.cpus().reduce((acc, c) => {
+    const t = c.times
+    acc.idle += t.idle
+    acc.total += t.user + t.nice + t.sys + t.idle + t.irq
+    return acc
+  }, { idle: 0, total: 0 })
+  const a = sum()
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  const b = sum()
+  return b.total > a.total ? (1 - (b.idle - a.idle) / (b.total - a.total)) * 100 : 0
+}
+
 const log = (/** @type {string} */ line) => process.stdout.write(line + '\n')
 const selectedCases = flags.cases ? flags.cases.split(',').map((s) => s.trim()).filter(Boolean) : allCases
 for (const c of selectedCases) {
@@ -69,13 +83,13 @@ const config = structuredClone(flags.quick ? configs.quick : configs.full)
 const notes = []
 
 // Every connection costs one descriptor in the client and one in the server process.
-const fdLimit = Number(execFileSync('/bin/sh', ['-c', 'ulimit -n']).toString().trim())
+const fdLimit = readFdLimit()
 if (Number.isFinite(fdLimit)) {
   const maxN = fdLimit - 256
   const wanted = config.memory.ns
   config.memory.ns = [...new Set(wanted.map((n) => Math.min(n, maxN)))]
   if (wanted.some((n) => n > maxN)) {
-    notes.push(`ulimit -n is ${fdLimit}: memory case capped at ${maxN} connections (wanted ${wanted.join(', ')}); raise it with \`ulimit -n 20000\``)
+    notes.push(`ulimit -n is ${fdLimit}: memory case capped at ${maxN} connections (wanted ${wanted.join(', ')}); raise the hard limit (ulimit -Hn, limits.conf) and rerun`)
   }
 }
 
@@ -87,6 +101,13 @@ for (const key of ['a', 'b', 'c']) {
 }
 if (!variantStatus.a.skipped && !existsSync(distEntry)) {
   variantStatus.a.skipped = `${distEntry} does not exist: build the plugin first (npm run build)`
+}
+
+// Other work on the machine (a test run, a build) skews every figure: measure how busy the
+// CPUs are for one second before starting, and say so up front.
+const machineBusyPct = await cpuBusyPct(1000)
+if (machineBusyPct > 20) {
+  notes.push(`the machine was ${machineBusyPct.toFixed(0)} % busy before the run started: other processes compete with the pinned server and client; rerun on an idle machine for figures to quote`)
 }
 
 const pinned = canPin() && os.availableParallelism() >= 2
@@ -102,6 +123,7 @@ const results = {
     pinned: pinned ? 'server on CPU 0, load client on CPU 1' : 'no',
     mode: flags.quick ? 'quick' : 'full',
     fdLimit,
+    machineBusyPctAtStart: Math.round(machineBusyPct),
     config
   },
   variants: variantStatus,
@@ -111,6 +133,12 @@ const results = {
   /** @type {Record<string, any>} */
   ratios: {},
   errors: /** @type {string[]} */ ([])
+}
+
+/** @param {string} text */
+function firstLines (text, n = 4) {
+  const lines = String(text).split('\n')
+  return lines.length > n ? [...lines.slice(0, n), `    ... (${lines.length - n} more lines in the JSON)`].join('\n') : text
 }
 
 function writeResults () {
@@ -141,6 +169,7 @@ const ctx = { config, log, notes }
 
 log(`fastify-channels bench (${results.meta.mode}) — node ${process.version}, ${results.meta.cpus} CPUs, pinned: ${results.meta.pinned}`)
 for (const v of variants) if (variantStatus[v.key].skipped) log(`${v.label}: SKIPPED — ${variantStatus[v.key].skipped}`)
+for (const note of notes) log(`note: ${note}`)
 
 for (const caseName of selectedCases) {
   log(`\n# ${caseName}`)
@@ -153,30 +182,37 @@ for (const caseName of selectedCases) {
   const fn = caseFns[/** @type {keyof typeof caseFns} */ (caseName)]
   /** @type {Record<string, any>} */
   const byVariant = (results.cases[caseName] = {})
-  for (const v of variants) {
-    if (caseName === 'inbound' && v.key !== 'a') continue
-    const status = variantStatus[v.key]
-    if (status.skipped) { byVariant[v.key] = { skipped: status.skipped }; continue }
-    try {
-      byVariant[v.key] = await fn(ctx, v)
-    } catch (err) {
-      const e = /** @type {Error & { startFailure?: boolean }} */ (err)
-      const message = e.message
-      byVariant[v.key] = { error: message }
-      results.errors.push(`${caseName} ${v.label}: ${message}`)
-      log(`  ${v.label} ${caseName}: ERROR ${message}`)
-      if (e.startFailure) status.skipped = message
-    }
+  const wanted = variants.filter((v) => caseName !== 'inbound' || v.key === 'a')
+  for (const v of wanted) {
+    const reason = variantStatus[v.key].skipped
+    if (reason) byVariant[v.key] = { skipped: reason }
+  }
+  const active = wanted.filter((v) => !variantStatus[v.key].skipped)
+  if (active.length === 0) { log('  nothing to run'); continue }
+  try {
+    Object.assign(byVariant, await fn(ctx, active))
+  } catch (err) {
+    // A bug in the harness itself: record it and go on with the next case.
+    const message = /** @type {Error} */ (err).stack ?? String(err)
+    for (const v of active) byVariant[v.key] = { error: message }
+  }
+  for (const v of active) {
+    const r = byVariant[v.key]
+    if (!r?.error) continue
+    results.errors.push(`${caseName} ${v.label}: ${r.error}`)
+    log(`  ${v.label}: ERROR ${firstLines(r.error)}`)
+    // A server that cannot start will not start for the next case either.
+    if (r.startFailure) variantStatus[v.key].skipped = r.error
   }
 }
 
 const latest = writeResults()
 log('\n' + formatTable(results))
 if (notes.length) log('\nnotes:\n' + notes.map((n) => `- ${n}`).join('\n'))
-log(`\nratios: a/b and a/c. Throughput (deliveries/s, msgs/s): above 1 means (a) is faster. Latency, CPU and memory: below 1 means (a) is better.`)
+log('\nratios: a/b and a/c. Throughput (deliveries/s, msgs/s): above 1 means (a) is faster. Latency, CPU and memory: below 1 means (a) is better.')
 log(`results: ${latest}${flags.json ? ` and ${resolve(flags.json)}` : ''}`)
 if (results.errors.length) {
-  log(`\n${results.errors.length} error(s):\n` + results.errors.map((e) => `- ${e}`).join('\n'))
+  log(`\n${results.errors.length} error(s):\n` + results.errors.map((e) => `- ${firstLines(e)}`).join('\n'))
   process.exitCode = 1
 }
 clearTimeout(watchdog)

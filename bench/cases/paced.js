@@ -38,10 +38,14 @@ export async function paced (ctx, variants) {
         maxMs: got.latency.max,
         meanMs: got.latency.mean,
         lateTicks: sent.late,
-        serverCpuPct: (cpu.cpuMs / (sent.tEnd - sent.t0)) * 100
+        serverCpuPct: (cpu.cpuMs / (sent.tEnd - sent.t0)) * 100,
+        // Longest event-loop stall of each process in the round: a latency spike that matches
+        // one of these happened in that process (or the machine took its CPU away).
+        serverLoopDelayMaxMs: cpu.loopDelayMaxMs,
+        clientLoopDelayMaxMs: got.loopDelayMaxMs
       }
       ;(measured[s.variant.key] ??= []).push(row)
-      ctx.log(`  ${s.variant.label} round ${r + 1}: p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, max ${row.maxMs.toFixed(2)} ms (server CPU ${row.serverCpuPct.toFixed(0)} %)`)
+      ctx.log(`  ${s.variant.label} round ${r + 1}: p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, max ${row.maxMs.toFixed(2)} ms (server CPU ${row.serverCpuPct.toFixed(0)} %; longest loop stall: server ${cpu.loopDelayMaxMs.toFixed(0)} ms, client ${got.loopDelayMaxMs.toFixed(0)} ms; worst ticks [seq, ms]: ${JSON.stringify(got.latency.worstTicks)})`)
     })
   } finally {
     await closeSessions(sessions)

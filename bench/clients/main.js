@@ -6,6 +6,7 @@
 import { serve } from '../lib/rpc.js'
 import { now } from '../lib/clock.js'
 import { percentile } from '../lib/stats.js'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import * as frames from './frames.js'
 import * as socketio from './socketio.js'
 
@@ -31,9 +32,14 @@ let tLast = 0
 /** @type {Float64Array} */
 let latencies = new Float64Array(0)
 let latCount = 0
+/** Worst latency per payload sequence number: shows whether a spike hit one tick or many. */
+let maxBySeq = new Float64Array(0)
 /** @type {(() => void) | null} */
 let roundDone = null
 let cpuMark = process.cpuUsage()
+// Event-loop delay of this process over a round: a long stall here shows up as latency.
+const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+loopDelay.enable()
 
 /** @param {import('./frames.js').Conn} conn @param {any} msg */
 function onTick (conn, msg) {
@@ -50,7 +56,9 @@ function onTick (conn, msg) {
   }
   const data = kind.decodeTick(msg)
   if (!data) { unexpected++; return }
-  if (latCount < latencies.length) latencies[latCount++] = now() - data.t
+  const lat = now() - data.t
+  if (latCount < latencies.length) latencies[latCount++] = lat
+  if (data.seq < maxBySeq.length && lat > maxBySeq[data.seq]) maxBySeq[data.seq] = lat
   if (++conn.n === perSocket && ++socketsDone === conns.length) finish()
 }
 
@@ -101,8 +109,10 @@ serve({
     roundDone = null
     for (const c of conns) c.n = 0
     cpuMark = process.cpuUsage()
+    loopDelay.reset()
     latCount = 0
     latencies = mode === 'latency' ? new Float64Array(conns.length * perSocket) : new Float64Array(0)
+    maxBySeq = new Float64Array(mode === 'latency' ? perSocket : 0)
     return true
   },
 
@@ -117,7 +127,7 @@ serve({
     const cpu = process.cpuUsage(cpuMark)
     let delivered = 0
     for (const c of conns) delivered += Math.min(c.n, perSocket)
-    /** @type {Record<string, number> | null} */
+    /** @type {{ count: number, p50: number, p90: number, p99: number, max: number, mean: number, worstTicks: number[][] } | null} */
     let latency = null
     if (mode === 'latency' && latCount > 0) {
       const sorted = latencies.subarray(0, latCount).sort()
@@ -129,7 +139,9 @@ serve({
         p90: percentile(sorted, 90),
         p99: percentile(sorted, 99),
         max: sorted[sorted.length - 1],
-        mean: sum / latCount
+        mean: sum / latCount,
+        // The 3 worst ticks as [seq, ms]: one spike vs a steady tail.
+        worstTicks: [...maxBySeq.entries()].sort((x, y) => y[1] - x[1]).slice(0, 3).map(([seq, ms]) => [seq, Math.round(ms * 100) / 100])
       }
     }
     return {
@@ -145,7 +157,8 @@ serve({
       unexpectedCloses,
       closeSamples,
       latency,
-      cpuMs: (cpu.user + cpu.system) / 1000
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      loopDelayMaxMs: loopDelay.max / 1e6
     }
   },
 

@@ -78,14 +78,16 @@ export async function closeSessions (sessions) {
 }
 
 /**
- * Runs `total` interleaved rounds; a session whose round throws is marked failed.
+ * Runs `total` interleaved rounds, rotating which variant goes first in each round (so no
+ * variant always follows the same one); a session whose round throws is marked failed.
  * @param {Session[]} sessions
  * @param {number} total
  * @param {(s: Session, round: number) => Promise<void>} fn
  */
 export async function interleave (sessions, total, fn) {
   for (let r = 0; r < total; r++) {
-    for (const s of sessions) {
+    const k = r % sessions.length
+    for (const s of [...sessions.slice(k), ...sessions.slice(0, k)]) {
       if (s.error) continue
       try { await fn(s, r) } catch (err) { s.error = /** @type {Error} */ (err) }
     }

@@ -42,6 +42,8 @@ export function computeRatios (cases) {
   const a = cases.inbound?.a
   if (a && !a.error && !a.skipped) {
     out.inboundSchemaOverPlain = ratio(a.schema?.median.msgsPerSec, a.plain?.median.msgsPerSec)
+    // CPU per message is steadier than wall-clock msgs/s; above 1 = what validation costs.
+    out.inboundCpuSchemaOverPlain = ratio(a.schema?.median.serverCpuUsPerMsg, a.plain?.median.serverCpuUsPerMsg)
   }
   return out
 }
@@ -101,7 +103,10 @@ export function formatTable (results) {
     const st = cellStatus(a)
     rows.push(['inbound', 'msgs/s no schema', st ?? fmt(a.plain?.median.msgsPerSec), '', '', '', ''])
     rows.push(['inbound', 'msgs/s TypeBox schema', st ?? fmt(a.schema?.median.msgsPerSec), '', '', '', ''])
-    rows.push(['inbound', 'schema / no schema', fmt(ratios.inboundSchemaOverPlain, 2), '', '', '', ''])
+    rows.push(['inbound', 'msgs/s schema / no schema', fmt(ratios.inboundSchemaOverPlain, 2), '', '', '', ''])
+    rows.push(['inbound', 'server CPU us/msg no schema', st ?? fmt(a.plain?.median.serverCpuUsPerMsg, 2), '', '', '', ''])
+    rows.push(['inbound', 'server CPU us/msg schema', st ?? fmt(a.schema?.median.serverCpuUsPerMsg, 2), '', '', '', ''])
+    rows.push(['inbound', 'CPU/msg schema / no schema', fmt(ratios.inboundCpuSchemaOverPlain, 2), '', '', '', ''])
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
   return rows

@@ -2,6 +2,7 @@
 // Entry of a server child process: `node --expose-gc bench/servers/main.js <variant>`.
 // Loads the variant module and answers the runner's commands over IPC (see lib/rpc.js).
 // The same command code drives all variants, so they are measured the same way.
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { serve } from '../lib/rpc.js'
 import { now } from '../lib/clock.js'
 import { makePayload } from '../lib/payload.js'
@@ -16,6 +17,9 @@ const modules = {
 /** @type {{ port: number, path: string, broadcast: (channel: string, event: string, data: unknown) => unknown, connections: () => number, close: () => Promise<unknown> } | null} */
 let server = null
 let cpuMark = process.cpuUsage()
+// Event-loop delay since the last mark: shows a server-side stall.
+const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+loopDelay.enable()
 
 // Inbound case bookkeeping: the handler calls onInbound(); inboundWait resolves at `expected`.
 let inboundCount = 0
@@ -30,10 +34,10 @@ function onInbound () {
   }
 }
 
-function markCpu () { cpuMark = process.cpuUsage() }
+function markCpu () { cpuMark = process.cpuUsage(); loopDelay.reset() }
 function cpuSinceMark () {
   const d = process.cpuUsage(cpuMark)
-  return { cpuUserMs: d.user / 1000, cpuSystemMs: d.system / 1000, cpuMs: (d.user + d.system) / 1000 }
+  return { cpuUserMs: d.user / 1000, cpuSystemMs: d.system / 1000, cpuMs: (d.user + d.system) / 1000, loopDelayMaxMs: loopDelay.max / 1e6 }
 }
 
 /** @param {number} ms */
