@@ -329,6 +329,8 @@ export class Connection implements ChannelSocket, Recipient {
   heartbeat (): void {
     if (!this.alive) {
       this.request.log.info({ sessionId: this.id }, 'channels: peer missed a pong, terminated')
+      // ws can only report 1006 with no reason: tell disconnect handlers why.
+      this.cutOff = { code: CloseCodes.ABNORMAL_CLOSURE, reason: 'heartbeat timeout' }
       this.ws.terminate()
       return
     }

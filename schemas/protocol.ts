@@ -25,6 +25,8 @@ export type ErrorCode = typeof ErrorCodes[number]
 export const CloseCodes = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  /** never sent: reported locally when a connection ended without a close frame */
+  ABNORMAL_CLOSURE: 1006,
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
   TRY_AGAIN_LATER: 1013

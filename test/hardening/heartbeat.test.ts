@@ -40,10 +40,10 @@ t.test('a peer that answers pings stays connected', async (t) => {
 })
 
 t.test('a peer that never answers a ping is terminated', async (t) => {
-  const disconnects: number[] = []
+  const disconnects: Array<{ code: number, reason: string }> = []
   let finished = 0
   const { app, url } = await startApp({ heartbeat: 200 }, (app) => {
-    app.channels.on('disconnect', (_socket, { code }) => { disconnects.push(code) })
+    app.channels.on('disconnect', (_socket, info) => { disconnects.push(info) })
     app.channels.on('finish', () => { finished++ })
   })
   t.teardown(() => app.close())
@@ -57,7 +57,7 @@ t.test('a peer that never answers a ping is terminated', async (t) => {
   t.equal(code, 1006, 'terminated: no close frame')
   t.ok(Date.now() - started < 5000, 'cut off within a few intervals')
   await until(() => finished === 1)
-  t.same(disconnects, [1006], 'the disconnect sequence ran for it')
+  t.same(disconnects, [{ code: 1006, reason: 'heartbeat timeout' }], 'the disconnect sequence ran for it, and says why')
   t.equal(alive.ws.readyState, alive.ws.OPEN, 'the live peer is untouched')
   t.equal(app.channels.stats().sockets, 1)
   alive.close()
