@@ -4,9 +4,12 @@
  *
  * - a frame is built once per message (header + UTF-8 payload in one Buffer, with ws's own
  *   `Sender.frame`) and the same Buffer is written to every socket that gets it;
- * - writes to one socket within one event-loop turn are coalesced: the first write of a turn
- *   corks the TCP socket, and one `setImmediate` uncorks every corked socket, so a burst of
- *   broadcasts costs one `writev` per socket, not one `write` per message.
+ * - writes to one socket within one event-loop turn are coalesced: the first frame of a turn is
+ *   written at once and the TCP socket is corked behind it; the socket's later frames of that
+ *   turn wait, and one `setImmediate` uncorks every corked socket. A burst of broadcasts costs a
+ *   socket two syscalls (its first frame, then one `writev` of the rest), not one per message,
+ *   while a lone message leaves as soon as it is sent: its peer does not wait for the fan-out
+ *   loop to reach the last socket (the paced latency case measures this).
  *
  * The frame goes straight to the TCP socket only while ws's Sender has nothing of its own in
  * flight (no permessage-deflate, no queued compression or blob read, no fragmented message):
@@ -116,7 +119,7 @@ function flush (): void {
 
 /**
  * Writes `frame` to `ws`, which the caller checked is OPEN. Direct while ws's Sender is idle
- * (coalesced with the socket's other writes of this turn), else through `ws.send`.
+ * (the socket's later frames of this turn are coalesced), else through `ws.send`.
  */
 export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
   if (direct) {
@@ -125,7 +128,9 @@ export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
     const socket = inner._socket
     if (sender !== null && socket !== null && sender._state === senderIdle && sender._queue.length === 0 &&
       sender._firstFragment && inner._extensions[deflate] === undefined) {
+      socket.write(frame.bytes())
       if (socket.writableCorked === 0) {
+        // The turn's first frame is on its way; the rest of the turn queues behind it.
         socket.cork()
         corked.push(socket)
         if (!flushScheduled) {
@@ -133,7 +138,6 @@ export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
           setImmediate(flush)
         }
       }
-      socket.write(frame.bytes())
       return
     }
   }
