@@ -13,7 +13,7 @@ import { Writable } from 'node:stream'
 import { ChannelError } from '../../plugin/index.js'
 import { decodeServerFrame } from '../../schemas/codec.js'
 import { ErrorCodes } from '../../schemas/protocol.js'
-import { startApp, TestClient, until } from '../helpers/server.js'
+import { startApp, TestClient, until, captureProcessErrors } from '../helpers/server.js'
 import { encodeClientFrame, Opcode, RawClient } from './raw-client.js'
 
 const seed = Number(process.env.FUZZ_SEED ?? 20240611)
@@ -21,14 +21,7 @@ const totalFrames = Number(process.env.FUZZ_FRAMES ?? 6000)
 const workers = 4
 const timeBudgetMs = 45_000
 
-const processErrors: unknown[] = []
-const onProcessError = (err: unknown): void => { processErrors.push(err) }
-process.on('uncaughtException', onProcessError)
-process.on('unhandledRejection', onProcessError)
-t.teardown(() => {
-  process.off('uncaughtException', onProcessError)
-  process.off('unhandledRejection', onProcessError)
-})
+const processErrors = captureProcessErrors(t)
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
 function prng (state: number): () => number {

@@ -8,17 +8,10 @@ import { Type } from '@sinclair/typebox'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { compileSchema } from '../../plugin/validate.js'
-import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
+import { startApp, TestClient, until, type Frame, captureProcessErrors } from '../helpers/server.js'
 import { encodeClientFrame, Opcode, RawClient } from './raw-client.js'
 
-const processErrors: unknown[] = []
-const onProcessError = (err: unknown): void => { processErrors.push(err) }
-process.on('uncaughtException', onProcessError)
-process.on('unhandledRejection', onProcessError)
-t.teardown(() => {
-  process.off('uncaughtException', onProcessError)
-  process.off('unhandledRejection', onProcessError)
-})
+const processErrors = captureProcessErrors(t)
 
 interface Node { children: Node[] }
 const Tree = Type.Recursive((This) => Type.Object({ children: Type.Array(This) }))

@@ -157,3 +157,38 @@ export function recordSockets (app: FastifyInstance): Map<string, ChannelSocket>
   app.channels.on('connect', (socket) => { sockets.set(socket.id, socket) })
   return sockets
 }
+
+/**
+ * Starts an app with the plugin, connects one client and returns it with its server-side
+ * socket; the app is closed at the end of the test.
+ */
+export async function startWithSocket (
+  t: { teardown (fn: () => unknown): void },
+  options: ChannelsOptions = {},
+  setup?: (app: FastifyInstance) => void | Promise<void>
+): Promise<TestApp & { client: TestClient, server: ChannelSocket }> {
+  let sockets = new Map<string, ChannelSocket>()
+  const started = await startApp(options, async (app) => {
+    sockets = recordSockets(app)
+    await setup?.(app)
+  })
+  t.teardown(() => started.app.close())
+  const client = await TestClient.connect(started.url)
+  return { ...started, client, server: sockets.get(client.sessionId) as ChannelSocket }
+}
+
+/**
+ * Collects every uncaughtException and unhandledRejection of this test process (the listeners
+ * come off at teardown), so a test can assert that hostile input broke nothing.
+ */
+export function captureProcessErrors (t: { teardown (fn: () => unknown): void }): unknown[] {
+  const errors: unknown[] = []
+  const onError = (err: unknown): void => { errors.push(err) }
+  process.on('uncaughtException', onError)
+  process.on('unhandledRejection', onError)
+  t.teardown(() => {
+    process.off('uncaughtException', onError)
+    process.off('unhandledRejection', onError)
+  })
+  return errors
+}

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
 import { ChannelError, type ChannelSocket } from '../../plugin/index.js'
-import { startApp, TestClient, nextId, recordSockets, until } from '../helpers/server.js'
+import { startApp, startWithSocket, TestClient, nextId, recordSockets, until } from '../helpers/server.js'
 
 const Chat = Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) })
 
@@ -66,11 +66,7 @@ t.test('INVALID_CHANNEL for every frame that names a bad channel', async (t) => 
 })
 
 t.test('TOO_MANY_CHANNELS past maxChannels, for client frames and server-side subscribe', async (t) => {
-  let sockets = new Map<string, ChannelSocket>()
-  const { app, url } = await startApp({ maxChannels: 2 }, (app) => { sockets = recordSockets(app) })
-  t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
-  const server = sockets.get(c.sessionId) as ChannelSocket
+  const { client: c, server } = await startWithSocket(t, { maxChannels: 2 })
   await c.subscribe('a')
   await c.subscribe('b')
   const refused = await c.request({ type: 'subscribe', channel: 'c', id: 9 })
@@ -314,11 +310,7 @@ t.test('disconnect order: disconnect (channels held), unsubscribe each, finish o
 })
 
 t.test('server-side unsubscribe and close', async (t) => {
-  let sockets = new Map<string, ChannelSocket>()
-  const { app, url } = await startApp({}, (app) => { sockets = recordSockets(app) })
-  t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
-  const server = sockets.get(c.sessionId) as ChannelSocket
+  const { client: c, server } = await startWithSocket(t, {})
   await c.subscribe('a')
   await server.unsubscribe('a')
   t.same(await c.next(), { type: 'unsubscribed', channel: 'a' })
@@ -328,11 +320,7 @@ t.test('server-side unsubscribe and close', async (t) => {
 })
 
 t.test('socket.channels is read-only', async (t) => {
-  let sockets = new Map<string, ChannelSocket>()
-  const { app, url } = await startApp({}, (app) => { sockets = recordSockets(app) })
-  t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
-  const server = sockets.get(c.sessionId) as ChannelSocket
+  const { client: c, server } = await startWithSocket(t, {})
   await c.subscribe('a')
   const view = server.channels as unknown as { add?: unknown, delete?: unknown, clear?: unknown }
   t.equal(view.add, undefined)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import fastifyChannels, { memoryBroker, type Broker, type ChannelSocket } from '../../plugin/index.js'
-import { startApp, TestClient, recordSockets, type Frame } from '../helpers/server.js'
+import fastifyChannels, { memoryBroker, type Broker } from '../../plugin/index.js'
+import { startApp, startWithSocket, TestClient, type Frame } from '../helpers/server.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 
@@ -94,11 +94,7 @@ t.test('socket.broadcastChannel: to a channel, or to all held channels once per 
 })
 
 t.test('socket.send and fastify.send', async (t) => {
-  let sockets = new Map<string, ChannelSocket>()
-  const { app, url } = await startApp({}, (app) => { sockets = recordSockets(app) })
-  t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
-  const server = sockets.get(c.sessionId) as ChannelSocket
+  const { app, client: c, server } = await startWithSocket(t, {})
   server.send({ direct: true }, { event: 'dm', channel: 'room-1' })
   t.same(await c.next(), { type: 'message', event: 'dm', channel: 'room-1', data: { direct: true } })
   t.throws(() => server.send(1, { channel: ' bad' }), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
