@@ -13,6 +13,7 @@ import Fastify from 'fastify'
 import { Echo } from '../lib/echo.js'
 
 import { channelsEntry } from '../lib/variants.js'
+import { listenOnFreePort } from '../lib/listen.js'
 
 const distEntry = channelsEntry()
 
@@ -44,12 +45,10 @@ export async function start (opts) {
     else app.channels.on('message', { event: 'echo' }, handler)
   }
 
-  await app.listen({ host: opts.host, port: 0 })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no TCP address')
+  const port = await listenOnFreePort(app, opts.host)
 
   return {
-    port: address.port,
+    port,
     path: '/ws',
     /** @param {string} channel @param {string} event @param {unknown} data */
     broadcast (channel, event, data) {

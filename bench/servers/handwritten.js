@@ -5,6 +5,7 @@
 // No validation, no acks for messages, no limits: the floor a framework is measured against.
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
+import { listenOnFreePort } from '../lib/listen.js'
 
 /** @param {{ host: string }} opts */
 export async function start (opts) {
@@ -46,12 +47,10 @@ export async function start (opts) {
     }
   })
 
-  await app.listen({ host: opts.host, port: 0 })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no TCP address')
+  const port = await listenOnFreePort(app, opts.host)
 
   return {
-    port: address.port,
+    port,
     path: '/ws',
     /** @param {string} channel @param {string} event @param {unknown} data */
     broadcast (channel, event, data) {

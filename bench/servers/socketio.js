@@ -5,6 +5,7 @@
 // (Socket.IO encodes the packet once per broadcast and writes it to every member of the room).
 import Fastify from 'fastify'
 import { Server } from 'socket.io'
+import { listenOnFreePort } from '../lib/listen.js'
 
 /** @param {{ host: string }} opts */
 export async function start (opts) {
@@ -24,12 +25,10 @@ export async function start (opts) {
     })
   })
 
-  await app.listen({ host: opts.host, port: 0 })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no TCP address')
+  const port = await listenOnFreePort(app, opts.host)
 
   return {
-    port: address.port,
+    port,
     path: '/',
     /** @param {string} channel @param {string} event @param {unknown} data */
     broadcast (channel, event, data) {
