@@ -12,12 +12,12 @@ import {
   CloseCodes, DEFAULT_EVENT, PROTOCOL_VERSION,
   type ErrorFrame, type MessageFrame, type ServerFrame, type SubscribeFrame, type UnsubscribeFrame
 } from '../schemas/protocol.js'
-import { ChannelError, InvalidChannelError, isChannelError } from './errors.js'
+import { ChannelError, isChannelError } from './errors.js'
 import type { HandlerEntry } from './handlers.js'
 import type { Recipient } from './fanout.js'
-import { flushBeforeErrors, flushNow, OutboundFrame, writeFrame } from './frame-writer.js'
+import { flushBeforeErrors, flushNow, toOutbound, writeFrame, type OutboundFrame } from './frame-writer.js'
 import { RateWindow } from './rate-limit.js'
-import type { ChannelServer } from './server.js'
+import { checkedChannel, type ChannelServer } from './server.js'
 import type {
   BroadcastOptions, ChannelBroadcastOptions, ChannelContext, ChannelSocket, DisconnectInfo, MessageMeta, SendOptions
 } from './types.js'
@@ -122,7 +122,7 @@ export class Connection implements ChannelSocket, Recipient {
   }
 
   send (data: unknown, options: SendOptions = {}): void {
-    if (options.channel !== undefined) assertChannel(options.channel)
+    if (options.channel !== undefined) checkedChannel(options.channel)
     this.sendFrame(this.server.encodeMessage(options.event ?? DEFAULT_EVENT, options.channel, data))
   }
 
@@ -176,7 +176,7 @@ export class Connection implements ChannelSocket, Recipient {
   sendFrame (frame: string | OutboundFrame): void {
     const { ws } = this
     if (ws.readyState !== WebSocket.OPEN) return
-    const outbound = typeof frame === 'string' ? new OutboundFrame(frame) : frame
+    const outbound = toOutbound(frame)
     const { options } = this.server
     if (options.messageLog) this.request.log.info({ sessionId: this.id, frame: outbound.text }, 'channels: message out')
     writeFrame(ws, outbound)
@@ -560,12 +560,7 @@ export class Connection implements ChannelSocket, Recipient {
   /** The channels a channel broadcast goes to: the named one, or all held, in order. */
   private targetChannels (channel: string | undefined): string[] {
     if (channel === undefined) return [...this.subscriptions]
-    assertChannel(channel)
+    checkedChannel(channel)
     return [channel]
   }
-}
-
-function assertChannel (channel: string): void {
-  const problem = channelNameProblem(channel)
-  if (problem !== undefined) throw new InvalidChannelError(problem)
 }

@@ -4,7 +4,7 @@
  * every recipient (see frame-writer.ts); this module only decides who gets which frame.
  * Nothing here allocates per recipient.
  */
-import { OutboundFrame } from './frame-writer.js'
+import { toOutbound, type OutboundFrame } from './frame-writer.js'
 
 /** What fan-out needs of a connection. */
 export interface Recipient {
@@ -57,8 +57,4 @@ export function deliverToChannels (
     }
   }
   return count
-}
-
-function toOutbound (frame: string | OutboundFrame): OutboundFrame {
-  return typeof frame === 'string' ? new OutboundFrame(frame) : frame
 }

@@ -102,6 +102,11 @@ export class OutboundFrame {
   }
 }
 
+/** A frame as given (already an OutboundFrame) or wrapped from its text. */
+export function toOutbound (frame: string | OutboundFrame): OutboundFrame {
+  return typeof frame === 'string' ? new OutboundFrame(frame) : frame
+}
+
 /** Sockets corked during this turn; swapped with `spare` while flushing. */
 let corked: Socket[] = []
 let spare: Socket[] = []

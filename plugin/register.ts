@@ -10,7 +10,7 @@ import { memoryBroker } from './broker/memory.js'
 import { Connection } from './connection.js'
 import { startHeartbeat } from './heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
-import { ChannelServer } from './server.js'
+import { ChannelServer, checkedChannel } from './server.js'
 import { serveClient } from './static.js'
 import { endRefusedUpgrades } from './upgrades.js'
 import type { ChannelsRegistry } from './types.js'
@@ -60,7 +60,7 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   fastify.decorate('channels', registry)
   fastify.decorate('broadcast', (data: unknown, sendOptions?: { event?: string }) => server.broadcast(data, sendOptions))
   fastify.decorate('broadcastChannel', async (channel: string, data: unknown, sendOptions?: { event?: string }) => {
-    await server.broadcastToChannels([channel], data, sendOptions)
+    await server.broadcastToChannels([checkedChannel(channel)], data, sendOptions)
   })
   fastify.decorate('send', (sessionId: string, data: unknown, sendOptions?: { event?: string, channel?: string }) =>
     server.sendTo(sessionId, data, sendOptions))

@@ -22,7 +22,8 @@ export const shutdownGraceMs = 1000
 /** How long `fastify.close()` waits for disconnect/finish handlers before giving up on them. */
 export const shutdownHandlersMs = 5000
 
-function checkedChannel (channel: string): string {
+/** `channel` when it is a valid name; else FST_CHANNELS_INVALID_CHANNEL. */
+export function checkedChannel (channel: string): string {
   const problem = channelNameProblem(channel)
   if (problem !== undefined) throw new InvalidChannelError(problem)
   return channel
@@ -131,10 +132,11 @@ export class ChannelServer implements BrokerNode {
     await this.publish({ kind: 'all', frame, except })
   }
 
+  /** `channels` are valid names: checked where they come in (a socket method, a decorator). */
   async broadcastToChannels (channels: string[], data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
     if (channels.length === 0) return
     const event = options.event ?? DEFAULT_EVENT
-    const frames = channels.map((channel) => this.encodeMessage(event, checkedChannel(channel), data))
+    const frames = channels.map((channel) => this.encodeMessage(event, channel, data))
     await this.publish({ kind: 'channels', channels, frames, except })
   }
 
