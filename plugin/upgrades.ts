@@ -47,7 +47,8 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
   })
 
   fastify.addHook('onResponse', async (request) => {
-    if (request.raw.headers.upgrade === undefined) return
+    // Node's flag, not the header: a keep-alive request may carry `Upgrade: h2c` and stay HTTP.
+    if ((request.raw as IncomingMessage & { upgrade?: boolean }).upgrade !== true) return
     const socket = request.raw.socket as RawSocket | null
     if (socket !== null) end(socket)
   })

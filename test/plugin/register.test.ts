@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import fastifyChannels from '../../plugin/index.js'
@@ -118,4 +118,25 @@ t.test('sockets opened while the server is closing are turned away with 1001', a
   else t.pass('the listener was already gone')
   await closing
   t.equal((await c.closed).code, 1001)
+})
+
+t.test('a plain HTTP request that carries an Upgrade header keeps its keep-alive connection', async (t) => {
+  let responses = 0
+  const { app, port } = await startApp({}, (app) => {
+    app.get('/ping', async () => 'pong')
+    // runs after the plugin's own onResponse hook, so once it has run, so has the plugin's
+    app.addHook('onResponse', async () => { responses++ })
+  })
+  t.teardown(() => app.close())
+  // Without `Connection: upgrade` Node treats it as HTTP: the connection must serve a second request.
+  const socket = connect(port, '127.0.0.1')
+  let received = ''
+  socket.on('data', (chunk) => { received += chunk.toString() })
+  const answers = (): number => (received.match(/HTTP\/1\.1 200/g) ?? []).length
+  socket.write('GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n')
+  await until(() => answers() === 1 && responses === 1)
+  socket.write('GET /ping HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => answers() === 2 || socket.destroyed).catch(() => {})
+  t.equal(answers(), 2, 'the second request is answered on the same connection')
+  socket.destroy()
 })
