@@ -4,12 +4,23 @@
  * resubscribed, every session registered again and cross-node delivery resumes by itself.
  */
 import t from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { nextId, type Frame } from '../helpers/server.js'
 import { PrivateRedis, capturedLogger, eventually, startNode, uniquePrefix, withRedis, type LogLine } from './helpers.js'
 import { socketMethods } from './fixtures/methods.js'
 import { collectAfterFence, connect, isGot } from './nodes.js'
 
 const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
+
+/** Whether `app` can reach `sessionId` now (the probe frame is the test's 'got' event). */
+async function sends (app: FastifyInstance, sessionId: string): Promise<boolean> {
+  try {
+    await app.send(sessionId, 'found', { event: 'got' })
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** Resolves with how long `work` took. */
 async function timed (work: () => Promise<unknown>): Promise<number> {
@@ -64,23 +75,9 @@ await withRedis(t, async () => {
       await a.app.broadcastChannel('room', 'probe', { event: 'probe' })
       return onB.frames.some((frame) => frame.event === 'probe')
     }, 15000, 'a channel joined before the outage is subscribed again')
-    await eventually(async () => {
-      try {
-        await b.app.send(lateA.sessionId, 'found', { event: 'got' })
-        return true
-      } catch {
-        return false
-      }
-    }, 15000, 'a session that connected during the outage is registered')
+    await eventually(() => sends(b.app, lateA.sessionId), 15000, 'a session that connected during the outage is registered')
     t.equal((await lateA.next(isGot)).data, 'found')
-    await eventually(async () => {
-      try {
-        await b.app.send(onA.sessionId, 'found', { event: 'got' })
-        return true
-      } catch {
-        return false
-      }
-    }, 15000, 'a session from before the outage is registered again')
+    await eventually(() => sends(b.app, onA.sessionId), 15000, 'a session from before the outage is registered again')
     t.equal((await onA.next(isGot)).data, 'found')
 
     await onB.request({ type: 'message', event: 'broadcastChannel', channel: 'room', data: 'after', id: nextId() })
