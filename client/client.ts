@@ -215,7 +215,8 @@ export class Client implements SocketOwner, ChannelHost {
         for (const listener of [...set]) callSafely(listener, frame.data, meta)
         return
       }
-      case 'welcome': return
+      case 'welcome':
+      case 'pong': return // liveness only: any frame proves the path works
     }
     if (frame.id !== undefined) {
       const pending = this.pending.get(frame.id)

@@ -12,11 +12,12 @@ import {
   CloseCodes, DEFAULT_EVENT, PROTOCOL_VERSION,
   type ErrorFrame, type MessageFrame, type ServerFrame, type SubscribeFrame, type UnsubscribeFrame
 } from '../schemas/protocol.js'
+import type { JoinRequest } from './history/service.js'
 import { ChannelError, isChannelError } from './errors.js'
 import type { HandlerEntry } from './handlers.js'
 import type { Recipient } from './fanout.js'
 import { flushBeforeErrors, flushNow, toOutbound, writeFrame, type OutboundFrame } from './frame-writer.js'
-import { RateWindow } from './rate-limit.js'
+import { RateWindow, RejoinAllowance } from './rate-limit.js'
 import { checkedChannel, type ChannelServer } from './server.js'
 import type {
   BroadcastOptions, ChannelBroadcastOptions, ChannelContext, ChannelSocket, DisconnectInfo, MessageMeta, SendOptions
@@ -80,6 +81,7 @@ export class Connection implements ChannelSocket, Recipient {
   private busy = true // until connect handlers are done
   private paused = false
   private readonly rate: RateWindow | undefined
+  private readonly rejoin: RejoinAllowance | undefined
   /** set when the socket closed while `connect` handlers were still running */
   private closedEarly: DisconnectInfo | undefined
   /** why the server cut the connection off without a closing handshake (ws can only report 1006) */
@@ -95,6 +97,7 @@ export class Connection implements ChannelSocket, Recipient {
   ) {
     const { rateLimit } = server.options
     this.rate = rateLimit === false ? undefined : new RateWindow(rateLimit, performance.now())
+    this.rejoin = rateLimit === false ? undefined : new RejoinAllowance(server.options.maxChannels)
   }
 
   /** resolves once the disconnect sequence (or the cleanup of a refused socket) is over */
@@ -151,7 +154,7 @@ export class Connection implements ChannelSocket, Recipient {
     const problem = channelNameProblem(channel)
     if (problem !== undefined) throw new ChannelError('INVALID_CHANNEL', problem)
     await this.join(channel)
-    this.sendControl({ type: 'subscribed', channel })
+    await this.confirmJoin(channel, {})
   }
 
   async unsubscribe (channel: string): Promise<void> {
@@ -344,7 +347,7 @@ export class Connection implements ChannelSocket, Recipient {
     // ws goes on emitting frames after a close frame went out (until the peer answers or the
     // close timeout ends it): a socket closed for abuse (1008, 1009, 1013) must not be served.
     if (this.phase === 'closed' || this.ws.readyState !== WebSocket.OPEN) return
-    if (this.rate !== undefined && !this.admit()) return
+    if (this.rate !== undefined && !this.rejoin?.take(data, isBinary) && !this.admit()) return
     const size = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
     // When the app registered @fastify/websocket itself, its maxPayload governs ws; ours still holds.
     if (size > this.server.options.maxPayload) {
@@ -423,10 +426,11 @@ export class Connection implements ChannelSocket, Recipient {
       case 'subscribe': return this.onSubscribeFrame(frame)
       case 'unsubscribe': return this.onUnsubscribeFrame(frame)
       case 'message': return this.onMessageFrame(frame)
+      case 'ping': return this.sendControl({ type: 'pong', id: frame.id })
     }
   }
 
-  private async onSubscribeFrame ({ channel, id }: SubscribeFrame): Promise<void> {
+  private async onSubscribeFrame ({ channel, id, last, since }: SubscribeFrame): Promise<void> {
     const problem = channelNameProblem(channel)
     if (problem !== undefined) return this.sendError('INVALID_CHANNEL', problem, id)
     try {
@@ -435,7 +439,14 @@ export class Connection implements ChannelSocket, Recipient {
       const refusal = err as ChannelError
       return this.sendError(refusal.code, refusal.message, id)
     }
-    this.sendControl({ type: 'subscribed', channel, id })
+    await this.confirmJoin(channel, { id, last, since })
+  }
+
+  /** `subscribed`; on a history channel with its epoch and offset, then the replay asked for. */
+  private async confirmJoin (channel: string, request: JoinRequest): Promise<void> {
+    const { history } = this.server
+    if (history === undefined) return this.sendControl({ type: 'subscribed', channel, id: request.id })
+    await history.confirm(channel, this, request)
   }
 
   private async onUnsubscribeFrame ({ channel, id }: UnsubscribeFrame): Promise<void> {

@@ -13,7 +13,7 @@ export default fastifyChannels
 export { fastifyChannels }
 export {
   ChannelError, NoSocketError, BrokerUnavailableError, InvalidOptionError, InvalidHandlerError,
-  InvalidChannelError, MissingIoredisError, UnserializableDataError
+  InvalidChannelError, MissingIoredisError, UnserializableDataError, NoHistoryError
 } from './errors.js'
 export { memoryBroker } from './broker/memory.js'
 export { redisBroker } from './broker/redis.js'
@@ -22,6 +22,10 @@ export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
 } from './broker/types.js'
 export type { ChannelsOptions, RateLimitOptions } from './options.js'
+export type {
+  HistoryConnection, HistoryEntry, HistoryLimits, HistoryNode, HistoryPublication, HistoryQuery, HistoryRead
+} from './broker/types.js'
+export type { HistoryOptions } from './history/options.js'
 export type * from './types.js'
 export { CloseCodes, ErrorCodes, PROTOCOL_VERSION } from '../schemas/protocol.js'
 export type { ErrorCode } from '../schemas/protocol.js'

@@ -4,6 +4,7 @@
  */
 import type { Broker } from './broker/types.js'
 import { InvalidOptionError } from './errors.js'
+import { resolveHistory, type HistoryOptions, type HistoryPolicy } from './history/options.js'
 
 export const defaultPath = '/ws'
 export const defaultClientPrefix = '/channels/'
@@ -39,6 +40,8 @@ export interface ChannelsOptions {
   rateLimit?: Partial<RateLimitOptions> | false
   /** log every inbound and outbound message through the Fastify logger [false] */
   messageLog?: boolean
+  /** channels that keep their last publications for recovery and backlog [false] */
+  history?: boolean | HistoryOptions
 }
 
 export interface ResolvedOptions {
@@ -51,10 +54,12 @@ export interface ResolvedOptions {
   maxBufferedBytes: number
   rateLimit: RateLimitOptions | false
   messageLog: boolean
+  /** undefined when no channel has history */
+  history: HistoryPolicy | undefined
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
-  'maxBufferedBytes', 'rateLimit', 'messageLog'])
+  'maxBufferedBytes', 'rateLimit', 'messageLog', 'history'])
 
 /** `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
 export function positiveInteger (name: string, value: unknown, fallback: number): number {
@@ -118,6 +123,7 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     heartbeat,
     maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes),
     rateLimit: rateLimit(options.rateLimit),
-    messageLog: options.messageLog ?? false
+    messageLog: options.messageLog ?? false,
+    history: resolveHistory(options.history)
   })
 }

@@ -37,3 +37,21 @@ export class RateWindow {
     return this.streak >= abusiveWindows ? 'abuse' : 'limit'
   }
 }
+
+/**
+ * The rate limit's exemption for rejoining (SPEC: the first `maxChannels` subscribe frames of
+ * a connection do not count), so a client that reconnects holding many channels gets them all
+ * back at once. Frames are judged before parsing: one that mentions `"subscribe"` at all uses
+ * up one exemption, so a flood of anything else gains at most `maxChannels` frames over the
+ * whole connection.
+ */
+export class RejoinAllowance {
+  constructor (private left: number) {}
+
+  /** true when `data` is exempt from the rate limit (and uses up one exemption) */
+  take (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): boolean {
+    if (this.left === 0 || isBinary || !Buffer.isBuffer(data) || data.indexOf('"subscribe"') === -1) return false
+    this.left--
+    return true
+  }
+}

@@ -8,6 +8,7 @@ import type WebSocket from 'ws'
 import { CloseCodes } from '../schemas/protocol.js'
 import { memoryBroker } from './broker/memory.js'
 import { Connection } from './connection.js'
+import { InvalidOptionError, NoHistoryError } from './errors.js'
 import { startHeartbeat } from './heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
 import { ChannelServer, checkedChannel } from './server.js'
@@ -34,7 +35,12 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   const options = resolveOptions(opts)
   const server = new ChannelServer(options, fastify.log)
   const broker = options.broker ?? memoryBroker()
-  server.useBroker(await broker.connect(server))
+  const connection = await broker.connect(server)
+  if (options.history !== undefined && (connection.publishHistory === undefined || connection.readHistory === undefined)) {
+    await connection.close()
+    throw new InvalidOptionError(`history: the ${broker.name} broker keeps no history (it has no publishHistory/readHistory)`)
+  }
+  server.useBroker(connection)
 
   // Added before @fastify/websocket's own preClose, so our sockets close with 1001, not 1005.
   fastify.addHook('preClose', async () => { await server.closeAll() })
@@ -55,7 +61,16 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       server.handlers.on(event, optionsOrHandler, handler)
       return registry
     },
-    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size })
+    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size }),
+    async history (channel: string, historyOptions: { last?: number } = {}) {
+      checkedChannel(channel)
+      const { last } = historyOptions
+      if (last !== undefined && (!Number.isSafeInteger(last) || last < 0)) {
+        throw new TypeError(`history: last must be a non-negative integer, got ${String(last)}`)
+      }
+      if (server.history?.covers(channel) !== true) throw new NoHistoryError(channel)
+      return await server.history.view(channel, last)
+    }
   } as ChannelsRegistry
   fastify.decorate('channels', registry)
   fastify.decorate('broadcast', (data: unknown, sendOptions?: { event?: string }) => server.broadcast(data, sendOptions))

@@ -8,12 +8,13 @@ import type { FastifyBaseLogger } from 'fastify'
 import { channelNameProblem } from '../schemas/channel.js'
 import { encodeMessage } from '../schemas/codec.js'
 import { CloseCodes, DEFAULT_EVENT } from '../schemas/protocol.js'
-import type { BrokerConnection, BrokerNode, Delivery, Publication } from './broker/types.js'
+import type { BrokerConnection, BrokerNode, Delivery, HistoryPublication, Publication } from './broker/types.js'
 import { ChannelMap } from './channels.js'
 import type { Connection } from './connection.js'
 import { BrokerUnavailableError, InvalidChannelError, NoSocketError, UnserializableDataError } from './errors.js'
 import { deliverToAll, deliverToChannels } from './fanout.js'
 import { HandlerRegistry } from './handlers.js'
+import { ChannelHistory } from './history/service.js'
 import type { ResolvedOptions } from './options.js'
 import type { BroadcastOptions, SendOptions } from './types.js'
 
@@ -42,8 +43,14 @@ export class ChannelServer implements BrokerNode {
   private readonly subscribing = new Map<string, Promise<void>>()
   private broker: BrokerConnection | undefined
   closing = false
+  /** history channels' publishing, delivery and joins; undefined when no channel has history */
+  readonly history: ChannelHistory | undefined
 
-  constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {}
+  constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
+    this.history = options.history === undefined
+      ? undefined
+      : new ChannelHistory(options.history, () => this.broker, (channel) => this.channels.get(channel), log)
+  }
 
   useBroker (broker: BrokerConnection): void {
     this.broker = broker
@@ -65,6 +72,10 @@ export class ChannelServer implements BrokerNode {
     }
   }
 
+  deliverHistory (publication: HistoryPublication): void {
+    this.history?.deliver(publication)
+  }
+
   hasSession (sessionId: string): boolean {
     return this.sockets.has(sessionId)
   }
@@ -84,6 +95,8 @@ export class ChannelServer implements BrokerNode {
 
   /** `connection` now holds `channel`; resolves once the broker relays it too. */
   async joined (channel: string, connection: Connection): Promise<void> {
+    // A history channel holds its publications back from the joiner until it is caught up.
+    if (this.history?.covers(channel) === true) this.history.begin(channel, connection)
     if (this.channels.add(channel, connection) && this.broker !== undefined) {
       const ready = this.broker.subscribe(channel).catch((err: unknown) => {
         this.log.warn({ err, channel }, 'channels: broker subscribe failed; cross-node delivery resumes when it is back')
@@ -96,6 +109,7 @@ export class ChannelServer implements BrokerNode {
   }
 
   left (channel: string, connection: Connection): void {
+    this.history?.abandon(channel, connection)
     if (this.channels.remove(channel, connection)) this.brokerCall('unsubscribe', channel)
   }
 
@@ -136,8 +150,38 @@ export class ChannelServer implements BrokerNode {
   async broadcastToChannels (channels: string[], data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
     if (channels.length === 0) return
     const event = options.event ?? DEFAULT_EVENT
+    const { history } = this
+    if (history !== undefined && channels.some((channel) => history.covers(channel))) {
+      return await this.broadcastWithHistory(history, channels, event, data, except)
+    }
     const frames = channels.map((channel) => this.encodeMessage(event, channel, data))
     await this.publish({ kind: 'channels', channels, frames, except })
+  }
+
+  /**
+   * Each history channel is a publication of its own (its stream's offsets stay dense for
+   * every member); the other channels go out together as usual.
+   */
+  private async broadcastWithHistory (
+    history: ChannelHistory, channels: string[], event: string, data: unknown, except: string | undefined
+  ): Promise<void> {
+    const plain: string[] = []
+    const pending: Array<Promise<void>> = []
+    for (const channel of channels) {
+      if (!history.covers(channel)) {
+        plain.push(channel)
+        continue
+      }
+      const frame = this.encodeMessage(event, channel, data)
+      pending.push(history.publish(channel, frame, except, () => {
+        this.deliver({ kind: 'channels', channels: [channel], frames: [frame], except })
+      }))
+    }
+    if (plain.length > 0) {
+      const frames = plain.map((channel) => this.encodeMessage(event, channel, data))
+      pending.push(this.publish({ kind: 'channels', channels: plain, frames, except }))
+    }
+    await Promise.all(pending)
   }
 
   async sendTo (sessionId: string, data: unknown, options: SendOptions = {}): Promise<void> {

@@ -107,6 +107,22 @@ export interface ChannelsRegistry {
   on (event: 'disconnect', handler: DisconnectHandler): ChannelsRegistry
   /** what this node holds now: connected sockets and channels with a local subscriber */
   stats (): { sockets: number, channels: number }
+  /**
+   * A history channel's stream: its epoch, top offset and last `last` stored messages [the
+   * `history` option's size], oldest first. Rejects with FST_CHANNELS_NO_HISTORY on a channel
+   * without history.
+   */
+  history (channel: string, options?: { last?: number }): Promise<ChannelHistoryView>
+}
+
+/** What `fastify.channels.history()` resolves. */
+export interface ChannelHistoryView {
+  /** the stream's epoch: changes whenever its stored history was lost */
+  epoch: string
+  /** the last publication's offset (0 before the first) */
+  offset: number
+  /** the stored messages, oldest first */
+  messages: Array<{ offset: number, event: string, data: unknown }>
 }
 
 export type BroadcastFn = (data: unknown, options?: BroadcastOptions) => Promise<void>

@@ -8,8 +8,8 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Check as checkValue } from '@sinclair/typebox/value'
 import type { TSchema, Static } from '@sinclair/typebox'
 import {
-  SubscribeFrame, UnsubscribeFrame, MessageFrame,
-  WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame,
+  SubscribeFrame, UnsubscribeFrame, MessageFrame, PingFrame,
+  WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame, PongFrame,
   type ClientFrame, type ServerFrame
 } from './protocol.js'
 
@@ -35,7 +35,8 @@ function checker (schema: TSchema): Check {
 const clientFrameChecks: Record<string, Check> = {
   subscribe: checker(SubscribeFrame),
   unsubscribe: checker(UnsubscribeFrame),
-  message: checker(MessageFrame)
+  message: checker(MessageFrame),
+  ping: checker(PingFrame)
 }
 
 const serverFrameChecks: Record<string, Check> = {
@@ -44,7 +45,8 @@ const serverFrameChecks: Record<string, Check> = {
   unsubscribed: checker(UnsubscribedFrame),
   message: checker(ServerMessageFrame),
   ack: checker(AckFrame),
-  error: checker(ErrorFrame)
+  error: checker(ErrorFrame),
+  pong: checker(PongFrame)
 }
 
 const parseOptions = { protoAction: 'error', constructorAction: 'error' } as const

@@ -46,10 +46,27 @@ const optional = <T extends TSchema>(schema: T) => Type.Optional(schema)
 
 // ---- client → server ----------------------------------------------------------------
 
+// History channels (SPEC "Channel state: history and recovery"): offsets count publications
+// of one channel from 1; an epoch names one unbroken stream of them.
+const Offset = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
+const Epoch = Type.String({ minLength: 1, maxLength: 200 })
+
+/** Where a client left a history channel: its stream's epoch, the last offset it got, its old session. */
+export const SinceField = Type.Object({
+  epoch: Epoch,
+  offset: Offset,
+  session: optional(Type.String({ minLength: 1, maxLength: 200 }))
+})
+export type SinceField = Static<typeof SinceField>
+
 export const SubscribeFrame = Type.Object({
   type: Type.Literal('subscribe'),
   channel: ChannelField,
-  id: optional(FrameId)
+  id: optional(FrameId),
+  /** history channels: replay the last n stored publications after `subscribed` */
+  last: optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  /** history channels: replay what was missed since this point, if all of it is still kept */
+  since: optional(SinceField)
 })
 export type SubscribeFrame = Static<typeof SubscribeFrame>
 
@@ -69,7 +86,14 @@ export const MessageFrame = Type.Object({
 })
 export type MessageFrame = Static<typeof MessageFrame>
 
-export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, MessageFrame])
+/** Liveness: answered by a `pong` carrying the same id. */
+export const PingFrame = Type.Object({
+  type: Type.Literal('ping'),
+  id: optional(FrameId)
+})
+export type PingFrame = Static<typeof PingFrame>
+
+export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, MessageFrame, PingFrame])
 export type ClientFrame = Static<typeof ClientFrame>
 
 // ---- server → client ----------------------------------------------------------------
@@ -84,7 +108,13 @@ export type WelcomeFrame = Static<typeof WelcomeFrame>
 export const SubscribedFrame = Type.Object({
   type: Type.Literal('subscribed'),
   channel: Type.String(),
-  id: optional(FrameId)
+  id: optional(FrameId),
+  /** history channels: the stream's epoch */
+  epoch: optional(Type.String()),
+  /** history channels: the top offset when the socket joined (0 before the first publication) */
+  offset: optional(Offset),
+  /** history channels subscribed with `since`: whether every missed publication follows */
+  recovered: optional(Type.Boolean())
 })
 export type SubscribedFrame = Static<typeof SubscribedFrame>
 
@@ -99,7 +129,9 @@ export const ServerMessageFrame = Type.Object({
   type: Type.Literal('message'),
   event: Type.String(),
   channel: optional(Type.String()),
-  data: optional(Type.Unknown())
+  data: optional(Type.Unknown()),
+  /** history channels: the publication's offset in its channel */
+  offset: optional(Offset)
 })
 export type ServerMessageFrame = Static<typeof ServerMessageFrame>
 
@@ -126,7 +158,13 @@ export const ErrorFrame = Type.Object({
 })
 export type ErrorFrame = Static<typeof ErrorFrame>
 
+export const PongFrame = Type.Object({
+  type: Type.Literal('pong'),
+  id: optional(FrameId)
+})
+export type PongFrame = Static<typeof PongFrame>
+
 export const ServerFrame = Type.Union([
-  WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame
+  WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame, PongFrame
 ])
 export type ServerFrame = Static<typeof ServerFrame>

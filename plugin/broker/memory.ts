@@ -3,10 +3,26 @@
  * to publish to. One instance passed to several apps in the same process joins them as nodes
  * of one server, which is how the broker contract is tested without Redis.
  */
-import type { Broker, BrokerConnection, BrokerNode, Publication } from './types.js'
+import { MemoryHistory } from './memory-history.js'
+import type { Broker, BrokerConnection, BrokerNode, HistoryLimits, Publication } from './types.js'
+
+/** The longest pause between two sweeps of expired history entries. */
+const maxSweepInterval = 60_000
 
 export function memoryBroker (): Broker {
   const nodes = new Set<BrokerNode>()
+  // History channels only: one store shared by the nodes, created on first use.
+  let history: MemoryHistory | undefined
+  let sweeper: NodeJS.Timeout | undefined
+
+  function historyFor (limits: HistoryLimits): MemoryHistory {
+    const store = history ??= new MemoryHistory()
+    if (sweeper === undefined) {
+      sweeper = setInterval(() => store.sweep(limits.ttl), Math.min(limits.ttl, maxSweepInterval))
+      sweeper.unref()
+    }
+    return store
+  }
 
   // Hand-offs run on a later microtask, as they would through a real engine, so a
   // publisher's local delivery always completes before any other node sees the message.
@@ -35,7 +51,24 @@ export function memoryBroker (): Broker {
           }
           return false
         },
-        async close () { nodes.delete(node) }
+        // A history publication reaches every node, this one included, in the same turn: every
+        // node delivers the channel's offsets in one order.
+        async publishHistory (channel, frame, except, limits) {
+          const entry = historyFor(limits).append(channel, frame, except, limits)
+          const publication = { channel, ...entry }
+          for (const each of [...nodes]) each.deliverHistory?.(publication)
+          return entry.offset
+        },
+        async readHistory (channel, query, limits) {
+          return historyFor(limits).read(channel, query, limits)
+        },
+        async close () {
+          nodes.delete(node)
+          if (nodes.size === 0) {
+            clearInterval(sweeper)
+            sweeper = undefined
+          }
+        }
       }
     }
   }

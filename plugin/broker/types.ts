@@ -76,3 +76,63 @@ export interface Broker {
   readonly name: string
   connect (node: BrokerNode): Promise<BrokerConnection>
 }
+
+// ---- history and recovery (SPEC "Channel state: history and recovery") -------------------
+// Additive: a broker without these methods still works for every channel without history;
+// the plugin refuses the `history` option with such a broker.
+
+/** How much a history channel keeps: its last `size` publications, each for `ttl` ms. */
+export interface HistoryLimits {
+  size: number
+  ttl: number
+}
+
+/** One stored publication; `frame` is the message frame with its `"offset"`. */
+export interface HistoryEntry {
+  offset: number
+  frame: string
+  /** the session the publication skipped (a `broadcastChannel` sender), if any */
+  except?: string
+}
+
+/** A publication to a history channel, delivered to every node (the publisher's too) in offset order. */
+export interface HistoryPublication extends HistoryEntry {
+  channel: string
+}
+
+/**
+ * What to read: `{ after: n }` every stored publication after offset n (all or nothing);
+ * `{ last: n }` the last n stored ones (n = 0 reads the stream's position only).
+ */
+export type HistoryQuery = { after: number } | { last: number }
+
+export interface HistoryRead {
+  /** the stream's epoch (created on first read or publication) */
+  epoch: string
+  /** the top offset: the last publication's, 0 before the first */
+  offset: number
+  /** oldest first; for `after`, empty unless `complete` */
+  entries: HistoryEntry[]
+  /** `after` queries: every publication after it is in `entries` */
+  complete: boolean
+}
+
+export interface HistoryNode {
+  /** delivers a history publication (from any node, this one included) to local sockets */
+  deliverHistory? (publication: HistoryPublication): void
+}
+
+export interface HistoryConnection {
+  /**
+   * Assigns the next offset of `channel`, stores the entry and hands it to every node, this
+   * one included, in one atomic step (so every node delivers one order); resolves the offset.
+   * `frame` is the message frame without its offset.
+   */
+  publishHistory? (channel: string, frame: string, except: string | undefined, limits: HistoryLimits): Promise<number>
+  /** reads `channel`'s stream: its epoch, top offset and the entries `query` asks for */
+  readHistory? (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryRead>
+}
+
+// Merged into the interfaces above, so this block stays separate from the other additions.
+export interface BrokerNode extends HistoryNode {}
+export interface BrokerConnection extends HistoryConnection {}
