@@ -12,7 +12,8 @@
  * needs and registers its sessions again: it keeps its own record of both.
  */
 import type { Redis } from 'ioredis'
-import type { BrokerConnection, BrokerNode, Publication } from './types.js'
+import type { BrokerConnection, BrokerNode, HistoryLimits, HistoryQuery, HistoryRead, Publication } from './types.js'
+import { RedisHistory } from './redis-history.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
 import { quit, ready } from './redis-client.js'
 import { SessionRegistry, execAll } from './redis-sessions.js'
@@ -27,6 +28,7 @@ export class RedisConnection implements BrokerConnection {
   private readonly recent = new RecentIds()
   private readonly sessions: SessionRegistry
   private readonly subscriptions: Subscriptions
+  private readonly history: RedisHistory
   private seq = 0
   /** set while Redis is unreachable, so an outage is logged once, not once per retry */
   private outage = false
@@ -40,6 +42,7 @@ export class RedisConnection implements BrokerConnection {
   ) {
     this.subscriptions = new Subscriptions(sub, settings.prefix, node.nodeId)
     this.sessions = new SessionRegistry(pub, settings.prefix, node.nodeId, settings.nodeTtl, (err) => this.lost(err))
+    this.history = new RedisHistory(pub, settings.prefix, node, (channel) => this.subscriptions.redisChannel(channel))
   }
 
   /** Waits for both connections, subscribes the node-wide channels, registers the node. */
@@ -99,6 +102,7 @@ export class RedisConnection implements BrokerConnection {
   }
 
   private receive (text: string): void {
+    if (this.history.receive(text)) return // history publications: every node delivers them, the publisher too
     const envelope = decodeEnvelope(text)
     if (envelope === undefined) {
       this.node.log.warn('channels: dropped a redis message this version cannot read (another version on the same prefix?)')
@@ -151,6 +155,14 @@ export class RedisConnection implements BrokerConnection {
     const receivers = await this.sessions.send(sessionId, encodeSessionSend(sessionId, frame))
     if (receivers < 0) throw new Error('the node holding the session is not connected to redis')
     return receivers > 0
+  }
+
+  async publishHistory (channel: string, frame: string, except: string | undefined, limits: HistoryLimits): Promise<number> {
+    return await this.history.publish(channel, frame, except, limits)
+  }
+
+  async readHistory (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryRead> {
+    return await this.history.read(channel, query, limits)
   }
 
   async close (): Promise<void> {

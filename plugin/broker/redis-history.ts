@@ -1,0 +1,92 @@
+/**
+ * History channels on Redis: offsets, epochs and entries live in Redis (see redis-history-scripts.ts),
+ * so any node can answer a recovery, also after the node a client left died without closing.
+ * Publications come back to every node through pub/sub, the publisher's own included: each node
+ * delivers a channel's publications in the one order Redis assigned.
+ *
+ * The pub/sub envelope of a history publication (beside those of redis-envelope.ts):
+ *
+ *   h \n nodeId \n channel \n offset \n except \n frame
+ */
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { historyStateTtl } from '../history/options.js'
+import type { BrokerNode, HistoryEntry, HistoryLimits, HistoryQuery, HistoryRead } from './types.js'
+import { publishScript, readScript } from './redis-history-scripts.js'
+
+type Reply = Array<string | number>
+
+/** The two commands defined on the publisher connection (ioredis runs them by EVALSHA). */
+interface HistoryCommands {
+  channelsHistoryPublish (meta: string, log: string, ...args: Array<string | number>): Promise<number>
+  channelsHistoryRead (meta: string, log: string, ...args: Array<string | number>): Promise<Reply>
+}
+
+const historyMark = 104 // 'h'
+
+function newEpoch (): string {
+  return randomBytes(9).toString('base64url')
+}
+
+export class RedisHistory {
+  private readonly commands: HistoryCommands
+
+  constructor (
+    pub: Redis,
+    private readonly prefix: string,
+    private readonly node: BrokerNode,
+    private readonly redisChannel: (channel: string) => string
+  ) {
+    pub.defineCommand('channelsHistoryPublish', { numberOfKeys: 2, lua: publishScript })
+    pub.defineCommand('channelsHistoryRead', { numberOfKeys: 2, lua: readScript })
+    this.commands = pub as unknown as HistoryCommands
+  }
+
+  /** the keys of `channel`'s stream: one hash tag, so one Cluster slot */
+  keys (channel: string): [meta: string, log: string] {
+    const base = `${this.prefix}:hist:{${channel}}`
+    return [`${base}:meta`, `${base}:log`]
+  }
+
+  private stateTtl (limits: HistoryLimits): number {
+    return Math.max(historyStateTtl, limits.ttl)
+  }
+
+  async publish (channel: string, frame: string, except: string | undefined, limits: HistoryLimits): Promise<number> {
+    const [meta, log] = this.keys(channel)
+    const head = `h\n${this.node.nodeId}\n${channel}\n`
+    return await this.commands.channelsHistoryPublish(meta, log, newEpoch(), this.stateTtl(limits),
+      frame, except ?? '', limits.size, limits.ttl, this.redisChannel(channel), head)
+  }
+
+  async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryRead> {
+    const [meta, log] = this.keys(channel)
+    const [mode, n] = 'after' in query ? ['after', query.after] : ['last', query.last]
+    const reply = await this.commands.channelsHistoryRead(meta, log, newEpoch(), this.stateTtl(limits), mode, n, limits.ttl)
+    const entries: HistoryEntry[] = []
+    for (let i = 3; i + 2 < reply.length; i += 3) {
+      const except = String(reply[i + 2])
+      entries.push(except === '' ? { offset: Number(reply[i]), frame: String(reply[i + 1]) } : { offset: Number(reply[i]), frame: String(reply[i + 1]), except })
+    }
+    return { epoch: String(reply[0]), offset: Number(reply[1]), complete: Number(reply[2]) === 1, entries }
+  }
+
+  /** Delivers a history envelope; false for any other text. */
+  receive (text: string): boolean {
+    if (text.charCodeAt(0) !== historyMark) return false
+    const fields: string[] = []
+    let start = 0
+    for (let i = 0; i < 5; i++) {
+      const end = text.indexOf('\n', start)
+      if (end === -1) {
+        this.node.log.warn('channels: dropped a malformed history publication from redis')
+        return true
+      }
+      fields.push(text.slice(start, end))
+      start = end + 1
+    }
+    const [, , channel, offset, except] = fields
+    this.node.deliverHistory?.({ channel, offset: Number(offset), frame: text.slice(start), except: except === '' ? undefined : except })
+    return true
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * History channels on the Redis broker: offsets, epochs and entries in Redis; two processes
+ * publishing at once (one dense order, identical everywhere); recovery on another node, also
+ * behind a stand-in load balancer after the first node was SIGKILLed; a Redis restart without
+ * persistence (a new epoch, `recovered: false`); keys under the prefix with TTLs.
+ */
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { TestClient, nextId, type Frame } from '../helpers/server.js'
+import { deleteKeys, eventually, PrivateRedis, redisUrl, startNode, uniquePrefix, withRedis } from '../redis/helpers.js'
+import { HistoryChild, TcpProxy } from '../history/helpers.js'
+
+const isMessage = (frame: Frame): boolean => frame.type === 'message'
+
+async function messages (client: TestClient, count: number, timeoutMs = 5000): Promise<Frame[]> {
+  const got: Frame[] = []
+  for (let i = 0; i < count; i++) got.push(await client.next(isMessage, timeoutMs))
+  return got
+}
+
+async function connect (t: { teardown (fn: () => unknown): void }, url: string): Promise<TestClient> {
+  const client = await TestClient.connect(url)
+  t.teardown(() => client.close())
+  return client
+}
+
+const history = { channel: /^h-/, size: 5, ttl: 60_000 }
+
+await withRedis(t, async () => {
+  t.test('offsets, epoch, last and since across two nodes; keys under the prefix with TTLs', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteKeys(prefix))
+    const a = await startNode(t, { prefix }, undefined, { history })
+    const b = await startNode(t, { prefix }, undefined, { history })
+    const onA = await connect(t, a.url)
+    const onB = await connect(t, b.url)
+    const first = await onA.subscribe('h-room')
+    t.match(first, { type: 'subscribed', offset: 0 })
+    t.match(await onB.subscribe('h-room'), { epoch: first.epoch, offset: 0 }, 'one epoch on every node')
+    await a.app.broadcastChannel('h-room', 'a1')
+    await b.app.broadcastChannel('h-room', 'b1')
+    t.same((await messages(onA, 2)).map((m) => [m.offset, m.data]), [[1, 'a1'], [2, 'b1']])
+    t.same((await messages(onB, 2)).map((m) => [m.offset, m.data]), [[1, 'a1'], [2, 'b1']])
+    t.same(await b.app.channels.history('h-room'), {
+      epoch: first.epoch,
+      offset: 2,
+      messages: [{ offset: 1, event: 'message', data: 'a1' }, { offset: 2, event: 'message', data: 'b1' }]
+    })
+
+    onA.close()
+    for (let n = 3; n <= 5; n++) await b.app.broadcastChannel('h-room', `b${n}`)
+    const back = await connect(t, a.url)
+    t.same(await back.request({ type: 'subscribe', channel: 'h-room', id: 1, since: { epoch: first.epoch, offset: 2, session: onA.sessionId } }),
+      { type: 'subscribed', channel: 'h-room', id: 1, epoch: first.epoch, offset: 5, recovered: true })
+    t.same((await messages(back, 3)).map((m) => m.offset), [3, 4, 5])
+    const late = await connect(t, b.url)
+    late.send({ type: 'subscribe', channel: 'h-room', id: 2, last: 2 })
+    t.match(await late.next(), { type: 'subscribed', offset: 5 })
+    t.same((await messages(late, 2)).map((m) => m.offset), [4, 5])
+    for (let n = 6; n <= 12; n++) await a.app.broadcastChannel('h-room', n)
+    t.match(await late.request({ type: 'subscribe', channel: 'h-other', id: 3, since: { epoch: first.epoch, offset: 0 } }), { recovered: false }, 'another channel, another epoch')
+    const beyond = await connect(t, b.url)
+    t.match(await beyond.request({ type: 'subscribe', channel: 'h-room', id: 4, since: { epoch: first.epoch, offset: 5 } }), { recovered: false, offset: 12 }, 'beyond size')
+    await beyond.expectNothing(isMessage)
+
+    const redis = new Redis(redisUrl)
+    t.teardown(() => redis.disconnect())
+    const keys = (await redis.keys(`${prefix}:hist:*`)).sort()
+    t.same(keys, [`${prefix}:hist:{h-other}:meta`, `${prefix}:hist:{h-room}:log`, `${prefix}:hist:{h-room}:meta`])
+    t.equal(await redis.xlen(`${prefix}:hist:{h-room}:log`), 5, 'the log holds at most size entries')
+    const metaTtl = await redis.pttl(`${prefix}:hist:{h-room}:meta`)
+    t.ok(metaTtl > 23 * 3600_000 && metaTtl <= 24 * 3600_000, `the epoch and top offset outlive the entries by 24 h (${metaTtl})`)
+    const logTtl = await redis.pttl(`${prefix}:hist:{h-room}:log`)
+    t.ok(logTtl > 0 && logTtl <= 60_000, `the entries expire with ttl (${logTtl})`)
+    t.same(await redis.keys(`${prefix}:hist:{plain}*`), [], 'channels without history store nothing')
+  })
+
+  t.test('session exclusion and expired entries on Redis', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteKeys(prefix))
+    const a = await startNode(t, { prefix }, (app) => {
+      app.channels.on('message', { event: 'say' }, async (socket, data, meta) => {
+        await socket.broadcastChannel(data, { channel: meta.channel })
+        return 'ok'
+      })
+    }, { history: { channel: /^h-/, size: 10, ttl: 300 } })
+    const speaker = await connect(t, a.url)
+    const { epoch } = await speaker.subscribe('h-room')
+    await speaker.request({ type: 'message', event: 'say', channel: 'h-room', data: 'mine', id: nextId() })
+    await a.app.broadcastChannel('h-room', 'theirs')
+    await speaker.next(isMessage)
+    speaker.close()
+    const back = await connect(t, a.url)
+    t.match(await back.request({ type: 'subscribe', channel: 'h-room', id: 1, since: { epoch, offset: 0, session: speaker.sessionId } }), { recovered: true, offset: 2 })
+    t.same((await messages(back, 1)).map((m) => m.data), ['theirs'])
+    await back.expectNothing(isMessage)
+    await eventually(async () => (await a.app.channels.history('h-room')).messages.length === 0, 3000, 'entries expire after ttl')
+    t.match(await back.request({ type: 'subscribe', channel: 'h-x', id: 2 }), { offset: 0 })
+    const again = await connect(t, a.url)
+    t.match(await again.request({ type: 'subscribe', channel: 'h-room', id: 3, since: { epoch, offset: 0 } }), { recovered: false, epoch, offset: 2 }, 'expired entries cannot be recovered; the epoch stays')
+  })
+
+  t.test('two node processes publishing to one channel at once: one dense order, identical on both', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteKeys(prefix))
+    const [one, two] = await Promise.all([HistoryChild.start(t, { PREFIX: prefix }), HistoryChild.start(t, { PREFIX: prefix })])
+    const onOne = await connect(t, one.url)
+    const onTwo = await connect(t, two.url)
+    await onOne.subscribe('race')
+    await onTwo.subscribe('race')
+    const count = 300
+    await Promise.all([one.burst('race', count, 'one'), two.burst('race', count, 'two')])
+    const gotOne = await messages(onOne, 2 * count)
+    const gotTwo = await messages(onTwo, 2 * count)
+    t.same(gotOne.map((m) => m.offset), Array.from({ length: 2 * count }, (_, i) => i + 1), 'dense offsets from 1')
+    t.same(gotTwo, gotOne, 'the same frames in the same order on both nodes')
+    const tags = gotOne.map((m) => (m.data as { tag: string }).tag)
+    t.ok(tags.includes('one') && tags.includes('two'))
+    for (const tag of ['one', 'two']) {
+      const seq = gotOne.filter((m) => (m.data as { tag: string }).tag === tag).map((m) => (m.data as { i: number }).i)
+      t.same(seq, Array.from({ length: count }, (_, i) => i), `${tag}: each publication once, in its publisher's order`)
+    }
+  })
+
+  t.test('behind a stand-in load balancer, a client recovers on node B after node A was SIGKILLed', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteKeys(prefix))
+    const [nodeA, nodeB] = await Promise.all([HistoryChild.start(t, { PREFIX: prefix }), HistoryChild.start(t, { PREFIX: prefix })])
+    const proxy = await TcpProxy.start(t, nodeA.port)
+    const client = await connect(t, proxy.url())
+    const { epoch } = await client.subscribe('room')
+    await nodeB.burst('room', 3, 'before')
+    const seen = await messages(client, 3)
+    const last = seen[2].offset as number
+    await nodeA.kill('SIGKILL')
+    await client.closed
+    proxy.target = nodeB.port
+    await nodeB.burst('room', 4, 'missed')
+    const back = await connect(t, proxy.url())
+    back.send({ type: 'subscribe', channel: 'room', id: 1, since: { epoch, offset: last, session: client.sessionId } })
+    t.same(await back.next(), { type: 'subscribed', channel: 'room', id: 1, epoch, offset: 7, recovered: true })
+    t.same((await messages(back, 4)).map((m) => [m.offset, (m.data as { tag: string }).tag]),
+      [[4, 'missed'], [5, 'missed'], [6, 'missed'], [7, 'missed']])
+    await nodeB.burst('room', 1, 'live')
+    t.match(await back.next(isMessage), { offset: 8, data: { tag: 'live' } })
+  })
+
+  t.test('a Redis restart without persistence: a new epoch and recovered: false', async (t) => {
+    const server = await PrivateRedis.start(t)
+    const prefix = uniquePrefix()
+    const node = await startNode(t, { url: server.url, prefix }, undefined, { history })
+    const client = await connect(t, node.url)
+    const { epoch } = await client.subscribe('h-room')
+    await node.app.broadcastChannel('h-room', 1)
+    t.match(await client.next(isMessage), { offset: 1 })
+    await server.kill()
+    await server.restart()
+    const probe = new Redis(server.url)
+    t.teardown(() => probe.disconnect())
+    // Back means both connections: commands answered, and the channel subscribed again.
+    await eventually(async () => {
+      const [, subscribers] = await probe.pubsub('NUMSUB', `${prefix}:ch:h-room`) as [string, number]
+      return subscribers > 0 && await node.app.channels.history('h-room').then(() => true, () => false)
+    }, 15000, 'the node reaches the restarted Redis')
+    const back = await connect(t, node.url)
+    const answer = await back.request({ type: 'subscribe', channel: 'h-room', id: 1, since: { epoch, offset: 1 } })
+    t.equal(answer.recovered, false)
+    t.not(answer.epoch, epoch, 'a new epoch')
+    t.equal(answer.offset, 0)
+    await node.app.broadcastChannel('h-room', 2)
+    t.match(await back.next(isMessage), { offset: 1, data: 2 }, 'offsets start again in the new epoch')
+  })
+})
