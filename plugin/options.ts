@@ -4,6 +4,7 @@
  */
 import type { Broker } from './broker/types.js'
 import { InvalidOptionError } from './errors.js'
+import { positiveInteger } from './positive-integer.js'
 import { resolveHistory, type HistoryOptions, type HistoryPolicy } from './history/options.js'
 
 export const defaultPath = '/ws'
@@ -61,14 +62,7 @@ export interface ResolvedOptions {
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'history'])
 
-/** `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
-export function positiveInteger (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw new InvalidOptionError(`${name}: expected a positive integer, got ${String(value)}`)
-  }
-  return value
-}
+export { positiveInteger }
 
 function prefix (value: unknown): string | false {
   if (value === undefined) return defaultClientPrefix

@@ -72,8 +72,6 @@ export interface BrokerConnection {
 }
 
 export interface Broker {
-  /** a short name for logs, e.g. 'memory' or 'redis' */
-  readonly name: string
   connect (node: BrokerNode): Promise<BrokerConnection>
 }
 

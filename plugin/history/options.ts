@@ -5,7 +5,7 @@
 import type { HistoryLimits } from '../broker/types.js'
 import { InvalidOptionError } from '../errors.js'
 import { channelMatches } from '../handlers.js'
-import { positiveInteger } from '../options.js'
+import { positiveInteger } from '../positive-integer.js'
 import type { ChannelFilter } from '../types.js'
 
 export const defaultHistorySize = 100

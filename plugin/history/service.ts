@@ -14,14 +14,13 @@ import type { SinceField, SubscribedFrame } from '../../schemas/protocol.js'
 import type { BrokerConnection, HistoryEntry, HistoryPublication, HistoryQuery, HistoryRead } from '../broker/types.js'
 import type { Recipient } from '../fanout.js'
 import { toOutbound, type OutboundFrame } from '../frame-writer.js'
+import type { ChannelStep } from '../membership.js'
 import type { HistoryPolicy } from './options.js'
 
 /** What the history needs of a socket. */
-export interface HistoryMember extends Recipient {
-  sendFrame (frame: string | OutboundFrame): void
-}
+export type HistoryMember = Recipient
 
-/** What a subscribe frame asks of a history channel. */
+/** What a subscribe frame asks of a history channel (absent for a server-side `socket.subscribe()`). */
 export interface JoinRequest {
   id?: number
   last?: number
@@ -45,7 +44,7 @@ export interface HistoryView {
   messages: HistoryMessage[]
 }
 
-export class ChannelHistory {
+export class ChannelHistory implements ChannelStep {
   private readonly catching = new Map<string, Map<HistoryMember, CatchUp>>()
 
   constructor (
@@ -112,16 +111,13 @@ export class ChannelHistory {
   }
 
   /**
-   * Answers a subscription: plain `subscribed` unless `member` is catching up on `channel`;
-   * else reads the stream and sends `subscribed` with epoch and offset, the replay, the
-   * held-back publications, all in one step.
+   * The join step (membership.ts): when `member` is catching up on `channel`, reads the stream
+   * and sends `subscribed` with epoch and offset, the replay, the held-back publications, all
+   * in one step, and returns true; false (a plain `subscribed`) on any other join.
    */
-  async confirm (channel: string, member: HistoryMember, request: JoinRequest): Promise<void> {
+  async answerJoin (member: HistoryMember, channel: string, request: JoinRequest = {}): Promise<boolean> {
     const catchUp = this.catching.get(channel)?.get(member)
-    if (catchUp === undefined) {
-      member.sendFrame(encodeFrame({ type: 'subscribed', channel, id: request.id }))
-      return
-    }
+    if (catchUp === undefined) return false
     const { since } = request
     const last = Math.min(request.last ?? 0, this.policy.size)
     let read: HistoryRead | undefined
@@ -131,7 +127,7 @@ export class ChannelHistory {
       this.log.warn({ err, channel }, 'channels: history read failed; joined without history')
     }
     // Left or closed meanwhile: nothing to answer.
-    if (this.catching.get(channel)?.get(member) !== catchUp) return
+    if (this.catching.get(channel)?.get(member) !== catchUp) return true
     this.abandon(channel, member)
     const subscribed: SubscribedFrame = { type: 'subscribed', channel, id: request.id }
     let replay: HistoryEntry[] = []
@@ -149,9 +145,10 @@ export class ChannelHistory {
     } else if (since !== undefined) {
       subscribed.recovered = false
     }
-    member.sendFrame(encodeFrame(subscribed))
-    for (const entry of replay) if (entry.offset <= top) member.sendFrame(entry.frame)
-    for (const entry of catchUp.held) if (entry.offset > top) member.sendFrame(entry.frame)
+    member.sendFrame(toOutbound(encodeFrame(subscribed)))
+    for (const entry of replay) if (entry.offset <= top) member.sendFrame(toOutbound(entry.frame))
+    for (const entry of catchUp.held) if (entry.offset > top) member.sendFrame(toOutbound(entry.frame))
+    return true
   }
 
   // ---- reading -------------------------------------------------------------------------

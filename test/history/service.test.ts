@@ -209,7 +209,6 @@ function gatedBroker (): { broker: Broker, open: () => void } {
   return {
     open: () => open(),
     broker: {
-      name: 'gated',
       async connect (node) {
         const connection = await inner.connect(node)
         const read = connection.readHistory?.bind(connection)
@@ -254,7 +253,6 @@ test('the history option: validated at registration; refused with a broker that 
     await app.close()
   }
   const plainBroker: Broker = {
-    name: 'plain',
     async connect () {
       return {
         async publish () {},
