@@ -5,8 +5,13 @@
  *   waiting ──send──▶ joining ──subscribed──▶ joined ──reconnect──▶ rejoining ──subscribed──▶ joined
  *   (offline)           │ error/drop: gone                           │ error: gone (reported)
  *                                                                    │ drop: joined, retried next time
+ *
+ * On a history channel it also keeps its position: the stream's epoch and the last offset it
+ * got, and the session that got it. A rejoin asks for what it missed (`since`); a first join
+ * may ask for a backlog (`last`).
  */
 import { encodeFrame } from '../schemas/codec.js'
+import type { SubscribedFrame, SubscribeFrame } from '../schemas/protocol.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
 import { disconnected, errorFromFrame, type Pending, type ReplyFrame } from './push.js'
 
@@ -24,6 +29,24 @@ export interface ChannelHost {
   remove (subscription: Subscription): void
   /** a rejoin was refused: nobody awaits it, so the client reports it */
   refused (error: ChannelsClientError): void
+  /** a `subscribed` arrived (first join or rejoin): the client tells its listeners */
+  subscribed (channel: string, info: { recovered?: boolean, epoch?: string, offset?: number }): void
+  /** the current session id */
+  readonly sessionId: string | undefined
+}
+
+/** What the first join asks for. */
+export interface JoinOptions {
+  /** history channels: the last n stored publications after `subscribed` */
+  last?: number
+}
+
+/** Where this subscription is in its history channel's stream. */
+interface Position {
+  epoch: string
+  offset: number
+  /** the session that got the publications up to `offset` */
+  session: string | undefined
 }
 
 export type JoinState = 'waiting' | 'joining' | 'joined' | 'rejoining'
@@ -45,7 +68,17 @@ export class Subscription {
   /** unsubscribe() was called: this subscription is out of the client's table */
   private cancelled = false
 
-  constructor (readonly channel: string, private readonly host: ChannelHost, public state: JoinState) {}
+  /** history channels only: set by the first `subscribed` carrying an epoch */
+  private position: Position | undefined
+  /** the backlog the subscribe frame on the wire asked for */
+  private askedLast = 0
+
+  constructor (
+    readonly channel: string,
+    private readonly host: ChannelHost,
+    public state: JoinState,
+    private readonly options: JoinOptions = {}
+  ) {}
 
   /** The promise `client.subscribe()` returns: settles with the first join, or after `timeout` ms. */
   wait (timeout: number): Promise<void> {
@@ -60,7 +93,7 @@ export class Subscription {
   join (): void {
     if (this.inFlight !== undefined) return
     const id = this.host.nextId()
-    if (!this.host.write(encodeFrame({ type: 'subscribe', channel: this.channel, id }))) return
+    if (!this.host.write(encodeFrame(this.subscribeFrame(id)))) return
     this.inFlight = id
     this.state = this.state === 'joined' || this.state === 'rejoining' ? 'rejoining' : 'joining'
     if (this.state === 'rejoining') {
@@ -79,6 +112,47 @@ export class Subscription {
         return false
       }
     })
+  }
+
+  /** A rejoin asks for what was missed; a join without a position for the backlog asked for. */
+  private subscribeFrame (id: number): SubscribeFrame {
+    const frame: SubscribeFrame = { type: 'subscribe', channel: this.channel, id }
+    const { position } = this
+    if (position !== undefined) {
+      frame.since = { epoch: position.epoch, offset: position.offset }
+      if (position.session !== undefined) frame.since.session = position.session
+    } else if (this.options.last !== undefined) {
+      frame.last = this.options.last
+    }
+    this.askedLast = frame.last ?? 0
+    return frame
+  }
+
+  /** A `subscribed` frame: the stream's position now, and the listeners are told. */
+  confirmed (frame: SubscribedFrame): void {
+    const { epoch, offset, recovered } = frame
+    if (epoch !== undefined && offset !== undefined) {
+      // Recovered: the replay that follows moves the offset on from where we were. A backlog
+      // that follows has offsets above top - last.
+      if (recovered !== true || this.position === undefined) {
+        this.position = { epoch, offset: Math.max(0, offset - (recovered === undefined ? this.askedLast : 0)), session: undefined }
+      }
+      this.position.session = this.host.sessionId
+    }
+    const info: { recovered?: boolean, epoch?: string, offset?: number } = {}
+    if (recovered !== undefined) info.recovered = recovered
+    if (epoch !== undefined) info.epoch = epoch
+    if (offset !== undefined) info.offset = offset
+    this.host.subscribed(this.channel, info)
+  }
+
+  /** A publication with `offset` arrived: false when it was seen already (drop it). */
+  seen (offset: number): boolean {
+    const { position } = this
+    if (position === undefined) return true
+    if (offset <= position.offset) return false
+    position.offset = offset
+    return true
   }
 
   /** unsubscribe() was called: the client forgets this subscription now. */
@@ -108,6 +182,7 @@ export class Subscription {
       return
     }
     if (!this.cancelled) this.state = 'joined'
+    if (frame.type === 'subscribed') this.confirmed(frame)
     this.settle()
   }
 

@@ -5,29 +5,14 @@
 import { channelNameProblem } from '../schemas/channel.js'
 import { encodeFrame } from '../schemas/codec.js'
 import type { MessageFrame, ServerFrame } from '../schemas/protocol.js'
-import { Subscription, type ChannelHost } from './channel.js'
+import { Subscription, type ChannelHost, type JoinOptions } from './channel.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
 import { errorFromFrame, Push, type Pending } from './push.js'
 import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
-import { exponentialBackoff, type Backoff } from './timer.js'
+import { defaultHeartbeat, defaultMaxQueue, defaultTimeout, type ClientOptions, type SubscribedInfo } from './options.js'
+import { exponentialBackoff } from './timer.js'
 
-export const defaultTimeout = 10_000
-export const defaultMaxQueue = 100
-
-export interface ClientOptions {
-  /** the WebSocket class [globalThis.WebSocket]; in Node < 22 pass `ws`'s: `{ WebSocket }` */
-  WebSocket?: WebSocketConstructor
-  /** query parameters added to the URL on every (re)connect; a function is called each time */
-  params?: Record<string, string> | (() => Record<string, string>)
-  /** reconnect after a close the client did not ask for (except 1008) [true] */
-  reconnect?: boolean
-  /** ms to wait before reconnect try number n [exponentialBackoff(): 125–250 ms, doubling, up to 5–10 s] */
-  backoff?: Backoff
-  /** ms a request or subscription waits for its answer [10000] */
-  timeout?: number
-  /** sends and requests held while offline [100]; past it `send` returns false and `request` rejects QUEUE_FULL */
-  maxQueue?: number
-}
+export { defaultHeartbeat, defaultMaxQueue, defaultTimeout, type ClientOptions, type SubscribedInfo } from './options.js'
 
 export interface MessageMeta<E extends string = string> {
   event: E
@@ -67,6 +52,7 @@ export class Client implements SocketOwner, ChannelHost {
   private readonly listeners = new Map<string, Set<Listener>>()
   private readonly statusListeners = new Set<(status: Status) => void>()
   private readonly errorListeners = new Set<(error: ChannelsClientError) => void>()
+  private readonly subscribedListeners = new Set<(channel: string, info: SubscribedInfo) => void>()
   /** ms a request or subscription waits for its answer */
   readonly timeout: number
   private lastId = 0
@@ -84,7 +70,9 @@ export class Client implements SocketOwner, ChannelHost {
       params: typeof params === 'function' ? params : params === undefined ? undefined : () => params,
       reconnect: options.reconnect ?? true,
       backoff: options.backoff ?? exponentialBackoff(),
-      maxQueue: options.maxQueue ?? defaultMaxQueue
+      maxQueue: options.maxQueue ?? defaultMaxQueue,
+      heartbeat: options.heartbeat === false ? false : options.heartbeat ?? defaultHeartbeat,
+      connectTimeout: this.timeout
     }, this)
     this.socket.open()
   }
@@ -109,13 +97,14 @@ export class Client implements SocketOwner, ChannelHost {
     return this.socket.queued
   }
 
-  subscribe (channel: string, options: { timeout?: number } = {}): Promise<void> {
+  subscribe (channel: string, options: { timeout?: number, last?: number } = {}): Promise<void> {
     if (this.status === 'closed') return Promise.reject(closedError())
     const invalid = invalidChannel(channel)
     if (invalid !== undefined) return Promise.reject(invalid)
     const existing = this.subscriptions.get(channel)
     if (existing !== undefined) return existing.promise ?? Promise.resolve()
-    const subscription = new Subscription(channel, this, 'waiting')
+    const join: JoinOptions = options.last === undefined ? {} : { last: options.last }
+    const subscription = new Subscription(channel, this, 'waiting', join)
     this.subscriptions.set(channel, subscription)
     const joined = subscription.wait(options.timeout ?? this.timeout)
     subscription.join()
@@ -154,6 +143,10 @@ export class Client implements SocketOwner, ChannelHost {
 
   onError (listener: (error: ChannelsClientError) => void): () => void {
     return subscribeTo(this.errorListeners, listener)
+  }
+
+  onSubscribed (listener: (channel: string, info: SubscribedInfo) => void): () => void {
+    return subscribeTo(this.subscribedListeners, listener)
   }
 
   send (event: string, data: unknown, options: { channel?: string } = {}): boolean {
@@ -209,6 +202,10 @@ export class Client implements SocketOwner, ChannelHost {
   received (frame: ServerFrame): void {
     switch (frame.type) {
       case 'message': {
+        // A history channel's publication seen already (a replay overlapping live traffic after
+        // a resync) is dropped; a newer one moves the channel's position on.
+        if (frame.offset !== undefined && frame.channel !== undefined &&
+          this.subscriptions.get(frame.channel)?.seen(frame.offset) === false) return
         const set = this.listeners.get(frame.event)
         if (set === undefined) return
         const meta: MessageMeta = frame.channel === undefined ? { event: frame.event } : { event: frame.event, channel: frame.channel }
@@ -226,11 +223,14 @@ export class Client implements SocketOwner, ChannelHost {
     }
     // Frames without an id: the server acted on its own.
     switch (frame.type) {
-      case 'subscribed':
-        if (!this.subscriptions.has(frame.channel)) {
-          this.subscriptions.set(frame.channel, new Subscription(frame.channel, this, 'joined'))
+      case 'subscribed': {
+        let subscription = this.subscriptions.get(frame.channel)
+        if (subscription === undefined) {
+          this.subscriptions.set(frame.channel, subscription = new Subscription(frame.channel, this, 'joined'))
         }
+        subscription.confirmed(frame)
         return
+      }
       case 'unsubscribed':
         if (this.subscriptions.get(frame.channel)?.state === 'joined') this.subscriptions.delete(frame.channel)
         return
@@ -277,6 +277,10 @@ export class Client implements SocketOwner, ChannelHost {
 
   refused (error: ChannelsClientError): void {
     for (const listener of [...this.errorListeners]) callSafely(listener, error)
+  }
+
+  subscribed (channel: string, info: SubscribedInfo): void {
+    for (const listener of [...this.subscribedListeners]) callSafely(listener, channel, info)
   }
 }
 

@@ -12,7 +12,7 @@
 import type {
   AnyEvents, EventTypeMap, ReceiveData, ReceiveEvent, ReplyData, SendData, SendEvent
 } from '../schemas/events.js'
-import { Client, type ClientOptions, type MessageMeta } from './client.js'
+import { Client, type ClientOptions, type MessageMeta, type SubscribedInfo } from './client.js'
 import type { ChannelsClientError } from './errors.js'
 import type { Status } from './socket.js'
 
@@ -37,8 +37,12 @@ export interface ChannelsClient<E extends EventTypeMap<E> = AnyEvents> {
   /** frames queued while offline */
   readonly queued: number
 
-  /** Resolves once subscribed; rejects with the error frame's code (FORBIDDEN, ...). */
-  subscribe (channel: string, options?: { timeout?: number }): Promise<void>
+  /**
+   * Resolves once subscribed; rejects with the error frame's code (FORBIDDEN, ...). On a
+   * history channel, `last` asks for its last n stored publications (they follow `subscribed`
+   * as ordinary messages); after a reconnect the client asks for what it missed instead.
+   */
+  subscribe (channel: string, options?: { timeout?: number, last?: number }): Promise<void>
   /** Resolves once unsubscribed (at once when offline: the next session will not hold it). */
   unsubscribe (channel: string, options?: { timeout?: number }): Promise<void>
 
@@ -48,6 +52,12 @@ export interface ChannelsClient<E extends EventTypeMap<E> = AnyEvents> {
   onStatus (listener: (status: Status) => void): () => void
   /** Listens to errors no promise receives: error frames without an id, refused rejoins. */
   onError (listener: (error: ChannelsClientError) => void): () => void
+  /**
+   * Runs on every `subscribed`: first subscriptions and resubscriptions after a reconnect.
+   * On a history channel it carries the stream's `epoch` and `offset`, and on a resubscription
+   * `recovered`: when false, publications were missed and the app must reload what it shows.
+   */
+  onSubscribed (listener: (channel: string, info: SubscribedInfo) => void): () => void
 
   /**
    * Sends without waiting for an answer (at most once). Offline it is queued; returns false
@@ -69,8 +79,8 @@ export function connect<E extends EventTypeMap<E> = AnyEvents> (url: string, opt
   return new Client(url, options) as unknown as ChannelsClient<E>
 }
 
-export type { ClientOptions, MessageMeta } from './client.js'
-export { defaultMaxQueue, defaultTimeout } from './client.js'
+export type { ClientOptions, MessageMeta, SubscribedInfo } from './client.js'
+export { defaultHeartbeat, defaultMaxQueue, defaultTimeout } from './client.js'
 export { ChannelsClientError, ClientErrorCodes, type ClientErrorCode } from './errors.js'
 export type { Status, WebSocketConstructor, WebSocketLike } from './socket.js'
 export { exponentialBackoff, type Backoff, type BackoffOptions } from './timer.js'

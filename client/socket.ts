@@ -3,8 +3,9 @@
  * buffer that holds frames while offline, and reconnecting with backoff. It knows frames only
  * as text plus the welcome; everything else is handed to its owner (the client).
  */
-import { decodeServerFrame } from '../schemas/codec.js'
+import { decodeServerFrame, encodeFrame } from '../schemas/codec.js'
 import { CloseCodes, type ServerFrame, type WelcomeFrame } from '../schemas/protocol.js'
+import { Liveness } from './liveness.js'
 import { Timer, type Backoff } from './timer.js'
 
 /** What the client needs of a WebSocket: the browser's, or `ws` in Node. */
@@ -26,6 +27,8 @@ export type Status = 'connecting' | 'open' | 'reconnecting' | 'closed'
 const OPEN = 1
 /** The close code of a connection that ended without a close frame (or never began). */
 const abnormalClose = 1006
+/** The close code the client sends when it gives up on a silent connection (4000–4999: private use). */
+const closeTimedOut = 4000
 
 export interface CloseInfo {
   code: number
@@ -54,6 +57,10 @@ export interface SocketOptions {
   reconnect: boolean
   backoff: Backoff
   maxQueue: number
+  /** ms of silence before a ping (and to wait for an answer), false for none */
+  heartbeat: number | false
+  /** ms a connection may take to send its welcome */
+  connectTimeout: number
 }
 
 interface Queued {
@@ -86,9 +93,14 @@ export class Socket {
   private ws: WebSocketLike | undefined
   private readonly outbox: Queued[] = []
   private readonly timer: Timer
+  private readonly liveness: Liveness
 
   constructor (private readonly options: SocketOptions, private readonly owner: SocketOwner) {
     this.timer = new Timer(() => this.open(), options.backoff)
+    this.liveness = new Liveness({
+      ping: () => { this.write(encodeFrame({ type: 'ping' })) },
+      dead: (reason) => this.drop(reason)
+    }, options.heartbeat, options.connectTimeout)
   }
 
   /** true once welcomed and while the WebSocket can take frames */
@@ -111,6 +123,7 @@ export class Socket {
       return
     }
     this.ws = ws
+    this.liveness.connecting()
     // Every handler checks that its WebSocket is still the current one: a replaced socket's
     // late events are ignored (its handlers stay set: `ws` throws on an unheard 'error').
     ws.onmessage = (event) => { if (ws === this.ws) this.onText(event.data) }
@@ -153,6 +166,7 @@ export class Socket {
   close (code = CloseCodes.NORMAL, reason = ''): void {
     if (this.status === 'closed') return
     this.timer.cancel()
+    this.liveness.stop()
     const ws = this.ws
     this.ws = undefined
     try {
@@ -163,7 +177,24 @@ export class Socket {
     this.finish({ code, reason })
   }
 
+  /**
+   * Gives up on a connection that went silent (or never sent its welcome): it is forgotten at
+   * once, its late events ignored, and a reconnect follows as after any abnormal close.
+   */
+  private drop (reason: string): void {
+    const ws = this.ws
+    if (ws === undefined) return
+    this.ws = undefined
+    try {
+      ws.close(closeTimedOut, reason)
+    } catch {
+      // a socket still connecting may refuse to close politely; it is forgotten anyway
+    }
+    this.onClose(abnormalClose, reason)
+  }
+
   private onText (data: unknown): void {
+    this.liveness.heard()
     if (typeof data !== 'string') return this.owner.badFrame('binary frames are not part of the protocol')
     const decoded = decodeServerFrame(data)
     if (!decoded.ok) return this.owner.badFrame(decoded.message)
@@ -172,6 +203,7 @@ export class Socket {
     if (this.status === 'open') return // a second welcome on one connection means nothing
     this.sessionId = frame.sessionId
     this.timer.reset()
+    this.liveness.welcomed()
     this.setStatus('open')
     // Listeners ran first (their frames, e.g. re-authentication, go out first); then the
     // owner resubscribes; then what was queued offline follows, in order.
@@ -190,6 +222,7 @@ export class Socket {
 
   private onClose (code: number, reason: string): void {
     this.ws = undefined
+    this.liveness.stop()
     this.sessionId = undefined
     // 1008: the server refused this client on purpose (a connect handler, or abuse); retrying
     // would only be refused again.
