@@ -17,6 +17,8 @@ export { defaultHeartbeat, defaultMaxQueue, defaultTimeout, type ClientOptions, 
 export interface MessageMeta<E extends string = string> {
   event: E
   channel?: string
+  /** history channels: the publication's offset in its channel */
+  offset?: number
 }
 
 type Listener = (data: unknown, meta: MessageMeta) => void
@@ -209,6 +211,7 @@ export class Client implements SocketOwner, ChannelHost {
         const set = this.listeners.get(frame.event)
         if (set === undefined) return
         const meta: MessageMeta = frame.channel === undefined ? { event: frame.event } : { event: frame.event, channel: frame.channel }
+        if (frame.offset !== undefined) meta.offset = frame.offset
         for (const listener of [...set]) callSafely(listener, frame.data, meta)
         return
       }

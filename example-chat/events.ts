@@ -28,10 +28,9 @@ export const Announcement = Type.Object({ text: Type.String(), at: Type.Number()
 /** `joined` / `left`: who, and who is in the room now. */
 export const Presence = Type.Object({ nick: Type.String(), members: Type.Array(Type.String()) })
 export const Renamed = Type.Object({ from: Type.String(), to: Type.String(), members: Type.Array(Type.String()) })
-/** What a joiner gets: who is there and the recent history. */
+/** What a joiner gets: who is there (the room's lines come from the plugin's history). */
 export const RoomState = Type.Object({
-  members: Type.Array(Type.String()),
-  history: Type.Array(Type.Union([ChatLine, Announcement]))
+  members: Type.Array(Type.String())
 })
 
 export const chatEvents = {
@@ -49,6 +48,12 @@ export type ChatEvents = EventMap<typeof chatEvents>
 // ---- HTTP
 export const RoomParams = Type.Object({ room: RoomName })
 export const AnnounceBody = Type.Object({ text: Text }, { additionalProperties: false })
+/** `GET /rooms/:room/history`: the room's stream position and its last publications. */
+export const RoomHistory = Type.Object({
+  epoch: Type.String(),
+  offset: Type.Integer(),
+  messages: Type.Array(Type.Object({ offset: Type.Integer(), event: Type.String(), data: Type.Unknown() }))
+})
 export const RoomList = Type.Object({
   rooms: Type.Array(Type.Object({ name: Type.String(), members: Type.Integer(), private: Type.Boolean() }))
 })

@@ -1,36 +1,26 @@
 /**
- * The chat's memory: who is in each room and its recent history. In-process, so with a
- * Redis broker each node knows only its own members (a real app would keep this in Redis).
+ * The chat's memory: who is in each room. In-process, so with a Redis broker each node knows
+ * only its own members (a real app would use the plugin's presence). The rooms' lines are not
+ * kept here: they are the plugin's channel history.
  */
-import type { Static } from '@sinclair/typebox'
-import type { Announcement, ChatLine } from './events.js'
-
-export type HistoryItem = Static<typeof ChatLine> | Static<typeof Announcement>
 
 interface Room {
   /** session id → nick, in join order */
   members: Map<string, string>
-  history: HistoryItem[]
 }
 
 export class Rooms {
   private readonly rooms = new Map<string, Room>()
 
-  constructor (private readonly historySize: number) {}
-
   private room (name: string): Room {
     let room = this.rooms.get(name)
-    if (room === undefined) this.rooms.set(name, room = { members: new Map(), history: [] })
+    if (room === undefined) this.rooms.set(name, room = { members: new Map() })
     return room
   }
 
   /** the nicks in `name`, sorted for display */
   members (name: string): string[] {
     return [...this.rooms.get(name)?.members.values() ?? []].sort((a, b) => a.localeCompare(b))
-  }
-
-  history (name: string): HistoryItem[] {
-    return [...this.rooms.get(name)?.history ?? []]
   }
 
   join (name: string, sessionId: string, nick: string): void {
@@ -42,7 +32,7 @@ export class Rooms {
     const room = this.rooms.get(name)
     const nick = room?.members.get(sessionId)
     room?.members.delete(sessionId)
-    if (room !== undefined && room.members.size === 0 && room.history.length === 0) this.rooms.delete(name)
+    if (room !== undefined && room.members.size === 0) this.rooms.delete(name)
     return nick
   }
 
@@ -54,12 +44,6 @@ export class Rooms {
   rename (name: string, sessionId: string, nick: string): void {
     const room = this.rooms.get(name)
     if (room?.members.has(sessionId) === true) room.members.set(sessionId, nick)
-  }
-
-  record (name: string, item: HistoryItem): void {
-    const { history } = this.room(name)
-    history.push(item)
-    if (history.length > this.historySize) history.splice(0, history.length - this.historySize)
   }
 
   /** rooms with someone in them, with their head counts */

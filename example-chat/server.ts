@@ -5,6 +5,11 @@
  *
  *   npm start                      builds, then serves http://127.0.0.1:3000 (HOST, PORT)
  *   CHAT_PASSWORD=... npm start    the password of the private rooms ['letmein']
+ *   REDIS_URL=redis://... npm start   runs on the Redis broker: room history survives a restart,
+ *                                     and several chat nodes act as one
+ *
+ * Rooms are history channels: a joiner asks for the last 50 lines (`last`), and a page that
+ * reconnects gets what it missed (`since`), both from the plugin, on any node.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -12,9 +17,9 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import fastifyChannels, { ChannelError, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
+import fastifyChannels, { ChannelError, redisBroker, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
 import {
-  AnnounceBody, chatEvents, maxRoomLength, privatePrefix, RoomList, RoomParams, roomPattern
+  AnnounceBody, chatEvents, maxRoomLength, privatePrefix, RoomHistory, RoomList, RoomParams, roomPattern
 } from './events.js'
 import { Rooms } from './rooms.js'
 
@@ -33,7 +38,7 @@ export interface ChatOptions {
   password?: string
   /** the rooms listed on the page [lobby, random, private-lounge] */
   rooms?: string[]
-  /** chat lines and announcements a room remembers for newcomers [50] */
+  /** publications a room keeps for newcomers and reconnecting pages (the plugin's history size) [50] */
   historySize?: number
   /** options of fastify-channels */
   channels?: ChannelsOptions
@@ -62,10 +67,11 @@ function samePassword (given: string, expected: string): boolean {
 export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyInstance> {
   const password = options.password ?? process.env.CHAT_PASSWORD ?? 'letmein'
   const listed = options.rooms ?? ['lobby', 'random', `${privatePrefix}lounge`]
-  const rooms = new Rooms(options.historySize ?? 50)
+  const historySize = options.historySize ?? 50
+  const rooms = new Rooms()
   const app = Fastify({ logger: options.logger ?? false })
 
-  await app.register(fastifyChannels, { path: '/ws', ...options.channels })
+  await app.register(fastifyChannels, { path: '/ws', history: { channel: roomPattern, size: historySize }, ...options.channels })
   await app.register(fastifyStatic, { root: publicDir(), prefix: '/' })
 
   const nickOf = (socket: ChannelSocket): string => socket.context.nick ?? 'guest'
@@ -87,8 +93,9 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   app.channels.on('subscribe', async (socket, channel) => {
     rooms.join(channel, socket.id, nickOf(socket))
     const members = rooms.members(channel)
-    // The joiner is not in the channel yet: it gets the room's state, the others the notice.
-    socket.send({ members, history: rooms.history(channel) }, { channel, event: 'room' })
+    // The joiner is not in the channel yet: it gets who is there, the others the notice. The
+    // room's lines come from the plugin's history (the page subscribes with `last`).
+    socket.send({ members }, { channel, event: 'room' })
     await app.broadcastChannel(channel, { nick: nickOf(socket), members }, { event: 'joined' })
   })
   app.channels.on('unsubscribe', async (socket, channel) => {
@@ -119,7 +126,6 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   app.channels.on('message', { event: 'chat', channel: roomPattern, schema: chatEvents.chat.send }, async (socket, { text }, meta) => {
     const channel = meta.channel as string // the filter only matches channel messages
     const line = { nick: nickOf(socket), text: text.trim(), at: Date.now() }
-    rooms.record(channel, line)
     await socket.sendAndBroadcastChannel(line, { channel, event: 'chat' })
     return { ok: true }
   })
@@ -136,9 +142,20 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   }, async (request, reply) => {
     const { room } = request.params
     const announcement = { text: request.body.text.trim(), at: Date.now() }
-    rooms.record(room, announcement)
     await app.broadcastChannel(room, announcement, { event: 'announce' })
     return reply.code(202).send({ ok: true, room, members: rooms.members(room).length })
+  })
+
+  // What a page reloads when it could not recover what it missed (`recovered: false`).
+  app.get<{ Params: { room: string } }>('/rooms/:room/history', {
+    schema: { params: RoomParams, response: { 200: RoomHistory } }
+  }, async (request, reply) => {
+    const { room } = request.params
+    const given = request.headers['x-room-password']
+    if (room.startsWith(privatePrefix) && (typeof given !== 'string' || !samePassword(given, password))) {
+      return await reply.code(403).send({ error: 'this room is private: send its password in x-room-password' })
+    }
+    return await app.channels.history(room, { last: historySize })
   })
 
   return app
@@ -147,7 +164,11 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
 async function main (): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1'
   const port = Number(process.env.PORT ?? 3000)
-  const app = await buildChatApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+  const redisUrl = process.env.REDIS_URL
+  const app = await buildChatApp({
+    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+    channels: redisUrl === undefined || redisUrl === '' ? undefined : { broker: redisBroker({ url: redisUrl }) }
+  })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, 'closing')

@@ -10,11 +10,15 @@ import { connect } from 'fastify-channels/client'
 /** @typedef {import('fastify-channels/client').ChannelsClientError} ClientError */
 /** @typedef {import('fastify-channels/client').Status} Status */
 /**
- * @typedef {{ kind: 'chat', nick: string, text: string, at: number }
- *   | { kind: 'announce', text: string, at: number }
- *   | { kind: 'notice', text: string, at: number }} Item
- * @typedef {{ name: string, joined: boolean, locked: boolean, members: string[], items: Item[], unread: number, count: number }} Room
+ * An item's `offset` is its place in the room's stream (the plugin's channel history).
+ * @typedef {{ kind: 'chat', nick: string, text: string, at: number, offset?: number }
+ *   | { kind: 'announce', text: string, at: number, offset?: number }
+ *   | { kind: 'notice', text: string, at: number, offset?: number }} Item
+ * @typedef {{ name: string, joined: boolean, locked: boolean, members: string[], items: Item[], unread: number, count: number, top: number }} Room
  */
+
+/** Lines a page asks for when it joins a room (and reloads when it could not recover). */
+const backlog = 50
 
 const maxText = 500
 const nickRule = /^\S(?:.*\S)?$/
@@ -118,7 +122,7 @@ function toast (text, kind = 'error') {
 function room (name) {
   let found = state.rooms.get(name)
   if (found === undefined) {
-    found = { name, joined: false, locked: false, members: [], items: [], unread: 0, count: 0 }
+    found = { name, joined: false, locked: false, members: [], items: [], unread: 0, count: 0, top: 0 }
     state.rooms.set(name, found)
   }
   return found
@@ -128,6 +132,7 @@ function room (name) {
 function add (channel, item) {
   if (channel === undefined) return
   const target = room(channel)
+  if (item.offset !== undefined && target.items.some((kept) => kept.offset === item.offset)) return
   target.items.push(item)
   if (target.items.length > 500) target.items.splice(0, target.items.length - 500)
   if (channel !== state.active && item.kind !== 'notice') target.unread++
@@ -135,9 +140,14 @@ function add (channel, item) {
   renderRooms()
 }
 
-/** @param {string | undefined} channel @param {string[]} members */
-function setMembers (channel, members) {
+/**
+ * A notice's member list is current only when it is live: one replayed from the room's
+ * history (its offset at or below the position the room was joined at) is old news.
+ * @param {string | undefined} channel @param {string[]} members @param {number} [offset]
+ */
+function setMembers (channel, members, offset) {
   if (channel === undefined) return
+  if (offset !== undefined && offset <= room(channel).top) return
   const target = room(channel)
   target.members = members
   target.count = members.length
@@ -258,7 +268,7 @@ async function openRoom (name) {
   renderRoom()
   if (target.joined) return
   try {
-    await client.subscribe(name)
+    await client.subscribe(name, { last: backlog })
     target.joined = true
     target.locked = false
   } catch (error) {
@@ -280,6 +290,44 @@ async function leaveRoom (name) {
   const next = [...state.rooms.values()].find((r) => r.joined)
   if (next !== undefined) await openRoom(next.name)
   else renderRoom()
+}
+
+/**
+ * @param {{ event: string, data: unknown, offset: number }} message
+ * @returns {Item}
+ */
+function itemOf ({ event, data, offset }) {
+  const payload = /** @type {Record<string, unknown>} */ (data)
+  const at = typeof payload.at === 'number' ? payload.at : Date.now()
+  switch (event) {
+    case 'chat': return { kind: 'chat', nick: String(payload.nick), text: String(payload.text), at, offset }
+    case 'announce': return { kind: 'announce', text: String(payload.text), at, offset }
+    case 'joined': return { kind: 'notice', text: `${String(payload.nick)} joined`, at, offset }
+    case 'left': return { kind: 'notice', text: `${String(payload.nick)} left`, at, offset }
+    case 'renamed': return { kind: 'notice', text: `${String(payload.from)} is now known as ${String(payload.to)}`, at, offset }
+    default: return { kind: 'notice', text: event, at, offset }
+  }
+}
+
+/**
+ * What the page shows could not be brought up to date (`recovered: false`: the server lost
+ * the room's history, or more was missed than it keeps): reload the room's last lines, keep
+ * what arrived live since, and say so.
+ * @param {string} name
+ */
+async function reloadRoom (name) {
+  const target = room(name)
+  const password = state.passwords.get(name)
+  try {
+    const response = await fetch(`/rooms/${encodeURIComponent(name)}/history`, password === undefined ? {} : { headers: { 'x-room-password': password } })
+    if (!response.ok) throw new Error(`HTTP ${response.status}`)
+    const view = /** @type {{ offset: number, messages: Array<{ event: string, data: unknown, offset: number }> }} */ (await response.json())
+    const live = target.items.filter((item) => item.offset !== undefined && item.offset > view.offset)
+    target.items = [...view.messages.map(itemOf), { kind: 'notice', text: 'Some messages could not be recovered after the reconnect: the room was reloaded.', at: Date.now() }, ...live]
+  } catch (error) {
+    add(name, { kind: 'notice', text: `Some messages may be missing (reload failed: ${describe(error)})`, at: Date.now() })
+  }
+  if (name === state.active) renderRoom()
 }
 
 async function loadRooms () {
@@ -314,26 +362,34 @@ function start () {
     toast(describe(error))
   })
 
-  client.on('room', ({ members, history }, { channel }) => {
-    if (channel === undefined) return
+  // Every (re)subscription: the room's position; after a reconnect, whether what it missed
+  // follows (the page keeps its lines and appends it) or must be reloaded.
+  client.onSubscribed((channel, { recovered, offset }) => {
     const target = room(channel)
-    target.items = history.map((item) => 'nick' in item ? { kind: 'chat', ...item } : { kind: 'announce', ...item })
+    if (offset !== undefined) target.top = offset
+    if (recovered !== false) return
+    // The lines shown belong to a stream that cannot be continued (its offsets may even start
+    // over): drop them; what arrives from now on is kept, and the reload goes before it.
+    target.items = []
+    reloadRoom(channel)
+  })
+  client.on('room', ({ members }, { channel }) => {
     setMembers(channel, members)
     if (channel === state.active) renderRoom()
   })
-  client.on('chat', (line, { channel }) => add(channel, { kind: 'chat', ...line }))
-  client.on('announce', (announcement, { channel }) => add(channel, { kind: 'announce', ...announcement }))
-  client.on('joined', ({ nick, members }, { channel }) => {
-    add(channel, { kind: 'notice', text: `${nick} joined`, at: Date.now() })
-    setMembers(channel, members)
+  client.on('chat', (line, { channel, offset }) => add(channel, { kind: 'chat', ...line, offset }))
+  client.on('announce', (announcement, { channel, offset }) => add(channel, { kind: 'announce', ...announcement, offset }))
+  client.on('joined', ({ nick, members }, { channel, offset }) => {
+    add(channel, { kind: 'notice', text: `${nick} joined`, at: Date.now(), offset })
+    setMembers(channel, members, offset)
   })
-  client.on('left', ({ nick, members }, { channel }) => {
-    add(channel, { kind: 'notice', text: `${nick} left`, at: Date.now() })
-    setMembers(channel, members)
+  client.on('left', ({ nick, members }, { channel, offset }) => {
+    add(channel, { kind: 'notice', text: `${nick} left`, at: Date.now(), offset })
+    setMembers(channel, members, offset)
   })
-  client.on('renamed', ({ from, to, members }, { channel }) => {
-    add(channel, { kind: 'notice', text: `${from} is now known as ${to}`, at: Date.now() })
-    setMembers(channel, members)
+  client.on('renamed', ({ from, to, members }, { channel, offset }) => {
+    add(channel, { kind: 'notice', text: `${from} is now known as ${to}`, at: Date.now(), offset })
+    setMembers(channel, members, offset)
   })
 
   renderStatus(client.status)

@@ -46,19 +46,19 @@ t.test('serves the page, its assets and the client bundle', async (t) => {
 t.test('join notices, members, history and chat lines', async (t) => {
   const { ws } = await chat(t)
   const ada = await person(t, ws, 'ada')
-  const adaRoom = nextEvent<{ members: string[], history: unknown[] }>(ada, 'room')
+  const adaRoom = nextEvent<{ members: string[] }>(ada, 'room')
   await ada.subscribe('lobby')
-  t.same(await adaRoom, { data: { members: ['ada'], history: [] }, channel: 'lobby' }, 'the joiner gets the room state')
+  t.same(await adaRoom, { data: { members: ['ada'] }, channel: 'lobby' }, 'the joiner gets who is there')
   t.same(await ada.request('chat', { text: '  first!  ' }, { channel: 'lobby' }), { ok: true })
 
   const grace = await person(t, ws, 'grace')
   const joined = nextEvent(ada, 'joined')
-  const graceRoom = nextEvent<{ members: string[], history: Array<{ nick: string, text: string }> }>(grace, 'room')
-  await grace.subscribe('lobby')
+  const graceRoom = nextEvent<{ members: string[] }>(grace, 'room')
+  const backlog = nextEvent<{ nick: string, text: string }>(grace, 'chat')
+  await grace.subscribe('lobby', { last: 50 })
   t.same((await joined).data, { nick: 'grace', members: ['ada', 'grace'] }, 'the others get a join notice')
-  const state = (await graceRoom).data
-  t.same(state.members, ['ada', 'grace'])
-  t.match(state.history, [{ nick: 'ada', text: 'first!', at: Number }], 'trimmed, and kept for newcomers')
+  t.same((await graceRoom).data.members, ['ada', 'grace'])
+  t.match((await backlog).data, { nick: 'ada', text: 'first!', at: Number }, 'trimmed, and kept for newcomers by the plugin\'s history')
 
   const line = nextEvent(grace, 'chat')
   const echo = nextEvent(ada, 'chat')
@@ -129,9 +129,15 @@ t.test('POST /rooms/:room/announce reaches the room and its history; GET /rooms 
   t.match(await announced, { data: { text: 'maintenance at noon', at: Number }, channel: 'lobby' })
 
   const grace = await person(t, ws, 'grace')
-  const state = nextEvent<{ history: unknown[] }>(grace, 'room')
-  await grace.subscribe('lobby')
-  t.match((await state).data.history, [{ text: 'maintenance at noon' }])
+  const kept = nextEvent<{ text: string }>(grace, 'announce')
+  await grace.subscribe('lobby', { last: 50 })
+  t.match((await kept).data, { text: 'maintenance at noon' })
+  const history = await app.inject('/rooms/lobby/history')
+  t.equal(history.statusCode, 200)
+  t.match(history.json(), { epoch: String, messages: [{ event: 'joined', offset: 1 }, { event: 'announce', data: { text: 'maintenance at noon' } }] })
+  t.equal((await app.inject('/rooms/private-lounge/history')).statusCode, 403, 'a private room\'s history needs its password')
+  t.equal((await app.inject({ url: '/rooms/private-lounge/history', headers: { 'x-room-password': 'sesame' } })).statusCode, 200)
+  t.equal((await app.inject('/rooms/Bad/history')).statusCode, 400)
 
   for (const [url, payload] of [['/rooms/Lobby/announce', { text: 'x' }], ['/rooms/lobby/announce', { text: '' }], ['/rooms/lobby/announce', {}]] as const) {
     t.equal((await app.inject({ method: 'POST', url, payload })).statusCode, 400, `${url} ${JSON.stringify(payload)}`)
