@@ -15,8 +15,6 @@ export const tooManyConnectionsCode = 'FST_CHANNELS_TOO_MANY_CONNECTIONS'
 export interface ConnectionCap {
   /** the `onRequest` hook of the upgrade route */
   readonly onRequest: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-  /** slots taken now */
-  readonly held: () => number
 }
 
 export function capConnections (max: number): ConnectionCap {
@@ -47,5 +45,5 @@ export function capConnections (max: number): ConnectionCap {
     })
   }
 
-  return { onRequest, held: () => held }
+  return { onRequest }
 }
