@@ -131,7 +131,7 @@ t.test('a slot is freed whatever ended the upgrade: a later hook refusing it, a 
   t.ok(after.every((result) => result instanceof TestClient), 'each slot was given back')
 })
 
-t.test('HTTP requests, even a keep-alive GET of the WebSocket route, take no slot', async (t) => {
+t.test('HTTP requests, even a keep-alive GET of the WebSocket route, and upgrades refused for their origin take no slot', async (t) => {
   const { url, port } = await start(t, { maxConnections: 1 })
   const agent = new http.Agent({ keepAlive: true })
   t.teardown(() => agent.destroy())
@@ -144,6 +144,7 @@ t.test('HTTP requests, even a keep-alive GET of the WebSocket route, take no slo
     })
     t.equal(status, path === '/ws' ? 404 : 200, `GET ${path}`)
   }
+  t.equal(await attempt(url, { origin: 'https://evil.example.net' }), 403, 'refused for its origin first')
   t.ok(await attempt(url) instanceof TestClient, 'the one slot is still free')
 })
 

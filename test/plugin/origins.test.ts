@@ -103,6 +103,9 @@ t.test('another port, another scheme, `null` and a malformed Origin are other or
   t.equal(await attempt(url, ''), 403, 'an empty Origin')
   t.equal(await attempt(url, `http://localhost:${port}`, { host: `localhost:${port}` }), 'open',
     'the own origin is the one the Host header names')
+  const draft = await TestClient.open(url, { protocolVersion: 8, origin: 'https://evil.example.net' })
+    .then(() => 'open', (err: { statusCode?: number }) => err.statusCode)
+  t.equal(draft, 403, 'protocol version 8 names it Sec-WebSocket-Origin: refused all the same')
 })
 
 t.test('listed origins and anchored patterns are allowed on top of the own origin', async (t) => {
