@@ -23,7 +23,7 @@ export const forbiddenOriginCode = 'FST_CHANNELS_FORBIDDEN_ORIGIN'
 
 /**
  * The serialized origin of an absolute http(s) URL (lower-case host, default port dropped),
- * or `undefined` when `text` is none.
+ * or `undefined` when `text` is not an absolute http(s) URL.
  */
 function serializedOrigin (text: string): string | undefined {
   if (!URL.canParse(text)) return undefined
