@@ -5,6 +5,9 @@
  *
  *   npm start                      builds, then serves http://127.0.0.1:3000 (HOST, PORT)
  *   CHAT_PASSWORD=... npm start    the password of the private rooms ['letmein']
+ *   CHAT_ORIGINS=http://localhost:5173 npm start
+ *                                  other origins (comma-separated) whose pages may open the
+ *                                  socket, e.g. a dev server on another port [none: same origin]
  *   REDIS_URL=redis://... npm start   runs on the Redis broker: room history survives a restart,
  *                                     and several chat nodes act as one
  *
@@ -165,9 +168,13 @@ async function main (): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1'
   const port = Number(process.env.PORT ?? 3000)
   const redisUrl = process.env.REDIS_URL
+  const origins = process.env.CHAT_ORIGINS?.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
   const app = await buildChatApp({
     logger: { level: process.env.LOG_LEVEL ?? 'info' },
-    channels: redisUrl === undefined || redisUrl === '' ? undefined : { broker: redisBroker({ url: redisUrl }) }
+    channels: {
+      ...(origins === undefined ? {} : { origins }),
+      ...(redisUrl === undefined || redisUrl === '' ? {} : { broker: redisBroker({ url: redisUrl }) })
+    }
   })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
