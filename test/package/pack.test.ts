@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { PROTOCOL_VERSION } from '../../schemas/constants.js'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -65,6 +66,36 @@ client.close()
 await app.close()
 `
 
+/** A strict app against the published types: the documented lines, and one wrong payload. */
+const typesScript = `
+import Fastify from 'fastify'
+import WebSocket from 'ws'
+import { Type } from '@sinclair/typebox'
+import fastifyChannels, { ChannelError } from 'fastify-channels'
+import { connect, type EventMap } from 'fastify-channels/client'
+import { ServerFrame, type ErrorCode } from 'fastify-channels/schemas'
+
+declare module 'fastify-channels' {
+  interface ChannelContext { nick?: string }
+}
+
+const Chat = Type.Object({ text: Type.String() })
+const app = Fastify()
+await app.register(fastifyChannels, { path: '/ws' })
+app.channels.on('message', { event: 'chat', schema: Chat }, (socket, data) => {
+  const nick: string | undefined = socket.context.nick
+  if (data.text === '') throw new ChannelError('EMPTY', 'say something')
+  return { text: data.text, nick }
+})
+await app.broadcastChannel('room', { text: 'hi' }, { event: 'chat' })
+const client = connect<EventMap<{ chat: typeof Chat }>>('ws://127.0.0.1:3000/ws', { WebSocket })
+client.send('chat', { text: 'hi' })
+// @ts-expect-error text is a string
+client.send('chat', { text: 1 })
+const code: ErrorCode = 'BAD_FRAME'
+export { ServerFrame, code }
+`
+
 t.test('npm pack on a fresh copy builds, ships only dist, and the installed entry points work', async (t) => {
   // Outside the project, so that nothing resolves from its node_modules by walking up.
   const dir = mkdtempSync(join(tmpdir(), 'fastify-channels-pack-'))
@@ -92,7 +123,8 @@ t.test('npm pack on a fresh copy builds, ships only dist, and the installed entr
   const modules = join(dir, 'app', 'node_modules')
   await run('tar', ['xzf', join(dir, 'out', packed.filename), '-C', modules])
   renameSync(join(modules, 'package'), join(modules, 'fastify-channels'))
-  for (const name of [...Object.keys(manifest.dependencies), 'fastify']) {
+  // The app's own: fastify, and for its TypeScript the Node and ws types.
+  for (const name of [...Object.keys(manifest.dependencies), 'fastify', '@types/node', '@types/ws']) {
     mkdirSync(dirname(join(modules, name)), { recursive: true })
     symlinkSync(join(root, 'node_modules', name), join(modules, name), 'dir')
   }
@@ -100,6 +132,13 @@ t.test('npm pack on a fresh copy builds, ships only dist, and the installed entr
   writeFileSync(join(dir, 'app', 'smoke.js'), smokeScript)
   const smoke = await run(process.execPath, ['smoke.js'], { cwd: join(dir, 'app'), timeout: 60_000 })
   t.same(JSON.parse(smoke.stdout), {
-    reply: 'pong', news: { n: 1 }, bundle: 200, protocol: 1, decodes: true, channelError: 'X'
+    reply: 'pong', news: { n: 1 }, bundle: 200, protocol: PROTOCOL_VERSION, decodes: true, channelError: 'X'
   }, 'plugin, client and schemas imported by package name; the bundle is served from the installed copy')
+
+  // The shipped types, as a strict TypeScript app resolves them through `exports`.
+  writeFileSync(join(dir, 'app', 'check.ts'), typesScript)
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const checked = await run(process.execPath, [tsc, '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext',
+    '--target', 'es2022', '--types', 'node', '--noEmit', 'check.ts'], { cwd: join(dir, 'app') }).catch((err: { stdout: string }) => err)
+  t.equal(checked.stdout, '', 'the published .d.ts files type-check a strict app, augmentation included')
 })
