@@ -3,10 +3,11 @@
  * settings, as a user would write it: `fastify-channels`, `fastify-channels/client` and
  * `fastify-channels/schemas` resolve to this repository's sources. Each block is its own module
  * (one program, one tsc run, for speed); a block's `@ts-expect-error` lines must meet their
- * error (TS2578 otherwise), so a block can show what does not compile too.
+ * error (TS2578 otherwise), so a block can show what does not compile too. Relative links
+ * between these pages (and to files of the repository) must lead somewhere.
  */
 import t from 'tap'
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
@@ -84,4 +85,29 @@ t.test('every ts block of README.md and docs/*.md type-checks under strict', asy
       return `${where}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`
     })
   t.same(problems, [], `${blocks.length} blocks`)
+})
+
+/** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens. */
+function slug (heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-')
+}
+
+function anchorsOf (file: string): Set<string> {
+  const text = readFileSync(join(root, file), 'utf8').replace(/^```[\s\S]*?^```/gm, '')
+  return new Set([...text.matchAll(/^#{1,6} (.+)$/gm)].map((match) => slug(match[1])))
+}
+
+t.test('relative links of README.md and docs/*.md lead to a file and a heading that exist', async (t) => {
+  const broken: string[] = []
+  for (const file of [...documents(), 'bench/README.md']) {
+    const text = readFileSync(join(root, file), 'utf8').replace(/^```[\s\S]*?^```/gm, '')
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target)) continue // http(s), mailto
+      const [path, anchor] = target.split('#')
+      const linked = path === '' ? file : join(dirname(file), path)
+      if (!existsSync(join(root, linked))) broken.push(`${file}: ${target} (no ${linked})`)
+      else if (anchor !== undefined && linked.endsWith('.md') && !anchorsOf(linked).has(anchor)) broken.push(`${file}: ${target} (no heading)`)
+    }
+  }
+  t.same(broken, [])
 })
