@@ -322,10 +322,7 @@ t.test('server-side unsubscribe and close', async (t) => {
 t.test('socket.channels is read-only', async (t) => {
   const { client: c, server } = await startWithSocket(t, {})
   await c.subscribe('a')
-  const view = server.channels as unknown as { add?: unknown, delete?: unknown, clear?: unknown }
-  t.equal(view.add, undefined)
-  t.equal(view.delete, undefined)
-  t.equal(view.clear, undefined)
+  for (const method of ['add', 'delete', 'clear']) t.notOk(method in server.channels, `no ${method}`)
   t.ok(server.channels.has('a'))
   const seen: string[] = []
   server.channels.forEach((channel) => seen.push(channel))
