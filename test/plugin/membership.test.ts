@@ -11,6 +11,7 @@ import { HandlerRegistry } from '../../plugin/handlers.js'
 import { ChannelError } from '../../plugin/errors.js'
 import { join, leave, release, type ChannelStep, type Member, type MembershipServer } from '../../plugin/membership.js'
 import type { ChannelSocket } from '../../plugin/types.js'
+import { recordSockets, startApp, startWithSocket, TestClient } from '../helpers/server.js'
 
 interface Fixture {
   socket: Member
@@ -128,4 +129,74 @@ t.test('refusals: a ChannelError\'s code, FORBIDDEN for anything else, TOO_MANY_
   t.same([...socket.subscriptions], [])
   t.equal(socket.pendingJoins, 0, 'no join left pending')
   t.notOk(log.some((line) => line.startsWith('subscribed vip') || line.startsWith('subscribed late')), 'no subscribed for a refusal')
+})
+
+// ---- end to end: client frames and socket.subscribe() over a real socket ----
+
+t.test('subscribe, unsubscribe, idempotence', async (t) => {
+  const seen: string[] = []
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('subscribe', (socket, channel) => { seen.push(`+${channel}:${[...socket.channels].join(',')}`) })
+    app.channels.on('unsubscribe', (socket, channel) => { seen.push(`-${channel}:${[...socket.channels].join(',')}`) })
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  t.same(await c.request({ type: 'subscribe', channel: 'room-42', id: 1 }), { type: 'subscribed', channel: 'room-42', id: 1 })
+  t.same(await c.request({ type: 'subscribe', channel: 'room-42', id: 2 }), { type: 'subscribed', channel: 'room-42', id: 2 }, 'again: still subscribed')
+  t.same(await c.request({ type: 'unsubscribe', channel: 'room-42', id: 3 }), { type: 'unsubscribed', channel: 'room-42', id: 3 })
+  t.same(await c.request({ type: 'unsubscribe', channel: 'room-42', id: 4 }), { type: 'unsubscribed', channel: 'room-42', id: 4 }, 'idempotent')
+  t.same(await c.request({ type: 'unsubscribe', channel: 'never-held', id: 5 }), { type: 'unsubscribed', channel: 'never-held', id: 5 })
+  t.same(seen, ['+room-42:', '-room-42:'], 'handlers run once each; unsubscribe runs after the channel left')
+  t.same(app.channels.stats(), { sockets: 1, channels: 0 })
+  c.close()
+})
+
+t.test('TOO_MANY_CHANNELS past maxChannels, for client frames and server-side subscribe', async (t) => {
+  const { client: c, server } = await startWithSocket(t, { maxChannels: 2 })
+  await c.subscribe('a')
+  await c.subscribe('b')
+  const refused = await c.request({ type: 'subscribe', channel: 'c', id: 9 })
+  t.equal(refused.code, 'TOO_MANY_CHANNELS')
+  t.equal(refused.id, 9)
+  t.equal((await c.request({ type: 'subscribe', channel: 'a', id: 10 })).type, 'subscribed', 're-subscribing a held one is fine')
+  await t.rejects(server.subscribe('c'), { code: 'TOO_MANY_CHANNELS' })
+  await c.request({ type: 'unsubscribe', channel: 'a', id: 11 })
+  await server.subscribe('c')
+  t.same(await c.next((f) => f.type === 'subscribed'), { type: 'subscribed', channel: 'c' }, 'server-side subscribe tells the client')
+  t.same([...server.channels], ['b', 'c'])
+  c.close()
+})
+
+t.test('subscribe handlers refuse with a ChannelError code or FORBIDDEN', async (t) => {
+  let sockets = new Map<string, ChannelSocket>()
+  const errors: Error[] = []
+  const { app, url } = await startApp({}, (app) => {
+    sockets = recordSockets(app)
+    app.channels.on('subscribe', { channel: /^private-/ }, (socket) => {
+      if (socket.request.headers['x-member'] !== 'yes') throw new ChannelError('FORBIDDEN', 'members only')
+    })
+    app.channels.on('subscribe', { channel: 'vip' }, async () => { throw new ChannelError('PAYMENT_REQUIRED', 'vip costs extra') })
+    app.channels.on('subscribe', { channel: 'broken' }, () => { throw new Error('database down: secret internals') })
+    app.channels.on('error', (_socket, error) => { errors.push(error) })
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  const server = sockets.get(c.sessionId) as ChannelSocket
+  t.same(await c.request({ type: 'subscribe', channel: 'private-1', id: 1 }),
+    { type: 'error', id: 1, code: 'FORBIDDEN', message: 'members only' })
+  t.same(await c.request({ type: 'subscribe', channel: 'vip', id: 2 }),
+    { type: 'error', id: 2, code: 'PAYMENT_REQUIRED', message: 'vip costs extra' }, 'an app-defined code reaches the client')
+  const broken = await c.request({ type: 'subscribe', channel: 'broken', id: 3 })
+  t.equal(broken.code, 'FORBIDDEN')
+  t.notMatch(broken.message, /secret/, 'no internals leak')
+  t.equal(errors.length, 1, 'a plain error reaches error handlers')
+  t.match(errors[0].message, /database down/)
+  t.equal(server.channels.size, 0)
+  await t.rejects(server.subscribe('private-2'), { code: 'FORBIDDEN', message: 'members only' }, 'server-side subscribe rejects too')
+  await t.rejects(server.subscribe('bad channel'), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
+  t.equal(app.channels.stats().channels, 0)
+  const member = await TestClient.connect(url, { headers: { 'x-member': 'yes' } })
+  t.equal((await member.subscribe('private-1')).type, 'subscribed')
+  member.close()
+  c.close()
 })
