@@ -10,7 +10,7 @@
  * got, and the session that got it. A rejoin asks for what it missed (`since`); a first join
  * may ask for a backlog (`last`).
  */
-import { encodeFrame } from '../schemas/codec.js'
+import { encodeFrame } from '../schemas/wire.js'
 import type { SubscribedFrame, SubscribeFrame } from '../schemas/protocol.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
 import { disconnected, errorFromFrame, type Pending, type ReplyFrame } from './push.js'
