@@ -104,3 +104,16 @@ app.send('x', 1).catch((err: unknown) => {
 
 const custom: Broker = memoryBroker()
 void custom.connect
+
+// ---- history
+const historyOptions: ChannelsOptions[] = [{ history: true }, { history: false }, { history: { channel: /^room-/, size: 50, ttl: 60_000 } }]
+void historyOptions
+// @ts-expect-error: size is a number
+await app.register(fastifyChannels, { history: { size: '50' } })
+const view = await app.channels.history('room-1', { last: 10 })
+const epoch: string = view.epoch
+const top: number = view.offset
+const firstOffset: number | undefined = view.messages[0]?.offset
+void [epoch, top, firstOffset]
+// @ts-expect-error: last is a number
+void app.channels.history('room-1', { last: '10' })

@@ -87,6 +87,18 @@ export async function client (): Promise<void> {
   client.onStatus((now) => now === 'reconnecting')
   client.onError((error) => error.code === 'DISCONNECTED' && error.errors?.[0].path)
   await client.subscribe('room-1')
+  await client.subscribe('room-2', { last: 50 })
+  // @ts-expect-error last is a number
+  await client.subscribe('room-3', { last: '50' })
+  const offSubscribed: () => void = client.onSubscribed((channel, { recovered, epoch, offset }) => {
+    const name: string = channel
+    const fresh: boolean | undefined = recovered
+    const stream: string | undefined = epoch
+    const top: number | undefined = offset
+    use(name, fresh, stream, top)
+  })
+  offSubscribed()
+  client.on('chat', (_line, meta) => { const at: number | undefined = meta.offset; use(at) })
   await client.unsubscribe('room-1')
   client.close()
   return use(ok, wrong, status, sessionId, bad)
