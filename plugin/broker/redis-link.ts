@@ -8,6 +8,7 @@
  * destroys the socket instead: ioredis then fails every command still waiting on it, the
  * buffers are freed, and it reconnects by itself (see `clientOptions`).
  */
+import { performance } from 'node:perf_hooks'
 import type { Redis } from 'ioredis'
 
 /**
@@ -23,8 +24,23 @@ export class BacklogFullError extends Error {
   }
 }
 
+/** One call on its way: when it was made, and whether it has settled. */
+interface Call {
+  sentAt: number
+  done: boolean
+}
+
 export class Link {
   private pendingBytes = 0
+  /**
+   * The calls not known to have settled, oldest first. A connection answers in order, so the
+   * oldest unsettled call tells whether it stopped answering: one timer per connection watches
+   * it (a timer per call would cost every publish).
+   */
+  private calls: Call[] = []
+  private watchdog: NodeJS.Timeout | undefined
+  /** when the connection was last reset for not answering: calls made before it failed for that */
+  private stalledAt = -1
   /** when the current TCP connection was made, while it waits for Redis' handshake answer */
   private connectedAt: number | undefined
 
@@ -50,17 +66,26 @@ export class Link {
   }
 
   /**
-   * Runs `command` on this connection within the timeout. `bytes` (a payload's size) counts
-   * against `maxPendingBytes` until the call settles. Rejects at once when the connection is
-   * not ready or the backlog is full: nothing is ever queued for later.
+   * Runs `command` on this connection. `bytes` (a payload's size) counts against
+   * `maxPendingBytes` until the call settles. Rejects at once when the connection is not ready
+   * or the backlog is full (nothing is ever queued for later), and after about `timeout` ms
+   * without an answer, when the connection is reset.
    */
   async run<T> (command: (client: Redis) => Promise<T>, bytes = 0): Promise<T> {
     if (this.client.status !== 'ready') throw new Error(`redis connection ${this.name} is not ready (${this.client.status})`)
     if (bytes > 0 && this.pendingBytes + bytes > maxPendingBytes) throw new BacklogFullError()
+    const call: Call = { sentAt: performance.now(), done: false }
+    this.forgetSettled()
+    this.calls.push(call)
     this.pendingBytes += bytes
+    this.watch()
     try {
-      return await this.within(command(this.client))
+      return await command(this.client)
+    } catch (err) {
+      if (this.stalledAt >= call.sentAt) throw new Error(`redis did not answer within ${this.timeout} ms on ${this.name}`, { cause: err })
+      throw err
     } finally {
+      call.done = true
       this.pendingBytes -= bytes
     }
   }
@@ -75,39 +100,38 @@ export class Link {
     }
   }
 
-  private within<T> (work: Promise<T>): Promise<T> {
-    const stream = this.client.stream
-    return new Promise((resolve, reject) => {
-      let settled = false
-      const timer = setTimeout(() => {
-        // Decided after the poll phase, not in this timer: when this process itself was frozen
-        // (a long GC pause, a stopped VM), a reply that came in meanwhile is read first and wins.
-        setImmediate(() => {
-          if (settled) return
-          settled = true
-          const err = new Error(`redis did not answer within ${this.timeout} ms on ${this.name}`)
-          if (this.client.stream === stream) this.reset(err)
-          reject(err)
-        })
-      }, this.timeout)
-      work.then((value) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        resolve(value)
-      }, (err: unknown) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        reject(err)
+  /** Drops settled calls from the front: under load the list stays as short as what is really pending. */
+  private forgetSettled (): void {
+    while (this.calls.length > 0 && this.calls[0].done) this.calls.shift()
+  }
+
+  /** Arms the watchdog for the oldest unsettled call, if it is not armed. */
+  private watch (): void {
+    if (this.watchdog !== undefined) return
+    this.forgetSettled()
+    if (this.calls.length === 0) return
+    const oldest = this.calls[0]
+    const wait = Math.max(oldest.sentAt + this.timeout - performance.now(), 0)
+    this.watchdog = setTimeout(() => {
+      // Decided after the poll phase, not in this timer: when this process itself was frozen
+      // (a long GC pause, a stopped VM), a reply that came in meanwhile is read first and wins.
+      setImmediate(() => {
+        this.watchdog = undefined
+        if (!oldest.done && performance.now() - oldest.sentAt >= this.timeout) {
+          this.calls = []
+          this.reset(new Error(`redis did not answer within ${this.timeout} ms on ${this.name}`))
+        }
+        this.watch()
       })
-    })
+    }, wait)
+    this.watchdog.unref()
   }
 
   /** Cuts the connection: ioredis fails what waits on it and reconnects. */
   private reset (reason: Error): void {
     const stream = this.client.stream
     if (stream === undefined || stream.destroyed) return
+    this.stalledAt = performance.now()
     this.onStall(reason)
     try {
       // RST: the kernel drops what it still holds for Redis instead of delivering it later
