@@ -20,9 +20,10 @@ import type { Redis } from 'ioredis'
 import type { BrokerConnection, BrokerNode, Publication } from './types.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
 import { quit, ready } from './redis-client.js'
-import { lateCheck, RedisClock } from './redis-clock.js'
+import { RedisClock } from './redis-clock.js'
 import { Health } from './redis-health.js'
 import { Link } from './redis-link.js'
+import { Publisher } from './redis-publisher.js'
 import { SessionRegistry } from './redis-sessions.js'
 import { Subscriptions } from './redis-subscriptions.js'
 
@@ -30,16 +31,6 @@ export interface ConnectionSettings {
   prefix: string
   nodeTtl: number
   commandTimeout: number
-}
-
-/** ARGV: deadline, payload, Redis channels…; returns -2 when Redis got it too late (nothing published). */
-const publishInTime = `${lateCheck('ARGV[1]')}
-for i = 3, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[2]) end
-return #ARGV - 2
-`
-
-interface WithPublish {
-  channelsPublish (deadline: number, payload: string, ...channels: string[]): Promise<number>
 }
 
 export class RedisConnection implements BrokerConnection {
@@ -50,6 +41,7 @@ export class RedisConnection implements BrokerConnection {
   private readonly sub: Link
   private readonly sessions: SessionRegistry
   private readonly subscriptions: Subscriptions
+  private readonly publisher: Publisher
   /** how long after a call Redis may still act on it: half the timeout, the other half is for the answer */
   private readonly budget: number
   private seq = 0
@@ -71,7 +63,7 @@ export class RedisConnection implements BrokerConnection {
     this.budget = Math.max(Math.floor(settings.commandTimeout / 2), 1)
     this.subscriptions = new Subscriptions(this.sub, settings.prefix, node.nodeId)
     this.sessions = new SessionRegistry(this.pub, this.clock, settings.prefix, node.nodeId, settings.nodeTtl)
-    pub.defineCommand('channelsPublish', { numberOfKeys: 0, lua: publishInTime })
+    this.publisher = new Publisher(this.pub, this.clock, this.budget, () => this.health.drop())
   }
 
   /** Waits for both connections, subscribes the node-wide channels, registers the node. */
@@ -165,16 +157,6 @@ export class RedisConnection implements BrokerConnection {
     }
   }
 
-  /** Counts what did not reach Redis (the plugin logs each failure; the outage lines give the count). */
-  private async counted<T> (work: () => Promise<T>): Promise<T> {
-    try {
-      return await work()
-    } catch (err) {
-      this.health.drop()
-      throw err
-    }
-  }
-
   // ---- BrokerConnection ------------------------------------------------------------------
 
   async publish (publication: Publication): Promise<void> {
@@ -185,12 +167,7 @@ export class RedisConnection implements BrokerConnection {
     const channels = publication.kind === 'all'
       ? [subscriptions.allChannel]
       : publication.channels.map((channel) => subscriptions.redisChannel(channel))
-    await this.counted(async () => {
-      const deadline = this.clock.deadline(this.budget)
-      const published = await this.pub.run((redis) =>
-        (redis as unknown as WithPublish).channelsPublish(deadline, payload, ...channels), payload.length)
-      if (published === -2) throw new Error('redis got the publication after its deadline: not delivered')
-    })
+    await this.publisher.publish(channels, payload)
   }
 
   async subscribe (channel: string): Promise<void> {
@@ -210,13 +187,20 @@ export class RedisConnection implements BrokerConnection {
   }
 
   async sendToSession (sessionId: string, frame: string): Promise<boolean> {
-    const receivers = await this.counted(async () => {
-      const result = await this.sessions.send(sessionId, encodeSessionSend(sessionId, frame), this.budget)
-      if (result === -2) throw new Error('redis got the send after its deadline: not delivered')
-      if (result === -1) throw new Error('the node holding the session is not connected to redis')
-      return result
-    })
-    return receivers > 0
+    this.publisher.flush() // publications made before this send leave before it
+    let result: number
+    try {
+      result = await this.sessions.send(sessionId, encodeSessionSend(sessionId, frame), this.budget)
+    } catch (err) {
+      this.health.drop()
+      throw err
+    }
+    if (result === -2) {
+      this.health.drop()
+      throw new Error('redis got the send after its deadline: not delivered')
+    }
+    if (result === -1) throw new Error('the node holding the session is not connected to redis')
+    return result > 0
   }
 
   async close (): Promise<void> {

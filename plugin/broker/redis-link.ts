@@ -38,6 +38,8 @@ export class Link {
    * it (a timer per call would cost every publish).
    */
   private calls: Call[] = []
+  /** calls before this index have settled and are forgotten (compacted now and then, not shifted one by one) */
+  private head = 0
   private watchdog: NodeJS.Timeout | undefined
   /** when the connection was last reset for not answering: calls made before it failed for that */
   private stalledAt = -1
@@ -102,7 +104,15 @@ export class Link {
 
   /** Drops settled calls from the front: under load the list stays as short as what is really pending. */
   private forgetSettled (): void {
-    while (this.calls.length > 0 && this.calls[0].done) this.calls.shift()
+    const { calls } = this
+    while (this.head < calls.length && calls[this.head].done) this.head++
+    if (this.head === calls.length) {
+      calls.length = 0
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > calls.length) {
+      calls.splice(0, this.head)
+      this.head = 0
+    }
   }
 
   /** Arms the watchdog for the oldest unsettled call, if it is not armed. */
@@ -110,7 +120,7 @@ export class Link {
     if (this.watchdog !== undefined) return
     this.forgetSettled()
     if (this.calls.length === 0) return
-    const oldest = this.calls[0]
+    const oldest = this.calls[this.head]
     const wait = Math.max(oldest.sentAt + this.timeout - performance.now(), 0)
     this.watchdog = setTimeout(() => {
       // Decided after the poll phase, not in this timer: when this process itself was frozen
@@ -119,6 +129,7 @@ export class Link {
         this.watchdog = undefined
         if (!oldest.done && performance.now() - oldest.sentAt >= this.timeout) {
           this.calls = []
+          this.head = 0
           this.reset(new Error(`redis did not answer within ${this.timeout} ms on ${this.name}`))
         }
         this.watch()
