@@ -58,7 +58,8 @@ await withRedis(t, async () => {
     const a = await startNode(t, { url: redis.url, prefix, commandTimeout }, socketMethods)
     const b = await startNode(t, { url: redis.url, prefix, commandTimeout }, socketMethods)
     const onB = await connect(t, b, ['room'])
-    await a.app.send(onB.sessionId, 'before', { event: 'got' })
+    // a new session is registered in the background: wait until the other node finds it
+    await eventually(async () => await a.app.send(onB.sessionId, 'before', { event: 'got' }).then(() => true, () => false), 5000, 'the session registered')
     t.equal((await onB.next(isGot)).data, 'before')
 
     redis.pause()

@@ -15,6 +15,8 @@ const nodeTtl = 1000
 const stallMs = 2500
 /** "within a few seconds": a refresh comes every third of the TTL, a reconnect within about a second */
 const healsWithinMs = 5000
+/** well above a loaded machine's latency: these tests are about stalls, not about timeouts */
+const commandTimeout = 1000
 
 /** Resolves with the error code of `app.send(sessionId)`, or 'ok' when it was delivered. */
 async function sendResult (app: FastifyInstance, sessionId: string, data: unknown): Promise<string> {
@@ -33,10 +35,11 @@ await withRedis(t, async () => {
     const redis = await PrivateRedis.start(t)
     t.teardown(() => redis.resume())
     const prefix = uniquePrefix()
-    const a = await startNode(t, { url: redis.url, prefix, nodeTtl, commandTimeout: 300 }, socketMethods)
-    const b = await startNode(t, { url: redis.url, prefix, nodeTtl, commandTimeout: 300 }, socketMethods)
+    const a = await startNode(t, { url: redis.url, prefix, nodeTtl, commandTimeout }, socketMethods)
+    const b = await startNode(t, { url: redis.url, prefix, nodeTtl, commandTimeout }, socketMethods)
     const onA = await connect(t, a)
-    t.equal(await sendResult(b.app, onA.sessionId, 'before'), 'ok')
+    // a new session is registered in the background: wait until the other node finds it
+    await eventually(async () => await sendResult(b.app, onA.sessionId, 'before') === 'ok', healsWithinMs, 'the session registered')
     t.equal((await onA.next(isGot)).data, 'before')
 
     redis.pause()
@@ -57,10 +60,10 @@ await withRedis(t, async () => {
   t.test('a node process frozen longer than nodeTtl: its sessions are reachable again by themselves', async (t) => {
     const prefix = uniquePrefix()
     t.teardown(() => deleteKeys(prefix))
-    const child = await ChildNode.start(t, { PREFIX: prefix, NODE_TTL: String(nodeTtl), COMMAND_TIMEOUT: '300', REDIS_URL: redisUrl })
-    const local = await startNode(t, { prefix, nodeTtl, commandTimeout: 300 }, socketMethods)
+    const child = await ChildNode.start(t, { PREFIX: prefix, NODE_TTL: String(nodeTtl), COMMAND_TIMEOUT: String(commandTimeout), REDIS_URL: redisUrl })
+    const local = await startNode(t, { prefix, nodeTtl, commandTimeout }, socketMethods)
     const onChild = await connect(t, { url: child.url } as never)
-    t.equal(await sendResult(local.app, onChild.sessionId, 'before'), 'ok')
+    await eventually(async () => await sendResult(local.app, onChild.sessionId, 'before') === 'ok', healsWithinMs, 'the session registered')
     t.equal((await onChild.next(isGot)).data, 'before')
 
     child.pause()
