@@ -9,14 +9,14 @@
  *   h \n nodeId \n channel \n offset \n except \n frame
  */
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import { historyStateTtl } from '../history/options.js'
+import type { Link } from './redis-link.js'
 import type { BrokerNode, HistoryEntry, HistoryLimits, HistoryQuery, HistoryRead } from './types.js'
 import { publishScript, readScript } from './redis-history-scripts.js'
 
 type Reply = Array<string | number>
 
-/** The two commands defined on the publisher connection (ioredis runs them by EVALSHA). */
+/** The two commands defined on the publisher connection (ioredis runs them by EVALSHA, EVAL when Redis forgot the script). */
 interface HistoryCommands {
   channelsHistoryPublish (meta: string, log: string, ...args: Array<string | number>): Promise<number>
   channelsHistoryRead (meta: string, log: string, ...args: Array<string | number>): Promise<Reply>
@@ -29,17 +29,15 @@ function newEpoch (): string {
 }
 
 export class RedisHistory {
-  private readonly commands: HistoryCommands
-
+  /** Calls go through the publisher's link: its deadline and its bound on bytes in flight apply. */
   constructor (
-    pub: Redis,
+    private readonly pub: Link,
     private readonly prefix: string,
     private readonly node: BrokerNode,
     private readonly redisChannel: (channel: string) => string
   ) {
-    pub.defineCommand('channelsHistoryPublish', { numberOfKeys: 2, lua: publishScript })
-    pub.defineCommand('channelsHistoryRead', { numberOfKeys: 2, lua: readScript })
-    this.commands = pub as unknown as HistoryCommands
+    pub.client.defineCommand('channelsHistoryPublish', { numberOfKeys: 2, lua: publishScript })
+    pub.client.defineCommand('channelsHistoryRead', { numberOfKeys: 2, lua: readScript })
   }
 
   /** the keys of `channel`'s stream: one hash tag, so one Cluster slot */
@@ -55,14 +53,15 @@ export class RedisHistory {
   async publish (channel: string, frame: string, except: string | undefined, limits: HistoryLimits): Promise<number> {
     const [meta, log] = this.keys(channel)
     const head = `h\n${this.node.nodeId}\n${channel}\n`
-    return await this.commands.channelsHistoryPublish(meta, log, newEpoch(), this.stateTtl(limits),
-      frame, except ?? '', limits.size, limits.ttl, this.redisChannel(channel), head)
+    return await this.pub.run((client) => (client as unknown as HistoryCommands).channelsHistoryPublish(meta, log, newEpoch(),
+      this.stateTtl(limits), frame, except ?? '', limits.size, limits.ttl, this.redisChannel(channel), head), frame.length)
   }
 
   async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryRead> {
     const [meta, log] = this.keys(channel)
     const [mode, n] = 'after' in query ? ['after', query.after] : ['last', query.last]
-    const reply = await this.commands.channelsHistoryRead(meta, log, newEpoch(), this.stateTtl(limits), mode, n, limits.ttl)
+    const reply = await this.pub.run((client) => (client as unknown as HistoryCommands).channelsHistoryRead(meta, log, newEpoch(),
+      this.stateTtl(limits), mode, n, limits.ttl))
     const entries: HistoryEntry[] = []
     for (let i = 3; i + 2 < reply.length; i += 3) {
       const except = String(reply[i + 2])
