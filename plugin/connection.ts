@@ -152,6 +152,7 @@ export class Connection implements ChannelSocket, Recipient {
     if (problem !== undefined) throw new ChannelError('INVALID_CHANNEL', problem)
     await this.join(channel)
     this.sendControl({ type: 'subscribed', channel })
+    this.server.presence.welcome(this, channel)
   }
 
   async unsubscribe (channel: string): Promise<void> {
@@ -159,6 +160,14 @@ export class Connection implements ChannelSocket, Recipient {
     if (problem !== undefined) throw new ChannelError('INVALID_CHANNEL', problem)
     await this.leave(channel)
     this.sendControl({ type: 'unsubscribed', channel })
+  }
+
+  track (channel: string, key: string, meta?: unknown): Promise<void> {
+    return this.server.presence.track(this, channel, key, meta)
+  }
+
+  untrack (channel: string): Promise<void> {
+    return this.server.presence.untrack(this, channel)
   }
 
   close (code: number = CloseCodes.NORMAL, reason = ''): void {
@@ -436,6 +445,7 @@ export class Connection implements ChannelSocket, Recipient {
       return this.sendError(refusal.code, refusal.message, id)
     }
     this.sendControl({ type: 'subscribed', channel, id })
+    this.server.presence.welcome(this, channel)
   }
 
   private async onUnsubscribeFrame ({ channel, id }: UnsubscribeFrame): Promise<void> {
@@ -546,6 +556,7 @@ export class Connection implements ChannelSocket, Recipient {
     if (this.subscriptions.has(channel)) return
     this.subscriptions.add(channel)
     await this.server.joined(channel, this)
+    await this.server.presence.ready(channel)
   }
 
   /** Leaves `channel` (idempotent), then runs `unsubscribe` handlers. */

@@ -13,7 +13,7 @@ export default fastifyChannels
 export { fastifyChannels }
 export {
   ChannelError, NoSocketError, BrokerUnavailableError, InvalidOptionError, InvalidHandlerError,
-  InvalidChannelError, MissingIoredisError, UnserializableDataError
+  InvalidChannelError, MissingIoredisError, UnserializableDataError, InvalidPresenceError
 } from './errors.js'
 export { memoryBroker } from './broker/memory.js'
 export { redisBroker } from './broker/redis.js'
@@ -25,3 +25,6 @@ export type { ChannelsOptions, RateLimitOptions } from './options.js'
 export type * from './types.js'
 export { CloseCodes, ErrorCodes, PROTOCOL_VERSION } from '../schemas/protocol.js'
 export type { ErrorCode } from '../schemas/protocol.js'
+export type { PresenceState, PresenceEntry } from '../schemas/protocol.js'
+export type { PresenceBroker, PresenceChanges, PresenceTrack } from './broker/types.js'
+export { sharesPresence } from './broker/types.js'

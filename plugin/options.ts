@@ -12,6 +12,8 @@ export const defaultMaxChannels = 100
 export const defaultHeartbeat = 30000
 export const defaultMaxBufferedBytes = 1048576
 export const defaultRateLimit = Object.freeze({ max: 100, interval: 1000 })
+/** presence is off unless asked for */
+export const defaultPresence = false
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -39,6 +41,13 @@ export interface ChannelsOptions {
   rateLimit?: Partial<RateLimitOptions> | false
   /** log every inbound and outbound message through the Fastify logger [false] */
   messageLog?: boolean
+  /** channels whose members are tracked across nodes [false]: `true` for every channel, or a filter */
+  presence?: boolean | string | RegExp
+}
+
+/** Which channels are presence channels: a filter like a handler's (`undefined` = every channel). */
+export interface PresenceOptions {
+  channel: string | RegExp | undefined
 }
 
 export interface ResolvedOptions {
@@ -51,10 +60,11 @@ export interface ResolvedOptions {
   maxBufferedBytes: number
   rateLimit: RateLimitOptions | false
   messageLog: boolean
+  presence: PresenceOptions | false
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
-  'maxBufferedBytes', 'rateLimit', 'messageLog'])
+  'maxBufferedBytes', 'rateLimit', 'messageLog', 'presence'])
 
 /** `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
 export function positiveInteger (name: string, value: unknown, fallback: number): number {
@@ -85,6 +95,17 @@ function rateLimit (value: unknown): RateLimitOptions | false {
     max: positiveInteger('rateLimit.max', max, defaultRateLimit.max),
     interval: positiveInteger('rateLimit.interval', interval, defaultRateLimit.interval)
   }
+}
+
+function presence (value: unknown): PresenceOptions | false {
+  if (value === undefined || value === false) return defaultPresence
+  if (value === true) return { channel: undefined }
+  if (typeof value === 'string' && value !== '') return { channel: value }
+  if (value instanceof RegExp) {
+    // A `g` or `y` RegExp remembers lastIndex between tests: matching would depend on history.
+    return { channel: value.global || value.sticky ? new RegExp(value.source, value.flags.replace(/[gy]/g, '')) : value }
+  }
+  throw new InvalidOptionError('presence: expected a boolean, a channel name or a RegExp')
 }
 
 function broker (value: unknown): Broker | undefined {
@@ -118,6 +139,7 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     heartbeat,
     maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes),
     rateLimit: rateLimit(options.rateLimit),
-    messageLog: options.messageLog ?? false
+    messageLog: options.messageLog ?? false,
+    presence: presence(options.presence)
   })
 }

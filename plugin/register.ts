@@ -55,7 +55,8 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       server.handlers.on(event, optionsOrHandler, handler)
       return registry
     },
-    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size })
+    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size }),
+    presence: async (channel: string) => await server.presence.presence(checkedChannel(channel))
   } as ChannelsRegistry
   fastify.decorate('channels', registry)
   fastify.decorate('broadcast', (data: unknown, sendOptions?: { event?: string }) => server.broadcast(data, sendOptions))

@@ -8,13 +8,14 @@ import type { FastifyBaseLogger } from 'fastify'
 import { channelNameProblem } from '../schemas/channel.js'
 import { encodeMessage } from '../schemas/codec.js'
 import { CloseCodes, DEFAULT_EVENT } from '../schemas/protocol.js'
-import type { BrokerConnection, BrokerNode, Delivery, Publication } from './broker/types.js'
+import type { BrokerConnection, BrokerNode, Delivery, PresenceChanges, Publication } from './broker/types.js'
 import { ChannelMap } from './channels.js'
 import type { Connection } from './connection.js'
 import { BrokerUnavailableError, InvalidChannelError, NoSocketError, UnserializableDataError } from './errors.js'
 import { deliverToAll, deliverToChannels } from './fanout.js'
 import { HandlerRegistry } from './handlers.js'
 import type { ResolvedOptions } from './options.js'
+import { PresenceTracker } from './presence/tracker.js'
 import type { BroadcastOptions, SendOptions } from './types.js'
 
 /** How long `fastify.close()` waits for peers to answer the 1001 close before cutting them off. */
@@ -42,11 +43,23 @@ export class ChannelServer implements BrokerNode {
   private readonly subscribing = new Map<string, Promise<void>>()
   private broker: BrokerConnection | undefined
   closing = false
+  readonly presence: PresenceTracker<Connection>
 
-  constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {}
+  constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
+    this.presence = new PresenceTracker(options.presence, log)
+  }
 
   useBroker (broker: BrokerConnection): void {
     this.broker = broker
+    this.presence.useBroker(broker)
+  }
+
+  presenceChanged (channel: string, changes: PresenceChanges): void {
+    this.presence.changed(channel, changes)
+  }
+
+  presenceReload (): void {
+    this.presence.reload()
   }
 
   // ---- BrokerNode: traffic from other nodes ------------------------------------------
@@ -96,7 +109,9 @@ export class ChannelServer implements BrokerNode {
   }
 
   left (channel: string, connection: Connection): void {
-    if (this.channels.remove(channel, connection)) this.brokerCall('unsubscribe', channel)
+    const last = this.channels.remove(channel, connection)
+    if (last) this.brokerCall('unsubscribe', channel)
+    this.presence.left(connection, channel, last) // untracks
   }
 
   private brokerCall (method: 'addSession' | 'removeSession' | 'unsubscribe', argument: string): void {
@@ -176,6 +191,7 @@ export class ChannelServer implements BrokerNode {
   }
 
   async closeBroker (): Promise<void> {
+    this.presence.close()
     const broker = this.broker
     this.broker = undefined
     if (broker === undefined) return

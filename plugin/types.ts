@@ -3,6 +3,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
+import type { PresenceState } from '../schemas/protocol.js'
 
 /**
  * The per-connection context: a plain object that lives as long as the connection. Augment it
@@ -58,6 +59,13 @@ export interface ChannelSocket {
   unsubscribe (channel: string): Promise<void>
   /** closes the connection [1000] */
   close (code?: number, reason?: string): void
+  /**
+   * presence: this socket, which must hold `channel` (else a ChannelError NOT_SUBSCRIBED), is
+   * present in it under `key` with `meta` (JSON data, default {}); tracking again replaces the meta
+   */
+  track (channel: string, key: string, meta?: unknown): Promise<void>
+  /** presence: this socket is no longer present in `channel` (leaving or closing untracks too) */
+  untrack (channel: string): Promise<void>
 }
 
 /** A channel filter: a string matches one channel exactly, a RegExp by pattern. */
@@ -107,6 +115,8 @@ export interface ChannelsRegistry {
   on (event: 'disconnect', handler: DisconnectHandler): ChannelsRegistry
   /** what this node holds now: connected sockets and channels with a local subscriber */
   stats (): { sockets: number, channels: number }
+  /** presence: who is in `channel` over every node: `{ [key]: [{ ref, meta }, ...] }` */
+  presence (channel: string): Promise<PresenceState>
 }
 
 export type BroadcastFn = (data: unknown, options?: BroadcastOptions) => Promise<void>

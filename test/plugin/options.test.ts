@@ -13,8 +13,17 @@ t.test('defaults', async (t) => {
     heartbeat: 30000,
     maxBufferedBytes: 1048576,
     rateLimit: defaultRateLimit,
-    messageLog: false
+    messageLog: false,
+    presence: false
   })
+})
+
+t.test('presence: true, a channel name or a RegExp, normalised once', async (t) => {
+  t.same(resolveOptions({ presence: true }).presence, { channel: undefined }, 'every channel')
+  t.same(resolveOptions({ presence: false }).presence, false)
+  t.same(resolveOptions({ presence: 'lobby' }).presence, { channel: 'lobby' })
+  const sticky = resolveOptions({ presence: /^room-/g }).presence
+  t.ok(sticky !== false && sticky.channel instanceof RegExp && !sticky.channel.global, 'a g/y RegExp is copied without the stateful flags')
 })
 
 t.test('accepted values', async (t) => {
@@ -49,6 +58,10 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { rateLimit: { interval: 'x' } },
     { rateLimit: 5 },
     { messageLog: 'yes' },
+    { presence: 1 },
+    { presence: '' },
+    { presence: {} },
+    { presence: null },
     { maxPayLoad: 10 }
   ]
   for (const options of wrong) {
