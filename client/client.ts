@@ -231,7 +231,8 @@ export class Client implements SocketOwner, ChannelHost {
       case 'welcome': return
       case 'presence':
       case 'presence_diff':
-        this.presenceBook.received(frame, callSafely)
+        // A frame already on its way when the client unsubscribed is not news any more.
+        if (this.subscriptions.has(frame.channel)) this.presenceBook.received(frame, callSafely)
         return
     }
     if (frame.id !== undefined) {
