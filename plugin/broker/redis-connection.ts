@@ -12,19 +12,21 @@
  * needs and registers its sessions again: it keeps its own record of both.
  */
 import type { Redis } from 'ioredis'
-import type { BrokerConnection, BrokerNode, Publication } from './types.js'
+import type { BrokerConnection, BrokerNode, PresenceBroker, PresenceChanges, PresenceTrack, Publication } from './types.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
 import { quit, ready } from './redis-client.js'
 import { SessionRegistry, execAll } from './redis-sessions.js'
 import { Subscriptions } from './redis-subscriptions.js'
+import { RedisPresence } from './redis-presence.js'
 
 export interface ConnectionSettings {
   prefix: string
   nodeTtl: number
 }
 
-export class RedisConnection implements BrokerConnection {
+export class RedisConnection implements BrokerConnection, PresenceBroker {
   private readonly recent = new RecentIds()
+  private readonly presence: RedisPresence
   private readonly sessions: SessionRegistry
   private readonly subscriptions: Subscriptions
   private seq = 0
@@ -40,6 +42,7 @@ export class RedisConnection implements BrokerConnection {
   ) {
     this.subscriptions = new Subscriptions(sub, settings.prefix, node.nodeId)
     this.sessions = new SessionRegistry(pub, settings.prefix, node.nodeId, settings.nodeTtl, (err) => this.lost(err))
+    this.presence = new RedisPresence(pub, sub, node, { ...settings, redisChannel: (channel) => this.subscriptions.redisChannel(channel) })
   }
 
   /** Waits for both connections, subscribes the node-wide channels, registers the node. */
@@ -55,6 +58,7 @@ export class RedisConnection implements BrokerConnection {
     try {
       await connection.subscriptions.subscribeAll()
       await connection.sessions.start()
+      connection.presence.start()
     } catch (err) {
       await connection.close()
       throw err
@@ -99,6 +103,7 @@ export class RedisConnection implements BrokerConnection {
   }
 
   private receive (text: string): void {
+    if (text.charCodeAt(0) === 112) return this.presence.receive(text) // 'p': see redis-presence.ts
     const envelope = decodeEnvelope(text)
     if (envelope === undefined) {
       this.node.log.warn('channels: dropped a redis message this version cannot read (another version on the same prefix?)')
@@ -153,9 +158,18 @@ export class RedisConnection implements BrokerConnection {
     return receivers > 0
   }
 
+  async presenceUpdate (channel: string, changes: PresenceChanges): Promise<void> {
+    await this.presence.update(channel, changes)
+  }
+
+  async presenceState (channel: string): Promise<PresenceTrack[]> {
+    return await this.presence.state(channel)
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.presence.stop().catch(() => {}) // best effort: other nodes reap what is left
     await this.sessions.stop().catch(() => {}) // best effort: the registration expires anyway
     await Promise.all([quit(this.pub), quit(this.sub)])
   }
