@@ -19,7 +19,6 @@ export function memoryBroker (): Broker {
   }
 
   return {
-    name: 'memory',
     async connect (node: BrokerNode): Promise<BrokerConnection & PresenceBroker> {
       nodes.add(node)
       return {

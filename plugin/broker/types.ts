@@ -111,7 +111,5 @@ export function sharesPresence (connection: BrokerConnection): connection is Bro
 }
 
 export interface Broker {
-  /** a short name for logs, e.g. 'memory' or 'redis' */
-  readonly name: string
   connect (node: BrokerNode): Promise<BrokerConnection>
 }

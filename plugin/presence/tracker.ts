@@ -16,10 +16,11 @@ import { encodePresence, encodePresenceDiff } from '../../schemas/codec.js'
 import type { PresenceState } from '../../schemas/protocol.js'
 import { sharesPresence, type BrokerConnection, type PresenceBroker, type PresenceChanges, type PresenceTrack } from '../broker/types.js'
 import { ChannelError, InvalidPresenceError, UnserializableDataError } from '../errors.js'
-import type { OutboundFrame } from '../frame-writer.js'
+import { toOutbound, type OutboundFrame } from '../frame-writer.js'
 import { deliverToAll } from '../fanout.js'
 import { channelMatches } from '../handlers.js'
 import type { PresenceOptions } from '../options.js'
+import type { ChannelStep } from '../membership.js'
 import { ChannelMirror } from './mirror.js'
 
 /** ms over which changes are merged into one diff: a crowd joining at once costs a few frames */
@@ -35,7 +36,7 @@ const parseOptions = { protoAction: 'error', constructorAction: 'error' } as con
 export interface PresenceSocket {
   readonly id: string
   readonly channels: ReadonlySet<string>
-  sendFrame (frame: string | OutboundFrame): void
+  sendFrame (frame: OutboundFrame): void
   deliveryStamp: number
 }
 
@@ -66,11 +67,11 @@ function checkKey (key: unknown): string {
   return key
 }
 
-export class PresenceTracker<S extends PresenceSocket> {
+export class PresenceTracker {
   /** each socket's own track per channel */
-  private readonly own = new Map<S, Map<string, PresenceTrack>>()
+  private readonly own = new Map<PresenceSocket, Map<string, PresenceTrack>>()
   /** presence channels this node has subscribers of */
-  private readonly mirrors = new Map<string, ChannelMirror<S>>()
+  private readonly mirrors = new Map<string, ChannelMirror<PresenceSocket>>()
   private readonly loading = new Map<string, Promise<void>>()
   private readonly dirty = new Set<string>()
   private timer: NodeJS.Timeout | undefined
@@ -88,6 +89,18 @@ export class PresenceTracker<S extends PresenceSocket> {
 
   // ---- joining and leaving -------------------------------------------------------------
 
+  /**
+   * The presence step of the join/leave path (membership.ts): first of the after-join steps, so
+   * the `presence` frame comes right after `subscribed`; on leave, it untracks. `holders` tells
+   * whether any local socket still holds a channel.
+   */
+  channelStep (holders: { get (channel: string): unknown }): ChannelStep {
+    return {
+      afterJoin: (socket, channel) => { this.welcome(socket, channel) },
+      onLeave: (socket, channel) => { this.left(socket, channel, holders.get(channel) === undefined) }
+    }
+  }
+
   /** Resolves once `channel`'s state is known here (the first local subscriber loads it). */
   async ready (channel: string): Promise<void> {
     if (!this.isPresenceChannel(channel)) return
@@ -96,15 +109,15 @@ export class PresenceTracker<S extends PresenceSocket> {
   }
 
   /** Right after `subscribed`: the `presence` frame, then diffs. */
-  welcome (socket: S, channel: string): void {
+  welcome (socket: PresenceSocket, channel: string): void {
     const mirror = this.mirrors.get(channel)
     if (mirror === undefined || !socket.channels.has(channel)) return
-    socket.sendFrame(encodePresence(channel, mirror.base()))
+    socket.sendFrame(toOutbound(encodePresence(channel, mirror.base())))
     mirror.observers.add(socket)
   }
 
   /** `socket` left `channel`; `last`: it was this node's last subscriber of it. */
-  left (socket: S, channel: string, last: boolean): void {
+  left (socket: PresenceSocket, channel: string, last: boolean): void {
     this.untrackNow(socket, channel).catch(() => {}) // change() logs a broker failure itself
     const mirror = this.mirrors.get(channel)
     if (mirror === undefined) return
@@ -116,16 +129,16 @@ export class PresenceTracker<S extends PresenceSocket> {
     }
   }
 
-  private mirror (channel: string): ChannelMirror<S> {
+  private mirror (channel: string): ChannelMirror<PresenceSocket> {
     let mirror = this.mirrors.get(channel)
     if (mirror !== undefined) return mirror
-    mirror = new ChannelMirror<S>()
+    mirror = new ChannelMirror<PresenceSocket>()
     this.mirrors.set(channel, mirror)
     this.load(channel, mirror)
     return mirror
   }
 
-  private load (channel: string, mirror: ChannelMirror<S>): void {
+  private load (channel: string, mirror: ChannelMirror<PresenceSocket>): void {
     const broker = this.broker
     if (broker === undefined) {
       mirror.load([])
@@ -155,7 +168,7 @@ export class PresenceTracker<S extends PresenceSocket> {
 
   // ---- tracking -------------------------------------------------------------------------
 
-  async track (socket: S, channel: string, key: unknown, meta: unknown): Promise<void> {
+  async track (socket: PresenceSocket, channel: string, key: unknown, meta: unknown): Promise<void> {
     if (!socket.channels.has(channel)) throw new ChannelError('NOT_SUBSCRIBED', `not subscribed to channel "${channel}"`)
     if (!this.isPresenceChannel(channel)) throw new InvalidPresenceError(`"${channel}" is not a presence channel (see the presence option)`)
     const track: PresenceTrack = { ref: randomBytes(15).toString('base64url'), key: checkKey(key), meta: encodeMeta(meta) }
@@ -166,11 +179,11 @@ export class PresenceTracker<S extends PresenceSocket> {
     await this.change(channel, { joins: [track], leaves: previous === undefined ? [] : [previous.ref] })
   }
 
-  async untrack (socket: S, channel: string): Promise<void> {
+  async untrack (socket: PresenceSocket, channel: string): Promise<void> {
     await this.untrackNow(socket, channel)
   }
 
-  private untrackNow (socket: S, channel: string): Promise<void> {
+  private untrackNow (socket: PresenceSocket, channel: string): Promise<void> {
     const byChannel = this.own.get(socket)
     const track = byChannel?.get(channel)
     if (byChannel === undefined || track === undefined) return Promise.resolve()
