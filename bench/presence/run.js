@@ -8,8 +8,8 @@
 //    state has N keys, and the time from the first join sent to that moment; then every tracker
 //    closes and the same is measured until the state is empty. Server memory (RSS and heap, after
 //    a GC) before and after the crowd joined; for Redis also the MEMORY USAGE of the channel's hash.
-// 2. Churn: C sockets subscribe/unsubscribe in a loop for S seconds: a plain channel (on a node
-//    without presence), a presence channel, and a presence channel with a track on every join;
+// 2. Churn: C sockets subscribe/unsubscribe in a loop for S seconds: a plain channel (no
+//    presence), a presence channel, and a presence channel with a track on every join;
 //    three interleaved rounds each. Reported: the median joins per second and the ratios to plain.
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -161,7 +161,7 @@ async function crowd (/** @type {Node} */ trackerNode, /** @type {Node} */ obser
 
 /** Subscribe/unsubscribe in a loop on C sockets for churnMs; returns joins per second. */
 async function churn (/** @type {Node} */ node, /** @type {'plain' | 'presence' | 'tracked'} */ mode) {
-  const channel = mode === 'plain' ? 'plain-not-presence' : `churn-${mode}`
+  const channel = mode === 'plain' ? 'plain-channel' : `churn-${mode}`
   const sockets = await Promise.all(Array.from({ length: C }, () => open(node.port)))
   let joins = 0
   const deadline = performance.now() + churnMs
@@ -216,9 +216,7 @@ if (redisOk) {
   console.log(`Redis not reachable at ${redisUrl}: the Redis rows are skipped`)
 }
 
-// Churn on the memory node; its presence option is `true`, so the plain channel is measured on a
-// second memory node without presence (plain) for a fair ratio.
-const plainNode = await startNode('memory-plain', '')
+// Churn on the memory node: `plain-*` channels there have no presence (the baseline).
 /** @type {Record<string, number[]>} */
 const rounds = { plain: [], presence: [], tracked: [] }
 const order = /** @type {const} */ (['plain', 'presence', 'tracked'])
@@ -226,7 +224,7 @@ const order = /** @type {const} */ (['plain', 'presence', 'tracked'])
 for (let round = 0; round < 3; round++) {
   for (let i = 0; i < order.length; i++) {
     const mode = order[(i + round) % order.length]
-    rounds[mode].push(await churn(mode === 'plain' ? plainNode : memoryNode, mode))
+    rounds[mode].push(await churn(memoryNode, mode))
   }
 }
 const median = (/** @type {number[]} */ xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
@@ -238,7 +236,7 @@ results.churn.ratios = {
   presenceToPlain: +(results.churn.presence / results.churn.plain).toFixed(2),
   trackedToPlain: +(results.churn.tracked / results.churn.plain).toFixed(2)
 }
-for (const node of [...nodes, plainNode]) await node.ask('close')
+for (const node of nodes) await node.ask('close')
 
 if (results.crowd.length === 2) {
   const [m, r] = results.crowd

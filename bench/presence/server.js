@@ -1,7 +1,7 @@
 // @ts-check
 // A presence bench node: fastify-channels from dist/, presence on every channel, rate limit and
-// heartbeat off. Forked by bench/presence/run.js with argv [broker, prefix]: broker 'memory',
-// 'redis', or 'memory-plain' (no presence at all: the baseline of the churn case). Clients track with a `join` message ({ key, meta }) sent without an id (no ack).
+// heartbeat off. Forked by bench/presence/run.js with argv [broker, prefix]: broker 'memory' or
+// 'redis'. Clients track with a `join` message ({ key, meta }) sent without an id (no ack).
 // Answers IPC: { cmd: 'memory' } → process.memoryUsage() after a GC; { cmd: 'close' }.
 import Fastify from 'fastify'
 import { channelsEntry } from '../lib/variants.js'
@@ -16,7 +16,8 @@ await app.register(mod.default, {
   rateLimit: false,
   heartbeat: false,
   maxBufferedBytes: 64 * 1024 * 1024,
-  presence: broker !== 'memory-plain',
+  // Presence on the bench's crowd and churn channels; `plain-*` channels have none (the baseline).
+  presence: /^(crowd|churn)-/,
   broker: broker === 'redis' ? mod.redisBroker({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', prefix }) : undefined
 })
 app.channels.on('message', { event: 'join' }, async (/** @type {any} */ socket, /** @type {any} */ data, /** @type {any} */ meta) => {
