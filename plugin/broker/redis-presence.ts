@@ -104,6 +104,9 @@ export class RedisPresence {
   /** the subscriber reconnected: changes published meanwhile were missed */
   private missedChanges = false
   private ticking = false
+  /** this node's changes of the current turn, per channel, written together (see update) */
+  private queued = new Map<string, { joins: Map<string, PresenceTrack>, leaves: string[] }>()
+  private batch: Promise<void> | undefined
 
   constructor (
     private readonly pub: Redis,
@@ -137,15 +140,41 @@ export class RedisPresence {
 
   // ---- this node's changes -------------------------------------------------------------
 
-  async update (channel: string, changes: PresenceChanges): Promise<void> {
+  /**
+   * Records this node's change. Changes made in one turn of the event loop (a crowd joining, a
+   * node closing its sockets) go to Redis together: one MULTI, one envelope per channel, with a
+   * track that came and went in between never written at all.
+   */
+  update (channel: string, changes: PresenceChanges): Promise<void> {
     let tracks = this.own.get(channel)
     for (const ref of changes.leaves) tracks?.delete(ref)
     if (changes.joins.length > 0 && tracks === undefined) this.own.set(channel, tracks = new Map())
     for (const track of changes.joins) tracks?.set(track.ref, track)
-    const empty = tracks === undefined || tracks.size === 0
-    if (empty) this.own.delete(channel)
-    const multi = this.write(this.pub.multi(), channel, changes)
-    if (empty) multi.srem(this.nodeKey(this.node.nodeId), channel)
+    if (tracks !== undefined && tracks.size === 0) this.own.delete(channel)
+
+    let queued = this.queued.get(channel)
+    if (queued === undefined) this.queued.set(channel, queued = { joins: new Map(), leaves: [] })
+    for (const ref of changes.leaves) {
+      if (!queued.joins.delete(ref)) queued.leaves.push(ref) // one never written needs no leave
+    }
+    for (const track of changes.joins) queued.joins.set(track.ref, track)
+    this.batch ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => { this.writeQueued().then(resolve, reject) })
+    })
+    return this.batch
+  }
+
+  private async writeQueued (): Promise<void> {
+    const queued = this.queued
+    this.queued = new Map()
+    this.batch = undefined
+    if (queued.size === 0) return // stopped meanwhile
+    const multi = this.pub.multi()
+    for (const [channel, { joins, leaves }] of queued) {
+      if (joins.size === 0 && leaves.length === 0) continue
+      this.write(multi, channel, { joins: [...joins.values()], leaves })
+      if (!this.own.has(channel)) multi.srem(this.nodeKey(this.node.nodeId), channel)
+    }
     try {
       await execAll(multi)
     } catch (err) {
@@ -250,9 +279,14 @@ export class RedisPresence {
   async stop (): Promise<void> {
     clearInterval(this.timer)
     this.timer = undefined
-    const multi = this.pub.multi()
-    for (const [channel, tracks] of this.own) this.write(multi, channel, { joins: [], leaves: [...tracks.keys()] })
+    // Every track this node may have written leaves: its own, and those that left this turn.
+    const leaving = new Map<string, string[]>()
+    for (const [channel, tracks] of this.own) leaving.set(channel, [...tracks.keys()])
+    for (const [channel, { leaves }] of this.queued) leaving.set(channel, [...leaving.get(channel) ?? [], ...leaves])
+    this.queued.clear()
     this.own.clear()
+    const multi = this.pub.multi()
+    for (const [channel, leaves] of leaving) if (leaves.length > 0) this.write(multi, channel, { joins: [], leaves })
     await execAll(multi.del(this.nodeKey(this.node.nodeId)).srem(this.nodesKey, this.node.nodeId))
   }
 }
