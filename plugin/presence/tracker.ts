@@ -104,7 +104,9 @@ export class PresenceTracker {
   /** Resolves once `channel`'s state is known here (the first local subscriber loads it). */
   async ready (channel: string): Promise<void> {
     if (!this.isPresenceChannel(channel)) return
-    this.mirror(channel)
+    const mirror = this.mirror(channel)
+    // Read only now, once the broker relays the channel: no change can fall in between.
+    if (mirror.state === 'loading' && !this.loading.has(channel)) this.load(channel, mirror)
     await this.loading.get(channel)
   }
 
@@ -132,9 +134,8 @@ export class PresenceTracker {
   private mirror (channel: string): ChannelMirror<PresenceSocket> {
     let mirror = this.mirrors.get(channel)
     if (mirror !== undefined) return mirror
-    mirror = new ChannelMirror<PresenceSocket>()
+    mirror = new ChannelMirror<PresenceSocket>() // loading: changes wait until ready() has read the state
     this.mirrors.set(channel, mirror)
-    this.load(channel, mirror)
     return mirror
   }
 
@@ -194,7 +195,11 @@ export class PresenceTracker {
 
   /** A change of this node's own tracks: local mirror first, then the broker (a failure is logged). */
   private async change (channel: string, changes: PresenceChanges): Promise<void> {
-    this.changed(channel, changes)
+    // A socket may track before its join has read the state (a track right after the
+    // subscribe handlers): the mirror exists from the first change on, so none is lost.
+    const mirror = this.mirror(channel)
+    mirror.apply(changes)
+    if (mirror.dirty) this.schedule(channel)
     if (this.broker === undefined) return
     try {
       await this.broker.presenceUpdate(channel, changes)

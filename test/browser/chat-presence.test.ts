@@ -33,8 +33,13 @@ async function enter (browser: Browser, base: string, nick: string): Promise<{ p
 
 /** Waits until the member list shows exactly `expected` (nick text, then device label if any). */
 async function membersAre (page: Page, expected: string[]): Promise<void> {
-  await page.waitForFunction((want) => JSON.stringify(Array.from(document.querySelectorAll('#members li'))
-    .map((li) => li.textContent ?? '')) === JSON.stringify(want), expected, { timeout: 10000 })
+  const shown = async (): Promise<string[]> => await page.locator('#members li').allTextContents()
+  try {
+    await page.waitForFunction((want) => JSON.stringify(Array.from(document.querySelectorAll('#members li'))
+      .map((li) => li.textContent ?? '')) === JSON.stringify(want), expected, { timeout: 15000 })
+  } catch {
+    throw new Error(`member list ${JSON.stringify(expected)} not shown within 15 s; it shows ${JSON.stringify(await shown())}`)
+  }
 }
 
 t.test('member lists over two chat nodes on one Redis', { skip }, async (t) => {

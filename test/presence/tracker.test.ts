@@ -1,5 +1,5 @@
 import t from 'tap'
-import { memoryBroker, type ChannelSocket } from '../../plugin/index.js'
+import { memoryBroker, type Broker, type BrokerConnection, type ChannelSocket, type PresenceBroker, type PresenceChanges } from '../../plugin/index.js'
 import { presenceWindowMs } from '../../plugin/presence/tracker.js'
 import { nextId, recordSockets, TestClient } from '../helpers/server.js'
 import { canonical, Observer, startPresenceApp, type State } from './helpers.js'
@@ -169,4 +169,28 @@ t.test('nodes sharing one memory broker share presence; a closed node\'s tracks 
   t.same(canonical(late.state), canonical(onA.state), 'a late joiner on the other node sees both')
   await a.app.close()
   await onB.until((s) => s.ann === undefined && s.bob !== undefined, 'ann gone with node A')
+})
+
+t.test('a track made before the first join has read the state is not lost', async (t) => {
+  // A broker as slow as a remote one: the subscription takes 20 ms, a presence write 50 ms.
+  const memory = memoryBroker()
+  const later = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+  const slow: Broker = {
+    async connect (node) {
+      const inner = await memory.connect(node) as BrokerConnection & PresenceBroker
+      return {
+        ...inner,
+        async subscribe (channel) { await later(20); await inner.subscribe(channel) },
+        async presenceUpdate (channel: string, changes: PresenceChanges) { await later(50); await inner.presenceUpdate(channel, changes) }
+      }
+    }
+  }
+  // Tracks as soon as the subscribe handlers passed, while the join still waits for the broker.
+  const { url } = await startPresenceApp(t, { broker: slow }, (app) => {
+    app.channels.on('subscribe', (socket, channel) => {
+      setImmediate(() => { socket.track(channel, 'early').catch(() => {}) })
+    })
+  })
+  const first = await Observer.join(url, 'room')
+  await first.until((s) => s.early?.length === 1, 'the first subscriber sees its own early track')
 })
