@@ -86,12 +86,19 @@ t.test('after a reconnect the state is rebuilt from the fresh presence frame', a
   const server = sockets.get(watcher.sessionId as string) as ChannelSocket
   ;(server as unknown as { ws: { terminate: () => void } }).ws.terminate()
   await reconnecting
+  const joins = new Set<string>()
+  const leaves = new Set<string>()
+  watcher.onPresence('room', (_state, diff) => {
+    for (const key of Object.keys(diff.joins)) joins.add(key)
+    for (const key of Object.keys(diff.leaves)) leaves.add(key)
+  })
   ann.close()
   await bob.request('join', { key: 'bob' }, { channel: 'room' })
-  const rebuilt = await presenceWhere(watcher, 'room', (s) => s.bob !== undefined, 'bob after the reconnect')
-  t.equal(rebuilt.state.ann, undefined, 'ann, who left while the watcher was away, is gone')
+  // Whether ann's close reaches the server before or after the watcher's resubscription, the
+  // state ends the same; the old session's track can only go through the fresh presence frame.
+  const rebuilt = await presenceWhere(watcher, 'room', (s) => s.bob !== undefined && s.ann === undefined, 'bob and no ann after the reconnect')
   t.equal(rebuilt.state.watcher, undefined, 'the watcher\'s old track went with its old session')
-  t.same(Object.keys(rebuilt.diff.joins), ['bob'], 'reported as what changed: bob joined ...')
-  t.same(Object.keys(rebuilt.diff.leaves).sort(), ['ann', 'watcher'], '... ann and the old watcher left')
+  t.ok(joins.has('bob'), 'reported as what changed: bob joined ...')
+  t.same([...leaves].sort(), ['ann', 'watcher'], '... ann and the old watcher left')
   t.notOk(JSON.stringify(watcher.presence('room')).includes(oldRef))
 })
