@@ -86,5 +86,6 @@ export { exponentialBackoff, type Backoff, type BackoffOptions } from './timer.j
 export type {
   AnyEvents, EventMap, EventSchemas, EventTypeMap, EventTypes, ReceiveData, ReceiveEvent, ReplyData, SendData, SendEvent
 } from '../schemas/events.js'
-export type { ErrorCode, ValidationIssue, PresenceState, PresenceEntry } from '../schemas/protocol.js'
+export type { ValidationIssue, PresenceState, PresenceEntry } from '../schemas/protocol.js'
+export type { ErrorCode } from '../schemas/constants.js'
 export type { PresenceDiff, PresenceListener } from './presence.js'
