@@ -22,6 +22,8 @@
  * in one Redis Cluster slot.
  */
 import type { Redis } from 'ioredis'
+import type { Link } from './redis-link.js'
+import { decodePresenceEnvelope, encodePresenceEnvelope } from './redis-presence-envelope.js'
 import { execAll } from './redis-sessions.js'
 import type { BrokerNode, PresenceChanges, PresenceTrack } from './types.js'
 
@@ -44,36 +46,10 @@ interface WithReap {
   channelsReapPresence (hash: string, node: string, pubsub: string, channel: string): Promise<number>
 }
 
+type Multi = ReturnType<Redis['multi']>
+
 /** fields per HSET/HDEL, so one command never carries an unbounded argument list */
 const chunkSize = 500
-
-export interface PresenceEnvelope {
-  nodeId: string
-  channel: string
-  changes: PresenceChanges
-}
-
-export function encodePresenceEnvelope (nodeId: string, channel: string, { joins, leaves }: PresenceChanges): string {
-  const lines = ['p', nodeId, channel, String(leaves.length), ...leaves]
-  for (const { ref, key, meta } of joins) lines.push(ref, JSON.stringify(key), meta)
-  return lines.join('\n')
-}
-
-/** `undefined` for text that is not a well-formed presence envelope. */
-export function decodePresenceEnvelope (text: string): PresenceEnvelope | undefined {
-  const lines = text.split('\n')
-  const count = Number(lines[3])
-  if (lines[0] !== 'p' || lines.length < 4 || !Number.isSafeInteger(count) || count < 0) return undefined
-  const start = 4 + count
-  if (start > lines.length || (lines.length - start) % 3 !== 0) return undefined
-  const joins: PresenceTrack[] = []
-  try {
-    for (let i = start; i < lines.length; i += 3) joins.push({ ref: lines[i], key: JSON.parse(lines[i + 1]) as string, meta: lines[i + 2] })
-  } catch {
-    return undefined
-  }
-  return { nodeId: lines[1], channel: lines[2], changes: { joins, leaves: lines.slice(4, start) } }
-}
 
 /** A hash value back to its track; `undefined` when it is not one this version wrote. */
 function parseStored (ref: string, value: string): PresenceTrack | undefined {
@@ -108,14 +84,24 @@ export class RedisPresence {
   private queued = new Map<string, { joins: Map<string, PresenceTrack>, leaves: string[] }>()
   private batch: Promise<void> | undefined
 
+  /** every call goes through the broker's links: a timeout, no backlog, a reset when Redis hangs */
   constructor (
-    private readonly pub: Redis,
-    private readonly sub: Redis,
+    private readonly pub: Link,
+    private readonly sub: Link,
     private readonly node: BrokerNode,
     private readonly settings: RedisPresenceSettings
   ) {
     this.nodesKey = `${settings.prefix}:presence-nodes`
-    pub.defineCommand('channelsReapPresence', { numberOfKeys: 1, lua: reapChannel })
+    pub.client.defineCommand('channelsReapPresence', { numberOfKeys: 1, lua: reapChannel })
+  }
+
+  /** Runs a MULTI built by `build` on the publisher link. */
+  private async transaction (build: (multi: Multi) => void): Promise<void> {
+    await this.pub.run(async (client) => {
+      const multi = client.multi()
+      build(multi)
+      await execAll(multi)
+    })
   }
 
   private hashKey (channel: string): string {
@@ -132,8 +118,8 @@ export class RedisPresence {
   }
 
   start (): void {
-    this.pub.on('ready', () => { this.synced = false })
-    this.sub.on('ready', () => { this.missedChanges = true })
+    this.pub.client.on('ready', () => { this.synced = false })
+    this.sub.client.on('ready', () => { this.missedChanges = true })
     this.timer = setInterval(() => { this.tick().catch(() => {}) }, this.tickMs)
     this.timer.unref()
   }
@@ -169,21 +155,21 @@ export class RedisPresence {
     this.queued = new Map()
     this.batch = undefined
     if (queued.size === 0) return // stopped meanwhile
-    const multi = this.pub.multi()
-    for (const [channel, { joins, leaves }] of queued) {
-      if (joins.size === 0 && leaves.length === 0) continue
-      this.write(multi, channel, { joins: [...joins.values()], leaves })
-      if (!this.own.has(channel)) multi.srem(this.nodeKey(this.node.nodeId), channel)
-    }
     try {
-      await execAll(multi)
+      await this.transaction((multi) => {
+        for (const [channel, { joins, leaves }] of queued) {
+          if (joins.size === 0 && leaves.length === 0) continue
+          this.write(multi, channel, { joins: [...joins.values()], leaves })
+          if (!this.own.has(channel)) multi.srem(this.nodeKey(this.node.nodeId), channel)
+        }
+      })
     } catch (err) {
       this.synced = false
       throw err
     }
   }
 
-  private write (multi: ReturnType<Redis['multi']>, channel: string, changes: PresenceChanges): ReturnType<Redis['multi']> {
+  private write (multi: Multi, channel: string, changes: PresenceChanges): Multi {
     const hash = this.hashKey(channel)
     const { nodeId } = this.node
     for (let i = 0; i < changes.leaves.length; i += chunkSize) multi.hdel(hash, ...changes.leaves.slice(i, i + chunkSize))
@@ -198,7 +184,7 @@ export class RedisPresence {
   }
 
   async state (channel: string): Promise<PresenceTrack[]> {
-    const stored = await this.pub.hgetall(this.hashKey(channel))
+    const stored = await this.pub.run(async (client) => await client.hgetall(this.hashKey(channel)))
     const tracks: PresenceTrack[] = []
     for (const [ref, value] of Object.entries(stored)) {
       const track = parseStored(ref, value)
@@ -225,7 +211,7 @@ export class RedisPresence {
     if (this.ticking) return
     this.ticking = true
     try {
-      if (this.own.size > 0 && (!this.synced || await this.pub.sismember(this.nodesKey, this.node.nodeId) === 0)) {
+      if (this.own.size > 0 && (!this.synced || await this.pub.run(async (client) => await client.sismember(this.nodesKey, this.node.nodeId)) === 0)) {
         await this.reassert()
       }
       if (this.missedChanges) {
@@ -243,10 +229,10 @@ export class RedisPresence {
   /** Writes every own track again (after an outage, or after others reaped us while we stalled). */
   private async reassert (): Promise<void> {
     this.synced = true // a write failing from here on sets it back
-    const multi = this.pub.multi()
-    for (const [channel, tracks] of this.own) this.write(multi, channel, { joins: [...tracks.values()], leaves: [] })
     try {
-      await execAll(multi)
+      await this.transaction((multi) => {
+        for (const [channel, tracks] of this.own) this.write(multi, channel, { joins: [...tracks.values()], leaves: [] })
+      })
     } catch (err) {
       this.synced = false
       throw err
@@ -257,21 +243,22 @@ export class RedisPresence {
 
   private async reapDead (): Promise<void> {
     const { prefix } = this.settings
-    const others = (await this.pub.smembers(this.nodesKey)).filter((nodeId) => nodeId !== this.node.nodeId)
+    const nodes = await this.pub.run(async (client) => await client.smembers(this.nodesKey))
+    const others = nodes.filter((nodeId) => nodeId !== this.node.nodeId)
     if (others.length === 0) return
-    const alive = await Promise.all(others.map(async (nodeId) => await this.pub.exists(`${prefix}:alive:${nodeId}`)))
+    const alive = await Promise.all(others.map(async (nodeId) => await this.pub.run(async (client) => await client.exists(`${prefix}:alive:${nodeId}`))))
     for (const [i, nodeId] of others.entries()) {
       if (alive[i] === 0) await this.reap(nodeId)
     }
   }
 
   private async reap (nodeId: string): Promise<void> {
-    const redis = this.pub as unknown as WithReap
     let removed = 0
-    for (const channel of await this.pub.smembers(this.nodeKey(nodeId))) {
-      removed += await redis.channelsReapPresence(this.hashKey(channel), nodeId, this.settings.redisChannel(channel), channel)
+    for (const channel of await this.pub.run(async (client) => await client.smembers(this.nodeKey(nodeId)))) {
+      removed += await this.pub.run(async (client) => await (client as unknown as WithReap)
+        .channelsReapPresence(this.hashKey(channel), nodeId, this.settings.redisChannel(channel), channel))
     }
-    await execAll(this.pub.multi().del(this.nodeKey(nodeId)).srem(this.nodesKey, nodeId))
+    await this.transaction((multi) => { multi.del(this.nodeKey(nodeId)).srem(this.nodesKey, nodeId) })
     if (removed > 0) this.node.log.info({ node: nodeId, tracks: removed }, 'channels: removed the presence tracks of a node that stopped')
   }
 
@@ -285,8 +272,9 @@ export class RedisPresence {
     for (const [channel, { leaves }] of this.queued) leaving.set(channel, [...leaving.get(channel) ?? [], ...leaves])
     this.queued.clear()
     this.own.clear()
-    const multi = this.pub.multi()
-    for (const [channel, leaves] of leaving) if (leaves.length > 0) this.write(multi, channel, { joins: [], leaves })
-    await execAll(multi.del(this.nodeKey(this.node.nodeId)).srem(this.nodesKey, this.node.nodeId))
+    await this.transaction((multi) => {
+      for (const [channel, leaves] of leaving) if (leaves.length > 0) this.write(multi, channel, { joins: [], leaves })
+      multi.del(this.nodeKey(this.node.nodeId)).srem(this.nodesKey, this.node.nodeId)
+    })
   }
 }

@@ -4,7 +4,7 @@
  * node writes its tracks again and every mirror is read again).
  */
 import t from 'tap'
-import { decodePresenceEnvelope, encodePresenceEnvelope } from '../../plugin/broker/redis-presence.js'
+import { decodePresenceEnvelope, encodePresenceEnvelope } from '../../plugin/broker/redis-presence-envelope.js'
 import { canonical, Observer, presenceHandlers } from '../presence/helpers.js'
 import { deleteKeys, PrivateRedis, startNode, uniquePrefix, withRedis } from '../redis/helpers.js'
 
