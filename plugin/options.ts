@@ -12,6 +12,7 @@ export const defaultMaxChannels = 100
 export const defaultHeartbeat = 30000
 export const defaultMaxBufferedBytes = 1048576
 export const defaultRateLimit = Object.freeze({ max: 100, interval: 1000 })
+export const defaultAsyncApi = false
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -39,6 +40,8 @@ export interface ChannelsOptions {
   rateLimit?: Partial<RateLimitOptions> | false
   /** log every inbound and outbound message through the Fastify logger [false] */
   messageLog?: boolean
+  /** a route path that serves the AsyncAPI document, e.g. '/asyncapi.json' [false: none] */
+  asyncapi?: string | false
 }
 
 export interface ResolvedOptions {
@@ -51,10 +54,11 @@ export interface ResolvedOptions {
   maxBufferedBytes: number
   rateLimit: RateLimitOptions | false
   messageLog: boolean
+  asyncapi: string | false
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
-  'maxBufferedBytes', 'rateLimit', 'messageLog'])
+  'maxBufferedBytes', 'rateLimit', 'messageLog', 'asyncapi'])
 
 /** `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
 export function positiveInteger (name: string, value: unknown, fallback: number): number {
@@ -72,6 +76,15 @@ function prefix (value: unknown): string | false {
     throw new InvalidOptionError(`client: expected false or a path prefix starting with "/", got ${String(value)}`)
   }
   return value.endsWith('/') ? value : value + '/'
+}
+
+function asyncapiPath (value: unknown): string | false {
+  if (value === undefined) return defaultAsyncApi
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw new InvalidOptionError(`asyncapi: expected false or a route path starting with "/", got ${String(value)}`)
+  }
+  return value
 }
 
 function rateLimit (value: unknown): RateLimitOptions | false {
@@ -118,6 +131,7 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     heartbeat,
     maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes),
     rateLimit: rateLimit(options.rateLimit),
-    messageLog: options.messageLog ?? false
+    messageLog: options.messageLog ?? false,
+    asyncapi: asyncapiPath(options.asyncapi)
   })
 }

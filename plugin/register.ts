@@ -8,6 +8,7 @@ import type WebSocket from 'ws'
 import { CloseCodes } from '../schemas/protocol.js'
 import { memoryBroker } from './broker/memory.js'
 import { Connection } from './connection.js'
+import { contractMembers } from './contract.js'
 import { startHeartbeat } from './heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
 import { ChannelServer, checkedChannel } from './server.js'
@@ -55,7 +56,8 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       server.handlers.on(event, optionsOrHandler, handler)
       return registry
     },
-    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size })
+    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size }),
+    ...contractMembers(fastify, server.handlers, options, () => registry)
   } as ChannelsRegistry
   fastify.decorate('channels', registry)
   fastify.decorate('broadcast', (data: unknown, sendOptions?: { event?: string }) => server.broadcast(data, sendOptions))

@@ -3,6 +3,11 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
+import type { ChannelsClient } from '../client/index.js'
+import type { AnyEvents, EventTypeMap } from '../schemas/events.js'
+import type { AsyncApiDocument, AsyncApiOptions } from './asyncapi.js'
+import type { EmitsOptions } from './emits.js'
+import type { InjectOptions } from './inject.js'
 
 /**
  * The per-connection context: a plain object that lives as long as the connection. Augment it
@@ -107,6 +112,12 @@ export interface ChannelsRegistry {
   on (event: 'disconnect', handler: DisconnectHandler): ChannelsRegistry
   /** what this node holds now: connected sockets and channels with a local subscriber */
   stats (): { sockets: number, channels: number }
+  /** declares a server → client event for the contract document (changes nothing at run time) */
+  emits<S extends TSchema> (event: string, options: EmitsOptions<S>): ChannelsRegistry
+  /** the AsyncAPI 3.0.0 document of the channels API: handlers, `emits` declarations, protocol frames */
+  asyncapi (options?: AsyncApiOptions): AsyncApiDocument
+  /** a connected client over an in-memory connection (no port): the app's hooks run on its upgrade */
+  inject<E extends EventTypeMap<E> = AnyEvents> (options?: InjectOptions): Promise<ChannelsClient<E>>
 }
 
 export type BroadcastFn = (data: unknown, options?: BroadcastOptions) => Promise<void>
