@@ -5,15 +5,26 @@
  * open connection), and once both directions are done each end is destroyed and emits 'close'
  * (an in-memory stream would otherwise never close, and ws reports a connection closed only
  * on 'close'). Destroying one end is a dropped connection: the other reads what was already
- * written, then EOF.
+ * written, then EOF. What is written arrives on a later tick, never inside the writer's call,
+ * as from a network: ws, for one, is not written to be re-entered from its own `close()` by
+ * the peer's answer.
  */
 import { Duplex } from 'node:stream'
 
 /** The loopback address the server end reports, as `request.ip` and `request.socket.remoteAddress`. */
 export const injectedAddress = '127.0.0.1'
 
+/** A peer that is gone drops what arrives, as the kernel does for a reset connection. */
+function deliverTo (peer: MemoryEnd | undefined, chunk: Buffer | null): void {
+  if (peer === undefined || peer.destroyed || peer.ended) return
+  if (chunk === null) peer.ended = true
+  peer.push(chunk)
+}
+
 class MemoryEnd extends Duplex {
   peer: MemoryEnd | undefined
+  /** EOF was pushed: nothing more may be */
+  ended = false
   remoteAddress: string | undefined
   remotePort: number | undefined
 
@@ -25,22 +36,24 @@ class MemoryEnd extends Duplex {
     // Data is pushed by the peer's writes; there is nothing to pull.
   }
 
+  /** Hands `chunk` (null: EOF) to the peer on a later tick; ticks run in order, so bytes stay in order. */
+  private deliver (chunk: Buffer | null): void {
+    process.nextTick(deliverTo, this.peer, chunk)
+  }
+
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    // A peer that is gone drops what is written, as the kernel does for a reset connection.
-    const peer = this.peer
-    if (peer !== undefined && !peer.destroyed && !peer.readableEnded) peer.push(chunk)
+    this.deliver(chunk)
     callback()
   }
 
   override _final (callback: (error?: Error | null) => void): void {
-    this.peer?.push(null)
+    this.deliver(null)
     callback()
   }
 
   override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
-    const peer = this.peer
     // EOF for the peer after what it has not read yet; its own end follows (no half open).
-    if (peer !== undefined && !peer.destroyed && !peer.readableEnded) peer.push(null)
+    this.deliver(null)
     callback(error)
   }
 
