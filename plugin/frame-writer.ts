@@ -15,12 +15,17 @@
  * flight (no permessage-deflate, no queued compression or blob read, no fragmented message):
  * then a direct write lands exactly where `ws.send` would have put it, and control frames
  * (ping, close) that ws writes to the same socket stay in order. Otherwise, and where the ws
- * internals this relies on are missing (checked once at startup), the frame goes through
- * `ws.send`.
+ * internals this relies on are missing, the frame goes through `ws.send`. Those internals are
+ * checked on the Sender of the first real socket (the ws copy that created the sockets, which
+ * may not be the plugin's own), once per Sender class; package.json pins ws to the minor line
+ * these checks were written against (`~8.23`).
+ *
+ * Each frame built is published on the `fastify-channels:frame-built` diagnostics channel
+ * (`node:diagnostics_channel`), for tests and profiling; unobserved it costs one flag check.
  */
+import { channel } from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
-import WebSocket from 'ws'
+import type WebSocket from 'ws'
 
 /** The parts of ws 8's Sender this module reads (lib/sender.js, not public API). */
 interface SenderInternals {
@@ -36,7 +41,7 @@ interface WebSocketInternals {
   _extensions: Record<string, unknown>
 }
 
-type FrameFn = (data: Buffer, options: FrameOptions) => Buffer[]
+export type FrameFn = (data: Buffer, options: FrameOptions) => Buffer[]
 interface FrameOptions { fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean }
 
 /** ws's Sender state when nothing is being compressed or read (`DEFAULT` in lib/sender.js). */
@@ -44,20 +49,20 @@ const senderIdle = 0
 const textFrame: FrameOptions = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }
 const deflate = 'permessage-deflate'
 
-/** For tests: how many frames were built (one per message, however many sockets get it). */
-export const frameStats = { built: 0 }
+/** Published once per WebSocket frame built: `{ bytes }`, its size. */
+export const frameBuiltChannel = channel('fastify-channels:frame-built')
 
 /**
- * Finds ws's `Sender.frame` and checks that a Sender has the fields this module reads.
- * Returns undefined (so everything goes through `ws.send`) when any of it is missing.
+ * `Sender.frame` of the class that made `sender`, when that Sender has the fields this module
+ * reads and frames a text message the standard way; undefined (use `ws.send`) otherwise.
  */
-function detect (): FrameFn | undefined {
+export function detectSenderFrame (sender: object): FrameFn | undefined {
   try {
-    const Sender = (WebSocket as unknown as { Sender?: { frame?: unknown, new (socket: Duplex): SenderInternals } }).Sender
-    if (Sender === undefined || typeof Sender.frame !== 'function') return undefined
+    const Sender = sender.constructor as { frame?: unknown }
+    if (typeof Sender.frame !== 'function') return undefined
+    const { _state: state, _queue: queue, _firstFragment: firstFragment } = sender as Partial<SenderInternals>
+    if (typeof state !== 'number' || !Array.isArray(queue) || typeof firstFragment !== 'boolean') return undefined
     const frame = Sender.frame.bind(Sender) as FrameFn
-    const probe = new Sender({} as Duplex)
-    if (probe._state !== senderIdle || !Array.isArray(probe._queue) || probe._firstFragment !== true) return undefined
     const payload = Buffer.from('ok')
     const parts = frame(payload, textFrame)
     if (!Array.isArray(parts) || parts.length !== 2 || parts[1] !== payload) return undefined
@@ -68,20 +73,16 @@ function detect (): FrameFn | undefined {
   }
 }
 
-const senderFrame = detect()
-let direct = senderFrame !== undefined
+/** The last Sender class probed and what it gave: sockets of one server share one class. */
+let probedSender: unknown
+let probedFrame: FrameFn | undefined
 
-/** Whether frames can go straight to the TCP socket with this version of ws. */
-export const directWritesSupported = direct
-
-/**
- * Turns direct writes off (or back on, when supported) and returns the previous setting.
- * For tests of the fallback path.
- */
-export function useDirectWrites (enabled: boolean): boolean {
-  const previous = direct
-  direct = enabled && directWritesSupported
-  return previous
+function senderFrameOf (sender: SenderInternals): FrameFn | undefined {
+  if (sender.constructor !== probedSender) {
+    probedSender = sender.constructor
+    probedFrame = detectSenderFrame(sender)
+  }
+  return probedFrame
 }
 
 /** One outbound message: its text (for `ws.send` and the message log) and, once needed, its frame. */
@@ -90,13 +91,13 @@ export class OutboundFrame {
 
   constructor (readonly text: string) {}
 
-  /** The whole WebSocket frame, built on first use and shared by every socket that gets it. */
-  bytes (): Buffer {
+  /** The whole WebSocket frame, built on first use with `frame` and shared by every socket that gets it. */
+  bytes (frame: FrameFn): Buffer {
     if (this.wire === undefined) {
-      const parts = (senderFrame as FrameFn)(Buffer.from(this.text), textFrame)
+      const parts = frame(Buffer.from(this.text), textFrame)
       // [header, payload], or [header] alone for an empty payload
       this.wire = parts.length === 1 ? parts[0] : Buffer.concat(parts, parts[0].length + parts[1].length)
-      frameStats.built++
+      if (frameBuiltChannel.hasSubscribers) frameBuiltChannel.publish({ bytes: this.wire.length })
     }
     return this.wire
   }
@@ -127,13 +128,14 @@ function flush (): void {
  * (the socket's later frames of this turn are coalesced), else through `ws.send`.
  */
 export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
-  if (direct) {
-    const inner = ws as unknown as WebSocketInternals
-    const sender = inner._sender
-    const socket = inner._socket
-    if (sender !== null && socket !== null && sender._state === senderIdle && sender._queue.length === 0 &&
+  const inner = ws as unknown as WebSocketInternals
+  const sender = inner._sender
+  const socket = inner._socket
+  if (sender !== null && sender !== undefined && socket !== null && socket !== undefined) {
+    const build = senderFrameOf(sender)
+    if (build !== undefined && sender._state === senderIdle && sender._queue.length === 0 &&
       sender._firstFragment && inner._extensions[deflate] === undefined) {
-      socket.write(frame.bytes())
+      socket.write(frame.bytes(build))
       if (socket.writableCorked === 0) {
         // The turn's first frame is on its way; the rest of the turn queues behind it.
         socket.cork()
@@ -160,7 +162,7 @@ function flushBeforeError (this: WebSocket): void {
  * turn corked, that close frame included, must reach the kernel before the socket is destroyed.
  */
 export function flushBeforeErrors (ws: WebSocket): void {
-  if (directWritesSupported) ws.prependListener('error', flushBeforeError)
+  ws.prependListener('error', flushBeforeError)
 }
 
 /**

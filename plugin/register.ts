@@ -11,10 +11,11 @@ import { Connection } from './connection.js'
 import { contractMembers } from './contract.js'
 import { startHeartbeat } from './heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
-import { ChannelServer, checkedChannel } from './server.js'
+import { checkedChannel } from './channel-name.js'
+import { ChannelServer } from './server.js'
 import { serveClient } from './static.js'
 import { endRefusedUpgrades } from './upgrades.js'
-import type { ChannelsRegistry } from './types.js'
+import type { BroadcastChannelFn, BroadcastFn, ChannelsRegistry, SendFn } from './types.js'
 
 /**
  * ws reports a peer's protocol violation (invalid UTF-8, an oversize or malformed frame) as an
@@ -60,12 +61,14 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
     ...contractMembers(fastify, server.handlers, options, () => registry)
   } as ChannelsRegistry
   fastify.decorate('channels', registry)
-  fastify.decorate('broadcast', (data: unknown, sendOptions?: { event?: string }) => server.broadcast(data, sendOptions))
-  fastify.decorate('broadcastChannel', async (channel: string, data: unknown, sendOptions?: { event?: string }) => {
+  const broadcast: BroadcastFn = (data, sendOptions) => server.broadcast(data, sendOptions)
+  const broadcastChannel: BroadcastChannelFn = async (channel, data, sendOptions) => {
     await server.broadcastToChannels([checkedChannel(channel)], data, sendOptions)
-  })
-  fastify.decorate('send', (sessionId: string, data: unknown, sendOptions?: { event?: string, channel?: string }) =>
-    server.sendTo(sessionId, data, sendOptions))
+  }
+  const send: SendFn = (sessionId, data, sendOptions) => server.sendTo(sessionId, data, sendOptions)
+  fastify.decorate('broadcast', broadcast)
+  fastify.decorate('broadcastChannel', broadcastChannel)
+  fastify.decorate('send', send)
 
   fastify.get(options.path, { websocket: true }, (socket, request) => {
     if (server.closing) {

@@ -5,15 +5,18 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import { channelNameProblem } from '../schemas/channel.js'
+import type WebSocket from 'ws'
 import { encodeMessage } from '../schemas/codec.js'
 import { CloseCodes, DEFAULT_EVENT } from '../schemas/protocol.js'
 import type { BrokerConnection, BrokerNode, Delivery, Publication } from './broker/types.js'
 import { ChannelMap } from './channels.js'
-import type { Connection } from './connection.js'
-import { BrokerUnavailableError, InvalidChannelError, NoSocketError, UnserializableDataError } from './errors.js'
-import { deliverToAll, deliverToChannels } from './fanout.js'
+import { checkedChannel } from './channel-name.js'
+import { BrokerUnavailableError, NoSocketError, UnserializableDataError } from './errors.js'
+import { deliverToAll, deliverToChannels, type Recipient } from './fanout.js'
+import type { OutboundFrame } from './frame-writer.js'
 import { HandlerRegistry } from './handlers.js'
+import type { HeartbeatPeer } from './heartbeat.js'
+import type { ChannelStep, Member, MembershipServer } from './membership.js'
 import type { ResolvedOptions } from './options.js'
 import type { BroadcastOptions, SendOptions } from './types.js'
 
@@ -22,22 +25,26 @@ export const shutdownGraceMs = 1000
 /** How long `fastify.close()` waits for disconnect/finish handlers before giving up on them. */
 export const shutdownHandlersMs = 5000
 
-/** `channel` when it is a valid name; else FST_CHANNELS_INVALID_CHANNEL. */
-export function checkedChannel (channel: string): string {
-  const problem = channelNameProblem(channel)
-  if (problem !== undefined) throw new InvalidChannelError(problem)
-  return channel
+/** What the node needs of one of its local sockets (a Connection). */
+export interface LocalSocket extends Recipient, HeartbeatPeer {
+  sendFrame (frame: string | OutboundFrame): void
+  close (code?: number, reason?: string): void
+  /** resolves once the socket's disconnect sequence is over */
+  readonly finished: Promise<void>
+  readonly ws: Pick<WebSocket, 'readyState' | 'ping' | 'terminate'>
 }
 
 function timeout (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }
 
-export class ChannelServer implements BrokerNode {
+export class ChannelServer implements BrokerNode, MembershipServer {
   readonly nodeId = randomBytes(12).toString('base64url')
-  readonly sockets = new Map<string, Connection>()
-  readonly channels = new ChannelMap<Connection>()
+  readonly sockets = new Map<string, LocalSocket>()
+  readonly channels = new ChannelMap<Member>()
   readonly handlers = new HandlerRegistry()
+  /** per-channel steps after every join and on every leave (history, presence): see membership.ts */
+  readonly channelSteps: ChannelStep[] = []
   /** broker subscriptions under way, awaited by every joiner so `subscribed` means "live everywhere" */
   private readonly subscribing = new Map<string, Promise<void>>()
   private broker: BrokerConnection | undefined
@@ -71,19 +78,19 @@ export class ChannelServer implements BrokerNode {
 
   // ---- bookkeeping called by connections ----------------------------------------------
 
-  attach (connection: Connection): void {
+  attach (connection: LocalSocket): void {
     this.sockets.set(connection.id, connection)
     this.brokerCall('addSession', connection.id)
   }
 
-  detach (connection: Connection): void {
+  detach (connection: LocalSocket): void {
     if (this.sockets.get(connection.id) !== connection) return
     this.sockets.delete(connection.id)
     this.brokerCall('removeSession', connection.id)
   }
 
   /** `connection` now holds `channel`; resolves once the broker relays it too. */
-  async joined (channel: string, connection: Connection): Promise<void> {
+  async addToChannel (channel: string, connection: Member): Promise<void> {
     if (this.channels.add(channel, connection) && this.broker !== undefined) {
       const ready = this.broker.subscribe(channel).catch((err: unknown) => {
         this.log.warn({ err, channel }, 'channels: broker subscribe failed; cross-node delivery resumes when it is back')
@@ -95,7 +102,7 @@ export class ChannelServer implements BrokerNode {
     await this.subscribing.get(channel)
   }
 
-  left (channel: string, connection: Connection): void {
+  removeFromChannel (channel: string, connection: Member): void {
     if (this.channels.remove(channel, connection)) this.brokerCall('unsubscribe', channel)
   }
 

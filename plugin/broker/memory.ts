@@ -17,7 +17,6 @@ export function memoryBroker (): Broker {
   }
 
   return {
-    name: 'memory',
     async connect (node: BrokerNode): Promise<BrokerConnection> {
       nodes.add(node)
       return {

@@ -67,7 +67,6 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
   }
 
   return {
-    name: 'redis',
     async connect (node: BrokerNode): Promise<BrokerConnection> {
       const [pub, sub] = await open(node.nodeId)
       return await RedisConnection.open(node, pub, sub, settings)

@@ -72,7 +72,5 @@ export interface BrokerConnection {
 }
 
 export interface Broker {
-  /** a short name for logs, e.g. 'memory' or 'redis' */
-  readonly name: string
   connect (node: BrokerNode): Promise<BrokerConnection>
 }

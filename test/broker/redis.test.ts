@@ -43,7 +43,7 @@ t.test('options are checked when the broker is made', async (t) => {
     t.throws(() => redisBroker(options as RedisBrokerOptions), { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(options))
   }
   t.throws(() => redisBroker(null as unknown as RedisBrokerOptions), InvalidOptionError)
-  t.equal(redisBroker().name, 'redis', 'all defaults are fine, and nothing connects before a node does')
+  t.type(redisBroker().connect, 'function', 'all defaults are fine, and nothing connects before a node does')
 })
 
 t.test('a missing ioredis is a coded error', async (t) => {

@@ -3,7 +3,8 @@
  * A dead peer is a real `ws` client with `autoPong: false` (it reads pings but never answers).
  */
 import t from 'tap'
-import { startHeartbeat } from '../../plugin/heartbeat.js'
+import WebSocket from 'ws'
+import { startHeartbeat, type HeartbeatPeer } from '../../plugin/heartbeat.js'
 import { ChannelError } from '../../plugin/index.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
 import { RawClient } from './raw-client.js'
@@ -133,10 +134,19 @@ t.test('heartbeat: false starts no timer and sends no pings', async (t) => {
 })
 
 t.test('startHeartbeat ticks every socket and stops', async (t) => {
-  const sockets = new Map<string, { heartbeat: () => void }>()
   const ticks = { a: 0, b: 0 }
-  sockets.set('a', { heartbeat: () => { ticks.a++ } })
-  sockets.set('b', { heartbeat: () => { ticks.b++ } })
+  // Peers that answer every ping at once: each tick pings them again.
+  const peer = (id: 'a' | 'b'): HeartbeatPeer => {
+    const self: HeartbeatPeer = {
+      id,
+      alive: true,
+      log: { info: () => {} },
+      ws: { readyState: WebSocket.OPEN, ping: () => { ticks[id]++; self.alive = true } },
+      terminate: () => { throw new Error('a peer that answered was terminated') }
+    }
+    return self
+  }
+  const sockets = new Map([['a', peer('a')], ['b', peer('b')]])
   let stop = (): void => {}
   t.equal(await intervalsStartedBy(async () => { stop = startHeartbeat(sockets, 5) }), 1, 'one timer')
   await until(() => ticks.a >= 3 && ticks.b >= 3)

@@ -107,7 +107,7 @@ t.test('subscribe handlers refuse with a ChannelError code or FORBIDDEN', async 
   t.match(errors[0].message, /database down/)
   t.equal(server.channels.size, 0)
   await t.rejects(server.subscribe('private-2'), { code: 'FORBIDDEN', message: 'members only' }, 'server-side subscribe rejects too')
-  await t.rejects(server.subscribe('bad channel'), { code: 'INVALID_CHANNEL' })
+  await t.rejects(server.subscribe('bad channel'), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
   t.equal(app.channels.stats().channels, 0)
   const member = await TestClient.connect(url, { headers: { 'x-member': 'yes' } })
   t.equal((await member.subscribe('private-1')).type, 'subscribed')
@@ -314,7 +314,7 @@ t.test('server-side unsubscribe and close', async (t) => {
   await c.subscribe('a')
   await server.unsubscribe('a')
   t.same(await c.next(), { type: 'unsubscribed', channel: 'a' })
-  await t.rejects(server.unsubscribe(''), { code: 'INVALID_CHANNEL' })
+  await t.rejects(server.unsubscribe(''), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
   server.close(4001, 'kicked')
   t.same(await c.closed, { code: 4001, reason: 'kicked' })
 })
@@ -348,5 +348,21 @@ t.test('messageLog logs inbound and outbound frames through the Fastify logger',
   t.equal(inbound?.sessionId, c.sessionId)
   t.ok(outbound.some((line) => line.frame === '{"type":"ack","id":1,"data":"pong"}'))
   t.ok(inbound?.reqId, 'logged through the request logger')
+  c.close()
+})
+
+t.test('a bad channel name: one coded error for every server-side call, INVALID_CHANNEL for every client frame', async (t) => {
+  const { client: c, server } = await startWithSocket(t, {})
+  const code = 'FST_CHANNELS_INVALID_CHANNEL'
+  await t.rejects(server.subscribe('a b'), { code }, 'subscribe rejects')
+  await t.rejects(server.unsubscribe('a b'), { code }, 'unsubscribe rejects')
+  t.throws(() => server.send(1, { channel: 'a b' }), { code }, 'send (synchronous) throws')
+  await t.rejects(server.broadcastChannel(1, { channel: 'a b' }), { code }, 'broadcastChannel rejects')
+  await t.rejects(server.sendAndBroadcastChannel(1, { channel: 'a b' }), { code }, 'sendAndBroadcastChannel rejects')
+  t.same([...server.channels], [], 'nothing joined')
+  for (const [i, type] of ['subscribe', 'unsubscribe', 'message'].entries()) {
+    const answer = await c.request({ type, channel: 'a b', id: i + 1 })
+    t.match(answer, { type: 'error', code: 'INVALID_CHANNEL', id: i + 1 }, `a ${type} frame`)
+  }
   c.close()
 })

@@ -143,7 +143,6 @@ t.test('a shared memory broker joins apps as nodes of one server', async (t) => 
 t.test('an unreachable broker never blocks local delivery', async (t) => {
   const warnings: string[] = []
   const failing: Broker = {
-    name: 'failing',
     async connect () {
       const down = async (): Promise<never> => { throw new Error('broker down') }
       return {

@@ -91,4 +91,4 @@ app.send('x', 1).catch((err: unknown) => {
 })
 
 const custom: Broker = memoryBroker()
-void custom.name
+void custom.connect

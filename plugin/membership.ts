@@ -1,0 +1,130 @@
+/**
+ * The one join path and the one leave path of a socket. Everything that subscribes or
+ * unsubscribes goes through here: a client's `subscribe`/`unsubscribe` frame (dispatch.ts),
+ * a server-side `socket.subscribe()`/`socket.unsubscribe()` (connection.ts), and the
+ * disconnect sequence (lifecycle.ts). Callers check the channel name first (channel-name.ts).
+ *
+ * Join:  maxChannels → `subscribe` handlers → member of the channel (and the broker relays it)
+ *        → `subscribed` → the after-join steps.
+ * Leave: out of the channel → the on-leave steps → `unsubscribe` handlers → `unsubscribed`.
+ *
+ * The after-join / on-leave steps are `ChannelStep`s registered on the server
+ * (`server.channelSteps`): channel history replays `last`/`since` in `afterJoin` (after
+ * `subscribed`, so the client knows the channel before its backlog arrives), presence sends
+ * the channel's `presence` state in `afterJoin` and untracks the socket in `onLeave` (which
+ * also runs for a disconnect and for a refused socket's silent cleanup).
+ */
+import type { ServerFrame, SubscribeFrame, UnsubscribeFrame } from '../schemas/protocol.js'
+import { ChannelError, isChannelError } from './errors.js'
+import type { Recipient } from './fanout.js'
+import { runReportingErrors, reportError, type ReportingSocket } from './report.js'
+import type { ResolvedOptions } from './options.js'
+
+/** A per-channel step run on every join and leave (history, presence). */
+export interface ChannelStep {
+  /**
+   * After the socket newly joined `channel` and got `subscribed`. `frame` is the client's
+   * subscribe frame (its options, e.g. `last`/`since`), undefined for `socket.subscribe()`.
+   * A failure is reported (logs, `error` handlers); the subscription stands.
+   */
+  afterJoin? (socket: Member, channel: string, frame: SubscribeFrame | undefined): Promise<void> | void
+  /** After the socket left `channel`: by request, by `socket.unsubscribe()`, or on disconnect. */
+  onLeave? (socket: Member, channel: string): Promise<void> | void
+}
+
+/** What the join/leave path needs of the server. */
+export interface MembershipServer {
+  readonly options: Pick<ResolvedOptions, 'maxChannels'>
+  readonly channelSteps: readonly ChannelStep[]
+  /** `socket` now holds `channel`; resolves once the broker relays it too */
+  addToChannel (channel: string, socket: Member): Promise<void>
+  removeFromChannel (channel: string, socket: Member): void
+}
+
+/** What the join/leave path needs of a socket. */
+export interface Member extends ReportingSocket, Recipient {
+  readonly server: MembershipServer
+  /** the channels held, in subscription order */
+  readonly subscriptions: Set<string>
+  /** joins whose handlers are still running: they count against maxChannels */
+  pendingJoins: number
+  /** false once a join would never be undone (the socket closed after connecting) */
+  readonly acceptsJoins: boolean
+  sendControl (frame: ServerFrame): void
+}
+
+/**
+ * Joins `channel` (already a valid name) and answers `subscribed`. Rejects with a ChannelError
+ * carrying the code the client gets: a thrown ChannelError's own, else FORBIDDEN.
+ */
+export async function join (socket: Member, channel: string, frame?: SubscribeFrame): Promise<void> {
+  const joined = await admit(socket, channel)
+  socket.sendControl({ type: 'subscribed', channel, id: frame?.id })
+  if (!joined) return // already held: no second replay, no second presence state
+  // History replay and the presence state go here: after `subscribed`, in `afterJoin` steps.
+  for (const step of socket.server.channelSteps) {
+    if (step.afterJoin === undefined) continue
+    try {
+      await step.afterJoin(socket, channel, frame)
+    } catch (err) {
+      reportError(socket, err, channel)
+    }
+  }
+}
+
+/** Runs `subscribe` handlers and makes `socket` a member; false when it already was one. */
+async function admit (socket: Member, channel: string): Promise<boolean> {
+  if (socket.subscriptions.has(channel)) return false
+  const { maxChannels } = socket.server.options
+  if (socket.subscriptions.size + socket.pendingJoins >= maxChannels) {
+    throw new ChannelError('TOO_MANY_CHANNELS', `a socket may hold at most ${maxChannels} channels`)
+  }
+  socket.pendingJoins++
+  try {
+    for (const entry of socket.handlers.forChannel('subscribe', channel)) await entry.fn(socket, channel)
+  } catch (err) {
+    if (isChannelError(err)) throw err
+    reportError(socket, err, channel)
+    throw new ChannelError('FORBIDDEN', 'subscription refused')
+  } finally {
+    socket.pendingJoins--
+  }
+  // A socket that closed while the handlers ran must not join: it would never leave.
+  if (!socket.acceptsJoins) throw new ChannelError('FORBIDDEN', 'the socket is closed')
+  if (socket.subscriptions.has(channel)) return false
+  socket.subscriptions.add(channel)
+  await socket.server.addToChannel(channel, socket)
+  return true
+}
+
+/**
+ * Leaves `channel` (idempotent) and answers `unsubscribed` (a no-op once the socket closed).
+ * `unsubscribe` handlers run after the channel left `socket.channels`, so a leave notice
+ * broadcast to it does not reach the leaver.
+ */
+export async function leave (socket: Member, channel: string, frame?: UnsubscribeFrame): Promise<void> {
+  if (await release(socket, channel)) {
+    for (const entry of socket.handlers.forChannel('unsubscribe', channel)) {
+      await runReportingErrors(socket, entry, channel, channel)
+    }
+  }
+  socket.sendControl({ type: 'unsubscribed', channel, id: frame?.id })
+}
+
+/**
+ * Takes `socket` out of `channel` and runs the on-leave steps, without `unsubscribe` handlers:
+ * what a refused socket (never connected) gets. False when it did not hold the channel.
+ */
+export async function release (socket: Member, channel: string): Promise<boolean> {
+  if (!socket.subscriptions.delete(channel)) return false
+  socket.server.removeFromChannel(channel, socket)
+  for (const step of socket.server.channelSteps) {
+    if (step.onLeave === undefined) continue
+    try {
+      await step.onLeave(socket, channel)
+    } catch (err) {
+      reportError(socket, err, channel)
+    }
+  }
+  return true
+}
