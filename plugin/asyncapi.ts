@@ -12,6 +12,7 @@
 import type { TSchema } from '@sinclair/typebox'
 import { DEFAULT_EVENT } from '../schemas/protocol.js'
 import { protocolDescription, protocolMessages } from './asyncapi-protocol.js'
+import type { AsyncApiDocument, AsyncApiOptions } from './asyncapi-types.js'
 import type { EmitDeclaration } from './emits.js'
 import type { HandlerEntry } from './handlers.js'
 import { SchemaComponents, type JsonSchema } from './json-schema.js'
@@ -19,26 +20,6 @@ import { SchemaComponents, type JsonSchema } from './json-schema.js'
 export const defaultAsyncApiTitle = 'Channels API'
 export const defaultAsyncApiVersion = '1.0.0'
 export const defaultAsyncApiHost = 'localhost'
-
-export interface AsyncApiOptions {
-  /** the document's info [{ title: 'Channels API', version: '1.0.0' }] */
-  info?: { title?: string, version?: string, description?: string }
-  /** host (and port) of the server entry ['localhost'; the served route uses the request's Host] */
-  host?: string
-  /** 'ws' or 'wss' ['ws'] */
-  protocol?: 'ws' | 'wss'
-}
-
-/** An AsyncAPI 3.0.0 document (plain JSON). */
-export interface AsyncApiDocument {
-  asyncapi: '3.0.0'
-  info: { title: string, version: string, description?: string }
-  defaultContentType: string
-  servers: Record<string, JsonSchema>
-  channels: Record<string, JsonSchema>
-  operations: Record<string, JsonSchema>
-  components: { messages: Record<string, JsonSchema>, schemas: Record<string, JsonSchema> }
-}
 
 export interface ContractSource {
   path: string

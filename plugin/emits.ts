@@ -8,14 +8,7 @@ import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { InvalidHandlerError } from './errors.js'
 import { normaliseFilter } from './handlers.js'
-import type { ChannelFilter } from './types.js'
-
-export interface EmitsOptions<S extends TSchema = TSchema> {
-  /** the channel (or channels, by pattern) the event is sent to; absent: to connections, not a channel */
-  channel?: ChannelFilter
-  /** the event's data */
-  schema: S
-}
+import type { EmitsOptions } from './types.js'
 
 export interface EmitDeclaration {
   readonly event: string

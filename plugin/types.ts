@@ -5,8 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
 import type { ChannelsClient } from '../client/index.js'
 import type { AnyEvents, EventTypeMap } from '../schemas/events.js'
-import type { AsyncApiDocument, AsyncApiOptions } from './asyncapi.js'
-import type { EmitsOptions } from './emits.js'
+import type { AsyncApiDocument, AsyncApiOptions } from './asyncapi-types.js'
 import type { InjectOptions } from './inject.js'
 
 /**
@@ -88,6 +87,14 @@ export interface MessageHandlerOptions<S extends TSchema = TSchema> extends Chan
   event?: string
   /** validates the payload; the handler's `data` is typed `Static<S>` */
   schema?: S
+}
+
+/** `fastify.channels.emits(event, options)`: a server → client event, for the contract document. */
+export interface EmitsOptions<S extends TSchema = TSchema> {
+  /** the channel (or channels, by pattern) the event is sent to; absent: sent to connections, not to a channel */
+  channel?: ChannelFilter
+  /** the event's data */
+  schema: S
 }
 
 export type ChannelEvent = 'connect' | 'message' | 'subscribe' | 'unsubscribe' | 'error' | 'disconnect' | 'finish'
