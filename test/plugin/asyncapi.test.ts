@@ -5,9 +5,7 @@
  */
 import t from 'tap'
 import { Parser, DiagnosticSeverity } from '@asyncapi/parser'
-import Fastify from 'fastify'
-import { Type } from '@sinclair/typebox'
-import fastifyChannels, { ErrorCodes, type AsyncApiDocument } from '../../plugin/index.js'
+import type { AsyncApiDocument } from '../../plugin/index.js'
 import { buildChatApp } from '../../example-chat/server.js'
 import { chatEvents, roomPattern } from '../../example-chat/events.js'
 import { buildContractApp, Chat, Joined, Moderated, Reaction, Shape, Typing } from './fixtures/contract-app.js'
@@ -126,24 +124,6 @@ t.test('recursive and referenced schemas: valid JSON Schema with $ref into compo
   t.equal(parsed?.components().schemas().get('Node')?.properties()?.next?.type(), 'object', 'Node.next resolved to Node itself')
 })
 
-t.test('the protocol frames are in the document: subscribe, unsubscribe, welcome, error with its codes', async (t) => {
-  const app = Fastify({ logger: false })
-  await app.register(fastifyChannels, { client: false })
-  t.teardown(() => app.close())
-  const document = app.channels.asyncapi()
-  t.same((await parse(document)).errors, [], 'an app without handlers has a valid document too')
-  const messages = document.components.messages as unknown as Record<string, Json>
-  t.same(messages.protocolSubscribe.payload.properties.type, { const: 'subscribe', type: 'string' })
-  t.same(messages.protocolWelcome.payload.required, ['type', 'sessionId', 'protocol'])
-  t.same(messages.protocolError.payload.properties.code.examples, [...ErrorCodes])
-  for (const code of ErrorCodes) t.match(messages.protocolError.payload.properties.code.description, code)
-  const operations = document.operations as unknown as Record<string, Json>
-  t.same(Object.keys(operations), ['subscribe', 'unsubscribe', 'welcome', 'serverSubscriptions', 'notices'])
-  t.match(operations.subscribe.reply.messages, [{ $ref: '#/channels/protocol/messages/protocolSubscribed' }, { $ref: '#/channels/protocol/messages/protocolError' }])
-  t.match(document.servers.channels, { host: 'localhost', protocol: 'ws', pathname: '/ws' })
-  t.match(document.servers.channels.description, /1008/, 'the close codes are stated')
-})
-
 t.test('the example chat: zero parser errors, its handlers and declared events', async (t) => {
   const app = await buildChatApp({ password: 'x' })
   t.teardown(() => app.close())
@@ -160,31 +140,4 @@ t.test('the example chat: zero parser errors, its handlers and declared events',
     t.same(message.payload, asJson(chatEvents[event].receive), `${event} is declared with its schema`)
     t.equal(message.headers.properties.channel.pattern, roomPattern.source)
   }
-})
-
-t.test('the route serves the document only when asked to, and it follows handlers registered later', async (t) => {
-  const app = Fastify({ logger: false })
-  await app.register(fastifyChannels, { client: false, asyncapi: '/docs/channels.json' })
-  app.channels.on('message', { event: 'late', schema: Type.Object({ n: Type.Number() }) }, () => 1)
-  t.teardown(() => app.close())
-  const served = (await app.inject('/docs/channels.json')).json() as AsyncApiDocument
-  t.ok('receive_late' in served.operations)
-  t.same(served, { ...app.channels.asyncapi({ host: 'localhost:80' }) }, 'the same document as asyncapi()')
-
-  const plain = Fastify({ logger: false })
-  await plain.register(fastifyChannels, { client: false })
-  t.teardown(() => plain.close())
-  t.equal((await plain.inject('/asyncapi.json')).statusCode, 404, 'no route by default')
-})
-
-t.test('a prefixed registration names the prefixed path', async (t) => {
-  const app = Fastify({ logger: false })
-  let document: AsyncApiDocument | undefined
-  await app.register(async (scope) => {
-    await scope.register(fastifyChannels, { client: false })
-    await scope.ready
-    document = scope.channels.asyncapi()
-  }, { prefix: '/api' })
-  t.teardown(() => app.close())
-  t.equal(document?.servers.channels.pathname, '/api/ws')
 })

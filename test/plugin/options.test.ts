@@ -13,7 +13,8 @@ t.test('defaults', async (t) => {
     heartbeat: 30000,
     maxBufferedBytes: 1048576,
     rateLimit: defaultRateLimit,
-    messageLog: false
+    messageLog: false,
+    asyncapi: false
   })
 })
 
@@ -28,6 +29,8 @@ t.test('accepted values', async (t) => {
   t.equal(options.messageLog, true)
   t.same(resolveOptions({ rateLimit: { max: 5 } }).rateLimit, { max: 5, interval: 1000 })
   t.equal(resolveOptions({ client: false }).client, false)
+  t.equal(resolveOptions({ asyncapi: '/asyncapi.json' }).asyncapi, '/asyncapi.json')
+  t.equal(resolveOptions({ asyncapi: false }).asyncapi, false)
 })
 
 t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', async (t) => {
@@ -49,6 +52,9 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { rateLimit: { interval: 'x' } },
     { rateLimit: 5 },
     { messageLog: 'yes' },
+    { asyncapi: true },
+    { asyncapi: 'asyncapi.json' },
+    { asyncapi: 42 },
     { maxPayLoad: 10 }
   ]
   for (const options of wrong) {
