@@ -72,6 +72,14 @@ t.test('hooks run on the upgrade: headers and query reach them, a refusal reject
   t.equal(app.channels.stats().sockets, 1, 'the refused upgrade left no socket')
 })
 
+t.test('the upgrade gates apply as to a real upgrade: a foreign Origin is refused 403, the same origin is not', async (t) => {
+  const app = await build(t)
+  await t.rejects(app.channels.inject({ headers: { origin: 'https://evil.example' } }),
+    { code: 'FST_CHANNELS_INJECT_REFUSED', response: { statusCode: 403 } })
+  const client = await app.channels.inject({ headers: { origin: 'http://localhost' } })
+  t.equal(client.status, 'open', 'the injected request is for http://localhost')
+})
+
 t.test('a refused upgrade leaves nothing behind: close() completes promptly', async (t) => {
   const app = Fastify({ logger: false })
   await app.register(fastifyChannels, { client: false })
