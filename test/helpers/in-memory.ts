@@ -8,9 +8,9 @@ import type { ClientRequestArgs } from 'node:http'
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type WebSocket from 'ws'
-import fastifyChannels, { type ChannelsOptions } from '../../plugin/index.js'
+import fastifyChannels, { type ChannelSocket, type ChannelsOptions } from '../../plugin/index.js'
 import { memoryConnection } from '../../plugin/memory-socket.js'
-import { TestClient } from './server.js'
+import { recordSockets, TestClient } from './server.js'
 
 /** ws client options whose connection is an in-memory one into `app`'s HTTP server. */
 export function inMemory (app: FastifyInstance): ClientRequestArgs {
@@ -53,4 +53,23 @@ export async function startInMemory (
     connect: async (clientOptions = {}) => await TestClient.connect(url, over(clientOptions)),
     open: async (clientOptions = {}) => await TestClient.open(url, over(clientOptions))
   }
+}
+
+/**
+ * Like `startWithSocket` (test/helpers/server.ts), without `listen`: one client over an
+ * in-memory connection, with its server-side socket; the app is closed at the end of the test.
+ */
+export async function startInMemoryWithSocket (
+  t: { teardown (fn: () => unknown): void },
+  options: ChannelsOptions = {},
+  setup?: (app: FastifyInstance) => void | Promise<void>
+): Promise<InMemoryApp & { client: TestClient, server: ChannelSocket }> {
+  let sockets = new Map<string, ChannelSocket>()
+  const started = await startInMemory(options, async (app) => {
+    sockets = recordSockets(app)
+    await setup?.(app)
+  })
+  t.teardown(() => started.app.close())
+  const client = await started.connect()
+  return { ...started, client, server: sockets.get(client.sessionId) as ChannelSocket }
 }
