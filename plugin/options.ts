@@ -17,6 +17,7 @@ export const defaultRateLimit = Object.freeze({ max: 100, interval: 1000 })
 export const defaultPresence = false
 /** no cap: `maxConnections` is off unless set (docs/origins-and-limits.md recommends a value) */
 export const defaultMaxConnections = Infinity
+export const defaultAsyncApi = false
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -62,6 +63,8 @@ export interface ChannelsOptions {
    * process's file-descriptor limit (`ulimit -n`) less what HTTP and the broker need.
    */
   maxConnections?: number
+  /** a route path that serves the AsyncAPI document, e.g. '/asyncapi.json' [false: none] */
+  asyncapi?: string | false
   /** channels whose members are tracked across nodes [false]: `true` for every channel, or a filter */
   presence?: boolean | string | RegExp
 }
@@ -84,11 +87,12 @@ export interface ResolvedOptions {
   origins: AllowedOrigins
   /** `Infinity` when unlimited */
   maxConnections: number
+  asyncapi: string | false
   presence: PresenceOptions | false
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
-  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'presence'])
+  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'asyncapi', 'presence'])
 
 /** `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
 export function positiveInteger (name: string, value: unknown, fallback: number): number {
@@ -106,6 +110,15 @@ function prefix (value: unknown): string | false {
     throw new InvalidOptionError(`client: expected false or a path prefix starting with "/", got ${String(value)}`)
   }
   return value.endsWith('/') ? value : value + '/'
+}
+
+function asyncapiPath (value: unknown): string | false {
+  if (value === undefined) return defaultAsyncApi
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw new InvalidOptionError(`asyncapi: expected false or a route path starting with "/", got ${String(value)}`)
+  }
+  return value
 }
 
 function rateLimit (value: unknown): RateLimitOptions | false {
@@ -166,6 +179,7 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     messageLog: options.messageLog ?? false,
     origins: allowedOrigins(options.origins),
     maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections),
+    asyncapi: asyncapiPath(options.asyncapi),
     presence: presence(options.presence)
   })
 }
