@@ -23,3 +23,10 @@ t.test('length counts UTF-16 code units', async (t) => {
   t.equal(channelNameProblem(astral), undefined)
   t.type(channelNameProblem(astral + 'x'), 'string')
 })
+
+t.test('each problem says which rule the name broke', async (t) => {
+  t.equal(channelNameProblem(42), 'channel must be a string')
+  t.equal(channelNameProblem(''), 'channel must not be empty')
+  t.equal(channelNameProblem('x'.repeat(MAX_CHANNEL_LENGTH + 1)), `channel must be at most ${MAX_CHANNEL_LENGTH} characters`)
+  t.equal(channelNameProblem('a b'), 'channel must not contain control or white-space characters')
+})
