@@ -45,7 +45,7 @@ if (values.list) {
 const slug = (module) => module.replace(/\.ts$/, '').replaceAll('/', '-')
 const scoresFile = 'reports/mutation/scores.json'
 await mkdir('reports/mutation', { recursive: true })
-const scores = JSON.parse(await readFile(scoresFile, 'utf8').catch(() => '{}'))
+const readScores = async () => JSON.parse(await readFile(scoresFile, 'utf8').catch(() => '{}'))
 
 for (const module of modules) {
   process.stdout.write(`\n=== ${module} (${mutationMap[module].join(', ')})\n`)
@@ -56,12 +56,17 @@ for (const module of modules) {
     tap: { ...baseConfig.tap, testFiles: mutationMap[module] },
     force: values.force,
     incrementalFile: `reports/stryker-incremental/${slug(module)}.json`,
-    htmlReporter: { fileName: `reports/mutation/${slug(module)}.html` }
+    htmlReporter: { fileName: `reports/mutation/${slug(module)}.html` },
+    // a sandbox directory of this process's own, so two runs (two areas) can go side by side
+    tempDirName: `${baseConfig.tempDirName}/${process.pid}`
   })
-  const results = await stryker.runMutationTest()
-  scores[module] = score(results)
+  const result = score(await stryker.runMutationTest())
+  const scores = await readScores()
+  scores[module] = { ...result, at: new Date().toISOString() }
   await writeFile(scoresFile, JSON.stringify(scores, null, 2) + '\n')
 }
+
+const scores = await readScores()
 
 process.stdout.write('\nmodule | mutants | killed | timeout | survived | no coverage | score (killed or timeout)\n')
 for (const module of modules) {

@@ -15,8 +15,8 @@ const app = ['test/plugin/connection.test.ts', 'test/plugin/server.test.ts']
 export const mutationMap = {
   // schemas/: the wire protocol
   'schemas/channel.ts': ['test/schemas/channel.test.ts'],
-  'schemas/codec.ts': ['test/schemas/codec.test.ts'],
-  'schemas/protocol.ts': ['test/schemas/codec.test.ts'],
+  'schemas/codec.ts': ['test/schemas/codec.test.ts', 'test/schemas/protocol.test.ts'],
+  'schemas/protocol.ts': ['test/schemas/protocol.test.ts', 'test/schemas/codec.test.ts'],
 
   // client/: the browser client, driven against a real server
   'client/timer.ts': ['test/client/timer.test.ts'],
