@@ -5,6 +5,9 @@
  *
  *   npm start                      builds, then serves http://127.0.0.1:3000 (HOST, PORT)
  *   CHAT_PASSWORD=... npm start    the password of the private rooms ['letmein']
+ *   CHAT_ORIGINS=http://localhost:5173 npm start
+ *                                  other origins (comma-separated) whose pages may open the
+ *                                  socket, e.g. a dev server on another port [none: same origin]
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -147,7 +150,11 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
 async function main (): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1'
   const port = Number(process.env.PORT ?? 3000)
-  const app = await buildChatApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+  const origins = process.env.CHAT_ORIGINS?.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+  const app = await buildChatApp({
+    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+    channels: origins === undefined ? {} : { origins }
+  })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, 'closing')
@@ -157,7 +164,11 @@ async function main (): Promise<void> {
       })
     })
   }
-  await app.listen({ host, port })
+  const address = await app.listen({ host, port })
+  // One line for the human who typed `npm start` (the JSON log lines are for machines).
+  const url = new URL(address)
+  if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = 'localhost'
+  process.stdout.write(`\nChat running at ${url.origin}/ (open it in two browser tabs; Ctrl-C stops it)\n\n`)
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

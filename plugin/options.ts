@@ -4,6 +4,7 @@
  */
 import type { Broker } from './broker/types.js'
 import { InvalidOptionError } from './errors.js'
+import { allowedOrigins, type AllowedOrigins } from './origins.js'
 
 export const defaultPath = '/ws'
 export const defaultClientPrefix = '/channels/'
@@ -12,6 +13,8 @@ export const defaultMaxChannels = 100
 export const defaultHeartbeat = 30000
 export const defaultMaxBufferedBytes = 1048576
 export const defaultRateLimit = Object.freeze({ max: 100, interval: 1000 })
+/** no cap: `maxConnections` is off unless set (docs/origins-and-limits.md recommends a value) */
+export const defaultMaxConnections = Infinity
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -39,6 +42,24 @@ export interface ChannelsOptions {
   rateLimit?: Partial<RateLimitOptions> | false
   /** log every inbound and outbound message through the Fastify logger [false] */
   messageLog?: boolean
+  /**
+   * Which web pages may open a socket [same origin only]. An upgrade whose `Origin` header
+   * names another origin than the request's own (scheme, host and port, as Fastify's
+   * `request.protocol` and `request.host` give them, so behind `trustProxy` from
+   * `X-Forwarded-Proto`/`X-Forwarded-Host`) and is not listed here is answered HTTP 403
+   * before any socket is created. List exact origins (`'https://app.example.com'`: scheme,
+   * host, optional port, no path) and RegExps, which must match the whole origin (they are
+   * anchored for you). `'*'` allows any page: only for sockets that carry no ambient
+   * credentials (cookies, client certificates, HTTP auth). An upgrade without `Origin` (not
+   * a browser) is not affected.
+   */
+  origins?: ReadonlyArray<string | RegExp> | '*'
+  /**
+   * WebSocket connections this node holds at most [unlimited]; an upgrade past it is answered
+   * HTTP 503 before any socket is created, and HTTP routes stay served. Set it below the
+   * process's file-descriptor limit (`ulimit -n`) less what HTTP and the broker need.
+   */
+  maxConnections?: number
 }
 
 export interface ResolvedOptions {
@@ -51,10 +72,13 @@ export interface ResolvedOptions {
   maxBufferedBytes: number
   rateLimit: RateLimitOptions | false
   messageLog: boolean
+  origins: AllowedOrigins
+  /** `Infinity` when unlimited */
+  maxConnections: number
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
-  'maxBufferedBytes', 'rateLimit', 'messageLog'])
+  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections'])
 
 /** `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
 export function positiveInteger (name: string, value: unknown, fallback: number): number {
@@ -118,6 +142,8 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     heartbeat,
     maxBufferedBytes: positiveInteger('maxBufferedBytes', options.maxBufferedBytes, defaultMaxBufferedBytes),
     rateLimit: rateLimit(options.rateLimit),
-    messageLog: options.messageLog ?? false
+    messageLog: options.messageLog ?? false,
+    origins: allowedOrigins(options.origins),
+    maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections)
   })
 }

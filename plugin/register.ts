@@ -7,9 +7,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
 import { CloseCodes } from '../schemas/protocol.js'
 import { memoryBroker } from './broker/memory.js'
+import { capConnections } from './connection-cap.js'
 import { Connection } from './connection.js'
 import { startHeartbeat } from './heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
+import { checkOrigin } from './origins.js'
 import { checkedChannel } from './channel-name.js'
 import { ChannelServer } from './server.js'
 import { serveClient } from './static.js'
@@ -68,7 +70,10 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   fastify.decorate('broadcastChannel', broadcastChannel)
   fastify.decorate('send', send)
 
-  fastify.get(options.path, { websocket: true }, (socket, request) => {
+  // Refusals before any WebSocket exists; they run after the app's own onRequest hooks.
+  const gates = [checkOrigin(options.origins)]
+  if (options.maxConnections !== Infinity) gates.push(capConnections(options.maxConnections).onRequest)
+  fastify.get(options.path, { websocket: true, onRequest: gates }, (socket, request) => {
     if (server.closing) {
       socket.close(CloseCodes.GOING_AWAY, 'server shutting down')
       return

@@ -6,6 +6,13 @@
  *   - esbuild (watch mode)  rebundles dist/browser/client.js
  *   - node --watch          restarts dist/example-chat/server.js whenever what it imports changes
  * The page's own files (example-chat/public/) are read on each request: just reload the page.
+ *
+ * The chat's socket admits pages of its own origin only (the `origins` option: a page of any
+ * other origin gets 403, see docs/origins-and-limits.md). To serve the page from a dev server
+ * on another port (Vite on 5173, say), either proxy `/ws` through that dev server (then the page
+ * and the socket share one origin), or name its origin:
+ *   CHAT_ORIGINS=http://localhost:5173 npm run dev
+ * (comma-separated; exact origins as the browser's address bar shows them: scheme, host, port).
  */
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'

@@ -1,11 +1,116 @@
 /**
- * dispatch.ts: one inbound frame to its answer. Here, the schema rule of SPEC.md: a payload
- * that ANY matching handler's schema rejects runs no handler at all, wherever that handler
- * sits in registration order.
+ * Dispatch (plugin/dispatch.ts) end to end: a client frame → the channel-name check → message
+ * handlers → ack or error frame. Also the schema rule of SPEC.md: a payload that ANY matching
+ * handler's schema rejects runs no handler at all, wherever that handler sits in registration
+ * order.
  */
 import t, { type Test } from 'tap'
 import { Type, type TSchema } from '@sinclair/typebox'
-import { startApp, TestClient } from '../helpers/server.js'
+import { ChannelError } from '../../plugin/index.js'
+import { startApp, TestClient, nextId } from '../helpers/server.js'
+
+const Chat = Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) })
+
+t.test('frames without an id are answered without one', async (t) => {
+  const { app, url } = await startApp()
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  c.send({ type: 'subscribe', channel: 'a' })
+  t.same(await c.next(), { type: 'subscribed', channel: 'a' })
+  c.send({ type: 'message', event: 'nothing' })
+  t.same(await c.next(), { type: 'error', code: 'NO_HANDLER', message: 'no handler for event "nothing"' })
+  c.close()
+})
+
+t.test('INVALID_CHANNEL for every frame that names a bad channel', async (t) => {
+  const { app, url } = await startApp({}, (app) => { app.channels.on('message', () => 'ok') })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  for (const channel of ['', 'has space', 'x'.repeat(201), 'ctl\u0001', 'nbsp\u00a0']) {
+    for (const type of ['subscribe', 'unsubscribe', 'message']) {
+      const answer = await c.request({ type, channel, id: nextId() })
+      t.equal(answer.code, 'INVALID_CHANNEL', `${type} ${channel.length}`)
+    }
+  }
+  t.same(app.channels.stats().channels, 0)
+  c.close()
+})
+
+t.test('messages: handlers, filters, acks and every message error', async (t) => {
+  const calls: string[] = []
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('message', { event: 'chat', channel: /^room-/, schema: Chat }, (socket, data, meta) => {
+      calls.push(`room:${data.text}:${meta.channel ?? ''}:${meta.id ?? ''}`)
+    })
+    app.channels.on('message', { event: 'chat' }, async (_socket, data) => {
+      calls.push('any-chat')
+      return { ok: true, echoed: data }
+    })
+    app.channels.on('message', { event: 'chat' }, () => ({ ignored: 'a later value is not the ack' }))
+    app.channels.on('message', { event: 'silent' }, () => undefined)
+    app.channels.on('message', { event: 'refuse' }, () => { throw new ChannelError('NICK_TAKEN', 'that nick is taken') })
+    app.channels.on('message', { event: 'crash' }, async () => { throw new Error('secret stack details') })
+    app.channels.on('message', { event: 'bigint' }, () => ({ n: 1n }))
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  await c.subscribe('room-1')
+
+  const ack = await c.request({ type: 'message', event: 'chat', channel: 'room-1', data: { text: 'hi' }, id: 3 })
+  t.same(ack, { type: 'ack', id: 3, data: { ok: true, echoed: { text: 'hi' } } }, 'the first defined return value')
+  t.same(calls, ['room:hi:room-1:3', 'any-chat'], 'all matching handlers, in registration order')
+
+  calls.length = 0
+  const invalid = await c.request({ type: 'message', event: 'chat', channel: 'room-1', data: { text: '' }, id: 4 })
+  t.equal(invalid.code, 'VALIDATION_FAILED')
+  t.same(invalid.errors, [{ path: '/text', message: 'Expected string length greater or equal to 1' }])
+  t.same(calls, [], 'a failed schema runs no handler, not even the unvalidated ones')
+
+  t.same(await c.request({ type: 'message', event: 'chat', data: 'no schema applies without a channel', id: 5 }),
+    { type: 'ack', id: 5, data: { ok: true, echoed: 'no schema applies without a channel' } })
+  t.same(await c.request({ type: 'message', event: 'silent', id: 6 }), { type: 'ack', id: 6 }, 'ack without data')
+  t.same(await c.request({ type: 'message', event: 'unknown', id: 7 }),
+    { type: 'error', id: 7, code: 'NO_HANDLER', message: 'no handler for event "unknown"' })
+  t.same(await c.request({ type: 'message', event: 'chat', channel: 'room-2', data: { text: 'x' }, id: 8 }),
+    { type: 'error', id: 8, code: 'NOT_SUBSCRIBED', message: 'not subscribed to channel "room-2"' })
+  t.same(await c.request({ type: 'message', event: 'refuse', id: 9 }),
+    { type: 'error', id: 9, code: 'NICK_TAKEN', message: 'that nick is taken' })
+  t.same(await c.request({ type: 'message', event: 'crash', id: 10 }),
+    { type: 'error', id: 10, code: 'HANDLER_ERROR', message: 'the handler failed' })
+  t.same(await c.request({ type: 'message', event: 'bigint', id: 11 }),
+    { type: 'error', id: 11, code: 'HANDLER_ERROR', message: 'the handler failed' }, 'an ack that cannot be encoded')
+
+  c.send({ type: 'message', event: 'silent' })
+  await c.expectNothing((f) => f.type === 'ack')
+  c.close()
+})
+
+t.test('a message without event is the "message" event', async (t) => {
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('message', { event: 'message' }, (_s, data) => ({ got: data }))
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  t.same(await c.request({ type: 'message', data: 1, id: 1 }), { type: 'ack', id: 1, data: { got: 1 } })
+  c.close()
+})
+
+t.test('error handlers: filtered by channel, given the error, never leaking it', async (t) => {
+  const seen: string[] = []
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('message', { event: 'crash' }, () => { throw new Error('boom') })
+    app.channels.on('error', (_s, err) => { seen.push(`all:${err.message}`) })
+    app.channels.on('error', { channel: /^room-/ }, (_s, err) => { seen.push(`room:${err.message}`) })
+    app.channels.on('error', () => { throw new Error('an error handler failing is only logged') })
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  await c.subscribe('room-1')
+  await c.request({ type: 'message', event: 'crash', id: 1 })
+  await c.request({ type: 'message', event: 'crash', channel: 'room-1', id: 2 })
+  t.same(seen, ['all:boom', 'all:boom', 'room:boom'])
+  c.close()
+})
 
 const Text = Type.Object({ text: Type.String() })
 const Short = Type.Object({ text: Type.String({ maxLength: 3 }) })

@@ -31,7 +31,8 @@ t.teardown(() => { unsubscribe(frameBuiltChannel.name, countFrame) })
 
 /** The server side of a connection, as the plugin holds it. */
 type ServerSocket = ChannelSocket & { ws: WebSocket }
-const rawSocket = (socket: ServerSocket): Socket => (socket.ws as unknown as { _socket: Socket })._socket
+/** The TCP socket ws writes to: the upgrade request's own. */
+const rawSocket = (socket: ServerSocket): Socket => socket.request.raw.socket
 
 /** Records what reaches a server-side TCP socket: each write() chunk, and each syscall-level flush. */
 function spy (socket: Socket): { writes: unknown[], flushes: number[] } {

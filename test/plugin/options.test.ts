@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyChannels, { memoryBroker } from '../../plugin/index.js'
 import { resolveOptions, defaultMaxPayload, defaultRateLimit } from '../../plugin/options.js'
+import { sameOriginOnly } from '../../plugin/origins.js'
 
 t.test('defaults', async (t) => {
   t.same(resolveOptions(), {
@@ -13,7 +14,9 @@ t.test('defaults', async (t) => {
     heartbeat: 30000,
     maxBufferedBytes: 1048576,
     rateLimit: defaultRateLimit,
-    messageLog: false
+    messageLog: false,
+    origins: sameOriginOnly,
+    maxConnections: Infinity
   })
 })
 
@@ -28,6 +31,13 @@ t.test('accepted values', async (t) => {
   t.equal(options.messageLog, true)
   t.same(resolveOptions({ rateLimit: { max: 5 } }).rateLimit, { max: 5, interval: 1000 })
   t.equal(resolveOptions({ client: false }).client, false)
+  t.equal(resolveOptions({ maxConnections: 5000 }).maxConnections, 5000)
+  t.equal(resolveOptions({ origins: '*' }).origins, '*')
+  const listed = resolveOptions({ origins: ['https://App.Example.com:443/', 'http://localhost:5173', /https:\/\/.+\.example\.net/g] }).origins
+  if (listed === '*') throw new Error('expected a list')
+  t.same([...listed.exact], ['https://app.example.com', 'http://localhost:5173'], 'exact origins are serialized as browsers send them')
+  t.same(listed.patterns.map(String), ['/^(?:https:\\/\\/.+\\.example\\.net)$/'], 'patterns are anchored, without the stateful g flag')
+  t.same(resolveOptions({ origins: [] }).origins, sameOriginOnly, 'an empty list: same origin only')
 })
 
 t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', async (t) => {
@@ -49,6 +59,22 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { rateLimit: { interval: 'x' } },
     { rateLimit: 5 },
     { messageLog: 'yes' },
+    { origins: 'https://app.example.com' },
+    { origins: true },
+    { origins: null },
+    { origins: ['*'] },
+    { origins: ['app.example.com'] },
+    { origins: ['https://app.example.com/path'] },
+    { origins: ['https://user@app.example.com'] },
+    { origins: ['https://app.example.com?x=1'] },
+    { origins: ['ws://app.example.com'] },
+    { origins: ['null'] },
+    { origins: [42] },
+    { maxConnections: 0 },
+    { maxConnections: -5 },
+    { maxConnections: 2.5 },
+    { maxConnections: Infinity },
+    { maxConnections: '100' },
     { maxPayLoad: 10 }
   ]
   for (const options of wrong) {

@@ -26,7 +26,9 @@ for (const hook of ['onRequest', 'preValidation'] as const) {
     t.ok(ok.sessionId)
     t.equal(app.channels.stats().sockets, 1, 'only the authorised socket is connected')
     const ms = await timed(() => app.close())
-    t.ok(ms < 3000, `close completed promptly (${Math.round(ms)} ms)`)
+    // A peer that answers the close gets a clean 1001 (asserted below), not a cut-off. The time
+    // is only bounded far below ws's 30 s close timeout, so a loaded CI machine cannot fail it.
+    t.ok(ms < 15_000, `close completed without waiting for ws's close timeout (${Math.round(ms)} ms)`)
     t.equal((await ok.closed).code, 1001)
   })
 }
@@ -45,7 +47,9 @@ t.test('a hook registered before the plugin refuses too, and a refused upgrade l
   ok.close()
   await ok.closed
   const ms = await timed(() => app.close())
-  t.ok(ms < 3000, `close completed promptly (${Math.round(ms)} ms)`)
+  // A refused upgrade socket left open would hold server.close() forever; the bound is far
+  // above any healthy close, so a loaded CI machine cannot fail it.
+  t.ok(ms < 15_000, `close completed: no refused upgrade held it (${Math.round(ms)} ms)`)
 })
 
 t.test('fastify.close() closes every socket with 1001 after running their disconnect sequence', async (t) => {
@@ -59,7 +63,10 @@ t.test('fastify.close() closes every socket with 1001 after running their discon
   const clients = await Promise.all(Array.from({ length: 5 }, () => TestClient.connect(url)))
   for (const client of clients) await client.subscribe('room')
   const ms = await timed(() => app.close())
-  t.ok(ms < 3000, `close completed promptly (${Math.round(ms)} ms)`)
+  // Peers that answer the close are not cut off after the grace period: they get a clean 1001
+  // (asserted below). The time is only bounded far below ws's 30 s close timeout, so a loaded
+  // CI machine cannot fail it.
+  t.ok(ms < 15_000, `close completed without waiting for ws's close timeout (${Math.round(ms)} ms)`)
   t.equal(finished.length, 5, 'finish handlers ran before close resolved')
   for (const client of clients) t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
   t.same(app.channels.stats(), { sockets: 0, channels: 0 })
@@ -69,9 +76,10 @@ t.test('fastify.close() does not wait for a peer that never answers the close', 
   const { app, url } = await startApp()
   const c = await TestClient.connect(url)
   // A peer that stops reading never sends its close frame back.
-  ;(c.ws as unknown as { _socket: { pause (): void } })._socket.pause()
+  c.ws.pause()
   const ms = await timed(() => app.close())
-  t.ok(ms < 4000, `close completed (${Math.round(ms)} ms)`)
+  // Without the plugin's cut-off, close would wait for ws's 30 s close timeout.
+  t.ok(ms < 15_000, `close completed well before ws's close timeout (${Math.round(ms)} ms)`)
 })
 
 t.test('a frame larger than maxPayload closes the socket with 1009', async (t) => {
@@ -107,18 +115,31 @@ t.test('an app\'s own @fastify/websocket is reused; the plugin\'s maxPayload sti
   raw.close()
 })
 
-t.test('sockets opened while the server is closing are turned away with 1001', async (t) => {
-  const { app, url } = await startApp({}, (app) => {
-    app.channels.on('finish', () => new Promise((resolve) => setTimeout(resolve, 200)))
+for (const return503OnClosing of [true, false]) {
+  t.test(`sockets opened while the server is closing are turned away (return503OnClosing: ${String(return503OnClosing)})`, async (t) => {
+    let finishing = (): void => {}
+    const finishStarted = new Promise<void>((resolve) => { finishing = resolve })
+    const { app, url } = await startApp({}, (app) => {
+      // The finish handler holds fastify.close() in preClose: the listener is still up.
+      app.channels.on('finish', () => {
+        finishing()
+        return new Promise((resolve) => setTimeout(resolve, 200))
+      })
+    }, { return503OnClosing })
+    const c = await TestClient.connect(url)
+    const closing = app.close()
+    await finishStarted
+    if (return503OnClosing) {
+      // Fastify answers the upgrade with 503 itself; the plugin never sees it.
+      await t.rejects(TestClient.open(url), /503/, 'refused over HTTP with 503')
+    } else {
+      const late = await TestClient.open(url)
+      t.same(await late.closed, { code: 1001, reason: 'server shutting down' }, 'the plugin turns it away with 1001')
+    }
+    await closing
+    t.equal((await c.closed).code, 1001)
   })
-  const c = await TestClient.connect(url)
-  const closing = app.close()
-  const late = await TestClient.open(url).catch(() => undefined)
-  if (late !== undefined) t.equal((await late.closed).code, 1001)
-  else t.pass('the listener was already gone')
-  await closing
-  t.equal((await c.closed).code, 1001)
-})
+}
 
 t.test('a plain HTTP request that carries an Upgrade header keeps its keep-alive connection', async (t) => {
   let responses = 0

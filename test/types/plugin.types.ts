@@ -20,6 +20,18 @@ await app.register(fastifyChannels, { path: '/ws', maxChannels: 10, rateLimit: {
 await app.register(fastifyChannels, { pth: '/ws' })
 const options: ChannelsOptions = { broker: memoryBroker(), client: false }
 void options
+const gated: ChannelsOptions[] = [
+  { origins: ['https://app.example.com', /https:\/\/[a-z]+\.example\.com/], maxConnections: 10000 },
+  { origins: '*' },
+  { origins: [] }
+]
+void gated
+// @ts-expect-error: one origin is written as a list
+await app.register(fastifyChannels, { origins: 'https://app.example.com' })
+// @ts-expect-error: origins are strings or RegExps
+await app.register(fastifyChannels, { origins: [42] })
+// @ts-expect-error: a number of connections
+await app.register(fastifyChannels, { maxConnections: '100' })
 
 const Chat = Type.Object({ text: Type.String({ minLength: 1 }), to: Type.Optional(Type.String()) })
 
