@@ -173,3 +173,64 @@ t.test('the first rejecting schema answers when several reject', async (t) => {
   t.same(answer.errors, [{ path: '/text', message: 'Expected string' }], 'the second handler\'s schema, the first to reject')
   t.same(ran, [])
 })
+
+t.test('after a handler goes async the rest still run, in order; the ack carries the first defined value', async (t) => {
+  const ran: string[] = []
+  const later = (name: string, value: unknown) => async () => {
+    await new Promise((resolve) => setImmediate(resolve))
+    ran.push(name)
+    return value
+  }
+  const now = (name: string, value: unknown) => () => { ran.push(name); return value }
+  const { app, url } = await startApp({}, (app) => {
+    // sync value first, then async: the sync value is the ack
+    app.channels.on('message', { event: 'a' }, now('a1', 'sync first'))
+    app.channels.on('message', { event: 'a' }, later('a2', 'async second'))
+    // async undefined, then async and sync values: the first defined one, awaited
+    app.channels.on('message', { event: 'b' }, later('b1', undefined))
+    app.channels.on('message', { event: 'b' }, later('b2', 'awaited'))
+    app.channels.on('message', { event: 'b' }, now('b3', 'not the ack'))
+    // async undefined, then a sync value
+    app.channels.on('message', { event: 'c' }, later('c1', undefined))
+    app.channels.on('message', { event: 'c' }, now('c2', 'sync after async'))
+    // a later async handler that fails
+    app.channels.on('message', { event: 'd' }, later('d1', 'fine'))
+    app.channels.on('message', { event: 'd' }, async () => { ran.push('d2'); throw new Error('later failure') })
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  t.teardown(() => c.close())
+  t.same(await c.request({ type: 'message', event: 'a', id: 1 }), { type: 'ack', id: 1, data: 'sync first' })
+  t.same(await c.request({ type: 'message', event: 'b', id: 2 }), { type: 'ack', id: 2, data: 'awaited' })
+  t.same(await c.request({ type: 'message', event: 'c', id: 3 }), { type: 'ack', id: 3, data: 'sync after async' })
+  t.same(await c.request({ type: 'message', event: 'd', id: 4 }), { type: 'error', id: 4, code: 'HANDLER_ERROR', message: 'the handler failed' })
+  t.same(ran, ['a1', 'a2', 'b1', 'b2', 'b3', 'c1', 'c2', 'd1', 'd2'], 'every handler ran, in order')
+})
+
+t.test('a frame without a channel gives handlers a meta without a channel key', async (t) => {
+  const metas: object[] = []
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('message', (_socket, _data, meta) => { metas.push(meta) })
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  t.teardown(() => c.close())
+  await c.subscribe('room')
+  await c.request({ type: 'message', event: 'e', id: 1 })
+  await c.request({ type: 'message', event: 'e', channel: 'room', id: 2 })
+  t.same(metas.map((meta) => Object.keys(meta).sort()), [['event', 'id'], ['channel', 'event', 'id']])
+})
+
+t.test('a subscribe handler that throws a plain error refuses with FORBIDDEN and reports it', async (t) => {
+  const reported: string[] = []
+  const { app, url } = await startApp({}, (app) => {
+    app.channels.on('subscribe', { channel: 'vault' }, () => { throw new Error('database down') })
+    app.channels.on('error', (_socket, err) => { reported.push((err as Error).message) })
+  })
+  t.teardown(() => app.close())
+  const c = await TestClient.connect(url)
+  t.teardown(() => c.close())
+  t.same(await c.subscribe('vault', 7), { type: 'error', id: 7, code: 'FORBIDDEN', message: 'subscription refused' },
+    'the peer learns nothing of the error')
+  t.same(reported, ['database down'])
+})
