@@ -53,7 +53,7 @@ t.test('a channel field is bounded (100 000 characters): longer is a BAD_FRAME b
   t.same(long, { ok: false, code: 'BAD_FRAME', message: 'malformed subscribe frame: missing or wrong fields', id: 4 })
 })
 
-t.test('malformed server frames are refused by the client\'s decoder', async (t) => {
+t.test('malformed server frames are refused by the client\'s decoder and by the ServerFrame schema', async (t) => {
   const bad = [
     { type: 'welcome', sessionId: '', protocol: 1 },
     { type: 'welcome', sessionId: 's', protocol: 0 },
@@ -79,5 +79,6 @@ t.test('malformed server frames are refused by the client\'s decoder', async (t)
   for (const [index, frame] of bad.entries()) {
     const result = decodeServerFrame(JSON.stringify(frame))
     t.equal(result.ok, false, `#${index} ${JSON.stringify(frame)}`)
+    t.notOk(Value.Check(ServerFrame, frame), `schema #${index}`)
   }
 })
