@@ -8,6 +8,7 @@ t.test('channel filters', async (t) => {
   t.ok(channelMatches(undefined, undefined), 'no filter matches a frame without channel')
   t.ok(channelMatches(undefined, 'a'), 'no filter matches any channel')
   t.notOk(channelMatches('a', undefined), 'a filter never matches a frame without channel')
+  t.notOk(channelMatches(/undefined/, undefined), 'not even a RegExp that would match the text "undefined"')
   t.ok(channelMatches('room-1', 'room-1'))
   t.notOk(channelMatches('room-1', 'room-10'), 'a string is exact, not a prefix')
   t.ok(channelMatches(/^room-/, 'room-10'))
