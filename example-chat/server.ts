@@ -2,6 +2,7 @@
  * The example chat: rooms are channels, nicknames live in `socket.context`, every message is
  * validated by the TypeBox schemas of `events.ts`, join and leave notices come from the
  * subscribe/unsubscribe handlers, and `private-*` rooms refuse whoever has not sent the password.
+ * Its whole channels API is described at /asyncapi.json (AsyncAPI 3).
  *
  *   npm start                      builds, then serves http://127.0.0.1:3000 (HOST, PORT)
  *   CHAT_PASSWORD=... npm start    the password of the private rooms ['letmein']
@@ -68,7 +69,7 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   const rooms = new Rooms(options.historySize ?? 50)
   const app = Fastify({ logger: options.logger ?? false })
 
-  await app.register(fastifyChannels, { path: '/ws', ...options.channels })
+  await app.register(fastifyChannels, { path: '/ws', asyncapi: '/asyncapi.json', ...options.channels })
   await app.register(fastifyStatic, { root: publicDir(), prefix: '/' })
 
   const nickOf = (socket: ChannelSocket): string => socket.context.nick ?? 'guest'
@@ -99,6 +100,15 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     if (nick !== undefined) await app.broadcastChannel(channel, { nick, members: rooms.members(channel) }, { event: 'left' })
   })
   app.channels.on('finish', (socket) => { rooms.forget(socket.id) })
+
+  // ---- what the server sends, declared for the contract document served at /asyncapi.json
+  app.channels
+    .emits('chat', { channel: roomPattern, schema: chatEvents.chat.receive })
+    .emits('room', { channel: roomPattern, schema: chatEvents.room.receive })
+    .emits('joined', { channel: roomPattern, schema: chatEvents.joined.receive })
+    .emits('left', { channel: roomPattern, schema: chatEvents.left.receive })
+    .emits('renamed', { channel: roomPattern, schema: chatEvents.renamed.receive })
+    .emits('announce', { channel: roomPattern, schema: chatEvents.announce.receive })
 
   // ---- messages, each validated by its schema
   app.channels.on('message', { event: 'nick', schema: chatEvents.nick.send }, async (socket, { nick }) => {

@@ -44,3 +44,9 @@ export function isChannelError (err: unknown): err is ChannelError {
 
 export const UnserializableDataError = createError(
   'FST_CHANNELS_UNSERIALIZABLE', 'the message data cannot be encoded as JSON: %s', 500, TypeError)
+
+export const InjectRefusedError = createError(
+  'FST_CHANNELS_INJECT_REFUSED', 'the injected upgrade was refused with HTTP %s: %s', 500)
+
+export const InjectFailedError = createError(
+  'FST_CHANNELS_INJECT_FAILED', 'the injected client could not connect: %s', 500)

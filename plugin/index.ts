@@ -22,6 +22,9 @@ export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
 } from './broker/types.js'
 export type { ChannelsOptions, RateLimitOptions } from './options.js'
+export { InjectFailedError, InjectRefusedError } from './errors.js'
+export type { AsyncApiDocument, AsyncApiOptions } from './asyncapi-types.js'
+export type { InjectOptions, InjectRefusal } from './inject.js'
 export type * from './types.js'
 export { CloseCodes, ErrorCodes, PROTOCOL_VERSION } from '../schemas/protocol.js'
 export type { ErrorCode } from '../schemas/protocol.js'

@@ -15,6 +15,7 @@ export const defaultMaxBufferedBytes = 1048576
 export const defaultRateLimit = Object.freeze({ max: 100, interval: 1000 })
 /** no cap: `maxConnections` is off unless set (docs/origins-and-limits.md recommends a value) */
 export const defaultMaxConnections = Infinity
+export const defaultAsyncApi = false
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -60,6 +61,8 @@ export interface ChannelsOptions {
    * process's file-descriptor limit (`ulimit -n`) less what HTTP and the broker need.
    */
   maxConnections?: number
+  /** a route path that serves the AsyncAPI document, e.g. '/asyncapi.json' [false: none] */
+  asyncapi?: string | false
 }
 
 export interface ResolvedOptions {
@@ -75,10 +78,11 @@ export interface ResolvedOptions {
   origins: AllowedOrigins
   /** `Infinity` when unlimited */
   maxConnections: number
+  asyncapi: string | false
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
-  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections'])
+  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'asyncapi'])
 
 /** `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
 export function positiveInteger (name: string, value: unknown, fallback: number): number {
@@ -96,6 +100,15 @@ function prefix (value: unknown): string | false {
     throw new InvalidOptionError(`client: expected false or a path prefix starting with "/", got ${String(value)}`)
   }
   return value.endsWith('/') ? value : value + '/'
+}
+
+function asyncapiPath (value: unknown): string | false {
+  if (value === undefined) return defaultAsyncApi
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw new InvalidOptionError(`asyncapi: expected false or a route path starting with "/", got ${String(value)}`)
+  }
+  return value
 }
 
 function rateLimit (value: unknown): RateLimitOptions | false {
@@ -144,6 +157,7 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     rateLimit: rateLimit(options.rateLimit),
     messageLog: options.messageLog ?? false,
     origins: allowedOrigins(options.origins),
-    maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections)
+    maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections),
+    asyncapi: asyncapiPath(options.asyncapi)
   })
 }

@@ -7,14 +7,15 @@
 import t, { type Test } from 'tap'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { ChannelError } from '../../plugin/index.js'
-import { startApp, TestClient, nextId } from '../helpers/server.js'
+import { startInMemory } from '../helpers/in-memory.js'
+import { nextId } from '../helpers/server.js'
 
 const Chat = Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) })
 
 t.test('frames without an id are answered without one', async (t) => {
-  const { app, url } = await startApp()
+  const { app, connect } = await startInMemory()
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   c.send({ type: 'subscribe', channel: 'a' })
   t.same(await c.next(), { type: 'subscribed', channel: 'a' })
   c.send({ type: 'message', event: 'nothing' })
@@ -23,9 +24,9 @@ t.test('frames without an id are answered without one', async (t) => {
 })
 
 t.test('INVALID_CHANNEL for every frame that names a bad channel', async (t) => {
-  const { app, url } = await startApp({}, (app) => { app.channels.on('message', () => 'ok') })
+  const { app, connect } = await startInMemory({}, (app) => { app.channels.on('message', () => 'ok') })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   for (const channel of ['', 'has space', 'x'.repeat(201), 'ctl\u0001', 'nbsp\u00a0']) {
     for (const type of ['subscribe', 'unsubscribe', 'message']) {
       const answer = await c.request({ type, channel, id: nextId() })
@@ -38,7 +39,7 @@ t.test('INVALID_CHANNEL for every frame that names a bad channel', async (t) => 
 
 t.test('messages: handlers, filters, acks and every message error', async (t) => {
   const calls: string[] = []
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect } = await startInMemory({}, (app) => {
     app.channels.on('message', { event: 'chat', channel: /^room-/, schema: Chat }, (socket, data, meta) => {
       calls.push(`room:${data.text}:${meta.channel ?? ''}:${meta.id ?? ''}`)
     })
@@ -53,7 +54,7 @@ t.test('messages: handlers, filters, acks and every message error', async (t) =>
     app.channels.on('message', { event: 'bigint' }, () => ({ n: 1n }))
   })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   await c.subscribe('room-1')
 
   const ack = await c.request({ type: 'message', event: 'chat', channel: 'room-1', data: { text: 'hi' }, id: 3 })
@@ -86,25 +87,25 @@ t.test('messages: handlers, filters, acks and every message error', async (t) =>
 })
 
 t.test('a message without event is the "message" event', async (t) => {
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect } = await startInMemory({}, (app) => {
     app.channels.on('message', { event: 'message' }, (_s, data) => ({ got: data }))
   })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   t.same(await c.request({ type: 'message', data: 1, id: 1 }), { type: 'ack', id: 1, data: { got: 1 } })
   c.close()
 })
 
 t.test('error handlers: filtered by channel, given the error, never leaking it', async (t) => {
   const seen: string[] = []
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect } = await startInMemory({}, (app) => {
     app.channels.on('message', { event: 'crash' }, () => { throw new Error('boom') })
     app.channels.on('error', (_s, err) => { seen.push(`all:${err.message}`) })
     app.channels.on('error', { channel: /^room-/ }, (_s, err) => { seen.push(`room:${err.message}`) })
     app.channels.on('error', () => { throw new Error('an error handler failing is only logged') })
   })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   await c.subscribe('room-1')
   await c.request({ type: 'message', event: 'crash', id: 1 })
   await c.request({ type: 'message', event: 'crash', channel: 'room-1', id: 2 })

@@ -16,7 +16,8 @@ t.test('defaults', async (t) => {
     rateLimit: defaultRateLimit,
     messageLog: false,
     origins: sameOriginOnly,
-    maxConnections: Infinity
+    maxConnections: Infinity,
+    asyncapi: false
   })
 })
 
@@ -38,6 +39,8 @@ t.test('accepted values', async (t) => {
   t.same([...listed.exact], ['https://app.example.com', 'http://localhost:5173'], 'exact origins are serialized as browsers send them')
   t.same(listed.patterns.map(String), ['/^(?:https:\\/\\/.+\\.example\\.net)$/'], 'patterns are anchored, without the stateful g flag')
   t.same(resolveOptions({ origins: [] }).origins, sameOriginOnly, 'an empty list: same origin only')
+  t.equal(resolveOptions({ asyncapi: '/asyncapi.json' }).asyncapi, '/asyncapi.json')
+  t.equal(resolveOptions({ asyncapi: false }).asyncapi, false)
 })
 
 t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', async (t) => {
@@ -75,6 +78,9 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { maxConnections: 2.5 },
     { maxConnections: Infinity },
     { maxConnections: '100' },
+    { asyncapi: true },
+    { asyncapi: 'asyncapi.json' },
+    { asyncapi: 42 },
     { maxPayLoad: 10 }
   ]
   for (const options of wrong) {
