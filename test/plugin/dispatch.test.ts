@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { ChannelError } from '../../plugin/index.js'
 import { startInMemory } from '../helpers/in-memory.js'
-import { nextId } from '../helpers/server.js'
+import { nextId, startApp, TestClient } from '../helpers/server.js'
 
 const Chat = Type.Object({ text: Type.String({ minLength: 1, maxLength: 500 }) })
 
