@@ -24,8 +24,13 @@ class ServerProcess {
     // Only the TypeScript loader of this test's own node arguments.
     const execArgv = [...process.execArgv.filter((arg) => arg.includes('@tapjs/typescript')), '--expose-gc']
     const child = fork(fixture, { execArgv, env: { ...process.env, MAX_BUFFERED_BYTES: String(maxBufferedBytes) } })
-    const [{ port }] = await within(once(child, 'message'), 30_000, 'the server process reports its port') as [{ port: number }]
-    return new ServerProcess(child, port)
+    try {
+      const [{ port }] = await within(once(child, 'message'), 60_000, 'the server process reports its port') as [{ port: number }]
+      return new ServerProcess(child, port)
+    } catch (err) {
+      child.kill() // a child left running would hold the test file open until tap's timeout
+      throw err
+    }
   }
 
   async ask<T> (message: object): Promise<T> {
