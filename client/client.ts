@@ -2,11 +2,12 @@
  * The client behind `connect()`: subscriptions, requests, listeners, glued to one Socket.
  * Untyped at run time; `index.ts` gives it its typed face (`ChannelsClient<Events>`).
  */
-import { channelNameProblem } from '../schemas/channel.js'
 import { encodeFrame } from '../schemas/wire.js'
-import type { MessageFrame, ServerFrame } from '../schemas/protocol.js'
+import type { MessageFrame, PresenceState, ServerFrame } from '../schemas/protocol.js'
 import { Subscription, type ChannelHost, type JoinOptions } from './channel.js'
-import { ChannelsClientError, ClientErrorCodes } from './errors.js'
+import { ChannelsClientError, ClientErrorCodes, closedError, invalidChannel } from './errors.js'
+import { callSafely, subscribeTo } from './listeners.js'
+import { PresenceBook, type PresenceListener } from './presence.js'
 import { errorFromFrame, Push, type Pending } from './push.js'
 import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
 import { defaultHeartbeat, defaultMaxQueue, defaultTimeout, type ClientOptions, type SubscribedInfo } from './options.js'
@@ -23,29 +24,6 @@ export interface MessageMeta<E extends string = string> {
 
 type Listener = (data: unknown, meta: MessageMeta) => void
 
-/** Calls a user's listener; its exception is rethrown later, so it cannot break the client. */
-function callSafely<A extends unknown[]> (fn: (...args: A) => void, ...args: A): void {
-  try {
-    fn(...args)
-  } catch (err) {
-    queueMicrotask(() => { throw err })
-  }
-}
-
-function subscribeTo<T> (set: Set<T>, item: T): () => void {
-  set.add(item)
-  return () => { set.delete(item) }
-}
-
-function invalidChannel (channel: string): ChannelsClientError | undefined {
-  const problem = channelNameProblem(channel)
-  return problem === undefined ? undefined : new ChannelsClientError('INVALID_CHANNEL', problem, { channel })
-}
-
-function closedError (): ChannelsClientError {
-  return new ChannelsClientError(ClientErrorCodes.CLOSED, 'the client is closed')
-}
-
 export class Client implements SocketOwner, ChannelHost {
   private readonly socket: Socket
   private readonly subscriptions = new Map<string, Subscription>()
@@ -55,6 +33,7 @@ export class Client implements SocketOwner, ChannelHost {
   private readonly statusListeners = new Set<(status: Status) => void>()
   private readonly errorListeners = new Set<(error: ChannelsClientError) => void>()
   private readonly subscribedListeners = new Set<(channel: string, info: SubscribedInfo) => void>()
+  private readonly presenceBook = new PresenceBook()
   /** ms a request or subscription waits for its answer */
   readonly timeout: number
   private lastId = 0
@@ -117,6 +96,7 @@ export class Client implements SocketOwner, ChannelHost {
     const invalid = invalidChannel(channel)
     if (invalid !== undefined) return Promise.reject(invalid)
     this.subscriptions.get(channel)?.cancel()
+    this.presenceBook.forget(channel, callSafely)
     // Offline there is nothing to undo: the next session starts without the channel.
     if (!this.socket.isOpen) return Promise.resolve()
     const id = this.nextId()
@@ -137,6 +117,16 @@ export class Client implements SocketOwner, ChannelHost {
     let set = this.listeners.get(event)
     if (set === undefined) this.listeners.set(event, set = new Set())
     return subscribeTo(set, listener)
+  }
+
+  /** who is in `channel` now: `{}` when none is known (not subscribed, or not a presence channel) */
+  presence (channel: string): PresenceState {
+    return this.presenceBook.state(channel)
+  }
+
+  /** Listens to presence changes of `channel`: the new state and what joined and left. */
+  onPresence (channel: string, listener: PresenceListener): () => void {
+    return this.presenceBook.on(channel, listener)
   }
 
   onStatus (listener: (status: Status) => void): () => void {
@@ -218,6 +208,11 @@ export class Client implements SocketOwner, ChannelHost {
       }
       case 'welcome':
       case 'pong': return // liveness only: any frame proves the path works
+      case 'presence':
+      case 'presence_diff':
+        // A frame already on its way when the client unsubscribed is not news any more.
+        if (this.subscriptions.has(frame.channel)) this.presenceBook.received(frame, callSafely)
+        return
     }
     if (frame.id !== undefined) {
       const pending = this.pending.get(frame.id)
@@ -237,6 +232,7 @@ export class Client implements SocketOwner, ChannelHost {
       }
       case 'unsubscribed':
         if (this.subscriptions.get(frame.channel)?.state === 'joined') this.subscriptions.delete(frame.channel)
+        this.presenceBook.forget(frame.channel, callSafely)
         return
       case 'error':
         this.refused(errorFromFrame(frame))
@@ -254,6 +250,7 @@ export class Client implements SocketOwner, ChannelHost {
     if (!final) return
     for (const subscription of this.subscriptions.values()) subscription.close()
     this.subscriptions.clear()
+    this.presenceBook.forgetAll(callSafely)
   }
 
   // ---- ChannelHost ----------------------------------------------------------------------

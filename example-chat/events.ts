@@ -25,21 +25,18 @@ export const Ok = Type.Object({ ok: Type.Literal(true) })
 // ---- server → client
 export const ChatLine = Type.Object({ nick: Nick, text: Type.String(), at: Type.Number() })
 export const Announcement = Type.Object({ text: Type.String(), at: Type.Number() })
-/** `joined` / `left`: who, and who is in the room now. */
-export const Presence = Type.Object({ nick: Type.String(), members: Type.Array(Type.String()) })
-export const Renamed = Type.Object({ from: Type.String(), to: Type.String(), members: Type.Array(Type.String()) })
-/** What a joiner gets: who is there (the room's lines come from the plugin's history). */
-export const RoomState = Type.Object({
-  members: Type.Array(Type.String())
-})
+/** `joined` / `left`: the notice of who came or went (who is there comes from presence). */
+export const Notice = Type.Object({ nick: Type.String() })
+export const Renamed = Type.Object({ from: Type.String(), to: Type.String() })
+/** The presence meta of a member: what the page shows of each of their devices. */
+export const MemberMeta = Type.Object({ nick: Type.String(), since: Type.Number() })
 
 export const chatEvents = {
   nick: { send: SetNick, reply: SetNick },
   unlock: { send: Unlock, reply: Ok },
   chat: { send: ChatMessage, receive: ChatLine, reply: Ok },
-  room: { receive: RoomState },
-  joined: { receive: Presence },
-  left: { receive: Presence },
+  joined: { receive: Notice },
+  left: { receive: Notice },
   renamed: { receive: Renamed },
   announce: { receive: Announcement }
 }

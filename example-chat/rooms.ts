@@ -1,7 +1,7 @@
 /**
- * The chat's memory: who is in each room. In-process, so with a Redis broker each node knows
- * only its own members (a real app would use the plugin's presence). The rooms' lines are not
- * kept here: they are the plugin's channel history.
+ * The chat's memory on this node: which of its sockets are in each room (the rooms active
+ * here). Who is in a room, over every node, comes from presence (see server.ts); the rooms'
+ * lines are not kept here: they are the plugin's channel history.
  */
 
 interface Room {

@@ -48,3 +48,13 @@ export const UnserializableDataError = createError(
 // ---- history (SPEC "Channel state: history and recovery")
 export const NoHistoryError = createError(
   'FST_CHANNELS_NO_HISTORY', 'channel "%s" has no history: add it to the `history` option', 400, TypeError)
+
+export const InjectRefusedError = createError(
+  'FST_CHANNELS_INJECT_REFUSED', 'the injected upgrade was refused with HTTP %s: %s', 500)
+
+export const InjectFailedError = createError(
+  'FST_CHANNELS_INJECT_FAILED', 'the injected client could not connect: %s', 500)
+
+/** A `socket.track()` the plugin cannot honour: a channel without presence, a bad key or meta. */
+export const InvalidPresenceError = createError(
+  'FST_CHANNELS_INVALID_PRESENCE', 'fastify-channels presence: %s', 400, TypeError)

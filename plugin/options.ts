@@ -15,8 +15,11 @@ export const defaultMaxChannels = 100
 export const defaultHeartbeat = 30000
 export const defaultMaxBufferedBytes = 1048576
 export const defaultRateLimit = Object.freeze({ max: 100, interval: 1000 })
+/** presence is off unless asked for */
+export const defaultPresence = false
 /** no cap: `maxConnections` is off unless set (docs/origins-and-limits.md recommends a value) */
 export const defaultMaxConnections = Infinity
+export const defaultAsyncApi = false
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -64,6 +67,15 @@ export interface ChannelsOptions {
   maxConnections?: number
   /** channels that keep their last publications for recovery and backlog [false] */
   history?: boolean | HistoryOptions
+  /** a route path that serves the AsyncAPI document, e.g. '/asyncapi.json' [false: none] */
+  asyncapi?: string | false
+  /** channels whose members are tracked across nodes [false]: `true` for every channel, or a filter */
+  presence?: boolean | string | RegExp
+}
+
+/** Which channels are presence channels: a filter like a handler's (`undefined` = every channel). */
+export interface PresenceOptions {
+  channel: string | RegExp | undefined
 }
 
 export interface ResolvedOptions {
@@ -81,10 +93,13 @@ export interface ResolvedOptions {
   origins: AllowedOrigins
   /** `Infinity` when unlimited */
   maxConnections: number
+  asyncapi: string | false
+  presence: PresenceOptions | false
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
-  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history'])
+  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
+  'asyncapi', 'presence'])
 
 export { positiveInteger }
 
@@ -95,6 +110,15 @@ function prefix (value: unknown): string | false {
     throw new InvalidOptionError(`client: expected false or a path prefix starting with "/", got ${String(value)}`)
   }
   return value.endsWith('/') ? value : value + '/'
+}
+
+function asyncapiPath (value: unknown): string | false {
+  if (value === undefined) return defaultAsyncApi
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw new InvalidOptionError(`asyncapi: expected false or a route path starting with "/", got ${String(value)}`)
+  }
+  return value
 }
 
 function rateLimit (value: unknown): RateLimitOptions | false {
@@ -108,6 +132,17 @@ function rateLimit (value: unknown): RateLimitOptions | false {
     max: positiveInteger('rateLimit.max', max, defaultRateLimit.max),
     interval: positiveInteger('rateLimit.interval', interval, defaultRateLimit.interval)
   }
+}
+
+function presence (value: unknown): PresenceOptions | false {
+  if (value === undefined || value === false) return defaultPresence
+  if (value === true) return { channel: undefined }
+  if (typeof value === 'string' && value !== '') return { channel: value }
+  if (value instanceof RegExp) {
+    // A `g` or `y` RegExp remembers lastIndex between tests: matching would depend on history.
+    return { channel: value.global || value.sticky ? new RegExp(value.source, value.flags.replace(/[gy]/g, '')) : value }
+  }
+  throw new InvalidOptionError('presence: expected a boolean, a channel name or a RegExp')
 }
 
 function broker (value: unknown): Broker | undefined {
@@ -144,6 +179,8 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     messageLog: options.messageLog ?? false,
     origins: allowedOrigins(options.origins),
     maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections),
-    history: resolveHistory(options.history)
+    history: resolveHistory(options.history),
+    asyncapi: asyncapiPath(options.asyncapi),
+    presence: presence(options.presence)
   })
 }

@@ -9,6 +9,7 @@ import { CloseCodes } from '../schemas/protocol.js'
 import { memoryBroker } from './broker/memory.js'
 import { capConnections } from './connection-cap.js'
 import { Connection } from './connection.js'
+import { contractMembers } from './contract.js'
 import { InvalidOptionError, NoHistoryError } from './errors.js'
 import { startHeartbeat } from './heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
@@ -74,7 +75,9 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       }
       if (server.history?.covers(channel) !== true) throw new NoHistoryError(channel)
       return await server.history.view(channel, last)
-    }
+    },
+    presence: async (channel: string) => await server.presence.presence(checkedChannel(channel)),
+    ...contractMembers(fastify, server.handlers, options, () => registry)
   } as ChannelsRegistry
   fastify.decorate('channels', registry)
   const broadcast: BroadcastFn = (data, sendOptions) => server.broadcast(data, sendOptions)

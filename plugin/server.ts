@@ -8,7 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type WebSocket from 'ws'
 import { encodeMessage } from '../schemas/codec.js'
 import { CloseCodes, DEFAULT_EVENT } from '../schemas/protocol.js'
-import type { BrokerConnection, BrokerNode, Delivery, HistoryPublication, Publication } from './broker/types.js'
+import type { BrokerConnection, BrokerNode, Delivery, HistoryPublication, PresenceChanges, Publication } from './broker/types.js'
 import { ChannelMap } from './channels.js'
 import { checkedChannel } from './channel-name.js'
 import { BrokerUnavailableError, NoSocketError, UnserializableDataError } from './errors.js'
@@ -19,6 +19,7 @@ import type { HeartbeatPeer } from './heartbeat.js'
 import { ChannelHistory } from './history/service.js'
 import type { ChannelStep, Member, MembershipServer } from './membership.js'
 import type { ResolvedOptions } from './options.js'
+import { PresenceTracker } from './presence/tracker.js'
 import type { BroadcastOptions, SendOptions } from './types.js'
 
 /** How long `fastify.close()` waits for peers to answer the 1001 close before cutting them off. */
@@ -52,15 +53,27 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   closing = false
   /** history channels' publishing, delivery and joins; undefined when no channel has history */
   readonly history: ChannelHistory | undefined
+  readonly presence: PresenceTracker
 
   constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
     this.history = options.history === undefined
       ? undefined
       : new ChannelHistory(options.history, () => this.broker, (channel) => this.channels.get(channel), log)
+    this.presence = new PresenceTracker(options.presence, log)
+    if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
   }
 
   useBroker (broker: BrokerConnection): void {
     this.broker = broker
+    this.presence.useBroker(broker)
+  }
+
+  presenceChanged (channel: string, changes: PresenceChanges): void {
+    this.presence.changed(channel, changes)
+  }
+
+  presenceReload (): void {
+    this.presence.reload()
   }
 
   // ---- BrokerNode: traffic from other nodes ------------------------------------------
@@ -113,6 +126,8 @@ export class ChannelServer implements BrokerNode, MembershipServer {
       this.subscribing.set(channel, ready)
     }
     await this.subscribing.get(channel)
+    // Before `subscribed`: the `presence` frame must follow it at once (see the presence step).
+    await this.presence.ready(channel)
   }
 
   removeFromChannel (channel: string, connection: Member): void {
@@ -227,6 +242,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   }
 
   async closeBroker (): Promise<void> {
+    this.presence.close()
     const broker = this.broker
     this.broker = undefined
     if (broker === undefined) return

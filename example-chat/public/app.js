@@ -14,7 +14,9 @@ import { connect } from 'fastify-channels/client'
  * @typedef {{ kind: 'chat', nick: string, text: string, at: number, offset?: number }
  *   | { kind: 'announce', text: string, at: number, offset?: number }
  *   | { kind: 'notice', text: string, at: number, offset?: number }} Item
- * @typedef {{ name: string, joined: boolean, locked: boolean, members: string[], items: Item[], unread: number, count: number, top: number }} Room
+ * @typedef {{ nick: string, devices: number }} Member
+ * @typedef {{ name: string, joined: boolean, locked: boolean, members: Member[], items: Item[], unread: number, count: number }} Room
+ * @typedef {import('fastify-channels/client').PresenceState} PresenceState
  */
 
 /** Lines a page asks for when it joins a room (and reloads when it could not recover). */
@@ -122,8 +124,10 @@ function toast (text, kind = 'error') {
 function room (name) {
   let found = state.rooms.get(name)
   if (found === undefined) {
-    found = { name, joined: false, locked: false, members: [], items: [], unread: 0, count: 0, top: 0 }
+    found = { name, joined: false, locked: false, members: [], items: [], unread: 0, count: 0 }
     state.rooms.set(name, found)
+    // Rooms are presence channels: the member list is the room's presence, over every node.
+    client.onPresence(name, (presence) => setMembers(name, presence))
   }
   return found
 }
@@ -141,16 +145,15 @@ function add (channel, item) {
 }
 
 /**
- * A notice's member list is current only when it is live: one replayed from the room's
- * history (its offset at or below the position the room was joined at) is old news.
- * @param {string | undefined} channel @param {string[]} members @param {number} [offset]
+ * One entry per nick (its key), however many tabs or devices it is tracked from.
+ * @param {string} channel @param {PresenceState} presence
  */
-function setMembers (channel, members, offset) {
-  if (channel === undefined) return
-  if (offset !== undefined && offset <= room(channel).top) return
+function setMembers (channel, presence) {
   const target = room(channel)
-  target.members = members
-  target.count = members.length
+  target.members = Object.entries(presence)
+    .map(([nick, devices]) => ({ nick, devices: devices.length }))
+    .sort((a, b) => a.nick.localeCompare(b.nick))
+  target.count = target.members.length
   if (channel === state.active) renderMembers()
   renderRooms()
 }
@@ -178,11 +181,12 @@ function renderRooms () {
 function renderMembers () {
   const { members } = room(state.active)
   $('member-count').textContent = String(members.length)
-  $('members').replaceChildren(...members.map((nick) => {
+  $('members').replaceChildren(...members.map(({ nick, devices }) => {
     const item = el('li', nick === state.nick ? 'me' : '')
     const avatar = el('span', 'avatar small')
     paintAvatar(avatar, nick)
     item.append(avatar, el('span', 'member-nick', nick === state.nick ? `${nick} (you)` : nick))
+    if (devices > 1) item.append(el('span', 'member-devices', `${devices} devices`))
     return item
   }))
   const count = members.length
@@ -384,34 +388,25 @@ function start () {
     toast(describe(error))
   })
 
-  // Every (re)subscription: the room's position; after a reconnect, whether what it missed
-  // follows (the page keeps its lines and appends it) or must be reloaded.
-  client.onSubscribed((channel, { recovered, offset }) => {
-    const target = room(channel)
-    if (offset !== undefined) target.top = offset
+  // Every (re)subscription after a reconnect: whether what the room missed follows (the page
+  // keeps its lines and appends it) or must be reloaded. Who is there comes from presence.
+  client.onSubscribed((channel, { recovered }) => {
     if (recovered !== false) return
     // The lines shown belong to a stream that cannot be continued (its offsets may even start
     // over): drop them; what arrives from now on is kept, and the reload goes before it.
-    target.items = []
+    room(channel).items = []
     reloadRoom(channel)
-  })
-  client.on('room', ({ members }, { channel }) => {
-    setMembers(channel, members)
-    if (channel === state.active) renderRoom()
   })
   client.on('chat', (line, { channel, offset }) => add(channel, { kind: 'chat', ...line, offset }))
   client.on('announce', (announcement, { channel, offset }) => add(channel, { kind: 'announce', ...announcement, offset }))
-  client.on('joined', ({ nick, members }, { channel, offset }) => {
+  client.on('joined', ({ nick }, { channel, offset }) => {
     add(channel, { kind: 'notice', text: `${nick} joined`, at: Date.now(), offset })
-    setMembers(channel, members, offset)
   })
-  client.on('left', ({ nick, members }, { channel, offset }) => {
+  client.on('left', ({ nick }, { channel, offset }) => {
     add(channel, { kind: 'notice', text: `${nick} left`, at: Date.now(), offset })
-    setMembers(channel, members, offset)
   })
-  client.on('renamed', ({ from, to, members }, { channel, offset }) => {
+  client.on('renamed', ({ from, to }, { channel, offset }) => {
     add(channel, { kind: 'notice', text: `${from} is now known as ${to}`, at: Date.now(), offset })
-    setMembers(channel, members, offset)
   })
 
   renderStatus(client.status)

@@ -4,13 +4,15 @@
  * of one server, which is how the broker contract is tested without Redis.
  */
 import { MemoryHistory } from './memory-history.js'
-import type { Broker, BrokerConnection, BrokerNode, HistoryLimits, Publication } from './types.js'
+import { MemoryPresence } from './memory-presence.js'
+import type { Broker, BrokerConnection, BrokerNode, HistoryLimits, PresenceBroker, Publication } from './types.js'
 
 /** The longest pause between two sweeps of expired history entries. */
 const maxSweepInterval = 60_000
 
 export function memoryBroker (): Broker {
   const nodes = new Set<BrokerNode>()
+  const presence = new MemoryPresence(nodes)
   // History channels only: one store shared by the nodes, created on first use.
   let history: MemoryHistory | undefined
   let sweeper: NodeJS.Timeout | undefined
@@ -33,7 +35,7 @@ export function memoryBroker (): Broker {
   }
 
   return {
-    async connect (node: BrokerNode): Promise<BrokerConnection> {
+    async connect (node: BrokerNode): Promise<BrokerConnection & PresenceBroker> {
       nodes.add(node)
       return {
         async publish (publication) { toOthers(node, publication) },
@@ -61,7 +63,10 @@ export function memoryBroker (): Broker {
         async readHistory (channel, query, limits) {
           return historyFor(limits).read(channel, query, limits)
         },
+        async presenceUpdate (channel, changes) { presence.update(node, channel, changes) },
+        async presenceState (channel) { return presence.state(channel) },
         async close () {
+          presence.removeNode(node)
           nodes.delete(node)
           if (nodes.size === 0) {
             clearInterval(sweeper)

@@ -117,3 +117,20 @@ const firstOffset: number | undefined = view.messages[0]?.offset
 void [epoch, top, firstOffset]
 // @ts-expect-error: last is a number
 void app.channels.history('room-1', { last: '10' })
+
+// ---- presence
+await app.register(fastifyChannels, { presence: true })
+await app.register(fastifyChannels, { presence: /^room-/ })
+// @ts-expect-error: presence is a boolean, a channel name or a RegExp
+await app.register(fastifyChannels, { presence: 42 })
+app.channels.on('subscribe', async (socket: ChannelSocket, channel) => {
+  await socket.track(channel, 'ann', { name: 'Ann' })
+  await socket.track(channel, 'ann')
+  // @ts-expect-error: the key is a string
+  await socket.track(channel, 7)
+  await socket.untrack(channel)
+})
+const people = await app.channels.presence('room-1')
+const firstRef: string | undefined = people.ann?.[0]?.ref
+const firstMeta: unknown = people.ann?.[0]?.meta
+void [firstRef, firstMeta]
