@@ -6,7 +6,7 @@
  *   (offline)           │ error/drop: gone                           │ error: gone (reported)
  *                                                                    │ drop: joined, retried next time
  */
-import { encodeFrame } from '../schemas/codec.js'
+import { encodeFrame } from '../schemas/wire.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
 import { disconnected, errorFromFrame, type Pending, type ReplyFrame } from './push.js'
 

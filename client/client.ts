@@ -3,7 +3,7 @@
  * Untyped at run time; `index.ts` gives it its typed face (`ChannelsClient<Events>`).
  */
 import { channelNameProblem } from '../schemas/channel.js'
-import { encodeFrame } from '../schemas/codec.js'
+import { encodeFrame } from '../schemas/wire.js'
 import type { MessageFrame, ServerFrame } from '../schemas/protocol.js'
 import { Subscription, type ChannelHost } from './channel.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
@@ -134,7 +134,7 @@ export class Client implements SocketOwner, ChannelHost {
       value: () => undefined,
       what: `the unsubscription from "${channel}"`,
       done: () => this.forget(id),
-      resolveOnDrop: undefined,
+      whenDropped: 'resolve', // the next session does not hold the channel: done either way
       channel
     })
     this.pending.set(id, push)
@@ -179,6 +179,7 @@ export class Client implements SocketOwner, ChannelHost {
       timeout: options.timeout ?? this.timeout,
       value: (frame) => frame.type === 'ack' ? frame.data : undefined,
       what: `the request "${event}"`,
+      whenDropped: 'reject', // the handler may or may not have run: the caller must know
       done: () => {
         this.forget(id)
         if (!push.sent) this.socket.unqueue(text)

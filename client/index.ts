@@ -77,4 +77,5 @@ export { exponentialBackoff, type Backoff, type BackoffOptions } from './timer.j
 export type {
   AnyEvents, EventMap, EventSchemas, EventTypeMap, EventTypes, ReceiveData, ReceiveEvent, ReplyData, SendData, SendEvent
 } from '../schemas/events.js'
-export type { ErrorCode, ValidationIssue } from '../schemas/protocol.js'
+export type { ValidationIssue } from '../schemas/protocol.js'
+export type { ErrorCode } from '../schemas/constants.js'

@@ -24,6 +24,14 @@ export function disconnected (what: string, channel?: string): ChannelsClientErr
   return new ChannelsClientError(ClientErrorCodes.DISCONNECTED, `the connection dropped before ${what} was answered`, { channel })
 }
 
+/**
+ * What a connection drop after the frame was written means for the caller: `'reject'` with
+ * DISCONNECTED (a request may or may not have run), or `'resolve'` with `undefined` (an
+ * unsubscribe: the next session does not hold the channel anyway). Only a push whose value
+ * may be `undefined` can resolve.
+ */
+export type WhenDropped<T> = undefined extends T ? 'reject' | 'resolve' : 'reject'
+
 export interface PushOptions<T> {
   /** ms before it rejects with TIMEOUT */
   timeout: number
@@ -33,8 +41,8 @@ export interface PushOptions<T> {
   what: string
   /** called when it settles in any way (the owner forgets the id) */
   done: () => void
-  /** resolve (instead of rejecting) when the connection drops after it was sent */
-  resolveOnDrop?: T
+  /** a drop after it was sent: reject DISCONNECTED, or resolve (see WhenDropped) */
+  whenDropped: WhenDropped<T>
   channel?: string
 }
 
@@ -67,9 +75,9 @@ export class Push<T> implements Pending {
   dropped (final: boolean): boolean {
     if (this.settled) return false
     if (!this.sent && !final) return true // still queued: it goes out on the next connection
-    if (this.sent && 'resolveOnDrop' in this.options) {
+    if (this.sent && this.options.whenDropped === 'resolve') {
       this.settle()
-      this.resolve(this.options.resolveOnDrop as T)
+      this.resolve(undefined as T) // WhenDropped allows 'resolve' only where undefined is a T
     } else {
       this.fail(disconnected(this.options.what, this.options.channel))
     }

@@ -3,19 +3,27 @@
  * buffer that holds frames while offline, and reconnecting with backoff. It knows frames only
  * as text plus the welcome; everything else is handed to its owner (the client).
  */
-import { decodeServerFrame } from '../schemas/codec.js'
-import { CloseCodes, type ServerFrame, type WelcomeFrame } from '../schemas/protocol.js'
+import { decodeServerFrame } from '../schemas/server-frames.js'
+import { CloseCodes } from '../schemas/constants.js'
+import type { ServerFrame, WelcomeFrame } from '../schemas/protocol.js'
 import { Timer, type Backoff } from './timer.js'
+
+/**
+ * An event handler as a WebSocket stores it. Written as a method's type (the "bivariance
+ * hack"), so that `ws`'s handlers, typed with its own event classes, and the DOM's fit it:
+ * under `strict` a plain function type would refuse both (TS2322).
+ */
+type Handler<E> = { handle (event: E): void }['handle']
 
 /** What the client needs of a WebSocket: the browser's, or `ws` in Node. */
 export interface WebSocketLike {
   readonly readyState: number
   send (data: string): void
   close (code?: number, reason?: string): void
-  onopen: ((event: any) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number, reason: string }) => void) | null
-  onerror: ((event: any) => void) | null
+  onopen: Handler<unknown> | null
+  onmessage: Handler<{ data: unknown }> | null
+  onclose: Handler<{ code: number, reason: string }> | null
+  onerror: Handler<unknown> | null
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike

@@ -27,17 +27,15 @@ export function exponentialBackoff ({ initial = 250, max = 10_000, random = Math
   }
 }
 
-/** One retry timer that counts its tries (phoenix.js's Timer). */
+/**
+ * One retry timer that counts its tries (phoenix.js's Timer). The count is not exposed: the
+ * backoff function receives it (`backoff(tries)`), which is the seam tests observe it through.
+ */
 export class Timer {
   private tries = 0
   private handle: ReturnType<typeof setTimeout> | undefined
 
   constructor (private readonly callback: () => void, private readonly backoff: Backoff) {}
-
-  /** tries since the last reset */
-  get attempts (): number {
-    return this.tries
-  }
 
   /** Schedules the next try after the backoff for it (replacing any scheduled one). */
   schedule (): void {

@@ -164,7 +164,11 @@ async function main (): Promise<void> {
       })
     })
   }
-  await app.listen({ host, port })
+  const address = await app.listen({ host, port })
+  // One line for the human who typed `npm start` (the JSON log lines are for machines).
+  const url = new URL(address)
+  if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = 'localhost'
+  process.stdout.write(`\nChat running at ${url.origin}/ (open it in two browser tabs; Ctrl-C stops it)\n\n`)
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

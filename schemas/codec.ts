@@ -1,29 +1,23 @@
 /**
- * The only place where frames become text and text becomes frames, for the plugin and
- * the client alike. Untrusted text goes through `secure-json-parse`, so prototype-poisoning
- * keys (`__proto__`, `constructor.prototype`) are refused rather than parsed.
+ * The only place where frames become text and text becomes frames, for the plugin and the
+ * client alike. The JSON step is `wire.ts`; client frames (read by the server) are checked
+ * with the TypeBox schemas, compiled once; server frames (read by the client) with the small
+ * guards of `server-frames.ts`, so the browser bundle carries no schema compiler.
  */
-import sjson from 'secure-json-parse'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Check as checkValue } from '@sinclair/typebox/value'
 import type { TSchema, Static } from '@sinclair/typebox'
-import {
-  SubscribeFrame, UnsubscribeFrame, MessageFrame,
-  WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame,
-  type ClientFrame, type ServerFrame
-} from './protocol.js'
+import { SubscribeFrame, UnsubscribeFrame, MessageFrame, ServerMessageFrame, type ClientFrame } from './protocol.js'
+import { decodeWith, type DecodeResult, type FrameCheck } from './wire.js'
 
-export type DecodeResult<F> =
-  | { ok: true, frame: F }
-  | { ok: false, code: 'BAD_FRAME', message: string, id?: number }
-
-type Check = (value: unknown) => boolean
+export { decodeWith, encodeFrame, type DecodeResult, type FrameCheck } from './wire.js'
+export { decodeServerFrame } from './server-frames.js'
 
 /**
- * A checker for `schema`: compiled once (fast on the hot path), or interpreted where the
- * page's Content-Security-Policy forbids generating code.
+ * A checker for `schema`: compiled once (fast on the hot path), or interpreted where
+ * generating code is forbidden (a Content-Security-Policy, a locked-down runtime).
  */
-function checker (schema: TSchema): Check {
+function checker (schema: TSchema): FrameCheck {
   try {
     const compiled = TypeCompiler.Compile(schema)
     return (value) => compiled.Check(value)
@@ -32,65 +26,15 @@ function checker (schema: TSchema): Check {
   }
 }
 
-const clientFrameChecks: Record<string, Check> = {
+const clientFrameChecks: Record<ClientFrame['type'], FrameCheck> = {
   subscribe: checker(SubscribeFrame),
   unsubscribe: checker(UnsubscribeFrame),
   message: checker(MessageFrame)
 }
 
-const serverFrameChecks: Record<string, Check> = {
-  welcome: checker(WelcomeFrame),
-  subscribed: checker(SubscribedFrame),
-  unsubscribed: checker(UnsubscribedFrame),
-  message: checker(ServerMessageFrame),
-  ack: checker(AckFrame),
-  error: checker(ErrorFrame)
-}
-
-const parseOptions = { protoAction: 'error', constructorAction: 'error' } as const
-
-function badFrame (message: string, id?: unknown): DecodeResult<never> {
-  return Number.isSafeInteger(id) && (id as number) >= 1
-    ? { ok: false, code: 'BAD_FRAME', message, id: id as number }
-    : { ok: false, code: 'BAD_FRAME', message }
-}
-
-function decodeWith<F> (text: string, checks: Record<string, Check>): DecodeResult<F> {
-  let value: unknown
-  try {
-    value = sjson.parse(text, undefined, parseOptions)
-  } catch (err) {
-    // V8's own JSON errors quote the input ("prototype" is not valid JSON): match sjson's message exactly.
-    return (err as Error).message === 'Object contains forbidden prototype property'
-      ? badFrame('frame contains a forbidden key (__proto__ or constructor.prototype)')
-      : badFrame('frame is not valid JSON')
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return badFrame('frame must be a JSON object')
-  }
-  const { type, id } = value as { type?: unknown, id?: unknown }
-  const check = typeof type === 'string' && Object.hasOwn(checks, type) ? checks[type] : undefined
-  if (check === undefined) return badFrame('unknown frame type', id)
-  if (!check(value)) return badFrame(`malformed ${type as string} frame: missing or wrong fields`, id)
-  return { ok: true, frame: value as F }
-}
-
 /** Decodes a frame a client sent (used by the server). Never throws. */
 export function decodeClientFrame (text: string): DecodeResult<ClientFrame> {
   return decodeWith<ClientFrame>(text, clientFrameChecks)
-}
-
-/** Decodes a frame a server sent (used by the client). Never throws. */
-export function decodeServerFrame (text: string): DecodeResult<ServerFrame> {
-  return decodeWith<ServerFrame>(text, serverFrameChecks)
-}
-
-/**
- * Encodes a frame. Throws a TypeError when the frame's data cannot be represented as JSON
- * (a BigInt, a cycle); callers decide what the peer sees instead.
- */
-export function encodeFrame (frame: ClientFrame | ServerFrame): string {
-  return JSON.stringify(frame)
 }
 
 /** Encodes the server's `message` frame; `channel` and `data` are left out when undefined. */

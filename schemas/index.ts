@@ -1,4 +1,5 @@
 export * from './protocol.js'
 export * from './channel.js'
 export * from './codec.js'
+export { serverFrameFields, serverFrameChecks } from './server-frames.js'
 export type * from './events.js'

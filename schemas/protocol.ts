@@ -1,39 +1,13 @@
 /**
  * Wire protocol v1 of fastify-channels: every frame a client and a server exchange,
  * as TypeBox schemas with their static types. This file is the protocol's only
- * definition; the plugin and the client both encode and decode through `codec.ts`.
+ * definition; the plugin and the client both encode and decode through `codec.ts`. The client's
+ * bundle checks server frames with the hand-written guards of `server-frames.ts` instead of
+ * TypeBox's compiler; `test/schemas/server-frames.test.ts` proves both agree.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
-export const PROTOCOL_VERSION = 1
-
-/** Error codes a server sends in `error` frames. */
-export const ErrorCodes = [
-  'BAD_FRAME',
-  'VALIDATION_FAILED',
-  'NO_HANDLER',
-  'NOT_SUBSCRIBED',
-  'FORBIDDEN',
-  'INVALID_CHANNEL',
-  'TOO_MANY_CHANNELS',
-  'RATE_LIMITED',
-  'HANDLER_ERROR'
-] as const
-export type ErrorCode = typeof ErrorCodes[number]
-
-/** Close codes the server uses (RFC 6455 numbers). */
-export const CloseCodes = {
-  NORMAL: 1000,
-  GOING_AWAY: 1001,
-  /** never sent: reported locally when a connection ended without a close frame */
-  ABNORMAL_CLOSURE: 1006,
-  POLICY_VIOLATION: 1008,
-  MESSAGE_TOO_BIG: 1009,
-  TRY_AGAIN_LATER: 1013
-} as const
-
-/** The default event name of a message frame that names none. */
-export const DEFAULT_EVENT = 'message'
+export { CloseCodes, DEFAULT_EVENT, ErrorCodes, PROTOCOL_VERSION, type ErrorCode } from './constants.js'
 
 // A frame id is chosen by the client; bounded so that it survives a JSON round trip exactly.
 const FrameId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })

@@ -224,8 +224,12 @@ function renderRoom () {
   $('composer').hidden = !current.joined
   $('leave').hidden = !current.joined
   input('text').placeholder = `Message #${current.name}`
-  $('announce-command').textContent =
-    `curl -H 'content-type: application/json' -d '{"text":"hello"}' ${window.location.origin}/rooms/${current.name}/announce`
+  // One argument per line: the box is narrow, and a URL must never break mid-word.
+  $('announce-command').textContent = [
+    "curl -H 'content-type: application/json' \\",
+    "  -d '{\"text\":\"hello\"}' \\",
+    `  ${window.location.origin}/rooms/${current.name}/announce`
+  ].join('\n')
   $('composer-error').textContent = ''
   const list = $('messages')
   list.replaceChildren(...current.items.map((item, index) => renderItem(item, current.items[index - 1])))
@@ -251,8 +255,12 @@ function renderMe () {
 
 // ---- actions ---------------------------------------------------------------------------------
 
+/** Client-side failures, after which the server may still accept the room on a later try. */
+const transient = new Set(['DISCONNECTED', 'TIMEOUT', 'CLOSED', 'QUEUE_FULL'])
+
 /** @param {string} name */
 async function openRoom (name) {
+  const previous = state.active
   state.active = name
   const target = room(name)
   renderRoom()
@@ -263,10 +271,24 @@ async function openRoom (name) {
     target.locked = false
   } catch (error) {
     const err = /** @type {ClientError} */ (error)
-    if (err.code === 'FORBIDDEN' && isPrivate(name)) target.locked = true
-    else toast(`Could not join ${name}: ${describe(err)}`)
+    if (err.code === 'FORBIDDEN' && isPrivate(name)) {
+      target.locked = true // the unlock form is the answer
+    } else {
+      toast(`Could not join ${name}: ${describe(err)}`)
+      // A name the server refused (INVALID_ROOM, ...) leaves no empty room behind in the sidebar.
+      if (!transient.has(err.code) && !target.joined && target.items.length === 0) return dropRoom(name, previous)
+    }
   }
   if (state.active === name) renderRoom()
+}
+
+/** Forgets a room the server refused, and goes back to where the user was. @param {string} name @param {string} previous */
+function dropRoom (name, previous) {
+  state.rooms.delete(name)
+  if (state.active !== name) return renderRooms()
+  const back = state.rooms.get(previous) ?? [...state.rooms.values()].find((r) => r.joined)
+  state.active = back?.name ?? 'lobby'
+  renderRoom()
 }
 
 /** @param {string} name */
@@ -371,7 +393,11 @@ onSubmit('nick-form', () => {
 onSubmit('composer', async () => {
   const field = input('text')
   const text = field.value
-  if (text.trim() === '') return
+  if (text.trim() === '') {
+    $('composer-error').textContent = 'Type a message first: only spaces are not sent.'
+    field.focus()
+    return
+  }
   const channel = state.active
   try {
     await client.request('chat', { text }, { channel })

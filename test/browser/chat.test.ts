@@ -1,7 +1,8 @@
 /**
- * The example chat in a real browser (headless Chromium): two people talk in a room, a
- * private room refuses and then admits, an announcement posted over HTTP appears, the
- * server drops a connection and the page reconnects and resubscribes by itself.
+ * The example chat in a real browser (headless Chromium): two people talk in a room, a blank
+ * message and a refused room name get feedback, the curl box keeps its URL whole, a private
+ * room refuses and then admits, an announcement posted over HTTP appears, the server drops a
+ * connection and the page reconnects and resubscribes by itself.
  */
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
@@ -87,6 +88,49 @@ t.test('the example chat in Chromium', { skip }, async (t) => {
     t.match(await ada.page.locator('#composer-error').textContent(), /500/)
     t.equal(await ada.page.inputValue('#text'), 'x'.repeat(501), 'the refused text stays in the box to fix')
     await ada.page.fill('#text', '')
+  })
+
+  await t.test('a message of only spaces is not sent, and the page says why', async (t) => {
+    const before = await texts(grace.page, '.chat .text')
+    await say(ada.page, '     ')
+    await ada.page.waitForSelector('#composer-error:has-text("only spaces")')
+    await say(ada.page, 'after the blank one')
+    await grace.page.waitForSelector('.chat .text:has-text("after the blank one")')
+    t.same(await texts(grace.page, '.chat .text'), [...before, 'after the blank one'], 'nothing was sent for the blank line')
+    t.equal(await ada.page.locator('#composer-error').textContent(), '', 'the hint goes once a message is sent')
+  })
+
+  await t.test('a room name the server refuses leaves the sidebar, and the error is shown', async (t) => {
+    const { page } = ada
+    const rooms = await page.locator('.room-link').evaluateAll((links) => links.map((link) => (link as HTMLElement).dataset.room))
+    await page.fill('#join-input', 'no_underscores')
+    await page.press('#join-input', 'Enter')
+    await page.waitForSelector('.toast:has-text("Could not join no_underscores")')
+    t.match(await page.locator('.toast').last().textContent(), /room names are lowercase letters/)
+    await page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
+    t.same(await page.locator('.room-link').evaluateAll((links) => links.map((link) => (link as HTMLElement).dataset.room)), rooms,
+      'the refused name is gone from the sidebar; the lobby is open again')
+    t.ok(await page.locator('#composer').isVisible(), 'back in a room one can write in')
+  })
+
+  await t.test('the curl command never breaks its URL mid-word', async (t) => {
+    const { page } = ada
+    const command = await page.locator('#announce-command').textContent() ?? ''
+    const url = `${chat.base}/rooms/lobby/announce`
+    t.ok(command.includes(url), command)
+    // The URL's text occupies one line box: a break inside it would give it two rects.
+    const lines = await page.evaluate((url) => {
+      const code = document.getElementById('announce-command') as HTMLElement
+      const node = code.firstChild as Text
+      const range = document.createRange()
+      const start = (node.textContent ?? '').indexOf(url)
+      range.setStart(node, start)
+      range.setEnd(node, start + url.length)
+      return new Set(Array.from(range.getClientRects(), (rect) => Math.round(rect.top))).size
+    }, url)
+    t.equal(lines, 1, 'the URL stays on one line (the box scrolls instead)')
+    t.equal(command.replace(/ \\\n\s*/g, ' '), `curl -H 'content-type: application/json' -d '{"text":"hello"}' ${url}`,
+      'its lines, continued with a backslash, make one working command')
   })
 
   await t.test('an announcement posted over HTTP appears', async (t) => {

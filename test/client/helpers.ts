@@ -27,7 +27,7 @@ interface Teardown { teardown: (fn: () => void | Promise<void>) => void }
 
 /** A client on `url` with `ws` and quick reconnects; closed at teardown. */
 export function clientFor<E extends EventTypeMap<E> = AnyEvents> (t: Teardown, url: string, options: ClientOptions = {}): ChannelsClient<E> {
-  const client = connect<E>(url, { WebSocket: WebSocket as never, backoff: () => 20, ...options })
+  const client = connect<E>(url, { WebSocket, backoff: () => 20, ...options })
   t.teardown(() => client.close())
   return client
 }

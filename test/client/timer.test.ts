@@ -24,15 +24,13 @@ t.test('Timer counts tries until reset, and schedules with the backoff of the tr
     timer.schedule()
     await done
   }
-  t.same(asked, [1, 2, 3])
-  t.equal(timer.attempts, 3)
+  t.same(asked, [1, 2, 3], 'the backoff is asked for try 1, 2, 3: the count is seen through it')
   t.equal(fired, 3)
   timer.reset()
-  t.equal(timer.attempts, 0)
   timer.schedule()
   timer.cancel()
   timer.schedule() // replaces, does not stack
   await new Promise<void>((resolve) => { wake = resolve })
   t.equal(fired, 4, 'a cancelled or replaced schedule never fires')
-  t.same(asked, [1, 2, 3, 1, 2])
+  t.same(asked, [1, 2, 3, 1, 2], 'reset starts the count again at 1')
 })

@@ -1,6 +1,7 @@
 /**
  * `npm start` runs the built chat (dist/example-chat/server.js): it must find its page from
- * dist/, listen on HOST and PORT, admit the pages of CHAT_ORIGINS, and close on SIGTERM.
+ * dist/, listen on HOST and PORT, say where in one human line, admit the pages of CHAT_ORIGINS,
+ * and close on SIGTERM.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
@@ -36,7 +37,8 @@ t.test('the built chat listens on HOST:PORT, serves its page and admits the page
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString()
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+      // The human line, on a line of its own (not inside a JSON log line).
+      const match = /^Chat running at (http:\/\/127\.0\.0\.1:\d+)\/ /m.exec(output)
       if (match !== null) resolve(match[1])
     })
     child.once('exit', (code) => reject(new Error(`exited with ${String(code)} before listening:\n${output}`)))

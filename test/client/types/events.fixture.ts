@@ -36,7 +36,11 @@ export function server (app: FastifyInstance): void {
 }
 
 export async function client (): Promise<void> {
-  const client = connect<Events>('ws://127.0.0.1:3000/ws', { WebSocket: WebSocket as never })
+  // The documented lines compile under `strict`, with `ws` and with the DOM's WebSocket alike.
+  const client = connect<Events>('ws://127.0.0.1:3000/ws', { WebSocket })
+  connect('ws://127.0.0.1:3000/ws', { WebSocket: globalThis.WebSocket }).close()
+  // @ts-expect-error not a WebSocket class
+  connect('ws://127.0.0.1:3000/ws', { WebSocket: Map })
 
   client.send('chat', { text: 'hi' }, { channel: 'room-1' })
   // @ts-expect-error a wrong payload type
@@ -103,7 +107,7 @@ export async function handWritten (client: ChannelsClient<HandWritten>): Promise
 
 // Without an event map: any event name, unknown payloads.
 export async function untyped (): Promise<void> {
-  const client = connect('ws://127.0.0.1:3000/ws', { WebSocket: WebSocket as never })
+  const client = connect('ws://127.0.0.1:3000/ws', { WebSocket })
   client.send('anything', { at: 'all' })
   const reply = await client.request('whatever', 1)
   client.on('news', (data) => data)
