@@ -20,6 +20,7 @@ import { memory } from './cases/memory.js'
 import { inbound } from './cases/inbound.js'
 import { crossnode } from './cases/crossnode.js'
 import { density } from './cases/density.js'
+import { workers } from './cases/workers.js'
 
 const configs = {
   full: {
@@ -29,21 +30,23 @@ const configs = {
     inbound: { conns: 50, perSocket: 4000, rounds: 5, warmup: 2 },
     // n is capped below the open-files limit (see fdLimit below); 4 client processes hold a
     // quarter each, from 127.0.0.2-5.
-    density: { n: 19000, clients: 4, headerBytes: 4096, concurrency: 50, probeMs: 20 }
+    density: { n: 19000, clients: 4, headerBytes: 4096, concurrency: 50, probeMs: 20 },
+    workers: { n: 2000, messages: 100, size: 100, rounds: 3, warmup: 1 }
   },
   quick: {
     burst: { n: 500, messages: 100, size: 100, rounds: 3, warmup: 1 },
     paced: { n: 500, rate: 20, seconds: 2, size: 100, rounds: 3 },
     memory: { ns: [1000], rounds: 1 },
     inbound: { conns: 20, perSocket: 5000, rounds: 3, warmup: 2 },
-    density: { n: 600, clients: 2, headerBytes: 4096, concurrency: 20, probeMs: 20 }
+    density: { n: 600, clients: 2, headerBytes: 4096, concurrency: 20, probeMs: 20 },
+    workers: { n: 300, messages: 50, size: 100, rounds: 1, warmup: 1 }
   }
 }
 
 /** @typedef {{ config: typeof configs.full, log: (line: string) => void, notes: string[] }} Ctx */
 
 const caseFns = { burst, paced, memory, inbound, density }
-const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode', 'density']
+const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode', 'density', 'workers']
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const distEntry = fileURLToPath(channelsEntry())
 
@@ -190,6 +193,13 @@ for (const caseName of selectedCases) {
     const r = await crossnode(ctx)
     if (r === null) log('  not implemented yet (bench/cases/crossnode.js)')
     else results.cases.crossnode = r
+    continue
+  }
+  if (caseName === 'workers') {
+    const r = await workers(ctx)
+    if (r.skipped) log(`  SKIPPED — ${r.skipped}`)
+    if (r.error) results.errors.push(`workers: ${r.error}`)
+    results.cases.workers = r
     continue
   }
   const fn = caseFns[/** @type {keyof typeof caseFns} */ (caseName)]

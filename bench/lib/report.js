@@ -119,6 +119,14 @@ export function formatTable (results) {
       add('density', label, (r) => r.median?.[m.key], m.digits, ratios.density?.[m.key])
     }
   }
+  const w = cases.workers
+  if (w && w.one) {
+    const shape = w.config ? ` (${w.config.n}x${w.config.messages}, Redis)` : ''
+    rows.push(['workers', `1 worker deliveries/s${shape}`, fmt(w.one.median.deliveriesPerSec), '', '', '', ''])
+    rows.push(['workers', '2 workers deliveries/s', fmt(w.two.median.deliveriesPerSec), '', '', '', ''])
+    rows.push(['workers', 'deliveries/s 2 / 1', fmt(w.ratios.deliveriesPerSecTwoOverOne, 2), '', '', '', ''])
+    rows.push(['workers', 'CPU us/delivery 2 / 1', fmt(w.ratios.cpuPerDeliveryTwoOverOne, 2), '', '', '', ''])
+  }
   if (cases.inbound) {
     const a = cases.inbound.a
     const st = cellStatus(a)
