@@ -90,6 +90,9 @@ const config = structuredClone(flags.quick ? configs.quick : configs.full)
 /** @type {string[]} */
 const notes = []
 
+// BENCH_DENSITY_N: another N for the density case (test/bench/density.test.ts runs it small).
+if (process.env.BENCH_DENSITY_N) config.density.n = Number(process.env.BENCH_DENSITY_N)
+
 // Every connection costs one descriptor in the client and one in the server process.
 const fdLimit = readFdLimit()
 if (Number.isFinite(fdLimit)) {
