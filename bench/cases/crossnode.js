@@ -9,6 +9,9 @@
 // Per setup: a burst round (M payloads back to back, deliveries/s = N*M / time from node 1's
 // first broadcast to the last subscriber's last message, on the shared monotonic clock) and a
 // paced round (latency p50/p90/p99/max). Reported: both setups' medians and two nodes / one node.
+// With BENCH_CROSSNODE_BASELINE=<another build's dist/plugin/index.js> (main's, say), a third
+// setup runs in the same interleaved rounds: two nodes of that build on the same Redis, so a
+// change to the Redis broker is compared with its baseline under the same machine load.
 // Skipped, with the reason, when Redis is not reachable (BENCH_REDIS_URL, default
 // redis://127.0.0.1:6379) or the plugin is not built.
 //
@@ -16,7 +19,7 @@
 // bench/servers/ starts variant (a) without a broker, so the case brings its own small server.
 import { existsSync } from 'node:fs'
 import { createConnection } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { spawnChild, serve } from '../lib/rpc.js'
 import { now } from '../lib/clock.js'
 import { makePayload } from '../lib/payload.js'
@@ -59,10 +62,9 @@ async function runServer () {
     return app
   }
   serve({
-    /** @param {{ redisUrl?: string, prefix?: string }} args */
-    async start ({ redisUrl, prefix }) {
-      const entry = channelsEntry()
-      const { default: fastifyChannels, redisBroker } = await import(entry.href)
+    /** @param {{ redisUrl?: string, prefix?: string, entry?: string }} args */
+    async start ({ redisUrl, prefix, entry }) {
+      const { default: fastifyChannels, redisBroker } = await import(entry ?? channelsEntry().href)
       const { default: Fastify } = await import('fastify')
       app = Fastify({ logger: false })
       const broker = redisUrl ? redisBroker({ url: redisUrl, prefix }) : undefined
@@ -116,18 +118,20 @@ async function runServer () {
 // ---- the case --------------------------------------------------------------------------
 
 /**
- * @typedef {{ key: 'oneNode' | 'twoNodes', label: string, publisher: import('../lib/rpc.js').Child,
+ * @typedef {{ key: 'oneNode' | 'twoNodes' | 'twoNodesBaseline', label: string, publisher: import('../lib/rpc.js').Child,
  *   receiver: import('../lib/rpc.js').Child, client: import('../lib/rpc.js').Child }} Setup
  */
 
+const labels = { oneNode: 'one node', twoNodes: 'two nodes via Redis', twoNodesBaseline: 'two nodes via Redis (baseline build)' }
+
 /**
  * @param {Setup['key']} key
- * @param {{ redisUrl: string, prefix: string } | null} redis
+ * @param {{ redisUrl: string, prefix: string, entry?: string } | null} redis
  * @param {number} n
  * @returns {Promise<Setup>}
  */
 async function openSetup (key, redis, n) {
-  const label = key === 'oneNode' ? 'one node' : 'two nodes via Redis'
+  const label = labels[key]
   /** @type {import('../lib/rpc.js').Child[]} */
   const started = []
   try {
@@ -225,17 +229,25 @@ export async function crossnode (ctx) {
   }
 
   const prefix = `bench-crossnode-${process.pid}-${Date.now()}`
+  const baseline = process.env.BENCH_CROSSNODE_BASELINE
+  if (baseline && !existsSync(baseline)) {
+    const skipped = `BENCH_CROSSNODE_BASELINE=${baseline} does not exist`
+    ctx.log(`  SKIPPED — ${skipped}`)
+    return { skipped }
+  }
   /** @type {Setup[]} */
   const setups = []
   /** @type {Record<string, { burst: Array<Record<string, number>>, paced: Array<Record<string, number>> }>} */
-  const measured = { oneNode: { burst: [], paced: [] }, twoNodes: { burst: [], paced: [] } }
+  const measured = { oneNode: { burst: [], paced: [] }, twoNodes: { burst: [], paced: [] }, twoNodesBaseline: { burst: [], paced: [] } }
   try {
     setups.push(await openSetup('oneNode', null, cfg.n))
     setups.push(await openSetup('twoNodes', { redisUrl, prefix }, cfg.n))
+    if (baseline) setups.push(await openSetup('twoNodesBaseline', { redisUrl, prefix: `${prefix}-baseline`, entry: pathToFileURL(baseline).href }, cfg.n))
     const total = cfg.warmup + cfg.rounds
     for (let r = 0; r < total; r++) {
-      // interleaved, the first setup alternating, so a disturbance spreads over both
-      for (const s of r % 2 ? [...setups].reverse() : setups) {
+      // interleaved, the first setup rotating, so a disturbance spreads over all of them
+      const shift = r % setups.length
+      for (const s of [...setups.slice(shift), ...setups.slice(0, shift)]) {
         const row = await burstRound(s, cfg)
         const tag = r < cfg.warmup ? 'warm-up' : `round ${r - cfg.warmup + 1}`
         ctx.log(`  ${s.label} burst ${tag}: ${Math.round(row.deliveriesPerSec).toLocaleString('en-US')} deliveries/s (${row.ms.toFixed(1)} ms; ${row.serverCpuUsPerDelivery.toFixed(2)} server CPU us/delivery)`)
@@ -255,20 +267,26 @@ export async function crossnode (ctx) {
     await Promise.all(setups.map(closeSetup))
   }
 
-  const summary = (/** @type {'oneNode' | 'twoNodes'} */ key) => ({
+  const summary = (/** @type {Setup['key']} */ key) => ({
     burst: { rounds: measured[key].burst, median: medianOfRounds(measured[key].burst) },
     paced: { rounds: measured[key].paced, median: medianOfRounds(measured[key].paced) }
   })
   const oneNode = summary('oneNode')
   const twoNodes = summary('twoNodes')
+  const twoNodesBaseline = baseline ? summary('twoNodesBaseline') : undefined
   const ratios = {
     deliveriesPerSec: ratio(twoNodes.burst.median.deliveriesPerSec, oneNode.burst.median.deliveriesPerSec),
+    baselineDeliveriesPerSec: twoNodesBaseline ? ratio(twoNodesBaseline.burst.median.deliveriesPerSec, oneNode.burst.median.deliveriesPerSec) : null,
+    vsBaseline: twoNodesBaseline ? ratio(twoNodes.burst.median.deliveriesPerSec, twoNodesBaseline.burst.median.deliveriesPerSec) : null,
     serverCpuUsPerDelivery: ratio(twoNodes.burst.median.serverCpuUsPerDelivery, oneNode.burst.median.serverCpuUsPerDelivery),
     p50: ratio(twoNodes.paced.median.p50Ms, oneNode.paced.median.p50Ms),
     p99: ratio(twoNodes.paced.median.p99Ms, oneNode.paced.median.p99Ms)
   }
   const fmt = (/** @type {number | null | undefined} */ x, digits = 2) => (typeof x === 'number' ? x.toFixed(digits) : '-')
   ctx.log(`  median deliveries/s (${cfg.n}x${cfg.messages}): one node ${Math.round(oneNode.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')}, two nodes ${Math.round(twoNodes.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')} (two/one ${fmt(ratios.deliveriesPerSec)})`)
+  if (twoNodesBaseline) {
+    ctx.log(`  baseline build, two nodes ${Math.round(twoNodesBaseline.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')} (two/one ${fmt(ratios.baselineDeliveriesPerSec)}); this build / baseline ${fmt(ratios.vsBaseline)}`)
+  }
   ctx.log(`  median paced latency (${cfg.rate}/s): p50 ${fmt(oneNode.paced.median.p50Ms)} vs ${fmt(twoNodes.paced.median.p50Ms)} ms, p99 ${fmt(oneNode.paced.median.p99Ms)} vs ${fmt(twoNodes.paced.median.p99Ms)} ms (two/one ${fmt(ratios.p50)}, ${fmt(ratios.p99)})`)
   return {
     config: cfg,
@@ -276,6 +294,7 @@ export async function crossnode (ctx) {
     note: 'both nodes are pinned to the server CPU, so two nodes share what one node had alone; Redis itself is not pinned',
     oneNode,
     twoNodes,
+    ...(twoNodesBaseline ? { baseline, twoNodesBaseline } : {}),
     ratios
   }
 }

@@ -27,15 +27,18 @@ export async function loadIoredis (specifier = 'ioredis'): Promise<RedisConstruc
 /**
  * Our connections never queue while offline (calls reject at once), never replay a command
  * after a reconnect (a publish the caller saw fail must not arrive late), and resubscribe
- * themselves from the node's own record (see RedisConnection).
+ * themselves from the node's own record (see RedisConnection). No ioredis `commandTimeout`:
+ * it would leave a timed-out command queued; `Link` times calls out and resets the connection.
  */
-export function clientOptions (commandTimeout: number): RedisOptions {
+export function clientOptions (): RedisOptions {
   return {
     enableOfflineQueue: false,
     autoResubscribe: false,
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
-    commandTimeout,
+    // a client passed in to duplicate may carry these; ours must not time out behind Link's back
+    commandTimeout: undefined,
+    socketTimeout: undefined,
     lazyConnect: false,
     keyPrefix: ''
   }

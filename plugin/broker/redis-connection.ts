@@ -6,40 +6,64 @@
  *   <prefix>:node:<nodeId>  this node only: direct sends to a session it holds
  *   <prefix>:ch:<channel>   nodes with a local subscriber of <channel>, and only while they have one
  *
- * Both connections run without ioredis' offline queue, so while Redis is unreachable every
- * call rejects at once instead of piling up; the plugin logs the rejection and goes on
- * delivering locally. When Redis is back, this node subscribes again to every channel it
- * needs and registers its sessions again: it keeps its own record of both.
+ * Nothing waits for Redis: calls reject at once while it is unreachable, give up after
+ * `commandTimeout` while it hangs (the connection is then reset), and are refused past a
+ * bounded backlog; the plugin logs the rejection and goes on delivering locally. Publications
+ * carry a deadline that Redis enforces (see RedisClock), so what was reported failed is not
+ * delivered when Redis wakes up. When Redis is back, this node subscribes again to every
+ * channel it needs and registers its sessions again: it keeps its own record of both.
+ *
+ * A tick (a third of `nodeTtl`) keeps the registration alive, checks that the subscriber
+ * connection still answers, and while an outage lasts, retries the recovery.
  */
 import type { Redis } from 'ioredis'
 import type { BrokerConnection, BrokerNode, Publication } from './types.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
 import { quit, ready } from './redis-client.js'
-import { SessionRegistry, execAll } from './redis-sessions.js'
+import { RedisClock } from './redis-clock.js'
+import { Health } from './redis-health.js'
+import { Link } from './redis-link.js'
+import { Publisher } from './redis-publisher.js'
+import { SessionRegistry } from './redis-sessions.js'
 import { Subscriptions } from './redis-subscriptions.js'
 
 export interface ConnectionSettings {
   prefix: string
   nodeTtl: number
+  commandTimeout: number
 }
 
 export class RedisConnection implements BrokerConnection {
   private readonly recent = new RecentIds()
+  private readonly clock = new RedisClock()
+  private readonly health: Health
+  private readonly pub: Link
+  private readonly sub: Link
   private readonly sessions: SessionRegistry
   private readonly subscriptions: Subscriptions
+  private readonly publisher: Publisher
+  /** how long after a call Redis may still act on it: half the timeout, the other half is for the answer */
+  private readonly budget: number
   private seq = 0
-  /** set while Redis is unreachable, so an outage is logged once, not once per retry */
-  private outage = false
+  private timer: NodeJS.Timeout | undefined
+  private recovering = false
+  /** counts connections (re)established: a recovery that saw one more during its run starts over */
+  private readies = 0
   private closed = false
 
-  private constructor (
-    private readonly node: BrokerNode,
-    private readonly pub: Redis,
-    private readonly sub: Redis,
-    settings: ConnectionSettings
-  ) {
-    this.subscriptions = new Subscriptions(sub, settings.prefix, node.nodeId)
-    this.sessions = new SessionRegistry(pub, settings.prefix, node.nodeId, settings.nodeTtl, (err) => this.lost(err))
+  /** Whatever the cause; silent once `close()` began (closing the connections is no outage). */
+  private readonly lost = (err: unknown): void => {
+    if (!this.closed) this.health.lost(err)
+  }
+
+  private constructor (private readonly node: BrokerNode, pub: Redis, sub: Redis, settings: ConnectionSettings) {
+    this.health = new Health(node.log)
+    this.pub = new Link(pub, settings.commandTimeout, this.lost)
+    this.sub = new Link(sub, settings.commandTimeout, this.lost)
+    this.budget = Math.max(Math.floor(settings.commandTimeout / 2), 1)
+    this.subscriptions = new Subscriptions(this.sub, settings.prefix, node.nodeId)
+    this.sessions = new SessionRegistry(this.pub, this.clock, settings.prefix, node.nodeId, settings.nodeTtl)
+    this.publisher = new Publisher(this.pub, this.clock, this.budget, () => this.health.drop())
   }
 
   /** Waits for both connections, subscribes the node-wide channels, registers the node. */
@@ -54,48 +78,68 @@ export class RedisConnection implements BrokerConnection {
     const connection = new RedisConnection(node, pub, sub, settings)
     try {
       await connection.subscriptions.subscribeAll()
-      await connection.sessions.start()
+      await connection.sessions.sync()
     } catch (err) {
       await connection.close()
       throw err
     }
     connection.listen()
+    connection.timer = setInterval(() => connection.tick(), Math.max(Math.floor(settings.nodeTtl / 3), 50))
+    connection.timer.unref()
     return connection
   }
 
   private listen (): void {
-    for (const client of [this.pub, this.sub]) {
-      client.on('error', (err: Error) => this.lost(err))
+    for (const link of [this.pub, this.sub]) {
+      link.client.on('error', this.lost)
       // a Redis that went away closes the connection without an error; the retries error later
-      client.on('close', () => this.lost(new Error(`redis connection ${client.options.connectionName ?? ''} closed`)))
-      client.on('end', () => {
+      link.client.on('close', () => this.lost(new Error(`redis connection ${link.name} closed`)))
+      link.client.on('end', () => {
         if (!this.closed) this.node.log.error('channels: a redis connection ended for good; cross-node delivery is off until restart')
       })
+      link.client.on('ready', () => {
+        this.readies++
+        this.recover()
+      })
     }
-    this.sub.on('message', (_channel: string, text: string) => this.receive(text))
-    this.sub.on('ready', () => {
-      this.subscriptions.subscribeAll().then(() => this.back(), (err: unknown) => this.lost(err))
-    })
-    this.pub.on('ready', () => {
-      this.sessions.sync().then(() => this.back(), (err: unknown) => this.lost(err))
-    })
+    this.sub.client.on('message', (_channel: string, text: string) => this.receive(text))
   }
 
-  private lost (err: unknown): void {
+  /** Every third of the TTL: recover while down; else keep the registration alive and check both connections answer. */
+  private tick (): void {
     if (this.closed) return
-    if (this.outage) {
-      this.node.log.debug({ err }, 'channels: redis still unreachable')
+    this.pub.checkHandshake()
+    this.sub.checkHandshake()
+    if (!this.health.up) {
+      this.recover()
       return
     }
-    this.outage = true
-    this.node.log.warn({ err }, 'channels: redis unreachable; delivering to local sockets only until it is back')
+    this.health.reportDrops()
+    this.sessions.refresh().then((rewritten) => {
+      if (rewritten) {
+        this.node.log.warn({ sessions: this.sessions.local.size },
+          'channels: this node\'s registration had expired in redis (a stall longer than nodeTtl); sessions registered again')
+      }
+    }, this.lost)
+    this.subscriptions.ping().catch(this.lost)
   }
 
-  private back (): void {
-    if (!this.outage || this.closed || this.pub.status !== 'ready' || this.sub.status !== 'ready') return
-    this.outage = false
-    this.node.log.info({ channels: this.subscriptions.local.size, sessions: this.sessions.local.size },
-      'channels: redis is back; channels resubscribed and sessions registered again')
+  /**
+   * Subscribes and registers everything again, then ends the outage. Runs when a connection
+   * is (re)established and on every tick of an outage, whatever caused it.
+   */
+  private recover (): void {
+    if (this.recovering || this.closed || !this.pub.ready || !this.sub.ready) return
+    this.recovering = true
+    const readies = this.readies
+    Promise.all([this.subscriptions.subscribeAll(), this.sessions.sync()]).then(() => {
+      if (readies === this.readies && this.pub.ready && this.sub.ready) {
+        this.health.back({ channels: this.subscriptions.local.size, sessions: this.sessions.local.size })
+      }
+    }, this.lost).finally(() => {
+      this.recovering = false
+      if (readies !== this.readies) this.recover()
+    })
   }
 
   private receive (text: string): void {
@@ -118,17 +162,12 @@ export class RedisConnection implements BrokerConnection {
   async publish (publication: Publication): Promise<void> {
     const payload = encodePublication(this.node.nodeId, publication, ++this.seq)
     const { subscriptions } = this
-    if (publication.kind === 'all') {
-      await this.pub.publish(subscriptions.allChannel, payload)
-    } else if (publication.channels.length === 1) {
-      await this.pub.publish(subscriptions.redisChannel(publication.channels[0]), payload)
-    } else {
-      // One copy per channel, so only nodes with subscribers get it; in one MULTI so the copies
-      // reach each node back to back, and a node holding several of the channels keeps one.
-      const multi = this.pub.multi()
-      for (const channel of publication.channels) multi.publish(subscriptions.redisChannel(channel), payload)
-      await execAll(multi)
-    }
+    // One copy per channel, so only nodes with subscribers get it; in one script so the copies
+    // reach each node back to back, and a node holding several of the channels keeps one.
+    const channels = publication.kind === 'all'
+      ? [subscriptions.allChannel]
+      : publication.channels.map((channel) => subscriptions.redisChannel(channel))
+    await this.publisher.publish(channels, payload)
   }
 
   async subscribe (channel: string): Promise<void> {
@@ -148,15 +187,27 @@ export class RedisConnection implements BrokerConnection {
   }
 
   async sendToSession (sessionId: string, frame: string): Promise<boolean> {
-    const receivers = await this.sessions.send(sessionId, encodeSessionSend(sessionId, frame))
-    if (receivers < 0) throw new Error('the node holding the session is not connected to redis')
-    return receivers > 0
+    this.publisher.flush() // publications made before this send leave before it
+    let result: number
+    try {
+      result = await this.sessions.send(sessionId, encodeSessionSend(sessionId, frame), this.budget)
+    } catch (err) {
+      this.health.drop()
+      throw err
+    }
+    if (result === -2) {
+      this.health.drop()
+      throw new Error('redis got the send after its deadline: not delivered')
+    }
+    if (result === -1) throw new Error('the node holding the session is not connected to redis')
+    return result > 0
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    clearInterval(this.timer)
     await this.sessions.stop().catch(() => {}) // best effort: the registration expires anyway
-    await Promise.all([quit(this.pub), quit(this.sub)])
+    await Promise.all([quit(this.pub.client), quit(this.sub.client)])
   }
 }

@@ -9,12 +9,22 @@
  * lookups stop finding its sessions. A lookup runs as one Lua script: it walks the live nodes
  * (few), finds the one holding the session and publishes the frame to that node's own
  * channel, all in one round trip.
+ *
+ * A node that lives on after its keys expired (Redis or the node itself stalled longer than
+ * `nodeTtl`) finds out on its next refresh, which only extends keys that still exist: when
+ * they are gone it writes its whole registration again, in one transaction.
  */
 import type { Redis } from 'ioredis'
+import { lateCheck, type RedisClock, type RedisTime } from './redis-clock.js'
+import type { Link } from './redis-link.js'
 
-/** returns PUBLISH's receiver count, 0 when no live node holds the session, -1 when the node holding it is not listening */
+/**
+ * returns PUBLISH's receiver count, 0 when no live node holds the session, -1 when the node
+ * holding it is not listening, -2 when Redis got the send after its deadline (not published)
+ */
 const lookupAndSend = `
 local prefix, session, payload, self = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+${lateCheck('ARGV[5]')}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if node ~= self then
     if redis.call('EXISTS', prefix .. ':alive:' .. node) == 0 then
@@ -30,18 +40,35 @@ end
 return 0
 `
 
+/**
+ * Extends the registration only where it still exists. KEYS: alive, sessions, nodes; ARGV:
+ * ttl, nodeId, '1' when the node holds sessions. Returns { 1 | 0, TIME }: 0 when the alive key
+ * or a session set the node should have is gone, and the caller must write everything again.
+ */
+const refreshIfPresent = `
+local t = redis.call('TIME')
+if not redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'XX') then return { 0, t[1], t[2] } end
+if ARGV[3] == '1' and redis.call('PEXPIRE', KEYS[2], ARGV[1]) == 0 then return { 0, t[1], t[2] } end
+redis.call('SADD', KEYS[3], ARGV[2])
+return { 1, t[1], t[2] }
+`
+
 type Multi = ReturnType<Redis['multi']>
 
-/** Runs a MULTI; a command that failed inside it rejects like a failed MULTI would. */
-export async function execAll (multi: Multi): Promise<void> {
+/** Runs a MULTI; a command that failed inside it rejects like a failed MULTI would. Resolves with the replies. */
+export async function execAll (multi: Multi): Promise<unknown[]> {
   const results = await multi.exec()
   if (results === null) throw new Error('redis transaction aborted')
   for (const [err] of results) if (err !== null) throw err
+  return results.map(([, reply]) => reply)
 }
 
-interface WithLookup {
-  channelsLookupAndSend (nodesKey: string, prefix: string, sessionId: string, payload: string, self: string): Promise<number>
+interface WithScripts {
+  channelsLookupAndSend (nodesKey: string, prefix: string, sessionId: string, payload: string, self: string, deadline: number): Promise<number>
+  channelsRefresh (aliveKey: string, sessionsKey: string, nodesKey: string, ttl: number, nodeId: string, holds: string): Promise<[number, string, string]>
 }
+
+const scripts = (redis: Redis): WithScripts => redis as unknown as WithScripts
 
 /** session ids per SADD, so one command never carries an unbounded argument list */
 const chunkSize = 1000
@@ -52,84 +79,90 @@ export class SessionRegistry {
   private readonly nodesKey: string
   private readonly aliveKey: string
   private readonly sessionsKey: string
-  private timer: NodeJS.Timeout | undefined
   /** false after a failed write: the next refresh rewrites everything */
   private synced = false
 
   constructor (
-    private readonly redis: Redis,
+    private readonly link: Link,
+    private readonly clock: RedisClock,
     private readonly prefix: string,
     private readonly nodeId: string,
-    private readonly ttl: number,
-    private readonly onRefreshError: (err: unknown) => void
+    private readonly ttl: number
   ) {
     this.nodesKey = `${prefix}:nodes`
     this.aliveKey = `${prefix}:alive:${nodeId}`
     this.sessionsKey = `${prefix}:sessions:${nodeId}`
-    redis.defineCommand('channelsLookupAndSend', { numberOfKeys: 1, lua: lookupAndSend })
+    link.client.defineCommand('channelsLookupAndSend', { numberOfKeys: 1, lua: lookupAndSend })
+    link.client.defineCommand('channelsRefresh', { numberOfKeys: 3, lua: refreshIfPresent })
   }
 
-  /** Registers the node and starts the refresh timer (a third of the TTL, unref'd). */
-  async start (): Promise<void> {
-    await this.sync()
-    this.timer = setInterval(() => {
-      this.refresh().catch(this.onRefreshError)
-    }, Math.max(Math.floor(this.ttl / 3), 50))
-    this.timer.unref()
-  }
-
-  /** Writes the whole registration: after a start or a reconnect, Redis may hold nothing of it. */
+  /** Writes the whole registration, atomically: after a start, a reconnect or a stall, Redis may hold nothing of it. */
   async sync (): Promise<void> {
     this.synced = false
-    const multi = this.redis.multi().del(this.sessionsKey)
     const sessions = [...this.local]
-    for (let i = 0; i < sessions.length; i += chunkSize) multi.sadd(this.sessionsKey, sessions.slice(i, i + chunkSize))
-    await execAll(this.keepAlive(multi))
+    const replies = await this.link.run((redis) => {
+      const multi = redis.multi().del(this.sessionsKey)
+      for (let i = 0; i < sessions.length; i += chunkSize) multi.sadd(this.sessionsKey, sessions.slice(i, i + chunkSize))
+      return execAll(multi
+        .set(this.aliveKey, '1', 'PX', this.ttl)
+        .pexpire(this.sessionsKey, this.ttl)
+        .sadd(this.nodesKey, this.nodeId)
+        .time())
+    })
+    this.clock.observe(replies[replies.length - 1] as RedisTime)
     this.synced = true
   }
 
-  private keepAlive (multi: Multi): Multi {
-    return multi
-      .set(this.aliveKey, '1', 'PX', this.ttl)
-      .pexpire(this.sessionsKey, this.ttl)
-      .sadd(this.nodesKey, this.nodeId)
-  }
-
-  private async refresh (): Promise<void> {
-    if (!this.synced) return await this.sync()
-    await execAll(this.keepAlive(this.redis.multi()))
+  /**
+   * Keeps the registration alive (called every third of the TTL). Resolves `true` when it had
+   * to be written again because Redis had lost it (expired during a stall, or pruned by a lookup).
+   */
+  async refresh (): Promise<boolean> {
+    if (!this.synced) {
+      await this.sync()
+      return false
+    }
+    const holds = this.local.size > 0 ? '1' : '0'
+    const [present, seconds, micros] = await this.link.run((redis) =>
+      scripts(redis).channelsRefresh(this.aliveKey, this.sessionsKey, this.nodesKey, this.ttl, this.nodeId, holds))
+    this.clock.observe([seconds, micros])
+    if (present === 1) return false
+    await this.sync()
+    return true
   }
 
   async add (sessionId: string): Promise<void> {
     this.local.add(sessionId)
-    await this.write(this.redis.multi().sadd(this.sessionsKey, sessionId).pexpire(this.sessionsKey, this.ttl))
+    await this.write((redis) => redis.multi().sadd(this.sessionsKey, sessionId).pexpire(this.sessionsKey, this.ttl))
   }
 
   async remove (sessionId: string): Promise<void> {
     this.local.delete(sessionId)
-    await this.write(this.redis.multi().srem(this.sessionsKey, sessionId))
+    await this.write((redis) => redis.multi().srem(this.sessionsKey, sessionId))
   }
 
-  private async write (multi: Multi): Promise<void> {
+  private async write (multi: (redis: Redis) => Multi): Promise<void> {
     try {
-      await execAll(multi)
+      await this.link.run((redis) => execAll(multi(redis)))
     } catch (err) {
       this.synced = false
       throw err
     }
   }
 
-  /** Publishes `payload` to the node holding `sessionId`: see `lookupAndSend` for the result. */
-  async send (sessionId: string, payload: string): Promise<number> {
-    const redis = this.redis as unknown as WithLookup
-    return await redis.channelsLookupAndSend(this.nodesKey, this.prefix, sessionId, payload, this.nodeId)
+  /**
+   * Publishes `payload` to the node holding `sessionId` unless Redis gets it more than `budget`
+   * ms after now: see `lookupAndSend` for the result.
+   */
+  async send (sessionId: string, payload: string, budget: number): Promise<number> {
+    const deadline = this.clock.deadline(budget)
+    return await this.link.run((redis) =>
+      scripts(redis).channelsLookupAndSend(this.nodesKey, this.prefix, sessionId, payload, this.nodeId, deadline), payload.length)
   }
 
-  /** Stops the timer and removes the node's registration (best effort: it expires anyway). */
+  /** Removes the node's registration (best effort: it expires anyway). */
   async stop (): Promise<void> {
-    clearInterval(this.timer)
-    this.timer = undefined
     this.local.clear()
-    await execAll(this.redis.multi().del(this.aliveKey, this.sessionsKey).srem(this.nodesKey, this.nodeId))
+    await this.link.run((redis) => execAll(redis.multi().del(this.aliveKey, this.sessionsKey).srem(this.nodesKey, this.nodeId)))
   }
 }

@@ -31,7 +31,10 @@ export interface RedisBrokerOptions {
   prefix?: string
   /** ms a node that died without closing keeps its sessions findable [10000], at least 1000 */
   nodeTtl?: number
-  /** ms before a Redis command that got no answer rejects [2000] */
+  /**
+   * ms before a Redis command that got no answer rejects [2000]; the connection is then reset,
+   * and Redis refuses a publication or send that reaches it later than half this after it was made
+   */
   commandTimeout?: number
 }
 
@@ -52,10 +55,11 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
   }
   const settings = {
     prefix,
-    nodeTtl: positiveInteger('redisBroker nodeTtl', options.nodeTtl, defaultNodeTtl)
+    nodeTtl: positiveInteger('redisBroker nodeTtl', options.nodeTtl, defaultNodeTtl),
+    commandTimeout: positiveInteger('redisBroker commandTimeout', options.commandTimeout, defaultCommandTimeout)
   }
   if (settings.nodeTtl < minNodeTtl) throw new InvalidOptionError(`redisBroker nodeTtl: at least ${minNodeTtl} ms, got ${settings.nodeTtl}`)
-  const connectionOptions = clientOptions(positiveInteger('redisBroker commandTimeout', options.commandTimeout, defaultCommandTimeout))
+  const connectionOptions = clientOptions()
 
   // Named, so `CLIENT LIST` shows whose connections these are.
   async function open (nodeId: string): Promise<[Redis, Redis]> {

@@ -170,11 +170,15 @@ export class ChildNode {
     return `ws://127.0.0.1:${this.port}/ws`
   }
 
-  static async start (t: Test, env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string }): Promise<ChildNode> {
+  static async start (
+    t: Test,
+    env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string, COMMAND_TIMEOUT?: string, LOG_LEVEL?: string },
+    nodeFlags: string[] = []
+  ): Promise<ChildNode> {
     // Only the TypeScript loader: not tap's coverage and mock hooks of this process.
     const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
     delete childEnv.NODE_OPTIONS
-    const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [...nodeFlags, `--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
     const node = new ChildNode(child, await new Promise<number>((resolve, reject) => {
       const lines = createInterface({ input: child.stdout! })
       lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
@@ -185,12 +189,26 @@ export class ChildNode {
   }
 
   async post (path: string, data: unknown, event?: string): Promise<{ ok: boolean, code?: string }> {
+    return await this.postJson(path, { data, event }) as { ok: boolean, code?: string }
+  }
+
+  /** POSTs `body` as it is and returns the JSON answer. */
+  async postJson (path: string, body: unknown): Promise<unknown> {
     const response = await fetch(`http://127.0.0.1:${this.port}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ data, event })
+      body: JSON.stringify(body)
     })
-    return await response.json() as { ok: boolean, code?: string }
+    return await response.json()
+  }
+
+  /** SIGSTOP / SIGCONT: a node frozen by a long GC pause or a stopped VM, then thawed. */
+  pause (): void {
+    this.child.kill('SIGSTOP')
+  }
+
+  resume (): void {
+    this.child.kill('SIGCONT')
   }
 
   async kill (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -105,6 +105,35 @@ await withRedis(t, async () => {
     }, 10000, 'delivery resumes')
   })
 
+  t.test('each outage is logged once when it begins and once when it ends, whatever caused it', async (t) => {
+    const redis = await PrivateRedis.start(t)
+    t.teardown(() => redis.resume())
+    const logs: LogLine[] = []
+    const a = await startNode(t, { url: redis.url, prefix: uniquePrefix(), nodeTtl: 1000, commandTimeout: 300 }, socketMethods, {}, capturedLogger(logs))
+    await connect(t, a, ['room'])
+    const lines = (pattern: RegExp, level: number): LogLine[] => logs.filter((line) => line.level === level && pattern.test(line.msg))
+    const begun = (): LogLine[] => lines(/redis unreachable/, 40)
+    const ended = (): LogLine[] => lines(/redis is back/, 30)
+
+    // 1. a hang: nothing closes, Redis just stops answering
+    redis.pause()
+    await eventually(() => begun().length === 1, 5000, 'the hang is logged at warn')
+    await a.app.broadcastChannel('room', 'dropped', { event: 'got' }) // fails: counted
+    redis.resume()
+    await eventually(() => ended().length === 1, 10000, 'the end of the hang is logged')
+    t.match(ended()[0], { dropped: 1, channels: 1, sessions: 1 }, 'the end line counts what was dropped and re-registered')
+    t.ok((ended()[0] as LogLine & { outageMs: number }).outageMs > 0)
+
+    // 2. a later real outage is logged at warn again, and its end once
+    await redis.kill()
+    await eventually(() => begun().length === 2, 5000, 'the second outage is logged at warn')
+    await redis.restart()
+    await eventually(() => ended().length === 2, 10000, 'the end of the second outage is logged')
+    t.equal(begun().length, 2, 'two outages began')
+    t.equal(ended().length, 2, 'two outages ended')
+    t.equal(lines(/redis unreachable|redis is back/, 50).length, 0)
+  })
+
   t.test('fastify.close() completes promptly while Redis is down', async (t) => {
     const redis = await PrivateRedis.start(t)
     const a = await startNode(t, { url: redis.url, prefix: uniquePrefix() }, socketMethods)

@@ -1,0 +1,154 @@
+/**
+ * One ioredis connection as the broker uses it: every call gives up after `timeout` ms, a
+ * connection that stops answering is reset (so nothing keeps piling up behind it), and what
+ * cannot be handed over at once is refused instead of queued.
+ *
+ * ioredis' own `commandTimeout` only rejects the promise: the command stays queued in the
+ * client and in the socket's write buffer, and runs whenever Redis wakes up. Here a timeout
+ * destroys the socket instead: ioredis then fails every command still waiting on it, the
+ * buffers are freed, and it reconnects by itself (see `clientOptions`).
+ */
+import { performance } from 'node:perf_hooks'
+import type { Redis } from 'ioredis'
+
+/**
+ * Payload bytes (publications and sends) one connection may have on the way to Redis at once.
+ * A Redis that answers drains this in milliseconds; past it, a publish is refused at once (and
+ * counted) rather than buffered, so a hung Redis costs a node at most this much memory.
+ */
+export const maxPendingBytes = 8 * 1024 * 1024
+
+export class BacklogFullError extends Error {
+  constructor () {
+    super(`more than ${maxPendingBytes} bytes already on the way to redis: not queued`)
+  }
+}
+
+/** One call on its way: when it was made, and whether it has settled. */
+interface Call {
+  sentAt: number
+  done: boolean
+}
+
+export class Link {
+  private pendingBytes = 0
+  /**
+   * The calls not known to have settled, oldest first. A connection answers in order, so the
+   * oldest unsettled call tells whether it stopped answering: one timer per connection watches
+   * it (a timer per call would cost every publish).
+   */
+  private calls: Call[] = []
+  /** calls before this index have settled and are forgotten (compacted now and then, not shifted one by one) */
+  private head = 0
+  private watchdog: NodeJS.Timeout | undefined
+  /** when the connection was last reset for not answering: calls made before it failed for that */
+  private stalledAt = -1
+  /** when the current TCP connection was made, while it waits for Redis' handshake answer */
+  private connectedAt: number | undefined
+
+  /**
+   * @param onStall told once per reset, with the reason, before the connection is cut
+   */
+  constructor (
+    readonly client: Redis,
+    readonly timeout: number,
+    private readonly onStall: (err: Error) => void
+  ) {
+    client.on('connect', () => { this.connectedAt = Date.now() })
+    client.on('ready', () => { this.connectedAt = undefined })
+    client.on('close', () => { this.connectedAt = undefined })
+  }
+
+  get name (): string {
+    return this.client.options.connectionName ?? 'redis'
+  }
+
+  get ready (): boolean {
+    return this.client.status === 'ready'
+  }
+
+  /**
+   * Runs `command` on this connection. `bytes` (a payload's size) counts against
+   * `maxPendingBytes` until the call settles. Rejects at once when the connection is not ready
+   * or the backlog is full (nothing is ever queued for later), and after about `timeout` ms
+   * without an answer, when the connection is reset.
+   */
+  async run<T> (command: (client: Redis) => Promise<T>, bytes = 0): Promise<T> {
+    if (this.client.status !== 'ready') throw new Error(`redis connection ${this.name} is not ready (${this.client.status})`)
+    if (bytes > 0 && this.pendingBytes + bytes > maxPendingBytes) throw new BacklogFullError()
+    const call: Call = { sentAt: performance.now(), done: false }
+    this.forgetSettled()
+    this.calls.push(call)
+    this.pendingBytes += bytes
+    this.watch()
+    try {
+      return await command(this.client)
+    } catch (err) {
+      if (this.stalledAt >= call.sentAt) throw new Error(`redis did not answer within ${this.timeout} ms on ${this.name}`, { cause: err })
+      throw err
+    } finally {
+      call.done = true
+      this.pendingBytes -= bytes
+    }
+  }
+
+  /**
+   * A connection made but still waiting for Redis' handshake answer after the timeout is reset
+   * too (a Redis that hangs accepts connections but never answers); called from the node's tick.
+   */
+  checkHandshake (): void {
+    if (this.connectedAt !== undefined && Date.now() - this.connectedAt > this.timeout && this.client.status === 'connect') {
+      this.reset(new Error(`redis did not answer the handshake on ${this.name} within ${this.timeout} ms`))
+    }
+  }
+
+  /** Drops settled calls from the front: under load the list stays as short as what is really pending. */
+  private forgetSettled (): void {
+    const { calls } = this
+    while (this.head < calls.length && calls[this.head].done) this.head++
+    if (this.head === calls.length) {
+      calls.length = 0
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > calls.length) {
+      calls.splice(0, this.head)
+      this.head = 0
+    }
+  }
+
+  /** Arms the watchdog for the oldest unsettled call, if it is not armed. */
+  private watch (): void {
+    if (this.watchdog !== undefined) return
+    this.forgetSettled()
+    if (this.calls.length === 0) return
+    const oldest = this.calls[this.head]
+    const wait = Math.max(oldest.sentAt + this.timeout - performance.now(), 0)
+    this.watchdog = setTimeout(() => {
+      // Decided after the poll phase, not in this timer: when this process itself was frozen
+      // (a long GC pause, a stopped VM), a reply that came in meanwhile is read first and wins.
+      setImmediate(() => {
+        this.watchdog = undefined
+        if (!oldest.done && performance.now() - oldest.sentAt >= this.timeout) {
+          this.calls = []
+          this.head = 0
+          this.reset(new Error(`redis did not answer within ${this.timeout} ms on ${this.name}`))
+        }
+        this.watch()
+      })
+    }, wait)
+    this.watchdog.unref()
+  }
+
+  /** Cuts the connection: ioredis fails what waits on it and reconnects. */
+  private reset (reason: Error): void {
+    const stream = this.client.stream
+    if (stream === undefined || stream.destroyed) return
+    this.stalledAt = performance.now()
+    this.onStall(reason)
+    try {
+      // RST: the kernel drops what it still holds for Redis instead of delivering it later
+      stream.resetAndDestroy()
+    } catch {
+      stream.destroy()
+    }
+  }
+}
