@@ -1,7 +1,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', 'bench/results/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'coverage/**', '.tap/**', 'bench/results/**', 'reports/**', '.stryker-tmp/**'] }),
   {
     // The TypeBox idiom: a schema value and its Static type share one name on purpose.
     files: ['schemas/**/*.ts', 'example-chat/**/*.ts', 'test/**/*.ts'],

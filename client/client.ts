@@ -4,9 +4,10 @@
  */
 import { channelNameProblem } from '../schemas/channel.js'
 import { encodeFrame } from '../schemas/wire.js'
-import type { MessageFrame, ServerFrame } from '../schemas/protocol.js'
+import type { MessageFrame, PresenceState, ServerFrame } from '../schemas/protocol.js'
 import { Subscription, type ChannelHost } from './channel.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
+import { PresenceBook, type PresenceListener } from './presence.js'
 import { errorFromFrame, Push, type Pending } from './push.js'
 import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
 import { exponentialBackoff, type Backoff } from './timer.js'
@@ -67,6 +68,7 @@ export class Client implements SocketOwner, ChannelHost {
   private readonly listeners = new Map<string, Set<Listener>>()
   private readonly statusListeners = new Set<(status: Status) => void>()
   private readonly errorListeners = new Set<(error: ChannelsClientError) => void>()
+  private readonly presenceBook = new PresenceBook()
   /** ms a request or subscription waits for its answer */
   readonly timeout: number
   private lastId = 0
@@ -126,6 +128,7 @@ export class Client implements SocketOwner, ChannelHost {
     const invalid = invalidChannel(channel)
     if (invalid !== undefined) return Promise.reject(invalid)
     this.subscriptions.get(channel)?.cancel()
+    this.presenceBook.forget(channel, callSafely)
     // Offline there is nothing to undo: the next session starts without the channel.
     if (!this.socket.isOpen) return Promise.resolve()
     const id = this.nextId()
@@ -146,6 +149,16 @@ export class Client implements SocketOwner, ChannelHost {
     let set = this.listeners.get(event)
     if (set === undefined) this.listeners.set(event, set = new Set())
     return subscribeTo(set, listener)
+  }
+
+  /** who is in `channel` now: `{}` when none is known (not subscribed, or not a presence channel) */
+  presence (channel: string): PresenceState {
+    return this.presenceBook.state(channel)
+  }
+
+  /** Listens to presence changes of `channel`: the new state and what joined and left. */
+  onPresence (channel: string, listener: PresenceListener): () => void {
+    return this.presenceBook.on(channel, listener)
   }
 
   onStatus (listener: (status: Status) => void): () => void {
@@ -217,6 +230,11 @@ export class Client implements SocketOwner, ChannelHost {
         return
       }
       case 'welcome': return
+      case 'presence':
+      case 'presence_diff':
+        // A frame already on its way when the client unsubscribed is not news any more.
+        if (this.subscriptions.has(frame.channel)) this.presenceBook.received(frame, callSafely)
+        return
     }
     if (frame.id !== undefined) {
       const pending = this.pending.get(frame.id)
@@ -233,6 +251,7 @@ export class Client implements SocketOwner, ChannelHost {
         return
       case 'unsubscribed':
         if (this.subscriptions.get(frame.channel)?.state === 'joined') this.subscriptions.delete(frame.channel)
+        this.presenceBook.forget(frame.channel, callSafely)
         return
       case 'error':
         this.refused(errorFromFrame(frame))
@@ -250,6 +269,7 @@ export class Client implements SocketOwner, ChannelHost {
     if (!final) return
     for (const subscription of this.subscriptions.values()) subscription.close()
     this.subscriptions.clear()
+    this.presenceBook.forgetAll(callSafely)
   }
 
   // ---- ChannelHost ----------------------------------------------------------------------

@@ -14,7 +14,9 @@ import type {
 } from '../schemas/events.js'
 import { Client, type ClientOptions, type MessageMeta } from './client.js'
 import type { ChannelsClientError } from './errors.js'
+import type { PresenceListener } from './presence.js'
 import type { Status } from './socket.js'
+import type { PresenceState } from '../schemas/protocol.js'
 
 export interface SendOptions {
   /** the channel the message is for (the client must hold it, else NOT_SUBSCRIBED) */
@@ -44,6 +46,13 @@ export interface ChannelsClient<E extends EventTypeMap<E> = AnyEvents> {
 
   /** Listens to a server event; returns the function that stops listening. */
   on<K extends ReceiveEvent<E>> (event: K, listener: (data: ReceiveData<E, K>, meta: MessageMeta<K>) => void): () => void
+  /** Who is in a presence channel now: `{ [key]: [{ ref, meta }, ...] }`, `{}` when none is known. */
+  presence (channel: string): PresenceState
+  /**
+   * Listens to a presence channel: the new state and what joined and left (after a reconnect,
+   * the difference from the state before); returns the function that stops listening.
+   */
+  onPresence (channel: string, listener: PresenceListener): () => void
   /** Listens to status changes (not called for the status at the time of the call). */
   onStatus (listener: (status: Status) => void): () => void
   /** Listens to errors no promise receives: error frames without an id, refused rejoins. */
@@ -77,5 +86,6 @@ export { exponentialBackoff, type Backoff, type BackoffOptions } from './timer.j
 export type {
   AnyEvents, EventMap, EventSchemas, EventTypeMap, EventTypes, ReceiveData, ReceiveEvent, ReplyData, SendData, SendEvent
 } from '../schemas/events.js'
-export type { ValidationIssue } from '../schemas/protocol.js'
+export type { ValidationIssue, PresenceState, PresenceEntry } from '../schemas/protocol.js'
 export type { ErrorCode } from '../schemas/constants.js'
+export type { PresenceDiff, PresenceListener } from './presence.js'

@@ -25,22 +25,23 @@ export const Ok = Type.Object({ ok: Type.Literal(true) })
 // ---- server → client
 export const ChatLine = Type.Object({ nick: Nick, text: Type.String(), at: Type.Number() })
 export const Announcement = Type.Object({ text: Type.String(), at: Type.Number() })
-/** `joined` / `left`: who, and who is in the room now. */
-export const Presence = Type.Object({ nick: Type.String(), members: Type.Array(Type.String()) })
-export const Renamed = Type.Object({ from: Type.String(), to: Type.String(), members: Type.Array(Type.String()) })
-/** What a joiner gets: who is there and the recent history. */
+/** `joined` / `left`: the notice of who came or went (who is there comes from presence). */
+export const Notice = Type.Object({ nick: Type.String() })
+export const Renamed = Type.Object({ from: Type.String(), to: Type.String() })
+/** What a joiner gets: the recent history (the members come in the `presence` frame). */
 export const RoomState = Type.Object({
-  members: Type.Array(Type.String()),
   history: Type.Array(Type.Union([ChatLine, Announcement]))
 })
+/** The presence meta of a member: what the page shows of each of their devices. */
+export const MemberMeta = Type.Object({ nick: Type.String(), since: Type.Number() })
 
 export const chatEvents = {
   nick: { send: SetNick, reply: SetNick },
   unlock: { send: Unlock, reply: Ok },
   chat: { send: ChatMessage, receive: ChatLine, reply: Ok },
   room: { receive: RoomState },
-  joined: { receive: Presence },
-  left: { receive: Presence },
+  joined: { receive: Notice },
+  left: { receive: Notice },
   renamed: { receive: Renamed },
   announce: { receive: Announcement }
 }

@@ -1,6 +1,8 @@
 /**
- * The chat's memory: who is in each room and its recent history. In-process, so with a
- * Redis broker each node knows only its own members (a real app would keep this in Redis).
+ * The chat's memory on this node: which of its sockets are in each room (the rooms active
+ * here) and each room's recent history. In-process, so with a Redis broker each node keeps its
+ * own history (a real app would keep it in Redis); who is in a room, over every node, comes
+ * from presence (see server.ts).
  */
 import type { Static } from '@sinclair/typebox'
 import type { Announcement, ChatLine } from './events.js'

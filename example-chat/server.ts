@@ -2,6 +2,9 @@
  * The example chat: rooms are channels, nicknames live in `socket.context`, every message is
  * validated by the TypeBox schemas of `events.ts`, join and leave notices come from the
  * subscribe/unsubscribe handlers, and `private-*` rooms refuse whoever has not sent the password.
+ * Rooms are presence channels: each socket is tracked under its nick, so the member lists are
+ * the same on every node that shares a Redis broker, and two tabs of one nick show once.
+ * Its whole channels API is described at /asyncapi.json (AsyncAPI 3).
  *
  *   npm start                      builds, then serves http://127.0.0.1:3000 (HOST, PORT)
  *   CHAT_PASSWORD=... npm start    the password of the private rooms ['letmein']
@@ -16,8 +19,9 @@ import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyChannels, { ChannelError, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
+import type { Static } from '@sinclair/typebox'
 import {
-  AnnounceBody, chatEvents, maxRoomLength, privatePrefix, RoomList, RoomParams, roomPattern
+  AnnounceBody, chatEvents, maxRoomLength, type MemberMeta, privatePrefix, RoomList, RoomParams, roomPattern
 } from './events.js'
 import { Rooms } from './rooms.js'
 
@@ -68,10 +72,19 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   const rooms = new Rooms(options.historySize ?? 50)
   const app = Fastify({ logger: options.logger ?? false })
 
-  await app.register(fastifyChannels, { path: '/ws', ...options.channels })
+  await app.register(fastifyChannels, { path: '/ws', presence: roomPattern, asyncapi: '/asyncapi.json', ...options.channels })
   await app.register(fastifyStatic, { root: publicDir(), prefix: '/' })
 
   const nickOf = (socket: ChannelSocket): string => socket.context.nick ?? 'guest'
+
+  /** Present in `channel` under the socket's nick, with what the page shows of each device. */
+  const track = async (socket: ChannelSocket, channel: string): Promise<void> => {
+    const meta: Static<typeof MemberMeta> = { nick: nickOf(socket), since: Date.now() }
+    await socket.track(channel, nickOf(socket), meta)
+  }
+
+  /** People in a room over every node: distinct nicks, however many tabs each has open. */
+  const headCount = async (channel: string): Promise<number> => Object.keys(await app.channels.presence(channel)).length
 
   app.channels.on('connect', (socket) => {
     socket.context.nick = `guest-${socket.id.replace(/[^a-z0-9]/gi, '').slice(0, 4).toLowerCase()}`
@@ -89,16 +102,30 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   })
   app.channels.on('subscribe', async (socket, channel) => {
     rooms.join(channel, socket.id, nickOf(socket))
-    const members = rooms.members(channel)
-    // The joiner is not in the channel yet: it gets the room's state, the others the notice.
-    socket.send({ members, history: rooms.history(channel) }, { channel, event: 'room' })
-    await app.broadcastChannel(channel, { nick: nickOf(socket), members }, { event: 'joined' })
+    // The joiner is not in the channel yet: it gets the room's history, the others the notice.
+    socket.send({ history: rooms.history(channel) }, { channel, event: 'room' })
+    await app.broadcastChannel(channel, { nick: nickOf(socket) }, { event: 'joined' })
+    // A socket holds the channel only once every subscribe handler has passed: track right
+    // after (a subscription refused or dropped meanwhile makes this a no-op).
+    setImmediate(() => {
+      if (socket.channels.has(channel)) track(socket, channel).catch((err: unknown) => app.log.warn({ err, channel }, 'chat: track failed'))
+    })
   })
   app.channels.on('unsubscribe', async (socket, channel) => {
+    // Leaving untracks by itself: the member lists follow through presence.
     const nick = rooms.leave(channel, socket.id)
-    if (nick !== undefined) await app.broadcastChannel(channel, { nick, members: rooms.members(channel) }, { event: 'left' })
+    if (nick !== undefined) await app.broadcastChannel(channel, { nick }, { event: 'left' })
   })
   app.channels.on('finish', (socket) => { rooms.forget(socket.id) })
+
+  // ---- what the server sends, declared for the contract document served at /asyncapi.json
+  app.channels
+    .emits('chat', { channel: roomPattern, schema: chatEvents.chat.receive })
+    .emits('room', { channel: roomPattern, schema: chatEvents.room.receive })
+    .emits('joined', { channel: roomPattern, schema: chatEvents.joined.receive })
+    .emits('left', { channel: roomPattern, schema: chatEvents.left.receive })
+    .emits('renamed', { channel: roomPattern, schema: chatEvents.renamed.receive })
+    .emits('announce', { channel: roomPattern, schema: chatEvents.announce.receive })
 
   // ---- messages, each validated by its schema
   app.channels.on('message', { event: 'nick', schema: chatEvents.nick.send }, async (socket, { nick }) => {
@@ -107,7 +134,8 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     if (from === nick) return { nick }
     for (const channel of socket.channels) {
       rooms.rename(channel, socket.id, nick)
-      await app.broadcastChannel(channel, { from, to: nick, members: rooms.members(channel) }, { event: 'renamed' })
+      await track(socket, channel) // the key is the nick: a leave under the old, a join under the new
+      await app.broadcastChannel(channel, { from, to: nick }, { event: 'renamed' })
     }
     return { nick }
   })
@@ -128,10 +156,10 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   })
 
   // ---- HTTP
-  app.get('/rooms', { schema: { response: { 200: RoomList } } }, () => {
-    const active = rooms.active()
-    const names = [...new Set([...listed, ...[...active.keys()].sort()])]
-    return { rooms: names.map((name) => ({ name, members: active.get(name) ?? 0, private: name.startsWith(privatePrefix) })) }
+  app.get('/rooms', { schema: { response: { 200: RoomList } } }, async () => {
+    const names = [...new Set([...listed, ...[...rooms.active().keys()].sort()])]
+    const counts = await Promise.all(names.map(headCount))
+    return { rooms: names.map((name, i) => ({ name, members: counts[i], private: name.startsWith(privatePrefix) })) }
   })
 
   app.post<{ Params: { room: string }, Body: { text: string } }>('/rooms/:room/announce', {
@@ -141,7 +169,7 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     const announcement = { text: request.body.text.trim(), at: Date.now() }
     rooms.record(room, announcement)
     await app.broadcastChannel(room, announcement, { event: 'announce' })
-    return reply.code(202).send({ ok: true, room, members: rooms.members(room).length })
+    return reply.code(202).send({ ok: true, room, members: await headCount(room) })
   })
 
   return app

@@ -121,6 +121,14 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     await leave(this, checkedChannel(channel))
   }
 
+  track (channel: string, key: string, meta?: unknown): Promise<void> {
+    return this.server.presence.track(this, channel, key, meta)
+  }
+
+  untrack (channel: string): Promise<void> {
+    return this.server.presence.untrack(this, channel)
+  }
+
   close (code: number = CloseCodes.NORMAL, reason = ''): void {
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
       this.ws.close(code, closeReason(reason))

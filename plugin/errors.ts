@@ -44,3 +44,13 @@ export function isChannelError (err: unknown): err is ChannelError {
 
 export const UnserializableDataError = createError(
   'FST_CHANNELS_UNSERIALIZABLE', 'the message data cannot be encoded as JSON: %s', 500, TypeError)
+
+export const InjectRefusedError = createError(
+  'FST_CHANNELS_INJECT_REFUSED', 'the injected upgrade was refused with HTTP %s: %s', 500)
+
+export const InjectFailedError = createError(
+  'FST_CHANNELS_INJECT_FAILED', 'the injected client could not connect: %s', 500)
+
+/** A `socket.track()` the plugin cannot honour: a channel without presence, a bad key or meta. */
+export const InvalidPresenceError = createError(
+  'FST_CHANNELS_INVALID_PRESENCE', 'fastify-channels presence: %s', 400, TypeError)

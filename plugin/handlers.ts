@@ -29,7 +29,7 @@ export function channelMatches (filter: string | RegExp | undefined, channel: st
   return typeof filter === 'string' ? filter === channel : filter.test(channel)
 }
 
-function normaliseFilter (filter: ChannelFilter | undefined): string | RegExp | undefined {
+export function normaliseFilter (filter: ChannelFilter | undefined): string | RegExp | undefined {
   if (filter === undefined || typeof filter === 'string') return filter
   if (filter instanceof RegExp) {
     // A `g` or `y` RegExp remembers lastIndex between tests: matching would depend on history.

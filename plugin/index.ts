@@ -13,7 +13,7 @@ export default fastifyChannels
 export { fastifyChannels }
 export {
   ChannelError, NoSocketError, BrokerUnavailableError, InvalidOptionError, InvalidHandlerError,
-  InvalidChannelError, MissingIoredisError, UnserializableDataError
+  InvalidChannelError, MissingIoredisError, UnserializableDataError, InvalidPresenceError
 } from './errors.js'
 export { memoryBroker } from './broker/memory.js'
 export { redisBroker } from './broker/redis.js'
@@ -22,6 +22,12 @@ export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
 } from './broker/types.js'
 export type { ChannelsOptions, RateLimitOptions } from './options.js'
+export { InjectFailedError, InjectRefusedError } from './errors.js'
+export type { AsyncApiDocument, AsyncApiOptions } from './asyncapi-types.js'
+export type { InjectOptions, InjectRefusal } from './inject.js'
 export type * from './types.js'
 export { CloseCodes, ErrorCodes, PROTOCOL_VERSION } from '../schemas/protocol.js'
 export type { ErrorCode } from '../schemas/protocol.js'
+export type { PresenceState, PresenceEntry } from '../schemas/protocol.js'
+export type { PresenceBroker, PresenceChanges, PresenceTrack } from './broker/types.js'
+export { sharesPresence } from './broker/types.js'

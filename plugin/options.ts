@@ -13,8 +13,11 @@ export const defaultMaxChannels = 100
 export const defaultHeartbeat = 30000
 export const defaultMaxBufferedBytes = 1048576
 export const defaultRateLimit = Object.freeze({ max: 100, interval: 1000 })
+/** presence is off unless asked for */
+export const defaultPresence = false
 /** no cap: `maxConnections` is off unless set (docs/origins-and-limits.md recommends a value) */
 export const defaultMaxConnections = Infinity
+export const defaultAsyncApi = false
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -60,6 +63,15 @@ export interface ChannelsOptions {
    * process's file-descriptor limit (`ulimit -n`) less what HTTP and the broker need.
    */
   maxConnections?: number
+  /** a route path that serves the AsyncAPI document, e.g. '/asyncapi.json' [false: none] */
+  asyncapi?: string | false
+  /** channels whose members are tracked across nodes [false]: `true` for every channel, or a filter */
+  presence?: boolean | string | RegExp
+}
+
+/** Which channels are presence channels: a filter like a handler's (`undefined` = every channel). */
+export interface PresenceOptions {
+  channel: string | RegExp | undefined
 }
 
 export interface ResolvedOptions {
@@ -75,10 +87,12 @@ export interface ResolvedOptions {
   origins: AllowedOrigins
   /** `Infinity` when unlimited */
   maxConnections: number
+  asyncapi: string | false
+  presence: PresenceOptions | false
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
-  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections'])
+  'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'asyncapi', 'presence'])
 
 /** `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
 export function positiveInteger (name: string, value: unknown, fallback: number): number {
@@ -98,6 +112,15 @@ function prefix (value: unknown): string | false {
   return value.endsWith('/') ? value : value + '/'
 }
 
+function asyncapiPath (value: unknown): string | false {
+  if (value === undefined) return defaultAsyncApi
+  if (value === false) return false
+  if (typeof value !== 'string' || !value.startsWith('/')) {
+    throw new InvalidOptionError(`asyncapi: expected false or a route path starting with "/", got ${String(value)}`)
+  }
+  return value
+}
+
 function rateLimit (value: unknown): RateLimitOptions | false {
   if (value === undefined) return { ...defaultRateLimit }
   if (value === false) return false
@@ -109,6 +132,17 @@ function rateLimit (value: unknown): RateLimitOptions | false {
     max: positiveInteger('rateLimit.max', max, defaultRateLimit.max),
     interval: positiveInteger('rateLimit.interval', interval, defaultRateLimit.interval)
   }
+}
+
+function presence (value: unknown): PresenceOptions | false {
+  if (value === undefined || value === false) return defaultPresence
+  if (value === true) return { channel: undefined }
+  if (typeof value === 'string' && value !== '') return { channel: value }
+  if (value instanceof RegExp) {
+    // A `g` or `y` RegExp remembers lastIndex between tests: matching would depend on history.
+    return { channel: value.global || value.sticky ? new RegExp(value.source, value.flags.replace(/[gy]/g, '')) : value }
+  }
+  throw new InvalidOptionError('presence: expected a boolean, a channel name or a RegExp')
 }
 
 function broker (value: unknown): Broker | undefined {
@@ -144,6 +178,8 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     rateLimit: rateLimit(options.rateLimit),
     messageLog: options.messageLog ?? false,
     origins: allowedOrigins(options.origins),
-    maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections)
+    maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections),
+    asyncapi: asyncapiPath(options.asyncapi),
+    presence: presence(options.presence)
   })
 }

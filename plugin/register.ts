@@ -9,6 +9,7 @@ import { CloseCodes } from '../schemas/protocol.js'
 import { memoryBroker } from './broker/memory.js'
 import { capConnections } from './connection-cap.js'
 import { Connection } from './connection.js'
+import { contractMembers } from './contract.js'
 import { startHeartbeat } from './heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
 import { checkOrigin } from './origins.js'
@@ -60,7 +61,9 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       server.handlers.on(event, optionsOrHandler, handler)
       return registry
     },
-    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size })
+    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size }),
+    presence: async (channel: string) => await server.presence.presence(checkedChannel(channel)),
+    ...contractMembers(fastify, server.handlers, options, () => registry)
   } as ChannelsRegistry
   fastify.decorate('channels', registry)
   const broadcast: BroadcastFn = (data, sendOptions) => server.broadcast(data, sendOptions)

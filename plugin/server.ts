@@ -8,7 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type WebSocket from 'ws'
 import { encodeMessage } from '../schemas/codec.js'
 import { CloseCodes, DEFAULT_EVENT } from '../schemas/protocol.js'
-import type { BrokerConnection, BrokerNode, Delivery, Publication } from './broker/types.js'
+import type { BrokerConnection, BrokerNode, Delivery, PresenceChanges, Publication } from './broker/types.js'
 import { ChannelMap } from './channels.js'
 import { checkedChannel } from './channel-name.js'
 import { BrokerUnavailableError, NoSocketError, UnserializableDataError } from './errors.js'
@@ -18,6 +18,7 @@ import { HandlerRegistry } from './handlers.js'
 import type { HeartbeatPeer } from './heartbeat.js'
 import type { ChannelStep, Member, MembershipServer } from './membership.js'
 import type { ResolvedOptions } from './options.js'
+import { PresenceTracker } from './presence/tracker.js'
 import type { BroadcastOptions, SendOptions } from './types.js'
 
 /** How long `fastify.close()` waits for peers to answer the 1001 close before cutting them off. */
@@ -49,11 +50,24 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   private readonly subscribing = new Map<string, Promise<void>>()
   private broker: BrokerConnection | undefined
   closing = false
+  readonly presence: PresenceTracker
 
-  constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {}
+  constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
+    this.presence = new PresenceTracker(options.presence, log)
+    if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
+  }
 
   useBroker (broker: BrokerConnection): void {
     this.broker = broker
+    this.presence.useBroker(broker)
+  }
+
+  presenceChanged (channel: string, changes: PresenceChanges): void {
+    this.presence.changed(channel, changes)
+  }
+
+  presenceReload (): void {
+    this.presence.reload()
   }
 
   // ---- BrokerNode: traffic from other nodes ------------------------------------------
@@ -100,6 +114,8 @@ export class ChannelServer implements BrokerNode, MembershipServer {
       this.subscribing.set(channel, ready)
     }
     await this.subscribing.get(channel)
+    // Before `subscribed`: the `presence` frame must follow it at once (see the presence step).
+    await this.presence.ready(channel)
   }
 
   removeFromChannel (channel: string, connection: Member): void {
@@ -183,6 +199,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   }
 
   async closeBroker (): Promise<void> {
+    this.presence.close()
     const broker = this.broker
     this.broker = undefined
     if (broker === undefined) return

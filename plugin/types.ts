@@ -3,6 +3,11 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { Static, TSchema } from '@sinclair/typebox'
+import type { ChannelsClient } from '../client/index.js'
+import type { AnyEvents, EventTypeMap } from '../schemas/events.js'
+import type { AsyncApiDocument, AsyncApiOptions } from './asyncapi-types.js'
+import type { InjectOptions } from './inject.js'
+import type { PresenceState } from '../schemas/protocol.js'
 
 /**
  * The per-connection context: a plain object that lives as long as the connection. Augment it
@@ -58,6 +63,13 @@ export interface ChannelSocket {
   unsubscribe (channel: string): Promise<void>
   /** closes the connection [1000] */
   close (code?: number, reason?: string): void
+  /**
+   * presence: this socket, which must hold `channel` (else a ChannelError NOT_SUBSCRIBED), is
+   * present in it under `key` with `meta` (JSON data, default {}); tracking again replaces the meta
+   */
+  track (channel: string, key: string, meta?: unknown): Promise<void>
+  /** presence: this socket is no longer present in `channel` (leaving or closing untracks too) */
+  untrack (channel: string): Promise<void>
 }
 
 /** A channel filter: a string matches one channel exactly, a RegExp by pattern. */
@@ -85,6 +97,14 @@ export interface MessageHandlerOptions<S extends TSchema = TSchema> extends Chan
   schema?: S
 }
 
+/** `fastify.channels.emits(event, options)`: a server → client event, for the contract document. */
+export interface EmitsOptions<S extends TSchema = TSchema> {
+  /** the channel (or channels, by pattern) the event is sent to; absent: sent to connections, not to a channel */
+  channel?: ChannelFilter
+  /** the event's data */
+  schema: S
+}
+
 export type ChannelEvent = 'connect' | 'message' | 'subscribe' | 'unsubscribe' | 'error' | 'disconnect' | 'finish'
 
 export type SocketHandler = (socket: ChannelSocket) => unknown
@@ -107,6 +127,14 @@ export interface ChannelsRegistry {
   on (event: 'disconnect', handler: DisconnectHandler): ChannelsRegistry
   /** what this node holds now: connected sockets and channels with a local subscriber */
   stats (): { sockets: number, channels: number }
+  /** declares a server → client event for the contract document (changes nothing at run time) */
+  emits<S extends TSchema> (event: string, options: EmitsOptions<S>): ChannelsRegistry
+  /** the AsyncAPI 3.0.0 document of the channels API: handlers, `emits` declarations, protocol frames */
+  asyncapi (options?: AsyncApiOptions): AsyncApiDocument
+  /** a connected client over an in-memory connection (no port): the app's hooks run on its upgrade */
+  inject<E extends EventTypeMap<E> = AnyEvents> (options?: InjectOptions): Promise<ChannelsClient<E>>
+  /** presence: who is in `channel` over every node: `{ [key]: [{ ref, meta }, ...] }` */
+  presence (channel: string): Promise<PresenceState>
 }
 
 export type BroadcastFn = (data: unknown, options?: BroadcastOptions) => Promise<void>

@@ -21,6 +21,9 @@ function end (socket: RawSocket): void {
 
 export function endRefusedUpgrades (fastify: FastifyInstance): void {
   const pending = new Set<RawSocket>()
+  // The socket each upgrade came on, by its request: `request.socket` is not enough, since
+  // @fastify/websocket's injectWS emits a plain request object without one.
+  const socketOf = new WeakMap<IncomingMessage, RawSocket>()
   let closing = false
 
   // One listener shared by every pending socket (not a closure each), taken off again once the
@@ -31,17 +34,19 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
 
   // Registered after @fastify/websocket's own listener, so by now Fastify has answered any
   // upgrade that came in while closing (503) and the socket can be ended behind the answer.
-  const onUpgrade = (_request: IncomingMessage, socket: RawSocket): void => {
+  const onUpgrade = (request: IncomingMessage, socket: RawSocket): void => {
     if (closing) {
       end(socket)
       return
     }
     pending.add(socket)
+    socketOf.set(request, socket)
     socket.on('close', forget)
   }
   fastify.server.on('upgrade', onUpgrade)
   fastify.websocketServer.on('connection', (_ws: WebSocket, request: IncomingMessage) => {
-    const socket = request.socket as RawSocket
+    const socket = socketOf.get(request)
+    if (socket === undefined) return
     pending.delete(socket)
     socket.off('close', forget)
   })

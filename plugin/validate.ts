@@ -12,6 +12,8 @@ export const maxReportedIssues = 10
 const maxIssueText = 200
 
 export interface CompiledSchema {
+  /** the schema as registered (the contract document describes it) */
+  readonly source: TSchema
   check (value: unknown): boolean
   issues (value: unknown): ValidationIssue[]
 }
@@ -26,6 +28,7 @@ const tooDeep: ValidationIssue = { path: '', message: 'the data is nested too de
 export function compileSchema (schema: TSchema): CompiledSchema {
   const compiled = TypeCompiler.Compile(schema)
   return {
+    source: schema,
     // Checking and listing errors recurse with the data (recursive schemas): a hostile depth
     // must end as VALIDATION_FAILED, never as a RangeError that leaves the frame unanswered.
     check (value) {

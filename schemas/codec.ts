@@ -42,3 +42,37 @@ export function encodeMessage (event: string, channel: string | undefined, data:
   const frame: Static<typeof ServerMessageFrame> = { type: 'message', event, channel, data }
   return JSON.stringify(frame)
 }
+
+// ---- presence ------------------------------------------------------------------------------
+
+/** A track as a server keeps it: its meta already JSON text (encoded once, when it was tracked). */
+export interface EncodedTrack {
+  key: string
+  meta: string
+}
+
+/** `{"key":[{"ref":…,"meta":…}],…}` from tracks by ref; metas go in verbatim. */
+function encodePresenceState (tracks: Iterable<[string, EncodedTrack]>): string {
+  const byKey = new Map<string, string[]>()
+  for (const [ref, { key, meta }] of tracks) {
+    const entry = `{"ref":${JSON.stringify(ref)},"meta":${meta}}`
+    const list = byKey.get(key)
+    if (list === undefined) byKey.set(key, [entry])
+    else list.push(entry)
+  }
+  const parts: string[] = []
+  for (const [key, entries] of byKey) parts.push(`${JSON.stringify(key)}:[${entries.join(',')}]`)
+  return `{${parts.join(',')}}`
+}
+
+/** Encodes the server's `presence` frame (PresenceFrame). */
+export function encodePresence (channel: string, state: Iterable<[string, EncodedTrack]>): string {
+  return `{"type":"presence","channel":${JSON.stringify(channel)},"state":${encodePresenceState(state)}}`
+}
+
+/** Encodes the server's `presence_diff` frame (PresenceDiffFrame). */
+export function encodePresenceDiff (
+  channel: string, joins: Iterable<[string, EncodedTrack]>, leaves: Iterable<[string, EncodedTrack]>
+): string {
+  return `{"type":"presence_diff","channel":${JSON.stringify(channel)},"joins":${encodePresenceState(joins)},"leaves":${encodePresenceState(leaves)}}`
+}

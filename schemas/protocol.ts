@@ -100,7 +100,36 @@ export const ErrorFrame = Type.Object({
 })
 export type ErrorFrame = Static<typeof ErrorFrame>
 
+// ---- presence (server → client) -------------------------------------------------------
+
+/** One track of a key: `ref` names it (unguessable, never a session id), `meta` is the app's JSON. */
+export const PresenceEntry = Type.Object({
+  ref: Type.String({ minLength: 1 }),
+  meta: Type.Unknown()
+})
+export type PresenceEntry = Static<typeof PresenceEntry>
+
+/** key → its tracks (one per socket: two tabs of one user are two entries) */
+export const PresenceState = Type.Record(Type.String(), Type.Array(PresenceEntry))
+export type PresenceState = Static<typeof PresenceState>
+
+export const PresenceFrame = Type.Object({
+  type: Type.Literal('presence'),
+  channel: Type.String(),
+  state: PresenceState
+})
+export type PresenceFrame = Static<typeof PresenceFrame>
+
+export const PresenceDiffFrame = Type.Object({
+  type: Type.Literal('presence_diff'),
+  channel: Type.String(),
+  joins: PresenceState,
+  leaves: PresenceState
+})
+export type PresenceDiffFrame = Static<typeof PresenceDiffFrame>
+
 export const ServerFrame = Type.Union([
-  WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame
+  WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame,
+  PresenceFrame, PresenceDiffFrame
 ])
 export type ServerFrame = Static<typeof ServerFrame>

@@ -7,12 +7,16 @@
  * Adding a server frame (or a field): add its schema to `ServerFrame` in `protocol.ts`, then its
  * entry here; the compiler refuses a frame type or a field without its guard.
  */
-import { anything, arrayOf, exactly, fields, integer, optional, text, type Guard } from './guards.js'
+import { anything, arrayOf, exactly, fields, integer, optional, recordOf, text, type Guard } from './guards.js'
 import type { ServerFrame } from './protocol.js'
 import { decodeWith, type DecodeResult, type FrameCheck } from './wire.js'
 
 const frameId = integer(1, Number.MAX_SAFE_INTEGER)
 const validationIssue = fields({ path: text(), message: text() })
+/** a required field of any value (TypeBox's `Unknown` without `Optional`) */
+const present: Guard = (value) => value !== undefined
+/** key → [{ ref, meta }] (PresenceState) */
+const presenceState = recordOf(arrayOf(fields({ ref: text(1), meta: present })))
 
 /** For each server frame type, a guard for each of its fields but `type`. */
 type FieldGuards = {
@@ -25,7 +29,9 @@ export const serverFrameFields: FieldGuards = {
   unsubscribed: { channel: text(), id: optional(frameId) },
   message: { event: text(), channel: optional(text()), data: anything },
   ack: { id: frameId, data: anything },
-  error: { id: optional(frameId), code: text(1), message: text(), errors: optional(arrayOf(validationIssue)) }
+  error: { id: optional(frameId), code: text(1), message: text(), errors: optional(arrayOf(validationIssue)) },
+  presence: { channel: text(), state: presenceState },
+  presence_diff: { channel: text(), joins: presenceState, leaves: presenceState }
 }
 
 /** Frame type → the check of a whole frame of that type (its `type` included, so each check stands alone). */

@@ -13,7 +13,9 @@ import { connect } from 'fastify-channels/client'
  * @typedef {{ kind: 'chat', nick: string, text: string, at: number }
  *   | { kind: 'announce', text: string, at: number }
  *   | { kind: 'notice', text: string, at: number }} Item
- * @typedef {{ name: string, joined: boolean, locked: boolean, members: string[], items: Item[], unread: number, count: number }} Room
+ * @typedef {{ nick: string, devices: number }} Member
+ * @typedef {{ name: string, joined: boolean, locked: boolean, members: Member[], items: Item[], unread: number, count: number }} Room
+ * @typedef {import('fastify-channels/client').PresenceState} PresenceState
  */
 
 const maxText = 500
@@ -120,6 +122,8 @@ function room (name) {
   if (found === undefined) {
     found = { name, joined: false, locked: false, members: [], items: [], unread: 0, count: 0 }
     state.rooms.set(name, found)
+    // Rooms are presence channels: the member list is the room's presence, over every node.
+    client.onPresence(name, (presence) => setMembers(name, presence))
   }
   return found
 }
@@ -135,12 +139,16 @@ function add (channel, item) {
   renderRooms()
 }
 
-/** @param {string | undefined} channel @param {string[]} members */
-function setMembers (channel, members) {
-  if (channel === undefined) return
+/**
+ * One entry per nick (its key), however many tabs or devices it is tracked from.
+ * @param {string} channel @param {PresenceState} presence
+ */
+function setMembers (channel, presence) {
   const target = room(channel)
-  target.members = members
-  target.count = members.length
+  target.members = Object.entries(presence)
+    .map(([nick, devices]) => ({ nick, devices: devices.length }))
+    .sort((a, b) => a.nick.localeCompare(b.nick))
+  target.count = target.members.length
   if (channel === state.active) renderMembers()
   renderRooms()
 }
@@ -168,11 +176,12 @@ function renderRooms () {
 function renderMembers () {
   const { members } = room(state.active)
   $('member-count').textContent = String(members.length)
-  $('members').replaceChildren(...members.map((nick) => {
+  $('members').replaceChildren(...members.map(({ nick, devices }) => {
     const item = el('li', nick === state.nick ? 'me' : '')
     const avatar = el('span', 'avatar small')
     paintAvatar(avatar, nick)
     item.append(avatar, el('span', 'member-nick', nick === state.nick ? `${nick} (you)` : nick))
+    if (devices > 1) item.append(el('span', 'member-devices', `${devices} devices`))
     return item
   }))
   const count = members.length
@@ -336,26 +345,22 @@ function start () {
     toast(describe(error))
   })
 
-  client.on('room', ({ members, history }, { channel }) => {
+  client.on('room', ({ history }, { channel }) => {
     if (channel === undefined) return
     const target = room(channel)
     target.items = history.map((item) => 'nick' in item ? { kind: 'chat', ...item } : { kind: 'announce', ...item })
-    setMembers(channel, members)
     if (channel === state.active) renderRoom()
   })
   client.on('chat', (line, { channel }) => add(channel, { kind: 'chat', ...line }))
   client.on('announce', (announcement, { channel }) => add(channel, { kind: 'announce', ...announcement }))
-  client.on('joined', ({ nick, members }, { channel }) => {
+  client.on('joined', ({ nick }, { channel }) => {
     add(channel, { kind: 'notice', text: `${nick} joined`, at: Date.now() })
-    setMembers(channel, members)
   })
-  client.on('left', ({ nick, members }, { channel }) => {
+  client.on('left', ({ nick }, { channel }) => {
     add(channel, { kind: 'notice', text: `${nick} left`, at: Date.now() })
-    setMembers(channel, members)
   })
-  client.on('renamed', ({ from, to, members }, { channel }) => {
+  client.on('renamed', ({ from, to }, { channel }) => {
     add(channel, { kind: 'notice', text: `${from} is now known as ${to}`, at: Date.now() })
-    setMembers(channel, members)
   })
 
   renderStatus(client.status)

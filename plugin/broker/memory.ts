@@ -3,10 +3,12 @@
  * to publish to. One instance passed to several apps in the same process joins them as nodes
  * of one server, which is how the broker contract is tested without Redis.
  */
-import type { Broker, BrokerConnection, BrokerNode, Publication } from './types.js'
+import { MemoryPresence } from './memory-presence.js'
+import type { Broker, BrokerConnection, BrokerNode, PresenceBroker, Publication } from './types.js'
 
 export function memoryBroker (): Broker {
   const nodes = new Set<BrokerNode>()
+  const presence = new MemoryPresence(nodes)
 
   // Hand-offs run on a later microtask, as they would through a real engine, so a
   // publisher's local delivery always completes before any other node sees the message.
@@ -17,7 +19,7 @@ export function memoryBroker (): Broker {
   }
 
   return {
-    async connect (node: BrokerNode): Promise<BrokerConnection> {
+    async connect (node: BrokerNode): Promise<BrokerConnection & PresenceBroker> {
       nodes.add(node)
       return {
         async publish (publication) { toOthers(node, publication) },
@@ -34,7 +36,12 @@ export function memoryBroker (): Broker {
           }
           return false
         },
-        async close () { nodes.delete(node) }
+        async presenceUpdate (channel, changes) { presence.update(node, channel, changes) },
+        async presenceState (channel) { return presence.state(channel) },
+        async close () {
+          presence.removeNode(node)
+          nodes.delete(node)
+        }
       }
     }
   }

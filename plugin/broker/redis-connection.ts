@@ -17,7 +17,7 @@
  * connection still answers, and while an outage lasts, retries the recovery.
  */
 import type { Redis } from 'ioredis'
-import type { BrokerConnection, BrokerNode, Publication } from './types.js'
+import type { BrokerConnection, BrokerNode, PresenceBroker, PresenceChanges, PresenceTrack, Publication } from './types.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
 import { quit, ready } from './redis-client.js'
 import { RedisClock } from './redis-clock.js'
@@ -26,6 +26,7 @@ import { Link } from './redis-link.js'
 import { Publisher } from './redis-publisher.js'
 import { SessionRegistry } from './redis-sessions.js'
 import { Subscriptions } from './redis-subscriptions.js'
+import { RedisPresence } from './redis-presence.js'
 
 export interface ConnectionSettings {
   prefix: string
@@ -33,8 +34,9 @@ export interface ConnectionSettings {
   commandTimeout: number
 }
 
-export class RedisConnection implements BrokerConnection {
+export class RedisConnection implements BrokerConnection, PresenceBroker {
   private readonly recent = new RecentIds()
+  private readonly presence: RedisPresence
   private readonly clock = new RedisClock()
   private readonly health: Health
   private readonly pub: Link
@@ -64,6 +66,7 @@ export class RedisConnection implements BrokerConnection {
     this.subscriptions = new Subscriptions(this.sub, settings.prefix, node.nodeId)
     this.sessions = new SessionRegistry(this.pub, this.clock, settings.prefix, node.nodeId, settings.nodeTtl)
     this.publisher = new Publisher(this.pub, this.clock, this.budget, () => this.health.drop())
+    this.presence = new RedisPresence(this.pub, this.sub, node, { ...settings, redisChannel: (channel) => this.subscriptions.redisChannel(channel) })
   }
 
   /** Waits for both connections, subscribes the node-wide channels, registers the node. */
@@ -79,6 +82,7 @@ export class RedisConnection implements BrokerConnection {
     try {
       await connection.subscriptions.subscribeAll()
       await connection.sessions.sync()
+      connection.presence.start()
     } catch (err) {
       await connection.close()
       throw err
@@ -143,6 +147,7 @@ export class RedisConnection implements BrokerConnection {
   }
 
   private receive (text: string): void {
+    if (text.charCodeAt(0) === 112) return this.presence.receive(text) // 'p': see redis-presence.ts
     const envelope = decodeEnvelope(text)
     if (envelope === undefined) {
       this.node.log.warn('channels: dropped a redis message this version cannot read (another version on the same prefix?)')
@@ -203,9 +208,18 @@ export class RedisConnection implements BrokerConnection {
     return result > 0
   }
 
+  async presenceUpdate (channel: string, changes: PresenceChanges): Promise<void> {
+    await this.presence.update(channel, changes)
+  }
+
+  async presenceState (channel: string): Promise<PresenceTrack[]> {
+    return await this.presence.state(channel)
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.presence.stop().catch(() => {}) // best effort: other nodes reap what is left
     clearInterval(this.timer)
     await this.sessions.stop().catch(() => {}) // best effort: the registration expires anyway
     await Promise.all([quit(this.pub.client), quit(this.sub.client)])

@@ -48,6 +48,10 @@ export interface BrokerNode {
   hasSession (sessionId: string): boolean
   /** the Fastify instance's logger */
   readonly log: FastifyBaseLogger
+  /** presence: tracks changed on another node (or a dead node's were removed); see PresenceBroker */
+  presenceChanged? (channel: string, changes: PresenceChanges): void
+  /** presence: changes may have been missed (an outage); the node reads its channels' state again */
+  presenceReload? (): void
 }
 
 /** One node's link to the broker. Every method may reject when the engine is unreachable. */
@@ -69,6 +73,41 @@ export interface BrokerConnection {
   sendToSession (sessionId: string, frame: string): Promise<boolean>
   /** releases what `connect` opened; called once from `fastify.close()` */
   close (): Promise<void>
+}
+
+// ---- presence ----------------------------------------------------------------------------
+// Optional for a broker connection: without these methods each node keeps the presence of its
+// own sockets only. The memory and Redis brokers implement them.
+
+/** One track: a socket present in a channel under `key`. `ref` is unguessable and never reused. */
+export interface PresenceTrack {
+  ref: string
+  key: string
+  /** the app's JSON data, as JSON text (encoded once, compared and relayed as it is) */
+  meta: string
+}
+
+/** What changed in one channel's presence: `leaves` apply before `joins`. */
+export interface PresenceChanges {
+  joins: PresenceTrack[]
+  /** the refs that left */
+  leaves: string[]
+}
+
+export interface PresenceBroker {
+  /**
+   * records this node's own track changes in `channel` and hands them to every other node with
+   * a subscriber of it (`BrokerNode.presenceChanged`), never back to this one
+   */
+  presenceUpdate (channel: string, changes: PresenceChanges): Promise<void>
+  /** every track in `channel`, over every node */
+  presenceState (channel: string): Promise<PresenceTrack[]>
+}
+
+/** Whether a broker connection shares presence (implements PresenceBroker). */
+export function sharesPresence (connection: BrokerConnection): connection is BrokerConnection & PresenceBroker {
+  const candidate = connection as Partial<PresenceBroker>
+  return typeof candidate.presenceUpdate === 'function' && typeof candidate.presenceState === 'function'
 }
 
 export interface Broker {

@@ -34,3 +34,26 @@ t.test('Timer counts tries until reset, and schedules with the backoff of the tr
   t.equal(fired, 4, 'a cancelled or replaced schedule never fires')
   t.same(asked, [1, 2, 3, 1, 2], 'reset starts the count again at 1')
 })
+
+/** Resolves after `ms`: Node runs timers in expiry order, so any timer due earlier has run. */
+const after = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+t.test('a cancelled or reset schedule never fires, even later; a scheduled one waits its backoff', async (t) => {
+  let fired = 0
+  const timer = new Timer(() => { fired++ }, () => 5)
+  timer.schedule()
+  timer.cancel()
+  timer.schedule()
+  timer.reset()
+  await after(30)
+  t.equal(fired, 0, 'neither the cancelled nor the reset 5 ms schedule fired within 30 ms')
+  const patient = new Timer(() => { fired++ }, () => 60_000)
+  patient.schedule()
+  await after(20)
+  t.equal(fired, 0, 'a 60 s backoff has not fired after 20 ms')
+  patient.cancel()
+  const eager = new Timer(() => { fired++ }, () => -100)
+  eager.schedule()
+  await after(20)
+  t.equal(fired, 1, 'a negative backoff fires at once')
+})

@@ -28,6 +28,22 @@ async function person (t: Test, ws: string, nick: string): Promise<ChatClient> {
   return client
 }
 
+/** Resolves once `client`'s presence of `channel` lists exactly `nicks` (sorted); fails after 5 s. */
+async function members (client: ChatClient, channel: string, nicks: string[]): Promise<void> {
+  const want = JSON.stringify(nicks)
+  const now = (): string => JSON.stringify(Object.keys(client.presence(channel)).sort())
+  if (now() === want) return
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { off(); reject(new Error(`members ${want} not seen within 5000 ms; have ${now()}`)) }, 5000)
+    const off = client.onPresence(channel, () => {
+      if (now() !== want) return
+      clearTimeout(timer)
+      off()
+      resolve()
+    })
+  })
+}
+
 t.before(ensureClientBundle)
 
 t.test('serves the page, its assets and the client bundle', async (t) => {
@@ -46,18 +62,21 @@ t.test('serves the page, its assets and the client bundle', async (t) => {
 t.test('join notices, members, history and chat lines', async (t) => {
   const { ws } = await chat(t)
   const ada = await person(t, ws, 'ada')
-  const adaRoom = nextEvent<{ members: string[], history: unknown[] }>(ada, 'room')
+  const adaRoom = nextEvent<{ history: unknown[] }>(ada, 'room')
   await ada.subscribe('lobby')
-  t.same(await adaRoom, { data: { members: ['ada'], history: [] }, channel: 'lobby' }, 'the joiner gets the room state')
+  t.same(await adaRoom, { data: { history: [] }, channel: 'lobby' }, 'the joiner gets the room history')
+  await members(ada, 'lobby', ['ada'])
+  t.match(ada.presence('lobby').ada, [{ meta: { nick: 'ada', since: Number } }], 'tracked under the nick, with what the page shows')
   t.same(await ada.request('chat', { text: '  first!  ' }, { channel: 'lobby' }), { ok: true })
 
   const grace = await person(t, ws, 'grace')
   const joined = nextEvent(ada, 'joined')
-  const graceRoom = nextEvent<{ members: string[], history: Array<{ nick: string, text: string }> }>(grace, 'room')
+  const graceRoom = nextEvent<{ history: Array<{ nick: string, text: string }> }>(grace, 'room')
   await grace.subscribe('lobby')
-  t.same((await joined).data, { nick: 'grace', members: ['ada', 'grace'] }, 'the others get a join notice')
+  t.same((await joined).data, { nick: 'grace' }, 'the others get a join notice')
   const state = (await graceRoom).data
-  t.same(state.members, ['ada', 'grace'])
+  await members(grace, 'lobby', ['ada', 'grace'])
+  await members(ada, 'lobby', ['ada', 'grace'])
   t.match(state.history, [{ nick: 'ada', text: 'first!', at: Number }], 'trimmed, and kept for newcomers')
 
   const line = nextEvent(grace, 'chat')
@@ -76,15 +95,38 @@ t.test('leave notices on unsubscribe and on disconnect; renames', async (t) => {
 
   const renamed = nextEvent(ada, 'renamed')
   t.same(await grace.request('nick', { nick: 'Grace H.' }), { nick: 'Grace H.' })
-  t.same((await renamed).data, { from: 'grace', to: 'Grace H.', members: ['ada', 'ben', 'Grace H.'] })
+  t.same((await renamed).data, { from: 'grace', to: 'Grace H.' })
+  await members(ada, 'lobby', ['Grace H.', 'ada', 'ben'])
 
   let left = nextEvent(ada, 'left')
   await grace.unsubscribe('lobby')
-  t.same((await left).data, { nick: 'Grace H.', members: ['ada', 'ben'] })
+  t.same((await left).data, { nick: 'Grace H.' })
+  await members(ada, 'lobby', ['ada', 'ben'])
 
   left = nextEvent(ada, 'left')
   ben.close()
-  t.same((await left).data, { nick: 'ben', members: ['ada'] }, 'a disconnect leaves every room')
+  t.same((await left).data, { nick: 'ben' }, 'a disconnect leaves every room')
+  await members(ada, 'lobby', ['ada'])
+})
+
+t.test('two tabs of one nick are one member with two devices', async (t) => {
+  const { ws } = await chat(t)
+  const ada = await person(t, ws, 'ada')
+  const tab1 = await person(t, ws, 'grace')
+  const tab2 = await person(t, ws, 'grace')
+  for (const client of [ada, tab1, tab2]) await client.subscribe('lobby')
+  await members(ada, 'lobby', ['ada', 'grace'])
+  await new Promise<void>((resolve) => {
+    const check = (): boolean => ada.presence('lobby').grace?.length === 2
+    if (check()) resolve()
+    const off = ada.onPresence('lobby', () => { if (check()) { off(); resolve() } })
+  })
+  t.equal(ada.presence('lobby').grace.length, 2, 'one key, one entry per tab')
+  tab1.close()
+  await new Promise<void>((resolve) => {
+    const off = ada.onPresence('lobby', (state) => { if (state.grace?.length === 1) { off(); resolve() } })
+  })
+  t.same(Object.keys(ada.presence('lobby')).sort(), ['ada', 'grace'], 'closing one tab keeps the member')
 })
 
 t.test('the private room: refused without the password, admitted with it', async (t) => {

@@ -6,6 +6,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { startHeartbeat, type HeartbeatPeer } from '../../plugin/heartbeat.js'
 import { ChannelError } from '../../plugin/index.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
 import { RawClient } from './raw-client.js'
 
@@ -33,11 +34,11 @@ t.test('a peer that answers pings stays connected', async (t) => {
   const client = await TestClient.connect(url)
   let pings = 0
   client.ws.on('ping', () => { pings++ })
-  await until(() => pings >= 4 || client.ws.readyState !== client.ws.OPEN, 10_000)
+  await until(() => pings >= 4 || client.ws.readyState !== client.ws.OPEN, 10_000, 'the server pings a live peer every interval')
   t.equal(client.ws.readyState, client.ws.OPEN, 'still open after 4 heartbeats')
   t.equal(app.channels.stats().sockets, 1)
   client.close()
-  await client.closed
+  await within(client.closed, 3000, 'the live peer closes when it asks to')
 })
 
 t.test('a peer that never answers a ping is terminated', async (t) => {
@@ -53,16 +54,16 @@ t.test('a peer that never answers a ping is terminated', async (t) => {
   let pingsSeen = 0
   dead.ws.on('ping', () => { pingsSeen++ })
   const started = Date.now()
-  const { code } = await dead.closed
+  const { code } = await within(dead.closed, 5000, 'the heartbeat cuts off a peer that never answers a ping')
   t.ok(pingsSeen >= 1, 'the dead peer was pinged before it was cut off')
   t.equal(code, 1006, 'terminated: no close frame')
   t.ok(Date.now() - started < 5000, 'cut off within a few intervals')
-  await until(() => finished === 1)
+  await until(() => finished === 1, 3000, 'the disconnect sequence runs for the cut-off peer')
   t.same(disconnects, [{ code: 1006, reason: 'heartbeat timeout' }], 'the disconnect sequence ran for it, and says why')
   t.equal(alive.ws.readyState, alive.ws.OPEN, 'the live peer is untouched')
   t.equal(app.channels.stats().sockets, 1)
   alive.close()
-  await alive.closed
+  await within(alive.closed, 3000, 'the live peer closes when it asks to')
 })
 
 t.test('a stalled event loop does not cut off peers whose pong arrived during the stall', async (t) => {
@@ -79,11 +80,11 @@ t.test('a stalled event loop does not cut off peers whose pong arrived during th
       while (performance.now() < end) { /* busy */ }
     }
   })
-  await until(() => pings >= 4 || client.ws.readyState !== client.ws.OPEN, 10_000)
+  await until(() => pings >= 4 || client.ws.readyState !== client.ws.OPEN, 10_000, 'the server keeps pinging after a stall')
   t.equal(client.ws.readyState, client.ws.OPEN, 'still connected after the stall')
   t.ok(pings >= 4, 'and still pinged')
   client.close()
-  await client.closed
+  await within(client.closed, 3000, 'the peer closes when it asks to')
 })
 
 t.test('a peer that never answers the server\'s close frame is cut off by the heartbeat, not after 30 s', async (t) => {
@@ -92,10 +93,10 @@ t.test('a peer that never answers the server\'s close frame is cut off by the he
   })
   t.teardown(() => app.close())
   const raw = await RawClient.connect(port) // answers neither pings nor the close frame
-  await raw.waitFor(() => raw.closeCode() !== undefined)
+  await raw.waitFor(() => raw.closeCode() !== undefined, 3000, 'a refused peer gets the 1008 close frame')
   t.equal(raw.closeCode(), 1008)
   const started = Date.now()
-  await raw.ended
+  await within(raw.ended, 5000, 'the heartbeat cuts off a peer that never answers the close frame')
   t.ok(Date.now() - started < 5000, `gone within a few intervals (${Date.now() - started} ms), not ws's 30 s close timeout`)
   t.equal(app.channels.stats().sockets, 0)
 })
@@ -110,7 +111,7 @@ t.test('one timer serves every socket', async (t) => {
   })
   t.equal(perSocket, 0, 'connecting 20 sockets starts no timer')
   for (const client of clients) client.close()
-  await Promise.all(clients.map((client) => client.closed))
+  await within(Promise.all(clients.map((client) => client.closed)), 5000, 'the 20 peers close when they ask to')
 })
 
 t.test('heartbeat: false starts no timer and sends no pings', async (t) => {
@@ -130,7 +131,7 @@ t.test('heartbeat: false starts no timer and sends no pings', async (t) => {
   t.equal(ack.data, 1, 'a peer that never pongs is served')
   t.equal(pings, 0)
   client.close()
-  await client.closed
+  await within(client.closed, 3000, 'the peer closes when it asks to')
 })
 
 t.test('startHeartbeat ticks every socket and stops', async (t) => {
@@ -149,7 +150,7 @@ t.test('startHeartbeat ticks every socket and stops', async (t) => {
   const sockets = new Map([['a', peer('a')], ['b', peer('b')]])
   let stop = (): void => {}
   t.equal(await intervalsStartedBy(async () => { stop = startHeartbeat(sockets, 5) }), 1, 'one timer')
-  await until(() => ticks.a >= 3 && ticks.b >= 3)
+  await until(() => ticks.a >= 3 && ticks.b >= 3, 3000, 'every tick pings every socket')
   t.equal(ticks.a, ticks.b, 'each tick reaches every socket')
   const original = globalThis.clearInterval
   let cleared = 0

@@ -23,6 +23,16 @@ t.test('RateWindow: a fixed window aligned to the socket start', async (t) => {
     'a burst across a boundary counts in two windows')
 })
 
+t.test('RateWindow: windows count from the socket\'s own start, whenever that was', async (t) => {
+  const window = new RateWindow({ max: 1, interval: 100 }, 1030)
+  t.same([1030, 1129, 1130, 1229].map((now) => window.take(now)), ['allow', 'limit', 'allow', 'limit'],
+    'a socket started at 1030 has its boundary at 1130, not at 1100')
+})
+
+t.test('RateWindow: a socket first limited in its third window (window 2) is told so', async (t) => {
+  t.same(verdicts({ max: 1, interval: 100 }, [200, 201, 202]), ['allow', 'limit', 'drop'])
+})
+
 t.test('RateWindow: limited in 3 consecutive windows is abuse', async (t) => {
   t.equal(abusiveWindows, 3)
   const limit = { max: 1, interval: 100 }

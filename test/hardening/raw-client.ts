@@ -135,13 +135,16 @@ export class RawClient {
     return close === undefined || close.payload.length < 2 ? undefined : close.payload.readUInt16BE(0)
   }
 
-  /** Resolves when `predicate()` holds, checked on every frame; rejects after `timeoutMs` or on disconnect. */
-  async waitFor (predicate: () => boolean, timeoutMs = 3000): Promise<void> {
+  /**
+   * Resolves when `predicate()` holds, checked on every frame; rejects after `timeoutMs` or on
+   * disconnect, with `expectation` in the message.
+   */
+  async waitFor (predicate: () => boolean, timeoutMs = 3000, expectation = 'condition not met'): Promise<void> {
     const deadline = Date.now() + timeoutMs
     while (!predicate()) {
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`condition not met within ${timeoutMs} ms`)
-      if (this.socket.destroyed) throw new Error('connection closed before the condition was met')
+      if (left <= 0) throw new Error(`${expectation}: not within ${timeoutMs} ms`)
+      if (this.socket.destroyed) throw new Error(`${expectation}: the connection closed first`)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.waiters.push(() => { clearTimeout(timer); resolve() })

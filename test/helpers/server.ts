@@ -76,7 +76,8 @@ export class TestClient {
   /** Opens the socket without waiting for any frame. Rejects with the HTTP status when refused. */
   static open (url: string, options: WebSocket.ClientOptions = {}): Promise<TestClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, options)
+      // A handshake that never completes fails the test here, not at tap's file timeout.
+      const ws = new WebSocket(url, { handshakeTimeout: 5000, ...options })
       const client = new TestClient(ws)
       ws.once('open', () => resolve(client))
       ws.once('unexpected-response', (_req, res) => {
@@ -139,11 +140,14 @@ export function nextId (): number {
   return ++lastId
 }
 
-/** Resolves when `predicate()` becomes true (polling each event-loop turn); rejects after `timeoutMs`. */
-export async function until (predicate: () => boolean, timeoutMs = 3000): Promise<void> {
+/**
+ * Resolves when `predicate()` becomes true (polling each event-loop turn); rejects after
+ * `timeoutMs` with `expectation`, so a failure names what did not happen.
+ */
+export async function until (predicate: () => boolean, timeoutMs = 3000, expectation = 'condition not met'): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
+    if (Date.now() > deadline) throw new Error(`${expectation}: not within ${timeoutMs} ms`)
     await new Promise((resolve) => setImmediate(resolve))
   }
 }

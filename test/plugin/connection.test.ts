@@ -4,29 +4,30 @@
  * membership, lifecycle, inbox, connection-state, outbound, report.
  */
 import t from 'tap'
-import { startApp, startWithSocket, TestClient, until } from '../helpers/server.js'
+import { startInMemory, startInMemoryWithSocket } from '../helpers/in-memory.js'
+import { until } from '../helpers/server.js'
 
 t.test('welcome is the first frame and carries an unguessable session id', async (t) => {
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect, open } = await startInMemory({}, (app) => {
     app.channels.on('connect', (socket) => { socket.send('hello from connect', { event: 'greeting' }) })
   })
   t.teardown(() => app.close())
-  const a = await TestClient.open(url)
+  const a = await open()
   const first = await a.next()
   t.equal(first.type, 'welcome')
   t.equal(first.protocol, 1)
   t.match(first.sessionId, /^[A-Za-z0-9_-]{24}$/)
   t.same(await a.next(), { type: 'message', event: 'greeting', data: 'hello from connect' }, 'connect runs after welcome')
-  const b = await TestClient.connect(url)
+  const b = await connect()
   t.not(b.sessionId, first.sessionId)
   a.close()
   b.close()
 })
 
 t.test('a binary frame is a BAD_FRAME and the connection stays open', async (t) => {
-  const { app, url } = await startApp({}, (app) => { app.channels.on('message', () => 'still here') })
+  const { app, connect } = await startInMemory({}, (app) => { app.channels.on('message', () => 'still here') })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   c.ws.send(Buffer.from('{"type":"message","id":1}'), { binary: true })
   t.same(await c.next(), { type: 'error', code: 'BAD_FRAME', message: 'binary frames are not accepted: send JSON text frames' })
   t.same(await c.request({ type: 'message', id: 2 }), { type: 'ack', id: 2, data: 'still here' })
@@ -38,7 +39,7 @@ t.test('a binary frame is a BAD_FRAME and the connection stays open', async (t) 
 })
 
 t.test('frames of one socket are handled in order, even behind slow handlers', async (t) => {
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect } = await startInMemory({}, (app) => {
     app.channels.on('subscribe', async () => { await new Promise((resolve) => setTimeout(resolve, 20)) })
     app.channels.on('message', { event: 'n' }, async (_s, data) => {
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 5))
@@ -46,7 +47,7 @@ t.test('frames of one socket are handled in order, even behind slow handlers', a
     })
   })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   c.send({ type: 'subscribe', channel: 'slow', id: 1 })
   c.send({ type: 'message', channel: 'slow', event: 'n', data: 0, id: 2 })
   for (let i = 1; i <= 20; i++) c.send({ type: 'message', event: 'n', data: i, id: 2 + i })
@@ -58,7 +59,7 @@ t.test('frames of one socket are handled in order, even behind slow handlers', a
 
 t.test('connect: context lives as long as the connection; frames wait for connect', async (t) => {
   const contexts: unknown[] = []
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect, open } = await startInMemory({}, (app) => {
     app.channels.on('connect', async (socket) => {
       await new Promise((resolve) => setTimeout(resolve, 30))
       socket.context.nick = `user-${socket.id.slice(0, 4)}`
@@ -67,12 +68,12 @@ t.test('connect: context lives as long as the connection; frames wait for connec
     app.channels.on('finish', (socket) => { contexts.push(socket.context.nick) })
   })
   t.teardown(() => app.close())
-  const a = await TestClient.open(url)
+  const a = await open()
   a.send({ type: 'message', event: 'whoami', id: 1 }) // sent before connect handlers finished
   const welcome = await a.next()
   const nick = `user-${(welcome.sessionId as string).slice(0, 4)}`
   t.same(await a.next(), { type: 'ack', id: 1, data: nick })
-  const b = await TestClient.connect(url)
+  const b = await connect()
   t.same(await b.request({ type: 'message', event: 'whoami', id: 2 }), { type: 'ack', id: 2, data: `user-${b.sessionId.slice(0, 4)}` }, 'one context per connection')
   a.close()
   await until(() => contexts.length === 1)
@@ -81,7 +82,7 @@ t.test('connect: context lives as long as the connection; frames wait for connec
 })
 
 t.test('server-side unsubscribe and close', async (t) => {
-  const { client: c, server } = await startWithSocket(t, {})
+  const { client: c, server } = await startInMemoryWithSocket(t, {})
   await c.subscribe('a')
   await server.unsubscribe('a')
   t.same(await c.next(), { type: 'unsubscribed', channel: 'a' })
@@ -91,7 +92,7 @@ t.test('server-side unsubscribe and close', async (t) => {
 })
 
 t.test('socket.channels is read-only', async (t) => {
-  const { client: c, server } = await startWithSocket(t, {})
+  const { client: c, server } = await startInMemoryWithSocket(t, {})
   await c.subscribe('a')
   for (const method of ['add', 'delete', 'clear']) t.notOk(method in server.channels, `no ${method}`)
   t.ok(server.channels.has('a'))
@@ -104,11 +105,11 @@ t.test('socket.channels is read-only', async (t) => {
 t.test('messageLog logs inbound and outbound frames through the Fastify logger', async (t) => {
   const lines: Array<Record<string, unknown>> = []
   const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
-  const { app, url } = await startApp({ messageLog: true }, (app) => {
+  const { app, connect } = await startInMemory({ messageLog: true }, (app) => {
     app.channels.on('message', () => 'pong')
   }, { logger: { level: 'info', stream } })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   await c.request({ type: 'message', data: 'ping', id: 1 })
   const inbound = lines.find((line) => line.msg === 'channels: message in')
   const outbound = lines.filter((line) => line.msg === 'channels: message out')
@@ -120,7 +121,7 @@ t.test('messageLog logs inbound and outbound frames through the Fastify logger',
 })
 
 t.test('a bad channel name: one coded error for every server-side call, INVALID_CHANNEL for every client frame', async (t) => {
-  const { client: c, server } = await startWithSocket(t, {})
+  const { client: c, server } = await startInMemoryWithSocket(t, {})
   const code = 'FST_CHANNELS_INVALID_CHANNEL'
   await t.rejects(server.subscribe('a b'), { code }, 'subscribe rejects')
   await t.rejects(server.unsubscribe('a b'), { code }, 'unsubscribe rejects')

@@ -8,6 +8,7 @@ t.test('channel filters', async (t) => {
   t.ok(channelMatches(undefined, undefined), 'no filter matches a frame without channel')
   t.ok(channelMatches(undefined, 'a'), 'no filter matches any channel')
   t.notOk(channelMatches('a', undefined), 'a filter never matches a frame without channel')
+  t.notOk(channelMatches(/undefined/, undefined), 'not even a RegExp that would match the text "undefined"')
   t.ok(channelMatches('room-1', 'room-1'))
   t.notOk(channelMatches('room-1', 'room-10'), 'a string is exact, not a prefix')
   t.ok(channelMatches(/^room-/, 'room-10'))
@@ -88,4 +89,48 @@ t.test('wrong registrations throw FST_CHANNELS_INVALID_HANDLER', async (t) => {
   for (const [event, options, handler] of wrong) {
     t.throws(() => registry.on(event as never, options, handler), { code: 'FST_CHANNELS_INVALID_HANDLER' }, `${event} ${String(JSON.stringify(options))}`)
   }
+})
+
+t.test('each wrong registration says what is wrong', async (t) => {
+  const registry = new HandlerRegistry()
+  const wrong: Array<[string, unknown, unknown, string]> = [
+    ['nope', noop, undefined, 'unknown event "nope"'],
+    ['message', undefined, undefined, 'the "message" handler must be a function'],
+    ['subscribe', {}, 'not a function', 'the "subscribe" handler must be a function'],
+    ['message', null, noop, 'the "message" options must be an object'],
+    ['message', 'room', noop, 'the "message" options must be an object'],
+    ['connect', { channel: 'a' }, noop, '"connect" handlers take no channel filter'],
+    ['finish', { channel: /a/ }, noop, '"finish" handlers take no channel filter'],
+    ['subscribe', { event: 'x' }, noop, 'only "message" handlers take an event or a schema'],
+    ['disconnect', { schema: Type.String() }, noop, 'only "message" handlers take an event or a schema'],
+    ['message', { channel: 42 }, noop, 'the channel filter must be a string or a RegExp'],
+    ['message', { event: '' }, noop, 'the event filter must be a non-empty string'],
+    ['message', { event: 7 }, noop, 'the event filter must be a non-empty string'],
+    ['message', { schema: 'string' }, noop, 'the schema must be a TypeBox schema'],
+    ['message', { schema: null }, noop, 'the schema must be a TypeBox schema'],
+    ['message', { chanel: 'typo' }, noop, 'unknown "message" option chanel'],
+    ['error', { chanel: 'a', evnt: 'b' }, noop, 'unknown "error" option chanel, evnt']
+  ]
+  for (const [event, options, handler, message] of wrong) {
+    t.throws(() => registry.on(event as never, options, handler),
+      { code: 'FST_CHANNELS_INVALID_HANDLER', message: `fastify-channels: ${message}` }, message)
+  }
+  for (const event of ['connect', 'message', 'subscribe', 'unsubscribe', 'error', 'disconnect', 'finish'] as const) {
+    registry.on(event, noop)
+    t.equal(registry.list(event).length, 1, `"${event}" is an event`)
+  }
+  registry.on('subscribe', { channel: 'lobby' }, noop)
+  registry.on('message', { event: 'chat', channel: /^room-/ }, noop)
+  t.equal(registry.list('subscribe').length, 2, 'a channel filter is fine where one is taken')
+})
+
+t.test('a RegExp filter loses only its g and y flags', async (t) => {
+  const registry = new HandlerRegistry()
+  registry.on('subscribe', { channel: /^ROOM-/giy }, noop)
+  const [entry] = registry.list('subscribe')
+  t.equal((entry.channel as RegExp).flags, 'i')
+  t.equal((entry.channel as RegExp).source, '^ROOM-')
+  const plain = /^a/
+  registry.on('unsubscribe', { channel: plain }, noop)
+  t.equal(registry.list('unsubscribe')[0].channel, plain, 'a RegExp without g or y is kept as it is')
 })

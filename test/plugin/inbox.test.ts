@@ -88,3 +88,84 @@ t.test('nothing queued is handled once the socket stopped serving; clear() drops
   await other.drain()
   t.same(otherOwner.handled, [], 'cleared')
 })
+
+t.test(`pauses at exactly ${inboxHighWater} queued frames; resumes only once fewer than half remain`, async (t) => {
+  const first = gate()
+  const second = gate()
+  const half = inboxHighWater / 2
+  // Frames '1'..'65' queue behind '0'; once frame k is handled, 65 - k remain. Frame half + 2
+  // starts when exactly `half` remain: holding it shows the inbox still paused there.
+  const holdAt = String(half + 2)
+  const { inbox, owner } = harness((text) => text === '0' ? first.promise : text === holdAt ? second.promise : undefined)
+  await inbox.drain()
+  inbox.push('0')
+  for (let i = 1; i < inboxHighWater; i++) inbox.push(String(i))
+  t.equal(inbox.current, 'busy', `${inboxHighWater - 1} queued: still reading`)
+  t.same(owner.flow, [])
+  inbox.push(String(inboxHighWater))
+  t.equal(inbox.current, 'paused', `${inboxHighWater} queued: paused`)
+  inbox.push(String(inboxHighWater + 1))
+  first.open()
+  await until(() => owner.handled.includes(holdAt), 3000, `frame ${holdAt} is handled`)
+  t.equal(inbox.current, 'paused', `${half} still queued: not resumed yet`)
+  t.same(owner.flow, ['pause'])
+  second.open()
+  await until(() => inbox.current === 'idle', 3000, 'the queue drains')
+  t.same(owner.flow, ['pause', 'resume'], 'resumed once')
+  t.equal(owner.handled.length, inboxHighWater + 2, 'every frame handled')
+})
+
+t.test('a queued frame that throws or rejects is reported, and the frames behind it still run', async (t) => {
+  const first = gate()
+  const { inbox, owner } = harness((text) => {
+    if (text === 'first') return first.promise
+    if (text === 'throws') throw new Error('sync')
+    if (text === 'rejects') return Promise.reject(new Error('async'))
+  })
+  await inbox.drain()
+  for (const text of ['first', 'throws', 'rejects', 'last']) inbox.push(text)
+  first.open()
+  await until(() => inbox.current === 'idle', 3000, 'the queue drains')
+  t.same(owner.handled, ['first', 'throws', 'rejects', 'last'])
+  t.same(owner.errors.map((err) => (err as Error).message), ['sync', 'async'])
+})
+
+t.test('resumed, it is busy again: a queue that grows back to the mark pauses it again', async (t) => {
+  const first = gate()
+  const afterResume = gate()
+  const half = inboxHighWater / 2
+  // '1'..'65' queue behind '0'; frame half + 3 starts right after the resume.
+  const holdAt = String(half + 3)
+  const { inbox, owner } = harness((text) => text === '0' ? first.promise : text === holdAt ? afterResume.promise : undefined)
+  await inbox.drain()
+  inbox.push('0')
+  for (let i = 1; i <= inboxHighWater + 1; i++) inbox.push(String(i))
+  first.open()
+  await until(() => owner.handled.includes(holdAt), 3000, `frame ${holdAt} is handled`)
+  t.same(owner.flow, ['pause', 'resume'])
+  t.equal(inbox.current, 'busy', 'resumed: busy, not idle (a handler holds the line)')
+  const queued = inboxHighWater + 1 - Number(holdAt)
+  for (let i = queued; i < inboxHighWater; i++) inbox.push(`again ${i}`)
+  t.equal(inbox.current, 'paused', 'back at the mark: paused again')
+  t.same(owner.flow, ['pause', 'resume', 'pause'])
+  afterResume.open()
+  await until(() => inbox.current === 'idle', 3000, 'the queue drains')
+  t.same(owner.flow, ['pause', 'resume', 'pause', 'resume'])
+})
+
+t.test('a socket that closes while the inbox is paused: the drain stops cleanly', async (t) => {
+  const first = gate()
+  const built = harness((text) => {
+    if (text === '0') return first.promise
+    if (text === '1') { built.owner.serving = false; built.inbox.clear() } // the socket closed
+  })
+  const { inbox, owner } = built
+  await inbox.drain()
+  inbox.push('0')
+  for (let i = 1; i <= inboxHighWater; i++) inbox.push(String(i))
+  t.equal(inbox.current, 'paused')
+  first.open()
+  await until(() => inbox.current === 'idle', 3000, 'the drain ends once the queue is dropped')
+  t.same(owner.handled, ['0', '1'], 'nothing after the close is handled')
+  t.same(owner.errors, [])
+})

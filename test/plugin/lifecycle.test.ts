@@ -4,11 +4,12 @@
  */
 import t from 'tap'
 import { ChannelError } from '../../plugin/index.js'
-import { startApp, TestClient, until } from '../helpers/server.js'
+import { startInMemory } from '../helpers/in-memory.js'
+import { until } from '../helpers/server.js'
 
 t.test('a connect handler that throws closes with 1008; no disconnect or finish for it', async (t) => {
   const ran: string[] = []
-  const { app, url } = await startApp({}, (app) => {
+  const { app, open } = await startInMemory({}, (app) => {
     app.channels.on('connect', async (socket) => {
       await socket.subscribe('lobby')
       if (socket.request.headers['x-token'] !== 'ok') throw new ChannelError('UNAUTHORIZED', 'bad token')
@@ -21,9 +22,9 @@ t.test('a connect handler that throws closes with 1008; no disconnect or finish 
     app.channels.on('finish', () => { ran.push('finish') })
   })
   t.teardown(() => app.close())
-  const refused = await TestClient.open(url)
+  const refused = await open()
   t.same(await refused.closed, { code: 1008, reason: 'bad token' })
-  const crashed = await TestClient.open(url, { headers: { 'x-token': 'ok', 'x-crash': 'yes' } })
+  const crashed = await open({ headers: { 'x-token': 'ok', 'x-crash': 'yes' } })
   t.same(await crashed.closed, { code: 1008, reason: 'connection refused' }, 'no internals in the reason')
   await until(() => app.channels.stats().sockets === 0)
   t.same(app.channels.stats(), { sockets: 0, channels: 0 }, 'the refused socket left its channels')
@@ -34,7 +35,7 @@ t.test('disconnect order: disconnect (channels held), unsubscribe each, finish o
   const log: string[] = []
   let done!: () => void
   const finished = new Promise<void>((resolve) => { done = resolve })
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect } = await startInMemory({}, (app) => {
     app.channels.on('disconnect', { channel: /^room-/ }, (socket, info) => {
       log.push(`disconnect room filter: ${[...socket.channels].join(',')} code=${info.code} reason=${info.reason}`)
     })
@@ -49,8 +50,8 @@ t.test('disconnect order: disconnect (channels held), unsubscribe each, finish o
     })
   })
   t.teardown(() => app.close())
-  const leaver = await TestClient.connect(url)
-  const stayer = await TestClient.connect(url)
+  const leaver = await connect()
+  const stayer = await connect()
   await leaver.subscribe('room-1')
   await leaver.subscribe('room-2')
   await stayer.subscribe('room-2')

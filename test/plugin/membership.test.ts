@@ -11,7 +11,8 @@ import { HandlerRegistry } from '../../plugin/handlers.js'
 import { ChannelError } from '../../plugin/errors.js'
 import { join, leave, release, type ChannelStep, type Member, type MembershipServer } from '../../plugin/membership.js'
 import type { ChannelSocket } from '../../plugin/types.js'
-import { recordSockets, startApp, startWithSocket, TestClient } from '../helpers/server.js'
+import { startInMemory, startInMemoryWithSocket } from '../helpers/in-memory.js'
+import { recordSockets } from '../helpers/server.js'
 
 interface Fixture {
   socket: Member
@@ -46,7 +47,9 @@ function fixture (maxChannels = 10): Fixture {
     sendAndBroadcastChannel: unused,
     subscribe: unused,
     unsubscribe: unused,
-    close: unused
+    close: unused,
+    track: unused,
+    untrack: unused
   }
   const socket: Member = {
     ...api,
@@ -135,12 +138,12 @@ t.test('refusals: a ChannelError\'s code, FORBIDDEN for anything else, TOO_MANY_
 
 t.test('subscribe, unsubscribe, idempotence', async (t) => {
   const seen: string[] = []
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect } = await startInMemory({}, (app) => {
     app.channels.on('subscribe', (socket, channel) => { seen.push(`+${channel}:${[...socket.channels].join(',')}`) })
     app.channels.on('unsubscribe', (socket, channel) => { seen.push(`-${channel}:${[...socket.channels].join(',')}`) })
   })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   t.same(await c.request({ type: 'subscribe', channel: 'room-42', id: 1 }), { type: 'subscribed', channel: 'room-42', id: 1 })
   t.same(await c.request({ type: 'subscribe', channel: 'room-42', id: 2 }), { type: 'subscribed', channel: 'room-42', id: 2 }, 'again: still subscribed')
   t.same(await c.request({ type: 'unsubscribe', channel: 'room-42', id: 3 }), { type: 'unsubscribed', channel: 'room-42', id: 3 })
@@ -152,7 +155,7 @@ t.test('subscribe, unsubscribe, idempotence', async (t) => {
 })
 
 t.test('TOO_MANY_CHANNELS past maxChannels, for client frames and server-side subscribe', async (t) => {
-  const { client: c, server } = await startWithSocket(t, { maxChannels: 2 })
+  const { client: c, server } = await startInMemoryWithSocket(t, { maxChannels: 2 })
   await c.subscribe('a')
   await c.subscribe('b')
   const refused = await c.request({ type: 'subscribe', channel: 'c', id: 9 })
@@ -170,7 +173,7 @@ t.test('TOO_MANY_CHANNELS past maxChannels, for client frames and server-side su
 t.test('subscribe handlers refuse with a ChannelError code or FORBIDDEN', async (t) => {
   let sockets = new Map<string, ChannelSocket>()
   const errors: Error[] = []
-  const { app, url } = await startApp({}, (app) => {
+  const { app, connect } = await startInMemory({}, (app) => {
     sockets = recordSockets(app)
     app.channels.on('subscribe', { channel: /^private-/ }, (socket) => {
       if (socket.request.headers['x-member'] !== 'yes') throw new ChannelError('FORBIDDEN', 'members only')
@@ -180,7 +183,7 @@ t.test('subscribe handlers refuse with a ChannelError code or FORBIDDEN', async 
     app.channels.on('error', (_socket, error) => { errors.push(error) })
   })
   t.teardown(() => app.close())
-  const c = await TestClient.connect(url)
+  const c = await connect()
   const server = sockets.get(c.sessionId) as ChannelSocket
   t.same(await c.request({ type: 'subscribe', channel: 'private-1', id: 1 }),
     { type: 'error', id: 1, code: 'FORBIDDEN', message: 'members only' })
@@ -195,7 +198,7 @@ t.test('subscribe handlers refuse with a ChannelError code or FORBIDDEN', async 
   await t.rejects(server.subscribe('private-2'), { code: 'FORBIDDEN', message: 'members only' }, 'server-side subscribe rejects too')
   await t.rejects(server.subscribe('bad channel'), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
   t.equal(app.channels.stats().channels, 0)
-  const member = await TestClient.connect(url, { headers: { 'x-member': 'yes' } })
+  const member = await connect({ headers: { 'x-member': 'yes' } })
   t.equal((await member.subscribe('private-1')).type, 'subscribed')
   member.close()
   c.close()

@@ -16,8 +16,18 @@ t.test('defaults', async (t) => {
     rateLimit: defaultRateLimit,
     messageLog: false,
     origins: sameOriginOnly,
-    maxConnections: Infinity
+    maxConnections: Infinity,
+    asyncapi: false,
+    presence: false
   })
+})
+
+t.test('presence: true, a channel name or a RegExp, normalised once', async (t) => {
+  t.same(resolveOptions({ presence: true }).presence, { channel: undefined }, 'every channel')
+  t.same(resolveOptions({ presence: false }).presence, false)
+  t.same(resolveOptions({ presence: 'lobby' }).presence, { channel: 'lobby' })
+  const sticky = resolveOptions({ presence: /^room-/g }).presence
+  t.ok(sticky !== false && sticky.channel instanceof RegExp && !sticky.channel.global, 'a g/y RegExp is copied without the stateful flags')
 })
 
 t.test('accepted values', async (t) => {
@@ -38,6 +48,8 @@ t.test('accepted values', async (t) => {
   t.same([...listed.exact], ['https://app.example.com', 'http://localhost:5173'], 'exact origins are serialized as browsers send them')
   t.same(listed.patterns.map(String), ['/^(?:https:\\/\\/.+\\.example\\.net)$/'], 'patterns are anchored, without the stateful g flag')
   t.same(resolveOptions({ origins: [] }).origins, sameOriginOnly, 'an empty list: same origin only')
+  t.equal(resolveOptions({ asyncapi: '/asyncapi.json' }).asyncapi, '/asyncapi.json')
+  t.equal(resolveOptions({ asyncapi: false }).asyncapi, false)
 })
 
 t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', async (t) => {
@@ -59,6 +71,10 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { rateLimit: { interval: 'x' } },
     { rateLimit: 5 },
     { messageLog: 'yes' },
+    { presence: 1 },
+    { presence: '' },
+    { presence: {} },
+    { presence: null },
     { origins: 'https://app.example.com' },
     { origins: true },
     { origins: null },
@@ -75,6 +91,9 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { maxConnections: 2.5 },
     { maxConnections: Infinity },
     { maxConnections: '100' },
+    { asyncapi: true },
+    { asyncapi: 'asyncapi.json' },
+    { asyncapi: 42 },
     { maxPayLoad: 10 }
   ]
   for (const options of wrong) {

@@ -110,6 +110,60 @@ t.test('socket.send and fastify.send', async (t) => {
   await t.rejects(app.send(c.sessionId, 1), { code: 'FST_CHANNELS_NO_SOCKET' }, 'a closed session is gone')
 })
 
+/** A memory broker that records every session id it is asked to find. */
+function askedBroker (): { broker: Broker, asked: unknown[] } {
+  const inner = memoryBroker()
+  const asked: unknown[] = []
+  return {
+    asked,
+    broker: {
+      async connect (node) {
+        const connection = await inner.connect(node)
+        return {
+          ...connection,
+          async sendToSession (sessionId, frame) {
+            asked.push(sessionId)
+            return await connection.sendToSession(sessionId, frame)
+          }
+        }
+      }
+    }
+  }
+}
+
+t.test('fastify.send with a session id that is not a string rejects with FST_CHANNELS_NO_SOCKET, the broker unasked', async (t) => {
+  const { broker, asked } = askedBroker()
+  const { app, client } = await startWithSocket(t, { broker })
+  for (const sessionId of [42, undefined, null, { id: client.sessionId }, [client.sessionId]]) {
+    await t.rejects(app.send(sessionId as unknown as string, 'x'), { code: 'FST_CHANNELS_NO_SOCKET', statusCode: 404 },
+      `${JSON.stringify(sessionId) ?? 'undefined'} rejects, it does not resolve`)
+  }
+  t.same(asked, [], 'no broker round trip for an id no node can hold')
+  await client.expectNothing()
+  await app.send(client.sessionId, 'x')
+  t.same(asked, [], 'a local session needs no broker either')
+  t.equal((await client.next()).data, 'x')
+  client.close()
+})
+
+t.test('fastify.send once the app is closing (broker gone) rejects with FST_CHANNELS_NO_SOCKET', async (t) => {
+  const { broker, asked } = askedBroker()
+  const one = await startApp({ broker })
+  const two = await startApp({ broker })
+  t.teardown(() => two.app.close())
+  const onTwo = await TestClient.connect(two.url)
+  await one.app.send(onTwo.sessionId, 'before', { event: 'dm' })
+  t.same(await onTwo.next(isMessage), { type: 'message', event: 'dm', data: 'before' }, 'reachable across nodes while open')
+  t.same(asked, [onTwo.sessionId])
+
+  await one.app.close()
+  await t.rejects(one.app.send(onTwo.sessionId, 'after', { event: 'dm' }), { code: 'FST_CHANNELS_NO_SOCKET' },
+    'a closed app holds no session and asks no broker: it rejects, it does not resolve')
+  t.same(asked, [onTwo.sessionId], 'the closed node did not ask the broker')
+  await onTwo.expectNothing(isMessage)
+  onTwo.close()
+})
+
 t.test('a shared memory broker joins apps as nodes of one server', async (t) => {
   const broker = memoryBroker()
   const one = await startApp({ broker }, (app) => {

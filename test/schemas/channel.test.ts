@@ -26,6 +26,13 @@ t.test('length counts UTF-16 code units', async (t) => {
   t.type(channelNameProblem(astral + 'x'), 'string')
 })
 
+t.test('each problem says which rule the name broke', async (t) => {
+  t.equal(channelNameProblem(42), 'channel must be a string')
+  t.equal(channelNameProblem(''), 'channel must not be empty')
+  t.equal(channelNameProblem('x'.repeat(MAX_CHANNEL_LENGTH + 1)), `channel must be at most ${MAX_CHANNEL_LENGTH} characters`)
+  t.equal(channelNameProblem('a b'), 'channel must not contain control or white-space characters')
+})
+
 // ---- lone surrogates, at every entry point --------------------------------------------------
 // UTF-8 (the way names cross Redis) turns every lone surrogate into U+FFFD, so 'room-\uD800',
 // 'room-\uDBFF' and 'room-\uFFFD' would be one Redis channel: every entry point refuses them.

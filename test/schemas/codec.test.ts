@@ -1,4 +1,7 @@
 import t from 'tap'
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { decodeClientFrame, decodeServerFrame, encodeFrame, encodeMessage } from '../../schemas/codec.js'
 
 t.test('decodes every client frame', async (t) => {
@@ -43,6 +46,8 @@ t.test('bad client frames are BAD_FRAME, never a throw', async (t) => {
     ['{"type":"welcome","id":4}', /unknown frame type/, 4],
     ['{"type":"toString"}', /unknown frame type/],
     ['{"type":"__proto__"}', /unknown frame type/],
+    ['{"type":["subscribe"],"channel":"x","id":3}', /unknown frame type/, 3],
+    ['{"type":"welcome","id":1}', /unknown frame type/, 1],
     ['{"type":"subscribe","id":5}', /malformed subscribe/, 5],
     ['{"type":"subscribe","channel":42,"id":6}', /malformed subscribe/, 6],
     ['{"type":"unsubscribe"}', /malformed unsubscribe/],
@@ -83,4 +88,18 @@ t.test('encoding', async (t) => {
   const cycle: Record<string, unknown> = {}
   cycle.self = cycle
   t.throws(() => encodeMessage('x', undefined, cycle), TypeError)
+})
+
+t.test('where code generation is forbidden (a strict Content-Security-Policy), frames are still checked', async (t) => {
+  // The same node loader flags as this process (tap's TypeScript loader, or Stryker's), and V8's
+  // switch that makes `new Function` throw, as a page without 'unsafe-eval' does.
+  const fixture = fileURLToPath(new URL('./fixtures/decode-without-codegen.ts', import.meta.url))
+  const { stdout } = await promisify(execFile)(process.execPath,
+    [...process.execArgv, '--disallow-code-generation-from-strings', fixture], { timeout: 30_000 })
+  t.same(JSON.parse(stdout), {
+    codegen: 'forbidden',
+    valid: { ok: true, frame: { type: 'subscribe', channel: 'room', id: 1 } },
+    malformed: { ok: false, code: 'BAD_FRAME', message: 'malformed subscribe frame: missing or wrong fields', id: 2 },
+    server: { ok: true, frame: { type: 'ack', id: 3 } }
+  })
 })

@@ -104,3 +104,20 @@ app.send('x', 1).catch((err: unknown) => {
 
 const custom: Broker = memoryBroker()
 void custom.connect
+
+// ---- presence
+await app.register(fastifyChannels, { presence: true })
+await app.register(fastifyChannels, { presence: /^room-/ })
+// @ts-expect-error: presence is a boolean, a channel name or a RegExp
+await app.register(fastifyChannels, { presence: 42 })
+app.channels.on('subscribe', async (socket: ChannelSocket, channel) => {
+  await socket.track(channel, 'ann', { name: 'Ann' })
+  await socket.track(channel, 'ann')
+  // @ts-expect-error: the key is a string
+  await socket.track(channel, 7)
+  await socket.untrack(channel)
+})
+const people = await app.channels.presence('room-1')
+const firstRef: string | undefined = people.ann?.[0]?.ref
+const firstMeta: unknown = people.ann?.[0]?.meta
+void [firstRef, firstMeta]

@@ -1,0 +1,148 @@
+/**
+ * TypeBox schemas as plain JSON Schema for a document (the AsyncAPI one). A TypeBox schema is
+ * JSON Schema already, plus what a document cannot carry:
+ *
+ * - Symbol keys (`[Kind]`, `[Hint]`, `[OptionalKind]`): dropped;
+ * - `$id` and `$ref` by bare id: `Type.Recursive` names itself `T0` and points back with
+ *   `{ $ref: 'T0' }`, a `Type.Module` import is `{ $defs: {...}, $ref: 'Name' }`, a schema with
+ *   its own `$id` is referenced by `Type.Ref`. Inside a bigger document such a `$ref` would be
+ *   read as a relative URL. So every referenced schema also goes to the document's
+ *   `components.schemas` under a key made from its id, and every `$ref` points there;
+ *   `$id` and `$defs` are removed. A payload stays the schema itself, inline;
+ * - types JSON cannot hold (`Type.Date`, `Type.Undefined`, `Type.BigInt`...): no JSON value
+ *   ever passes them, so they become `{ not: {} }` (an optional such property: "absent"),
+ *   with the TypeBox type kept in `x-typebox-type`; `Type.RegExp` becomes a string pattern.
+ */
+import type { TSchema } from '@sinclair/typebox'
+
+export type JsonSchema = Record<string, unknown>
+
+const componentsPrefix = '#/components/schemas/'
+const jsonTypes = new Set(['string', 'number', 'integer', 'boolean', 'object', 'array', 'null'])
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
+
+/** A JSON copy: string keys only, no functions, undefined or symbols (TypeBox's Kind and Hint). */
+function plainCopy (value: unknown): Json | undefined {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined
+  if (Array.isArray(value)) return value.map((item) => plainCopy(item) ?? null)
+  if (typeof value !== 'object') return undefined
+  const copy: Record<string, Json> = {}
+  for (const key of Object.keys(value)) {
+    const item = plainCopy((value as Record<string, unknown>)[key])
+    if (item !== undefined) copy[key] = item
+  }
+  return copy
+}
+
+function isObject (value: Json | undefined): value is { [key: string]: Json } {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/** Keywords whose values are data, not schemas: never rewritten. */
+const dataKeywords = new Set(['const', 'enum', 'default', 'examples', 'example'])
+
+/** Calls `visit` on every object in the tree (schemas and the maps that hold them), data values aside. */
+function walk (node: Json, visit: (object: { [key: string]: Json }) => void): void {
+  if (Array.isArray(node)) {
+    for (const item of node) walk(item, visit)
+  } else if (isObject(node)) {
+    visit(node)
+    for (const key of Object.keys(node)) {
+      if (!dataKeywords.has(key)) walk(node[key], visit)
+    }
+  }
+}
+
+/** A components key: AsyncAPI keys match ^[A-Za-z0-9_.-]+$. */
+function componentKey (id: string): string {
+  const key = id.replace(/[^A-Za-z0-9_.-]+/g, '_')
+  return key.length === 0 ? 'Schema' : key
+}
+
+/** The `components.schemas` of one document, filled as schemas are converted. */
+export class SchemaComponents {
+  readonly schemas: Record<string, JsonSchema> = {}
+  /** `$id` → its key, over every schema converted so far (a `Type.Ref` may point at another payload's schema) */
+  private readonly keyById = new Map<string, string>()
+  /** key → the JSON of the original schema stored under it (to tell a reused id from a clash) */
+  private readonly sourceByKey = new Map<string, string>()
+
+  /** The JSON Schema of `schema`, with its referenced parts registered in `schemas`. */
+  convert (schema: TSchema): JsonSchema {
+    const root = plainCopy(schema)
+    if (!isObject(root)) return {}
+    // The ids this schema defines, and the keys they get (a clash with another schema's id gets a new key).
+    const scope = new Map<string, string>()
+    const named: Array<[string, { [key: string]: Json }]> = []
+    walk(root, (node) => {
+      if (typeof node.$id === 'string') named.push([node.$id, node])
+      for (const defs of [node.$defs, node.definitions]) {
+        if (!isObject(defs)) continue
+        for (const [name, def] of Object.entries(defs)) {
+          if (isObject(def) && typeof def.$id !== 'string') named.push([name, def])
+        }
+      }
+    })
+    for (const [id, node] of named) scope.set(id, this.reserve(id, JSON.stringify(node)))
+    let rootKey: string | undefined
+    const rootRef = (): string => {
+      rootKey ??= this.reserve(`Schema${this.sourceByKey.size + 1}`, JSON.stringify(root))
+      return componentsPrefix + rootKey
+    }
+    const resolve = (ref: string): string => {
+      const local = /^#\/(?:\$defs|definitions)\/([^/]+)(.*)$/.exec(ref)
+      if (local !== null && scope.has(local[1])) return componentsPrefix + (scope.get(local[1]) as string) + local[2]
+      if (ref === '#') return rootRef()
+      if (ref.startsWith('#/')) return rootRef() + ref.slice(1)
+      const key = scope.get(ref) ?? this.keyById.get(ref)
+      return key === undefined ? ref : componentsPrefix + key
+    }
+    for (const [id, node] of named) {
+      const key = scope.get(id) as string
+      if (!(key in this.schemas)) this.schemas[key] = rewrite(node, resolve)
+      if (!this.keyById.has(id)) this.keyById.set(id, key)
+    }
+    const converted = rewrite(root, resolve)
+    if (rootKey !== undefined) this.schemas[rootKey] = converted
+    return converted
+  }
+
+  /** The key for `id`: its own key when free or held by the same schema, else a numbered one. */
+  private reserve (id: string, source: string): string {
+    const base = componentKey(id)
+    for (let n = 1; ; n++) {
+      const key = n === 1 ? base : `${base}_${n}`
+      const holder = this.sourceByKey.get(key)
+      if (holder === undefined) this.sourceByKey.set(key, source)
+      if (holder === undefined || holder === source) return key
+    }
+  }
+}
+
+/** A converted copy of `node`: no `$id`/`$defs`, `$ref`s resolved, non-JSON types replaced. */
+function rewrite (node: Json, resolve: (ref: string) => string): JsonSchema {
+  const copy = plainCopy(node)
+  if (!isObject(copy)) return {}
+  walk(copy, (object) => {
+    // Only where they are keywords: a property may be called "$id" in a `properties` map.
+    if (typeof object.$id === 'string') delete object.$id
+    if (isObject(object.$defs)) delete object.$defs
+    if (isObject(object.definitions)) delete object.definitions
+    if (typeof object.$ref === 'string') object.$ref = resolve(object.$ref)
+    const type = object.type
+    if (typeof type !== 'string' || jsonTypes.has(type)) return
+    if (type === 'RegExp' && typeof object.source === 'string') {
+      object.type = 'string'
+      object.pattern = object.source
+      delete object.source
+      delete object.flags
+      return
+    }
+    delete object.type
+    object.not = {}
+    object['x-typebox-type'] = type
+  })
+  return copy
+}

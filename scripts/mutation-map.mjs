@@ -1,0 +1,62 @@
+/**
+ * Which test files exercise which source module, for `npm run mutate` (scripts/mutate.mjs).
+ * A mutant of a module is tested only by the files listed for it: its mirror test first, then
+ * the integration tests that drive it through a real app. Stryker's per-test coverage then runs,
+ * for each mutant, only those of these files that reached it.
+ *
+ * Left out on purpose: tests that need Redis or Chromium (slow, and they skip without them),
+ * tests whose server runs in a forked process (slow-consumer: a mutant there is only seen by
+ * the child), and type-only tests. Modules that hold only types (plugin/types.ts,
+ * schemas/events.ts, plugin/broker/types.ts) have no mutants worth the run.
+ */
+
+const app = ['test/plugin/connection.test.ts', 'test/plugin/server.test.ts']
+
+export const mutationMap = {
+  // schemas/: the wire protocol
+  'schemas/channel.ts': ['test/schemas/channel.test.ts'],
+  'schemas/codec.ts': ['test/schemas/codec.test.ts', 'test/schemas/protocol.test.ts'],
+  'schemas/wire.ts': ['test/schemas/codec.test.ts', 'test/schemas/server-frames.test.ts'],
+  'schemas/server-frames.ts': ['test/schemas/server-frames.test.ts', 'test/schemas/protocol.test.ts'],
+  'schemas/guards.ts': ['test/schemas/guards.test.ts', 'test/schemas/server-frames.test.ts'],
+  'schemas/constants.ts': ['test/schemas/protocol.test.ts'],
+  'schemas/protocol.ts': ['test/schemas/protocol.test.ts', 'test/schemas/codec.test.ts'],
+
+  // client/: the browser client, driven against a real server
+  'client/timer.ts': ['test/client/timer.test.ts'],
+  'client/socket.ts': ['test/client/socket.test.ts', 'test/client/client.test.ts'],
+  'client/push.ts': ['test/client/push.test.ts', 'test/client/client.test.ts'],
+  'client/channel.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts'],
+  'client/client.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/push.test.ts'],
+  'client/errors.ts': ['test/client/client.test.ts', 'test/client/push.test.ts'],
+  'client/index.ts': ['test/client/client.test.ts', 'test/client/socket.test.ts'],
+
+  // plugin/: the server
+  'plugin/dispatch.ts': ['test/plugin/dispatch.test.ts', ...app, 'test/hardening/hostile-frames.test.ts'],
+  'plugin/handlers.ts': ['test/plugin/handlers.test.ts', 'test/plugin/dispatch.test.ts', 'test/plugin/connection.test.ts'],
+  'plugin/inbox.ts': ['test/plugin/inbox.test.ts', 'test/hardening/inbox.test.ts', 'test/plugin/connection.test.ts'],
+  'plugin/server.ts': ['test/plugin/server.test.ts', 'test/plugin/register.test.ts'],
+  'plugin/rate-limit.ts': ['test/hardening/rate-limit.test.ts'],
+  'plugin/options.ts': ['test/plugin/options.test.ts', 'test/plugin/register.test.ts'],
+  'plugin/validate.ts': ['test/plugin/handlers.test.ts', 'test/hardening/hostile-frames.test.ts'],
+  'plugin/channels.ts': ['test/plugin/channels.test.ts', ...app],
+  'plugin/channel-name.ts': ['test/plugin/channel-name.test.ts', ...app],
+  'plugin/fanout.ts': ['test/plugin/fanout.test.ts', 'test/plugin/server.test.ts'],
+  'plugin/frame-writer.ts': ['test/plugin/frame-writer.test.ts', 'test/plugin/fanout.test.ts'],
+  'plugin/heartbeat.ts': ['test/plugin/heartbeat.test.ts', 'test/hardening/heartbeat.test.ts'],
+  'plugin/membership.ts': ['test/plugin/membership.test.ts', 'test/plugin/connection.test.ts', 'test/hardening/auth.test.ts'],
+  'plugin/connection.ts': [...app, 'test/hardening/cleanup.test.ts', 'test/hardening/auth.test.ts'],
+  'plugin/connection-state.ts': ['test/plugin/connection-state.test.ts', 'test/plugin/connection.test.ts'],
+  'plugin/connection-cap.ts': ['test/plugin/connection-cap.test.ts'],
+  'plugin/origins.ts': ['test/plugin/origins.test.ts'],
+  'plugin/lifecycle.ts': ['test/plugin/lifecycle.test.ts', 'test/plugin/connection.test.ts', 'test/hardening/cleanup.test.ts'],
+  'plugin/outbound.ts': ['test/plugin/outbound.test.ts', 'test/plugin/connection.test.ts'],
+  'plugin/report.ts': ['test/plugin/report.test.ts', 'test/plugin/dispatch.test.ts'],
+  'plugin/readonly-set.ts': ['test/plugin/readonly-set.test.ts'],
+  'plugin/errors.ts': ['test/plugin/connection.test.ts', 'test/plugin/server.test.ts'],
+  'plugin/register.ts': ['test/plugin/register.test.ts', 'test/plugin/server.test.ts'],
+  'plugin/upgrades.ts': ['test/plugin/register.test.ts', 'test/hardening/cleanup.test.ts'],
+  'plugin/static.ts': ['test/client/static.test.ts'],
+  'plugin/index.ts': ['test/plugin/register.test.ts'],
+  'plugin/broker/memory.ts': ['test/plugin/server.test.ts']
+}

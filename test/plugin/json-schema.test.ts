@@ -1,0 +1,85 @@
+/**
+ * TypeBox schemas as document JSON Schema: no Symbols, no $id, every $ref a pointer into the
+ * document, non-JSON types replaced, data values untouched.
+ */
+import t from 'tap'
+import { Type } from '@sinclair/typebox'
+import { SchemaComponents } from '../../plugin/json-schema.js'
+
+t.test('plain schemas come out as their JSON', async (t) => {
+  const schema = Type.Object({ a: Type.Optional(Type.Union([Type.String(), Type.Null()])), b: Type.Array(Type.Integer(), { maxItems: 3 }) })
+  const components = new SchemaComponents()
+  t.same(components.convert(schema), JSON.parse(JSON.stringify(schema)))
+  t.same(Object.getOwnPropertySymbols(components.convert(schema)), [], 'no Symbol keys')
+  t.same(components.schemas, {}, 'nothing referenced, no components')
+})
+
+t.test('Type.Recursive: the payload inline, its self-reference into components', async (t) => {
+  const components = new SchemaComponents()
+  const List = Type.Recursive((This) => Type.Object({ value: Type.Number(), next: Type.Optional(This) }))
+  const id = List.$id as string
+  const expected = { type: 'object', required: ['value'], properties: { value: { type: 'number' }, next: { $ref: `#/components/schemas/${id}` } } }
+  t.same(components.convert(List), expected)
+  t.same(components.schemas[id], expected)
+})
+
+t.test('two different schemas with the same $id get different keys; the same schema twice one', async (t) => {
+  const components = new SchemaComponents()
+  const A = Type.Recursive((This) => Type.Object({ a: Type.Array(This) }), { $id: 'Node' })
+  const B = Type.Recursive((This) => Type.Object({ b: Type.Optional(This) }), { $id: 'Node' })
+  const a = components.convert(A)
+  components.convert(A)
+  const b = components.convert(B)
+  t.same(Object.keys(components.schemas), ['Node', 'Node_2'])
+  t.same((a.properties as { a: { items: unknown } }).a.items, { $ref: '#/components/schemas/Node' })
+  t.same((b.properties as { b: unknown }).b, { $ref: '#/components/schemas/Node_2' })
+})
+
+t.test('a Type.Ref to a schema converted before points at its component', async (t) => {
+  const components = new SchemaComponents()
+  const Point = Type.Object({ x: Type.Number() }, { $id: 'Point' })
+  components.convert(Type.Object({ p: Point }))
+  t.same(components.convert(Type.Object({ at: Type.Ref(Point) })), { type: 'object', required: ['at'], properties: { at: { $ref: '#/components/schemas/Point' } } })
+})
+
+t.test('local JSON pointers (#, #/$defs/..., #/definitions/...) are rebased into components', async (t) => {
+  const components = new SchemaComponents()
+  const raw = Type.Unsafe<unknown>({
+    type: 'object',
+    properties: { self: { $ref: '#' }, item: { $ref: '#/$defs/Item' }, deep: { $ref: '#/properties/self' } },
+    $defs: { Item: { type: 'string' } }
+  })
+  const converted = components.convert(raw) as { properties: Record<string, { $ref: string }> }
+  t.equal(converted.properties.item.$ref, '#/components/schemas/Item')
+  t.match(converted.properties.self.$ref, /^#\/components\/schemas\/Schema\d+$/)
+  t.equal(converted.properties.deep.$ref, converted.properties.self.$ref + '/properties/self')
+  const rootKey = converted.properties.self.$ref.split('/').pop() as string
+  t.same(components.schemas[rootKey], converted, 'the root is a component its pointers can reach')
+  t.same(components.schemas.Item, { type: 'string' })
+})
+
+t.test('types JSON cannot hold never validate; RegExp is a string pattern', async (t) => {
+  const components = new SchemaComponents()
+  const converted = components.convert(Type.Object({
+    when: Type.Date(),
+    big: Type.BigInt(),
+    gone: Type.Optional(Type.Undefined()),
+    code: Type.RegExp(/^[a-z]+$/)
+  }))
+  t.same(converted.properties, {
+    when: { not: {}, 'x-typebox-type': 'Date' },
+    big: { not: {}, 'x-typebox-type': 'bigint' },
+    gone: { not: {}, 'x-typebox-type': 'undefined' },
+    code: { type: 'string', pattern: '^[a-z]+$' }
+  })
+})
+
+t.test('data values and property names are not keywords', async (t) => {
+  const components = new SchemaComponents()
+  const schema = Type.Object({
+    $id: Type.String(),
+    type: Type.Literal('Date'),
+    meta: Type.Unknown({ default: { $ref: 'kept', $id: 'kept', type: 'Date' }, examples: [{ $ref: 'x' }] })
+  })
+  t.same(components.convert(schema), JSON.parse(JSON.stringify(schema)))
+})

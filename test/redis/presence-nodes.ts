@@ -1,0 +1,51 @@
+/**
+ * Presence nodes in child processes (test/presence/fixtures/node.ts), for the Redis presence
+ * tests: started, signalled (SIGKILL, SIGSTOP, SIGCONT) and asked for their presence over HTTP.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+import type { Test } from 'tap'
+import { redisUrl } from './helpers.js'
+
+const fixture = fileURLToPath(new URL('../presence/fixtures/node.ts', import.meta.url))
+const tsImport = import.meta.resolve('@tapjs/typescript/import')
+
+export class PresenceNode {
+  private constructor (readonly child: ChildProcess, readonly port: number) {}
+
+  get url (): string {
+    return `ws://127.0.0.1:${this.port}/ws`
+  }
+
+  static async start (t: Test, env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string }): Promise<PresenceNode> {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
+    delete childEnv.NODE_OPTIONS // only the TypeScript loader, not tap's coverage hooks
+    const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
+    const node = new PresenceNode(child, await new Promise<number>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
+      child.once('exit', (code) => reject(new Error(`presence node exited with ${code} before listening`)))
+    }))
+    t.teardown(async () => {
+      node.signal('SIGCONT')
+      await node.kill()
+    })
+    return node
+  }
+
+  async presence (channel: string): Promise<Record<string, Array<{ ref: string, meta: unknown }>>> {
+    const response = await fetch(`http://127.0.0.1:${this.port}/presence/${encodeURIComponent(channel)}`)
+    return await response.json() as Record<string, Array<{ ref: string, meta: unknown }>>
+  }
+
+  signal (signal: NodeJS.Signals): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal)
+  }
+
+  async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.kill(signal)
+    await exited
+  }
+}
