@@ -2,11 +2,11 @@
  * The client behind `connect()`: subscriptions, requests, listeners, glued to one Socket.
  * Untyped at run time; `index.ts` gives it its typed face (`ChannelsClient<Events>`).
  */
-import { channelNameProblem } from '../schemas/channel.js'
 import { encodeFrame } from '../schemas/wire.js'
 import type { MessageFrame, PresenceState, ServerFrame } from '../schemas/protocol.js'
 import { Subscription, type ChannelHost } from './channel.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
+import { callSafely, closedError, invalidChannel, subscribeTo } from './client-helpers.js'
 import { PresenceBook, type PresenceListener } from './presence.js'
 import { errorFromFrame, Push, type Pending } from './push.js'
 import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
@@ -36,29 +36,6 @@ export interface MessageMeta<E extends string = string> {
 }
 
 type Listener = (data: unknown, meta: MessageMeta) => void
-
-/** Calls a user's listener; its exception is rethrown later, so it cannot break the client. */
-function callSafely<A extends unknown[]> (fn: (...args: A) => void, ...args: A): void {
-  try {
-    fn(...args)
-  } catch (err) {
-    queueMicrotask(() => { throw err })
-  }
-}
-
-function subscribeTo<T> (set: Set<T>, item: T): () => void {
-  set.add(item)
-  return () => { set.delete(item) }
-}
-
-function invalidChannel (channel: string): ChannelsClientError | undefined {
-  const problem = channelNameProblem(channel)
-  return problem === undefined ? undefined : new ChannelsClientError('INVALID_CHANNEL', problem, { channel })
-}
-
-function closedError (): ChannelsClientError {
-  return new ChannelsClientError(ClientErrorCodes.CLOSED, 'the client is closed')
-}
 
 export class Client implements SocketOwner, ChannelHost {
   private readonly socket: Socket
