@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // @ts-check
-// The bench runner: `node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode]
+// The bench runner: `node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers]
 // [--variants a,b,c] [--json out.json] [--max-minutes N]`.
 // Starts every server and load client as a child process (see lib/procs.js), runs each case
 // for each variant, prints a table of medians and ratios, and writes
@@ -19,26 +19,34 @@ import { paced } from './cases/paced.js'
 import { memory } from './cases/memory.js'
 import { inbound } from './cases/inbound.js'
 import { crossnode } from './cases/crossnode.js'
+import { density } from './cases/density.js'
+import { workers } from './cases/workers.js'
 
 const configs = {
   full: {
     burst: { n: 1000, messages: 200, size: 100, rounds: 5, warmup: 1 },
     paced: { n: 1000, rate: 20, seconds: 5, size: 100, rounds: 5 },
     memory: { ns: [1000, 10000], rounds: 3 },
-    inbound: { conns: 50, perSocket: 4000, rounds: 5, warmup: 2 }
+    inbound: { conns: 50, perSocket: 4000, rounds: 5, warmup: 2 },
+    // n is capped below the open-files limit (see fdLimit below); 4 client processes hold a
+    // quarter each, from 127.0.0.2-5.
+    density: { n: 19000, clients: 4, headerBytes: 4096, concurrency: 50, probeMs: 20 },
+    workers: { n: 2000, messages: 100, size: 100, rounds: 3, warmup: 1 }
   },
   quick: {
     burst: { n: 500, messages: 100, size: 100, rounds: 3, warmup: 1 },
     paced: { n: 500, rate: 20, seconds: 2, size: 100, rounds: 3 },
     memory: { ns: [1000], rounds: 1 },
-    inbound: { conns: 20, perSocket: 5000, rounds: 3, warmup: 2 }
+    inbound: { conns: 20, perSocket: 5000, rounds: 3, warmup: 2 },
+    density: { n: 600, clients: 2, headerBytes: 4096, concurrency: 20, probeMs: 20 },
+    workers: { n: 300, messages: 50, size: 100, rounds: 1, warmup: 1 }
   }
 }
 
 /** @typedef {{ config: typeof configs.full, log: (line: string) => void, notes: string[] }} Ctx */
 
-const caseFns = { burst, paced, memory, inbound }
-const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode']
+const caseFns = { burst, paced, memory, inbound, density }
+const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode', 'density', 'workers']
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const distEntry = fileURLToPath(channelsEntry())
 
@@ -54,7 +62,7 @@ const { values: flags } = parseArgs({
 })
 
 if (flags.help) {
-  console.log('usage: node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode] [--variants a,b,c] [--json out.json] [--max-minutes N]')
+  console.log('usage: node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers] [--variants a,b,c] [--json out.json] [--max-minutes N]')
   process.exit(0)
 }
 
@@ -82,6 +90,9 @@ const config = structuredClone(flags.quick ? configs.quick : configs.full)
 /** @type {string[]} */
 const notes = []
 
+// BENCH_DENSITY_N: another N for the density case (test/bench/density.test.ts runs it small).
+if (process.env.BENCH_DENSITY_N) config.density.n = Number(process.env.BENCH_DENSITY_N)
+
 // Every connection costs one descriptor in the client and one in the server process.
 const fdLimit = readFdLimit()
 if (Number.isFinite(fdLimit)) {
@@ -91,6 +102,14 @@ if (Number.isFinite(fdLimit)) {
   if (wanted.some((n) => n > maxN)) {
     notes.push(`ulimit -n is ${fdLimit}: memory case capped at ${maxN} connections (wanted ${wanted.join(', ')}); raise the hard limit (ulimit -Hn, limits.conf) and rerun`)
   }
+  // The density server holds every connection itself; its clients are spread over processes.
+  const maxDensity = fdLimit - 500
+  if (config.density.n > maxDensity) {
+    notes.push(`ulimit -n is ${fdLimit}: density case capped at ${maxDensity} connections (wanted ${config.density.n})`)
+    config.density.n = maxDensity
+  }
+  const perClient = Math.ceil(config.density.n / config.density.clients)
+  if (perClient > fdLimit - 256) config.density.clients = Math.ceil(config.density.n / (fdLimit - 256))
 }
 
 /** @type {Record<string, { label: string, skipped?: string }>} */
@@ -177,6 +196,13 @@ for (const caseName of selectedCases) {
     const r = await crossnode(ctx)
     if (r === null) log('  not implemented yet (bench/cases/crossnode.js)')
     else results.cases.crossnode = r
+    continue
+  }
+  if (caseName === 'workers') {
+    const r = await workers(ctx)
+    if (r.skipped) log(`  SKIPPED — ${r.skipped}`)
+    if (r.error) results.errors.push(`workers: ${r.error}`)
+    results.cases.workers = r
     continue
   }
   const fn = caseFns[/** @type {keyof typeof caseFns} */ (caseName)]

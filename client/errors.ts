@@ -3,7 +3,6 @@
  * (`FORBIDDEN`, `VALIDATION_FAILED`, an app's own `ChannelError` code, ...) or one of the
  * client's own codes below; assert on `code`, never on message text.
  */
-import { channelNameProblem } from '../schemas/channel.js'
 import type { ErrorCode, ValidationIssue } from '../schemas/protocol.js'
 
 /** Codes the client itself produces. */
@@ -35,14 +34,4 @@ export class ChannelsClientError extends Error {
     if (details.errors !== undefined) this.errors = details.errors
     if (details.channel !== undefined) this.channel = details.channel
   }
-}
-
-/** INVALID_CHANNEL for a name the server would refuse; undefined for a valid one. */
-export function invalidChannel (channel: string): ChannelsClientError | undefined {
-  const problem = channelNameProblem(channel)
-  return problem === undefined ? undefined : new ChannelsClientError('INVALID_CHANNEL', problem, { channel })
-}
-
-export function closedError (): ChannelsClientError {
-  return new ChannelsClientError(ClientErrorCodes.CLOSED, 'the client is closed')
 }

@@ -18,6 +18,7 @@ import { checkedChannel } from './channel-name.js'
 import { ChannelServer } from './server.js'
 import { serveClient } from './static.js'
 import { endRefusedUpgrades } from './upgrades.js'
+import { releaseUpgradeLeftovers, rememberUpgradeResponse } from './upgrade-leftovers.js'
 import type { BroadcastChannelFn, BroadcastFn, ChannelsRegistry, SendFn } from './types.js'
 
 /**
@@ -56,7 +57,8 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   })
 
   // Reuse an app's own @fastify/websocket: then its options (maxPayload, preClose) apply.
-  if (!fastify.hasDecorator('websocketServer')) {
+  const ownWebsocket = !fastify.hasDecorator('websocketServer')
+  if (ownWebsocket) {
     await fastify.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload }, errorHandler: onSocketError })
   }
   endRefusedUpgrades(fastify)
@@ -92,11 +94,13 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   // Refusals before any WebSocket exists; they run after the app's own onRequest hooks.
   const gates = [checkOrigin(options.origins)]
   if (options.maxConnections !== Infinity) gates.push(capConnections(options.maxConnections).onRequest)
+  gates.push(rememberUpgradeResponse)
   fastify.get(options.path, { websocket: true, onRequest: gates }, (socket, request) => {
     if (server.closing) {
       socket.close(CloseCodes.GOING_AWAY, 'server shutting down')
       return
     }
+    releaseUpgradeLeftovers(socket, request, ownWebsocket ? onSocketError : undefined)
     const connection = new Connection(server, socket, request)
     connection.start().catch((err: unknown) => connection.reportError(err, undefined))
   })

@@ -28,6 +28,7 @@ export const mutationMap = {
   'client/push.ts': ['test/client/push.test.ts', 'test/client/client.test.ts'],
   'client/channel.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts'],
   'client/client.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/push.test.ts'],
+  'client/client-helpers.ts': ['test/client/client.test.ts', 'test/client/presence.test.ts'],
   'client/errors.ts': ['test/client/client.test.ts', 'test/client/push.test.ts'],
   'client/index.ts': ['test/client/client.test.ts', 'test/client/socket.test.ts'],
 

@@ -13,13 +13,13 @@ import WebSocket from 'ws'
  */
 
 /**
- * @param {{ url: string, channel: string, timeoutMs: number,
+ * @param {{ url: string, channel: string, timeoutMs: number, localAddress?: string, headers?: Record<string, string>,
  *   onTick: (conn: Conn, msg: any) => void, onClose: (conn: Conn, code: number, reason: string) => void }} opts
  * @returns {Promise<Conn>}
  */
-export function connectOne ({ url, channel, timeoutMs, onTick, onClose }) {
+export function connectOne ({ url, channel, timeoutMs, localAddress, headers, onTick, onClose }) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true })
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, localAddress, headers })
     let subscribed = false
     /** @type {Conn} */
     const conn = {

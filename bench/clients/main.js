@@ -76,18 +76,21 @@ function onClose (_conn, code, reason) {
 
 serve({
   /**
-   * Opens `n` more connections, each subscribed to `channel`, `concurrency` at a time.
-   * @param {{ kind: 'frames' | 'socketio', url: string, n: number, channel: string, concurrency?: number, timeoutMs?: number }} args
+   * Opens `n` more connections, each subscribed to `channel`, `concurrency` at a time, from
+   * `localAddress` (127.0.0.x: each source address has its own ephemeral ports) and with an
+   * `x-bench-pad` header of `headerBytes` bytes.
+   * @param {{ kind: 'frames' | 'socketio', url: string, n: number, channel: string, concurrency?: number, timeoutMs?: number, localAddress?: string, headerBytes?: number }} args
    */
   async connect (args) {
     kind = kinds[args.kind]
     if (!kind) throw new Error(`unknown client kind ${args.kind}`)
     const t0 = now()
+    const headers = args.headerBytes ? { 'x-bench-pad': 'x'.repeat(args.headerBytes) } : undefined
     let started = 0
     const worker = async () => {
       while (started < args.n) {
         started++
-        conns.push(await kind.connectOne({ url: args.url, channel: args.channel, timeoutMs: args.timeoutMs ?? 10000, onTick, onClose }))
+        conns.push(await kind.connectOne({ url: args.url, channel: args.channel, timeoutMs: args.timeoutMs ?? 10000, localAddress: args.localAddress, headers, onTick, onClose }))
       }
     }
     await Promise.all(Array.from({ length: Math.min(args.n, args.concurrency ?? 100) }, worker))
@@ -116,8 +119,11 @@ serve({
     return true
   },
 
-  /** Resolves when every connection got its deliveries, or at the timeout (complete: false). */
-  async wait (/** @type {{ timeoutMs: number }} */ { timeoutMs }) {
+  /**
+   * Resolves when every connection got its deliveries, or at the timeout (complete: false).
+   * With `raw`, the latency samples themselves come back too (to merge several client processes).
+   */
+  async wait (/** @type {{ timeoutMs: number, raw?: boolean }} */ { timeoutMs, raw }) {
     if (socketsDone < conns.length) {
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, timeoutMs)
@@ -157,6 +163,7 @@ serve({
       unexpectedCloses,
       closeSamples,
       latency,
+      ...(raw ? { samples: Array.from(latencies.subarray(0, latCount)) } : {}),
       cpuMs: (cpu.user + cpu.system) / 1000,
       loopDelayMaxMs: loopDelay.max / 1e6
     }

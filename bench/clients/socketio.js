@@ -6,13 +6,14 @@ import { io } from 'socket.io-client'
 /** @typedef {import('./frames.js').Conn} Conn */
 
 /**
- * @param {{ url: string, channel: string, timeoutMs: number,
+ * @param {{ url: string, channel: string, timeoutMs: number, localAddress?: string, headers?: Record<string, string>,
  *   onTick: (conn: Conn, msg: any) => void, onClose: (conn: Conn, code: number, reason: string) => void }} opts
  * @returns {Promise<Conn>}
  */
-export function connectOne ({ url, channel, timeoutMs, onTick, onClose }) {
+export function connectOne ({ url, channel, timeoutMs, localAddress, headers, onTick, onClose }) {
   return new Promise((resolve, reject) => {
-    const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: timeoutMs })
+    // engine.io-client hands localAddress and extraHeaders to its Node `ws` transport.
+    const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: timeoutMs, localAddress, extraHeaders: headers })
     let subscribed = false
     /** @type {Conn} */
     const conn = {

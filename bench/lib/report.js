@@ -18,6 +18,16 @@ function againstOthers (cases, caseName, pick) {
   return { aOverB: ratio(get('a'), get('b')), aOverC: ratio(get('a'), get('c')) }
 }
 
+/** The density case's rows: which figure, its label, its digits. */
+const densityMetrics = [
+  { key: 'heapPerConn', label: 'heap B/conn', digits: 0 },
+  { key: 'rssPerConn', label: 'rss B/conn', digits: 0 },
+  { key: 'acceptPerSec', label: 'accepted conns/s', digits: 0 },
+  { key: 'httpP99Ms', label: 'HTTP p99 ms while filling', digits: 1 },
+  { key: 'broadcastCpuMs', label: 'broadcast to all: server CPU ms', digits: 0 },
+  { key: 'deliveryP99Ms', label: 'broadcast to all: p99 ms', digits: 1 }
+]
+
 /** @param {Record<string, any>} cases */
 export function computeRatios (cases) {
   /** @type {Record<string, any>} */
@@ -38,6 +48,10 @@ export function computeRatios (cases) {
       out.memoryHeapPerConn[n] = againstOthers(cases, 'memory', (r) => r.byN[n]?.median.heapPerConn)
       out.memoryRssPerConn[n] = againstOthers(cases, 'memory', (r) => r.byN[n]?.median.rssPerConn)
     }
+  }
+  if (cases.density) {
+    out.density = {}
+    for (const key of densityMetrics.map((m) => m.key)) out.density[key] = againstOthers(cases, 'density', (r) => r.median[key])
   }
   const a = cases.inbound?.a
   if (a && !a.error && !a.skipped) {
@@ -97,6 +111,21 @@ export function formatTable (results) {
       add('memory', `heap B/conn N=${n}`, (r) => r.byN?.[n]?.median.heapPerConn, 0, ratios.memoryHeapPerConn[n])
       add('memory', `rss B/conn N=${n}`, (r) => r.byN?.[n]?.median.rssPerConn, 0, ratios.memoryRssPerConn[n])
     }
+  }
+  if (cases.density) {
+    const cfg = Object.values(cases.density).find((r) => r?.config)?.config
+    for (const m of densityMetrics) {
+      const label = m.key === 'heapPerConn' && cfg ? `${m.label} (N=${cfg.n}, ${cfg.headerBytes} B headers)` : m.label
+      add('density', label, (r) => r.median?.[m.key], m.digits, ratios.density?.[m.key])
+    }
+  }
+  const w = cases.workers
+  if (w && w.one) {
+    const shape = w.config ? ` (${w.config.n}x${w.config.messages}, Redis)` : ''
+    rows.push(['workers', `1 worker deliveries/s${shape}`, fmt(w.one.median.deliveriesPerSec), '', '', '', ''])
+    rows.push(['workers', '2 workers deliveries/s', fmt(w.two.median.deliveriesPerSec), '', '', '', ''])
+    rows.push(['workers', 'deliveries/s 2 / 1', fmt(w.ratios.deliveriesPerSecTwoOverOne, 2), '', '', '', ''])
+    rows.push(['workers', 'CPU us/delivery 2 / 1', fmt(w.ratios.cpuPerDeliveryTwoOverOne, 2), '', '', '', ''])
   }
   if (cases.inbound) {
     const a = cases.inbound.a

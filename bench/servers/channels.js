@@ -45,6 +45,9 @@ export async function start (opts) {
     else app.channels.on('message', { event: 'echo' }, handler)
   }
 
+  // The density case measures HTTP latency on this route while the sockets connect.
+  app.get('/ping', async () => 'pong')
+
   const port = await listenOnFreePort(app, opts.host)
 
   return {

@@ -25,6 +25,9 @@ export async function start (opts) {
     })
   })
 
+  // The density case measures HTTP latency on this route while the sockets connect.
+  app.get('/ping', async () => 'pong')
+
   const port = await listenOnFreePort(app, opts.host)
 
   return {
