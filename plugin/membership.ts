@@ -9,8 +9,8 @@
  * Leave: out of the channel → the on-leave steps → `unsubscribe` handlers → `unsubscribed`.
  *
  * The after-join / on-leave steps are `ChannelStep`s registered on the server
- * (`server.channelSteps`): channel history replays `last`/`since` in `afterJoin` (after
- * `subscribed`, so the client knows the channel before its backlog arrives), presence sends
+ * (`server.channelSteps`): channel history answers the join in `answerJoin` (`subscribed`
+ * with its epoch and offset, then the `last`/`since` replay, in one step), presence sends
  * the channel's `presence` state in `afterJoin` and untracks the socket in `onLeave` (which
  * also runs for a disconnect and for a refused socket's silent cleanup).
  */
