@@ -6,13 +6,13 @@
  */
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import type { FastifyInstance } from 'fastify'
 import { redisBroker } from '../../plugin/index.js'
 import { buildChatApp } from '../../example-chat/server.js'
 import { ensureClientBundle } from '../client/helpers.js'
 import { deleteKeys, redisUrl, uniquePrefix, withRedis } from '../redis/helpers.js'
-import { launchChromium, pageErrors, screenshotPath, skipWithoutChromium } from './helpers.js'
+import { launchChromium, screenshotPath, skipWithoutChromium, enterChat } from './helpers.js'
 
 const skip = skipWithoutChromium()
 
@@ -20,18 +20,6 @@ async function chatNode (prefix: string, port = 0): Promise<{ app: FastifyInstan
   const app = await buildChatApp({ password: 'sesame', channels: { broker: redisBroker({ url: redisUrl, prefix }) } })
   await app.listen({ port, host: '127.0.0.1' })
   return { app, port: (app.server.address() as AddressInfo).port }
-}
-
-async function enter (browser: Browser, base: string, nick: string): Promise<{ page: Page, errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
-  const page = await context.newPage()
-  const errors = pageErrors(page)
-  await page.goto(base)
-  await page.fill('#nick-input', nick)
-  await page.click('#nick-form button[type=submit]')
-  await page.waitForSelector('#status[data-status="open"]')
-  await page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
-  return { page, errors }
 }
 
 async function say (page: Page, text: string): Promise<void> {
@@ -61,10 +49,10 @@ t.test('the chat on Redis survives a server restart without losing or doubling a
     const browser = await launchChromium()
     t.teardown(() => browser.close())
 
-    const ada = await enter(browser, base, 'ada')
+    const ada = await enterChat(browser, base, 'ada')
     await say(ada.page, 'one')
     await ada.page.waitForSelector('.chat .text:has-text("one")')
-    const grace = await enter(browser, base, 'grace')
+    const grace = await enterChat(browser, base, 'grace')
     await grace.page.waitForSelector('.chat .text:has-text("one")') // the backlog (`last: 50`) on join
     await say(grace.page, 'two')
     for (const { page } of [ada, grace]) await page.waitForSelector('.chat .text:has-text("two")')

@@ -5,12 +5,12 @@
  */
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { buildChatApp } from '../../example-chat/server.js'
 import { redisBroker } from '../../plugin/index.js'
 import { ensureClientBundle } from '../client/helpers.js'
 import { deleteKeys, redisUrl, uniquePrefix, withRedis } from '../redis/helpers.js'
-import { launchChromium, pageErrors, skipWithoutChromium } from './helpers.js'
+import { launchChromium, skipWithoutChromium, enterChat } from './helpers.js'
 
 const skip = skipWithoutChromium()
 
@@ -18,17 +18,6 @@ async function startNode (prefix: string): Promise<{ base: string, close: () => 
   const app = await buildChatApp({ password: 'sesame', channels: { broker: redisBroker({ url: redisUrl, prefix }) } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: async () => await app.close() }
-}
-
-async function enter (browser: Browser, base: string, nick: string): Promise<{ page: Page, errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
-  const page = await context.newPage()
-  const errors = pageErrors(page)
-  await page.goto(base)
-  await page.fill('#nick-input', nick)
-  await page.click('#nick-form button[type=submit]')
-  await page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
-  return { page, errors }
 }
 
 /** Waits until the member list shows exactly `expected` (nick text, then device label if any). */
@@ -53,13 +42,13 @@ t.test('member lists over two chat nodes on one Redis', { skip }, async (t) => {
     const browser = await launchChromium()
     t.teardown(() => browser.close())
 
-    const ada = await enter(browser, nodeA.base, 'ada')
-    const grace = await enter(browser, nodeB.base, 'grace')
+    const ada = await enterChat(browser, nodeA.base, 'ada')
+    const grace = await enterChat(browser, nodeB.base, 'grace')
     await membersAre(ada.page, ['Aada (you)', 'Ggrace'])
     await membersAre(grace.page, ['Aada', 'Ggrace (you)'])
     t.pass('pages on two nodes see each other')
 
-    const graceTab = await enter(browser, nodeA.base, 'grace')
+    const graceTab = await enterChat(browser, nodeA.base, 'grace')
     await membersAre(ada.page, ['Aada (you)', 'Ggrace2 devices'])
     await membersAre(grace.page, ['Aada', 'Ggrace (you)2 devices'])
     t.pass('two tabs of one nick: one member, two devices')

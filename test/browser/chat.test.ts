@@ -6,13 +6,13 @@
  */
 import t from 'tap'
 import type { AddressInfo } from 'node:net'
-import type { Browser, Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import type { FastifyInstance } from 'fastify'
 import type { ChannelSocket } from '../../plugin/types.js'
 import { buildChatApp } from '../../example-chat/server.js'
 import { ensureClientBundle } from '../client/helpers.js'
 import { until } from '../helpers/server.js'
-import { launchChromium, pageErrors, screenshotPath, skipWithoutChromium } from './helpers.js'
+import { launchChromium, screenshotPath, skipWithoutChromium, enterChat } from './helpers.js'
 
 const skip = skipWithoutChromium()
 
@@ -33,19 +33,6 @@ async function startChat (): Promise<Chat> {
   return { app, sockets, base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
 }
 
-/** Opens the chat in a fresh browser context (its own storage), enters as `nick`, waits for the lobby. */
-async function enter (browser: Browser, chat: Chat, nick: string): Promise<{ page: Page, errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
-  const page = await context.newPage()
-  const errors = pageErrors(page)
-  await page.goto(chat.base)
-  await page.fill('#nick-input', nick)
-  await page.click('#nick-form button[type=submit]')
-  await page.waitForSelector('#status[data-status="open"]')
-  await page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
-  return { page, errors }
-}
-
 async function say (page: Page, text: string): Promise<void> {
   await page.fill('#text', text)
   await page.press('#text', 'Enter')
@@ -59,8 +46,8 @@ t.test('the example chat in Chromium', { skip }, async (t) => {
   const browser = await launchChromium()
   t.teardown(() => browser.close())
 
-  const ada = await enter(browser, chat, 'ada')
-  const grace = await enter(browser, chat, 'grace')
+  const ada = await enterChat(browser, chat.base, 'ada')
+  const grace = await enterChat(browser, chat.base, 'grace')
 
   await t.test('two people talk in a room', async (t) => {
     await ada.page.waitForSelector('.notice:has-text("grace joined")')

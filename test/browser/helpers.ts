@@ -49,3 +49,16 @@ export function screenshotPath (name: string): string {
   mkdirSync(screenshotDir, { recursive: true })
   return join(screenshotDir, name)
 }
+
+/** Opens the chat at `base` in a fresh browser context (its own storage), enters as `nick`, waits for the lobby. */
+export async function enterChat (browser: Browser, base: string, nick: string): Promise<{ page: Page, errors: string[] }> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
+  const page = await context.newPage()
+  const errors = pageErrors(page)
+  await page.goto(base)
+  await page.fill('#nick-input', nick)
+  await page.click('#nick-form button[type=submit]')
+  await page.waitForSelector('#status[data-status="open"]')
+  await page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
+  return { page, errors }
+}
