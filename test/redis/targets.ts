@@ -16,8 +16,12 @@ export interface Target {
   broker: RedisBrokerOptions
   /** environment of a child-process node (test/redis/fixtures/node.ts) */
   env: Record<string, string>
+  /** a client for commands on a key (routed to its shard on a cluster) */
+  admin: Redis | Cluster
   /** every master: one Redis, or each shard's master */
   masters: () => Promise<Redis[]>
+  /** KEYS `pattern` on every master */
+  keys: (pattern: string) => Promise<string[]>
   deleteKeys: (prefix: string) => Promise<void>
 }
 
@@ -28,7 +32,9 @@ function redisTarget (t: Test): Target {
     name: 'redis',
     broker: { url: redisUrl },
     env: { REDIS_URL: redisUrl },
+    admin,
     masters: async () => [admin],
+    keys: async (pattern) => await admin.keys(pattern),
     deleteKeys: async (prefix) => await deleteKeys(prefix)
   }
 }
@@ -48,7 +54,9 @@ export function clusterTarget (t: Test, urls: string): Target {
     name: 'cluster',
     broker: { redis: forNodes },
     env: { REDIS_CLUSTER_URL: urls },
+    admin,
     masters: async () => await mastersOf(admin),
+    keys: async (pattern) => (await Promise.all((await mastersOf(admin)).map(async (master) => await master.keys(pattern)))).flat(),
     async deleteKeys (prefix) {
       for (const master of await mastersOf(admin).catch(() => [])) {
         const keys = [...await master.keys(`${prefix}:*`), ...await master.keys(`{${prefix}}:*`)]
