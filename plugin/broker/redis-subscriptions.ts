@@ -6,6 +6,7 @@
  * subscribers may resubscribe some channels themselves after a failover; subscribing a channel
  * twice is harmless (Redis keeps one subscription per connection and channel).
  */
+import { asCluster } from './redis-client.js'
 import type { Link } from './redis-link.js'
 import type { RedisKeys } from './redis-keys.js'
 import type { PubSubMode } from './redis-pubsub.js'
@@ -61,8 +62,15 @@ export class Subscriptions {
     await Promise.all(calls)
   }
 
-  /** Whether the subscriber connection still answers (a PING is allowed in subscriber mode). */
+  /**
+   * Whether Redis still answers (a PING is allowed in subscriber mode). On a cluster every
+   * master is asked: a hung shard would otherwise go unnoticed while its channels are quiet.
+   */
   async ping (): Promise<void> {
-    await this.sub.run((redis) => redis.ping())
+    await this.sub.run(async (redis) => {
+      const cluster = asCluster(redis)
+      if (cluster === undefined) await redis.ping()
+      else await Promise.all(cluster.nodes('master').map(async (master) => await master.ping()))
+    })
   }
 }
