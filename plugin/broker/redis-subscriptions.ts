@@ -22,11 +22,17 @@ export class Subscriptions {
   /** this node only: direct sends to a session it holds */
   readonly nodeChannel: string
 
+  /**
+   * @param onFailed told when a subscription failed: it begins an outage, whose recovery
+   *   subscribes everything again (on a cluster a SSUBSCRIBE may fail while ioredis replaces a
+   *   shard's subscriber, with every connection up)
+   */
   constructor (
     private readonly sub: Link,
     private readonly keys: RedisKeys,
     private readonly pubsub: PubSubMode,
-    nodeId: string
+    nodeId: string,
+    private readonly onFailed: (err: unknown) => void
   ) {
     this.allChannel = keys.all
     this.nodeChannel = keys.direct(nodeId)
@@ -38,7 +44,12 @@ export class Subscriptions {
 
   async add (channel: string): Promise<void> {
     this.local.add(channel)
-    await this.sub.run((redis) => this.pubsub.subscribe(redis, [this.redisChannel(channel)]))
+    try {
+      await this.sub.run((redis) => this.pubsub.subscribe(redis, [this.redisChannel(channel)]))
+    } catch (err) {
+      this.onFailed(err)
+      throw err
+    }
   }
 
   async remove (channel: string): Promise<void> {
@@ -60,6 +71,24 @@ export class Subscriptions {
       }
     }
     await Promise.all(calls)
+  }
+
+  /**
+   * The first subscribeAll, at start. A cluster client is ready before its sharded subscribers
+   * are all in place (ioredis 5 sets them up as the slot map comes in), so on a cluster a
+   * failure is retried until `ms` have passed; on one Redis it fails at once.
+   */
+  async subscribeAllAtStart (ms: number): Promise<void> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      try {
+        await this.subscribeAll()
+        return
+      } catch (err) {
+        if (!this.pubsub.sharded || Date.now() >= deadline) throw err
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
   }
 
   /**
