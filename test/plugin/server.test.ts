@@ -232,6 +232,64 @@ t.test('an unreachable broker never blocks local delivery', async (t) => {
   c.close()
 })
 
+/** A memory broker whose publishes reject while `down` is set. */
+function flakyBroker (): { broker: Broker, state: { down: boolean } } {
+  const inner = memoryBroker()
+  const state = { down: true }
+  return {
+    state,
+    broker: {
+      async connect (node) {
+        const connection = await inner.connect(node)
+        return {
+          ...connection,
+          async publish (publication) {
+            if (state.down) throw new Error('broker down')
+            await connection.publish(publication)
+          }
+        }
+      }
+    }
+  }
+}
+
+t.test('failed publishes log one warn line per run of failures, and one info line with the count when it ends', async (t) => {
+  const { broker, state } = flakyBroker()
+  const lines: Array<{ level: number, msg: string, dropped?: number }> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } }
+  const { app, url } = await startApp({ broker }, undefined, { logger: { level: 'info', stream } })
+  const c = await TestClient.connect(url)
+  await c.subscribe('room')
+  const publishLines = (): typeof lines => lines.filter((line) => /broker publish|publishes were failing/.test(line.msg))
+
+  for (let i = 0; i < 3; i++) {
+    await app.broadcast(i) // resolves: the caller sees a failed publish as local-only delivery, as before
+    t.equal((await c.next(isMessage)).data, i, 'delivered locally while the broker is down')
+  }
+  await app.broadcastChannel('room', 'in the channel')
+  t.equal((await c.next(isMessage)).data, 'in the channel')
+  t.match(publishLines(), [{ level: 40, msg: 'channels: broker publish failed; delivered locally only' }],
+    'four failed publishes, one warn line')
+  t.equal(publishLines().length, 1)
+
+  state.down = false
+  await app.broadcast('back')
+  t.equal((await c.next(isMessage)).data, 'back')
+  t.match(publishLines()[1], { level: 30, msg: 'channels: broker publish works again', dropped: 4 }, 'the run ends with its count')
+  await app.broadcast('still up')
+  t.equal(publishLines().length, 2, 'nothing more while publishes go through')
+
+  state.down = true
+  await app.broadcast('down again')
+  await app.broadcast('and again')
+  t.match(publishLines()[2], { level: 40, msg: 'channels: broker publish failed; delivered locally only' }, 'a new run warns again')
+  c.close()
+  await app.close()
+  t.match(publishLines()[3], { level: 30, msg: 'channels: broker closed while publishes were failing', dropped: 2 },
+    'closing during a run logs its count')
+  t.equal(publishLines().length, 4)
+})
+
 t.test('registration: decorators, path option, plugin metadata', async (t) => {
   const app = Fastify()
   await app.register(fastifyChannels, { path: '/live', client: false })
