@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyChannels, { memoryBroker, type Broker } from '../../plugin/index.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, startWithSocket, TestClient, type Frame } from '../helpers/server.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
@@ -105,7 +106,7 @@ t.test('socket.send and fastify.send', async (t) => {
   await t.rejects(app.send('no-such-session', 1), { code: 'FST_CHANNELS_NO_SOCKET', statusCode: 404 })
   await t.rejects(app.send(c.sessionId, 1, { channel: '' }), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
   c.close()
-  await c.closed
+  await within(c.closed, 3000, 'the client closes when it asks to')
   await new Promise((resolve) => setImmediate(resolve))
   await t.rejects(app.send(c.sessionId, 1), { code: 'FST_CHANNELS_NO_SOCKET' }, 'a closed session is gone')
 })
