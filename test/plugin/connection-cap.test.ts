@@ -96,7 +96,7 @@ t.test('a slot is freed whatever ended the upgrade: a later hook refusing it, a 
   dropped.on('error', () => {})
   dropped.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: yes\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
-  await until(() => slow.logs.some((line) => line.msg === 'incoming request'))
+  await until(() => slow.logs.some((line) => line.msg === 'incoming request'), 3000, 'the dropped client\'s upgrade reaches the slow hook')
   t.equal(await attempt(slow.url), 503, 'the slot is held while the upgrade runs')
   dropped.destroy()
   await within(once(dropped, 'close'), 3000, 'the dropped client\'s socket closes')

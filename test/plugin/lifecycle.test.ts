@@ -28,7 +28,7 @@ t.test('a connect handler that throws closes with 1008; no disconnect or finish 
   const crashed = await open({ headers: { 'x-token': 'ok', 'x-crash': 'yes' } })
   t.same(await within(crashed.closed, 3000, 'a crashing connect handler closes the socket'), { code: 1008, reason: 'connection refused' },
     'no internals in the reason')
-  await until(() => app.channels.stats().sockets === 0)
+  await until(() => app.channels.stats().sockets === 0, 3000, 'the refused sockets are gone')
   t.same(app.channels.stats(), { sockets: 0, channels: 0 }, 'the refused socket left its channels')
   t.same(ran, [])
 })

@@ -92,7 +92,7 @@ t.test('a frame larger than maxPayload closes the socket with 1009', async (t) =
   t.same(await c.request({ type: 'message', data: 'x'.repeat(900), id: 1 }), { type: 'ack', id: 1, data: 'ok' }, 'under the limit')
   c.send({ type: 'message', data: 'x'.repeat(2000), id: 2 })
   t.equal((await within(c.closed, 3000, 'a frame over maxPayload closes the socket')).code, 1009)
-  await until(() => app.channels.stats().sockets === 0)
+  await until(() => app.channels.stats().sockets === 0, 3000, 'the closed socket is gone')
 })
 
 t.test('an app\'s own @fastify/websocket is reused; the plugin\'s maxPayload still holds', async (t) => {
