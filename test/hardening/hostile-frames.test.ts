@@ -8,6 +8,7 @@ import { Type } from '@sinclair/typebox'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { compileSchema } from '../../plugin/validate.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until, type Frame, captureProcessErrors } from '../helpers/server.js'
 import { encodeClientFrame, Opcode, RawClient } from './raw-client.js'
 
@@ -196,8 +197,8 @@ t.test('binary frames get BAD_FRAME; the connection stays usable', async (t) => 
 t.test('invalid UTF-8 in a text frame: ws closes with 1007', async (t) => {
   const { app, client, bystander } = await setup(t)
   client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })
-  t.equal((await client.closed).code, 1007)
-  await until(() => app.channels.stats().sockets === 1)
+  t.equal((await within(client.closed, 3000, 'invalid UTF-8 closes the socket')).code, 1007)
+  await until(() => app.channels.stats().sockets === 1, 3000, 'the offender\'s socket is gone')
   t.pass('only the offender is gone')
   await bystanderUntouched(t, bystander)
 })
@@ -206,7 +207,7 @@ t.test('a frame larger than maxPayload closes with 1009, whole or fragmented', a
   const { app, url, port, bystander } = await setup(t, { maxPayload: 1024 })
   const whole = await TestClient.connect(url)
   whole.send({ type: 'message', event: 'ack', data: 'x'.repeat(2000), id: 1 })
-  t.equal((await whole.closed).code, 1009)
+  t.equal((await within(whole.closed, 3000, 'a whole frame over maxPayload closes the socket')).code, 1009)
 
   // the same bytes in fragments of 500: ws counts the whole message
   const raw = await RawClient.connect(port)
@@ -215,10 +216,10 @@ t.test('a frame larger than maxPayload closes with 1009, whole or fragmented', a
     const last = offset + 500 >= text.length
     raw.write(encodeClientFrame(offset === 0 ? Opcode.text : Opcode.continuation, text.slice(offset, offset + 500), last))
   }
-  await raw.ended
+  await within(raw.ended, 3000, 'a fragmented message over maxPayload cuts the peer off')
   t.equal(raw.closeCode(), 1009)
   t.notOk(raw.json().some((frame) => frame.type === 'ack'), 'not handled')
-  await until(() => app.channels.stats().sockets === 2) // the setup's client and the bystander
+  await until(() => app.channels.stats().sockets === 2, 3000, 'only the setup\'s client and the bystander are left')
   await bystanderUntouched(t, bystander)
 })
 
@@ -237,14 +238,14 @@ t.test('protocol violations below JSON are closed by ws with 1002', async (t) =>
   for (const [label, bytes] of violations) {
     const raw = await RawClient.connect(port)
     raw.write(bytes)
-    await raw.ended
+    await within(raw.ended, 3000, `a peer sending ${label} is cut off`)
     t.equal(raw.closeCode(), 1002, label)
   }
   const invalidReason = await RawClient.connect(port)
   invalidReason.write(encodeClientFrame(Opcode.close, Buffer.from([0x03, 0xe8, 0xff])))
-  await invalidReason.ended
+  await within(invalidReason.ended, 3000, 'a peer sending a close reason that is not UTF-8 is cut off')
   t.equal(invalidReason.closeCode(), 1007, 'close reason that is not UTF-8')
-  await until(() => app.channels.stats().sockets === 2) // the setup's client and the bystander
+  await until(() => app.channels.stats().sockets === 2, 3000, 'only the setup\'s client and the bystander are left')
   await bystanderUntouched(t, bystander)
 })
 
@@ -260,15 +261,16 @@ t.test('a peer\'s protocol violation is logged at info, never at error', async (
   t.teardown(() => app.close())
   const utf8 = await TestClient.connect(url)
   utf8.ws.send(Buffer.from([0xff]), { binary: false })
-  t.equal((await utf8.closed).code, 1007)
+  t.equal((await within(utf8.closed, 3000, 'invalid UTF-8 closes the socket')).code, 1007)
   const big = await TestClient.connect(url)
   big.send('x'.repeat(2000))
-  t.equal((await big.closed).code, 1009)
+  t.equal((await within(big.closed, 3000, 'a frame over maxPayload closes the socket')).code, 1009)
   const raw = await RawClient.connect(port)
   raw.write(encodeClientFrame(0x3, 'x'))
-  await raw.ended
+  await within(raw.ended, 3000, 'a peer sending a reserved opcode is cut off')
   t.equal(raw.closeCode(), 1002)
-  await until(() => lines.filter((line) => line.err?.code?.startsWith('WS_ERR_') === true).length === 3)
+  await until(() => lines.filter((line) => line.err?.code?.startsWith('WS_ERR_') === true).length === 3, 3000,
+    'the three violations are logged')
   t.same(lines.filter((line) => line.level >= 50).map((line) => line.msg), [], 'nothing at error level')
   t.same(lines.filter((line) => line.err !== undefined).map((line) => [line.level, line.err?.code]),
     [[30, 'WS_ERR_INVALID_UTF8'], [30, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'], [30, 'WS_ERR_INVALID_OPCODE']])
