@@ -1,6 +1,6 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import fastifyChannels, { memoryBroker, type Broker } from '../../plugin/index.js'
+import fastifyChannels, { memoryBroker, type Broker, type BrokerConnection } from '../../plugin/index.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, startWithSocket, TestClient, type Frame } from '../helpers/server.js'
 
@@ -111,25 +111,27 @@ t.test('socket.send and fastify.send', async (t) => {
   await t.rejects(app.send(c.sessionId, 1), { code: 'FST_CHANNELS_NO_SOCKET' }, 'a closed session is gone')
 })
 
-/** A memory broker that records every session id it is asked to find. */
-function askedBroker (): { broker: Broker, asked: unknown[] } {
+/** A memory broker whose connections take `methods` (given the real connection) in place of their own. */
+function memoryBrokerWith (methods: (connection: BrokerConnection) => Partial<BrokerConnection>): Broker {
   const inner = memoryBroker()
-  const asked: unknown[] = []
   return {
-    asked,
-    broker: {
-      async connect (node) {
-        const connection = await inner.connect(node)
-        return {
-          ...connection,
-          async sendToSession (sessionId, frame) {
-            asked.push(sessionId)
-            return await connection.sendToSession(sessionId, frame)
-          }
-        }
-      }
+    async connect (node) {
+      const connection = await inner.connect(node)
+      return { ...connection, ...methods(connection) }
     }
   }
+}
+
+/** A memory broker that records every session id it is asked to find. */
+function askedBroker (): { broker: Broker, asked: unknown[] } {
+  const asked: unknown[] = []
+  const broker = memoryBrokerWith((connection) => ({
+    async sendToSession (sessionId, frame) {
+      asked.push(sessionId)
+      return await connection.sendToSession(sessionId, frame)
+    }
+  }))
+  return { asked, broker }
 }
 
 t.test('fastify.send with a session id that is not a string rejects with FST_CHANNELS_NO_SOCKET, the broker unasked', async (t) => {
@@ -235,23 +237,14 @@ t.test('an unreachable broker never blocks local delivery', async (t) => {
 
 /** A memory broker whose publishes reject while `down` is set. */
 function flakyBroker (): { broker: Broker, state: { down: boolean } } {
-  const inner = memoryBroker()
   const state = { down: true }
-  return {
-    state,
-    broker: {
-      async connect (node) {
-        const connection = await inner.connect(node)
-        return {
-          ...connection,
-          async publish (publication) {
-            if (state.down) throw new Error('broker down')
-            await connection.publish(publication)
-          }
-        }
-      }
+  const broker = memoryBrokerWith((connection) => ({
+    async publish (publication) {
+      if (state.down) throw new Error('broker down')
+      await connection.publish(publication)
     }
-  }
+  }))
+  return { state, broker }
 }
 
 t.test('failed publishes log one warn line per run of failures, and one info line with the count when it ends', async (t) => {
