@@ -94,7 +94,10 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
  */
 function duplicateCluster (cluster: Cluster, redisOptions: Record<string, unknown>, subscriber: boolean): Redis {
   return cluster.duplicate([], {
-    redisOptions: { ...cluster.options.redisOptions, ...redisOptions },
+    // lazyConnect: ioredis then starts a shard's subscriber when a channel of it is subscribed,
+    // not eagerly as well; the eager start raced the slot map under load and left a slot with
+    // "No sharded subscriber" for good (ioredis 5.11). Node connections are lazy regardless.
+    redisOptions: { ...cluster.options.redisOptions, ...redisOptions, lazyConnect: true },
     enableOfflineQueue: false,
     lazyConnect: false,
     keyPrefix: '',

@@ -8,7 +8,7 @@ import t from 'tap'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { keySlot } from '../../plugin/broker/redis-slot.js'
 import type { Frame } from '../helpers/server.js'
-import { capturedLogger, freePort, startNode, uniquePrefix, type LogLine } from './helpers.js'
+import { capturedLogger, eventually, freePort, startNode, uniquePrefix, type LogLine } from './helpers.js'
 import { collectAfterFence, connect, isGot, startNodes } from './nodes.js'
 import { socketMethods } from './fixtures/methods.js'
 import { clusterClient, shardsOf, type Shard } from './cluster-server.js'
@@ -25,18 +25,18 @@ t.test('a cluster that cannot be reached fails the registration within commandTi
   const unreachable = clusterClient(t, [{ host: '127.0.0.1', port: await freePort() }])
   const started = Date.now()
   await t.rejects(startNode(t, { redis: unreachable, prefix: uniquePrefix(), commandTimeout: 500 }), /cannot connect to redis: not ready within 500 ms/)
-  t.ok(Date.now() - started < 3000, 'promptly')
+  t.ok(Date.now() - started < 10000, 'promptly (no hanging on a cluster that never answers)')
 })
 
 await withCluster(t, async (target) => {
   const keysOf = (prefix: string): RedisKeys => new RedisKeys(prefix)
 
-  t.test('a node\'s channels spread over the shards: SSUBSCRIBE on the master owning each name', async (t) => {
+  t.test('a node\'s channels spread over the shards: SSUBSCRIBE on the master owning each name, SUNSUBSCRIBE after', async (t) => {
     const prefix = uniquePrefix()
     t.teardown(() => target.deleteKeys(prefix))
     const [node] = await startNodes(t, 1, { ...target.broker, prefix })
     const names = Array.from({ length: 30 }, (_, i) => `room-${i}`)
-    await connect(t, node, names)
+    const client = await connect(t, node, names)
     const perMaster: Array<{ port: number, channels: string[] }> = []
     for (const master of await target.masters()) {
       perMaster.push({ port: master.options.port ?? 0, channels: await master.pubsub('SHARDCHANNELS', `${prefix}:ch:*`) as string[] })
@@ -53,6 +53,12 @@ await withCluster(t, async (target) => {
     }
     const classic = await Promise.all((await target.masters()).map(async (master) => await master.pubsub('CHANNELS', `*${prefix}*`) as string[]))
     t.same(classic.flat(), [], 'no classic pub/sub channel: it would cross the cluster bus to every node')
+
+    client.close()
+    await eventually(async () => {
+      const left = await Promise.all((await target.masters()).map(async (master) => await master.pubsub('SHARDCHANNELS', `${prefix}:ch:*`) as string[]))
+      return left.flat().length === 0
+    }, 5000, 'SUNSUBSCRIBE on every shard once the last subscriber left')
   })
 
   t.test('every node-wide key lies in the {prefix} slot', async (t) => {
