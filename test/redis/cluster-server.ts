@@ -4,6 +4,7 @@
  * replicas for the failover test), stopped at teardown.
  */
 import { execFile } from 'node:child_process'
+import { readFileSync, readdirSync } from 'node:fs'
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -44,6 +45,13 @@ export class PrivateCluster {
     const { stdout } = await run(script, ['start', dir, String(masters), String(replicas)], { timeout: 60000 })
     const cluster = new PrivateCluster(dir, stdout.trim())
     t.teardown(() => cluster.stop())
+    // the servers are daemons: if this process dies before its teardown, they must not outlive it
+    const pids = readdirSync(dir).filter((name) => name.endsWith('.pid')).map((name) => Number(readFileSync(join(dir, name), 'utf8')))
+    process.once('exit', () => {
+      for (const pid of pids) {
+        try { process.kill(pid, 'SIGKILL') } catch {}
+      }
+    })
     return cluster
   }
 
