@@ -10,6 +10,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { historyStateTtl } from '../history/options.js'
+import { RedisKeys } from './redis-keys.js'
 import type { Link } from './redis-link.js'
 import type { BrokerNode, HistoryEntry, HistoryLimits, HistoryQuery, HistoryRead } from './types.js'
 import { publishScript, readScript } from './redis-history-scripts.js'
@@ -29,21 +30,30 @@ function newEpoch (): string {
 }
 
 export class RedisHistory {
-  /** Calls go through the publisher's link: its deadline and its bound on bytes in flight apply. */
+  private readonly names: RedisKeys
+  /** on a cluster, a channel's subscribers listen on its shard channel (SSUBSCRIBE) */
+  private readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
+
+  /**
+   * Calls go through the publisher's link: its deadline and its bound on bytes in flight apply.
+   * `redisChannel` must name the channel's pub/sub channel in its slot (RedisKeys.channel):
+   * the publish script writes the keys and publishes in that one slot.
+   */
   constructor (
     private readonly pub: Link,
-    private readonly prefix: string,
+    prefix: string,
     private readonly node: BrokerNode,
     private readonly redisChannel: (channel: string) => string
   ) {
+    this.names = new RedisKeys(prefix)
+    this.publishCommand = pub.client.isCluster ? 'SPUBLISH' : 'PUBLISH'
     pub.client.defineCommand('channelsHistoryPublish', { numberOfKeys: 2, lua: publishScript })
     pub.client.defineCommand('channelsHistoryRead', { numberOfKeys: 2, lua: readScript })
   }
 
-  /** the keys of `channel`'s stream: one hash tag, so one Cluster slot */
+  /** the keys of `channel`'s stream: one hash tag, so one Cluster slot (ioredis routes a script by its first key) */
   keys (channel: string): [meta: string, log: string] {
-    const base = `${this.prefix}:hist:{${channel}}`
-    return [`${base}:meta`, `${base}:log`]
+    return [this.names.historyMeta(channel), this.names.historyLog(channel)]
   }
 
   private stateTtl (limits: HistoryLimits): number {
@@ -54,7 +64,7 @@ export class RedisHistory {
     const [meta, log] = this.keys(channel)
     const head = `h\n${this.node.nodeId}\n${channel}\n`
     return await this.pub.run((client) => (client as unknown as HistoryCommands).channelsHistoryPublish(meta, log, newEpoch(),
-      this.stateTtl(limits), frame, except ?? '', limits.size, limits.ttl, this.redisChannel(channel), head), frame.length)
+      this.stateTtl(limits), frame, except ?? '', limits.size, limits.ttl, this.redisChannel(channel), head, this.publishCommand), frame.length)
   }
 
   async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryRead> {
