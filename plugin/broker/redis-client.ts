@@ -2,7 +2,7 @@
  * The ioredis plumbing of the Redis broker: loading the optional peer, the options every
  * connection of ours runs with, waiting for a connection, closing one.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { MissingIoredisError } from '../errors.js'
 
 export type RedisConstructor = new (url: string, options: RedisOptions) => Redis
@@ -42,6 +42,11 @@ export function clientOptions (): RedisOptions {
     lazyConnect: false,
     keyPrefix: ''
   }
+}
+
+/** The client as a `Cluster` when it is one (the broker types both as `Redis`: same commands). */
+export function asCluster (client: unknown): Cluster | undefined {
+  return (client as { isCluster?: unknown } | null)?.isCluster === true ? client as Cluster : undefined
 }
 
 /** Resolves once `client` is ready; rejects on its first error (startup fails fast). */

@@ -7,9 +7,14 @@
  * client and in the socket's write buffer, and runs whenever Redis wakes up. Here a timeout
  * destroys the socket instead: ioredis then fails every command still waiting on it, the
  * buffers are freed, and it reconnects by itself (see `clientOptions`).
+ *
+ * On a Redis Cluster `client` is an ioredis `Cluster` (it has the same commands; the broker
+ * types it as `Redis`): a call may go to any shard, so a stall resets the whole cluster client,
+ * which reconnects to every shard and refreshes the slots.
  */
 import { performance } from 'node:perf_hooks'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
+import { asCluster } from './redis-client.js'
 
 /**
  * Payload bytes (publications and sends) one connection may have on the way to Redis at once.
@@ -60,7 +65,8 @@ export class Link {
   }
 
   get name (): string {
-    return this.client.options.connectionName ?? 'redis'
+    const cluster = asCluster(this.client)
+    return (cluster === undefined ? this.client.options.connectionName : cluster.options.redisOptions?.connectionName) ?? 'redis'
   }
 
   get ready (): boolean {
@@ -140,6 +146,11 @@ export class Link {
 
   /** Cuts the connection: ioredis fails what waits on it and reconnects. */
   private reset (reason: Error): void {
+    const cluster = asCluster(this.client)
+    if (cluster !== undefined) {
+      this.resetCluster(cluster, reason)
+      return
+    }
     const stream = this.client.stream
     if (stream === undefined || stream.destroyed) return
     this.stalledAt = performance.now()
@@ -150,5 +161,13 @@ export class Link {
     } catch {
       stream.destroy()
     }
+  }
+
+  /** A cluster client has one connection per shard: all are cut, and it reconnects (refreshing the slots). */
+  private resetCluster (cluster: Cluster, reason: Error): void {
+    if (cluster.status !== 'ready' && cluster.status !== 'connect') return
+    this.stalledAt = performance.now()
+    this.onStall(reason)
+    cluster.disconnect(true)
   }
 }

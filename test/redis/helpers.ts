@@ -53,12 +53,12 @@ export function uniquePrefix (): string {
   return `test-${randomBytes(6).toString('hex')}`
 }
 
-/** Deletes every key under `prefix` (tests tidy up after themselves). */
+/** Deletes every key under `prefix`, node-wide (`{prefix}:…`) and per channel (tests tidy up after themselves). */
 export async function deleteKeys (prefix: string, url = redisUrl): Promise<void> {
   const client = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null })
   client.on('error', () => {})
   try {
-    const keys = await client.keys(`${prefix}:*`)
+    const keys = [...await client.keys(`${prefix}:*`), ...await client.keys(`{${prefix}}:*`)]
     if (keys.length > 0) await client.del(...keys)
   } catch {
     // the private server may be gone already

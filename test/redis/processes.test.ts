@@ -8,12 +8,14 @@ import { Redis } from 'ioredis'
 import { nextId, type Frame } from '../helpers/server.js'
 import { ChildNode, deleteKeys, eventually, redisUrl, uniquePrefix, withRedis } from './helpers.js'
 import { collectAfterFence, connect, startNodes } from './nodes.js'
+import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 
 const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
 const nodeTtl = 1000
 
 await withRedis(t, async () => {
   const prefix = uniquePrefix()
+  const keys = new RedisKeys(prefix)
   t.teardown(() => deleteKeys(prefix))
   const redis = new Redis(redisUrl)
   t.teardown(() => redis.disconnect())
@@ -54,7 +56,7 @@ await withRedis(t, async () => {
   })
 
   t.test('a node killed with SIGKILL: its sessions stop being found once its TTL runs out', async (t) => {
-    t.equal((await redis.keys(`${prefix}:alive:*`)).length, 3, 'three live nodes')
+    t.equal((await redis.keys(keys.alive('*'))).length, 3, 'three live nodes')
     await child1.kill('SIGKILL')
     const killedAt = Date.now()
     const codes = new Set<string | undefined>()
@@ -73,9 +75,9 @@ await withRedis(t, async () => {
     codes.delete('FST_CHANNELS_NO_SOCKET')
     codes.delete('FST_CHANNELS_BROKER_UNAVAILABLE')
     t.same([...codes], [], 'only "unavailable" until the TTL ran out, then "no socket"')
-    t.equal((await redis.keys(`${prefix}:alive:*`)).length, 2, 'its liveness key expired')
-    t.equal((await redis.keys(`${prefix}:sessions:*`)).length, 2, 'its session set expired (or was pruned)')
-    t.equal(await redis.scard(`${prefix}:nodes`), 2, 'the lookup pruned it from the node set')
+    t.equal((await redis.keys(keys.alive('*'))).length, 2, 'its liveness key expired')
+    t.equal((await redis.keys(keys.sessions('*'))).length, 2, 'its session set expired (or was pruned)')
+    t.equal(await redis.scard(keys.nodes), 2, 'the lookup pruned it from the node set')
     t.same(await child2.post(`/send/${on1.sessionId}`, 'x'), { ok: false, code: 'FST_CHANNELS_NO_SOCKET' })
 
     // the survivors still talk
@@ -87,7 +89,7 @@ await withRedis(t, async () => {
     await child2.kill('SIGTERM')
     t.equal(child2.child.exitCode, 0, 'closed cleanly')
     await t.rejects(local.app.send(on2.sessionId, 'x'), { code: 'FST_CHANNELS_NO_SOCKET' })
-    t.equal((await redis.keys(`${prefix}:alive:*`)).length, 1)
-    t.equal((await redis.keys(`${prefix}:sessions:*`)).length, 1)
+    t.equal((await redis.keys(keys.alive('*'))).length, 1)
+    t.equal((await redis.keys(keys.sessions('*'))).length, 1)
   })
 })
