@@ -10,8 +10,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { historyStateTtl } from '../history/options.js'
-import { RedisKeys } from './redis-keys.js'
+import type { RedisKeys } from './redis-keys.js'
 import type { Link } from './redis-link.js'
+import type { PubSubMode } from './redis-pubsub.js'
 import type { BrokerNode, HistoryEntry, HistoryLimits, HistoryQuery, HistoryRead } from './types.js'
 import { publishScript, readScript } from './redis-history-scripts.js'
 
@@ -29,31 +30,30 @@ function newEpoch (): string {
   return randomBytes(9).toString('base64url')
 }
 
-export class RedisHistory {
-  private readonly names: RedisKeys
-  /** on a cluster, a channel's subscribers listen on its shard channel (SSUBSCRIBE) */
-  private readonly publishCommand: 'PUBLISH' | 'SPUBLISH'
+/** What history needs of the connection. */
+export interface RedisHistorySettings {
+  keys: RedisKeys
+  /** classic pub/sub on one Redis, sharded on a cluster */
+  pubsub: PubSubMode
+}
 
-  /**
-   * Calls go through the publisher's link: its deadline and its bound on bytes in flight apply.
-   * `redisChannel` must name the channel's pub/sub channel in its slot (RedisKeys.channel):
-   * the publish script writes the keys and publishes in that one slot.
-   */
+export class RedisHistory {
+  /** Calls go through the publisher's link: its deadline and its bound on bytes in flight apply. */
   constructor (
     private readonly pub: Link,
-    prefix: string,
     private readonly node: BrokerNode,
-    private readonly redisChannel: (channel: string) => string
+    private readonly settings: RedisHistorySettings
   ) {
-    this.names = new RedisKeys(prefix)
-    this.publishCommand = pub.client.isCluster ? 'SPUBLISH' : 'PUBLISH'
     pub.client.defineCommand('channelsHistoryPublish', { numberOfKeys: 2, lua: publishScript })
     pub.client.defineCommand('channelsHistoryRead', { numberOfKeys: 2, lua: readScript })
   }
 
-  /** the keys of `channel`'s stream: one hash tag, so one Cluster slot (ioredis routes a script by its first key) */
+  /**
+   * the keys of `channel`'s stream: in the slot of its pub/sub channel (one hash tag), so on a
+   * cluster ioredis sends the scripts to the shard owning them all (it routes by the first key)
+   */
   keys (channel: string): [meta: string, log: string] {
-    return [this.names.historyMeta(channel), this.names.historyLog(channel)]
+    return [this.settings.keys.historyMeta(channel), this.settings.keys.historyLog(channel)]
   }
 
   private stateTtl (limits: HistoryLimits): number {
@@ -64,7 +64,7 @@ export class RedisHistory {
     const [meta, log] = this.keys(channel)
     const head = `h\n${this.node.nodeId}\n${channel}\n`
     return await this.pub.run((client) => (client as unknown as HistoryCommands).channelsHistoryPublish(meta, log, newEpoch(),
-      this.stateTtl(limits), frame, except ?? '', limits.size, limits.ttl, this.redisChannel(channel), head, this.publishCommand), frame.length)
+      this.stateTtl(limits), frame, except ?? '', limits.size, limits.ttl, this.settings.keys.channel(channel), head, this.settings.pubsub.publishCommand), frame.length)
   }
 
   async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryRead> {

@@ -23,8 +23,9 @@
  * leave once); its one key, the hash, routes it to the channel's slot.
  */
 import type { Redis } from 'ioredis'
-import { RedisKeys } from './redis-keys.js'
+import type { RedisKeys } from './redis-keys.js'
 import type { Link } from './redis-link.js'
+import type { PubSubMode } from './redis-pubsub.js'
 import { encodePresenceEnvelope } from './redis-presence-envelope.js'
 import { execAll } from './redis-sessions.js'
 import type { BrokerNode, PresenceChanges, PresenceTrack } from './types.js'
@@ -83,27 +84,28 @@ export interface PresenceWrite {
   unregister?: boolean
 }
 
+/** What presence needs of the connection. */
+export interface PresenceStoreSettings {
+  keys: RedisKeys
+  /** classic pub/sub on one Redis, sharded on a cluster (then a MULTI or script stays in one slot) */
+  pubsub: PubSubMode
+}
+
 export class PresenceStore {
   private readonly names: RedisKeys
-  /** on a cluster, a channel's subscribers listen on its shard channel (SSUBSCRIBE) */
-  private readonly publishCommand: 'publish' | 'spublish'
+  private readonly pubsub: PubSubMode
 
-  /** every call goes through the publisher's link; `redisChannel` names a channel's pub/sub channel, in its slot */
-  constructor (
-    private readonly pub: Link,
-    prefix: string,
-    private readonly node: BrokerNode,
-    private readonly redisChannel: (channel: string) => string
-  ) {
-    this.names = new RedisKeys(prefix)
-    this.publishCommand = pub.client.isCluster ? 'spublish' : 'publish'
+  /** every call goes through the publisher's link */
+  constructor (private readonly pub: Link, private readonly node: BrokerNode, settings: PresenceStoreSettings) {
+    this.names = settings.keys
+    this.pubsub = settings.pubsub
     pub.client.defineCommand('channelsReapPresence', { numberOfKeys: 1, lua: reapChannel })
   }
 
   /** Writes a change in the steps described above: one MULTI on one Redis, one per slot and step on a cluster. */
   async write (change: PresenceWrite): Promise<void> {
     const steps = this.plan(change).filter((step) => step.length > 0)
-    if (!this.pub.client.isCluster) {
+    if (!this.pubsub.sharded) {
       await this.transaction((multi) => { for (const step of steps) for (const write of step) write(multi) })
       return
     }
@@ -139,7 +141,9 @@ export class PresenceStore {
       for (const { ref, key, meta } of joins) fields.push(ref, `${nodeId}\n${JSON.stringify(key)}\n${meta}`)
       multi.hset(hash, ...fields)
     }
-    multi[this.publishCommand](this.redisChannel(channel), encodePresenceEnvelope(nodeId, channel, changes))
+    const envelope = encodePresenceEnvelope(nodeId, channel, changes)
+    if (this.pubsub.sharded) multi.spublish(this.names.channel(channel), envelope)
+    else multi.publish(this.names.channel(channel), envelope)
   }
 
   /** Runs a MULTI built by `build` on the publisher link. */
@@ -183,7 +187,7 @@ export class PresenceStore {
     const registry = this.names.presenceNode(nodeId)
     for (const channel of await this.pub.run(async (client) => await client.smembers(registry))) {
       removed += await this.pub.run(async (client) => await (client as unknown as WithReap)
-        .channelsReapPresence(this.names.presence(channel), nodeId, this.redisChannel(channel), channel, this.publishCommand))
+        .channelsReapPresence(this.names.presence(channel), nodeId, this.names.channel(channel), channel, this.pubsub.publishCommand))
     }
     await this.transaction((multi) => { multi.del(registry).srem(this.names.presenceNodes, nodeId) })
     if (removed > 0) this.node.log.info({ node: nodeId, tracks: removed }, 'channels: removed the presence tracks of a node that stopped')

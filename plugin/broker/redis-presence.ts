@@ -16,14 +16,11 @@
  */
 import type { Link } from './redis-link.js'
 import { decodePresenceEnvelope } from './redis-presence-envelope.js'
-import { PresenceStore, type PresenceWrite } from './redis-presence-store.js'
+import { PresenceStore, type PresenceStoreSettings, type PresenceWrite } from './redis-presence-store.js'
 import type { BrokerNode, PresenceChanges, PresenceTrack } from './types.js'
 
-export interface RedisPresenceSettings {
-  prefix: string
+export interface RedisPresenceSettings extends PresenceStoreSettings {
   nodeTtl: number
-  /** the pub/sub channel of an app channel (RedisKeys.channel: in the channel's slot) */
-  redisChannel: (channel: string) => string
 }
 
 export class RedisPresence {
@@ -49,7 +46,7 @@ export class RedisPresence {
     private readonly node: BrokerNode,
     private readonly settings: RedisPresenceSettings
   ) {
-    this.store = new PresenceStore(pub, settings.prefix, node, settings.redisChannel)
+    this.store = new PresenceStore(pub, node, settings)
   }
 
   /** How often a node looks for dead nodes: with the default TTL (10 s), leaves go out within 12 s. */

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis'
 import { TestClient, nextId, type Frame } from '../helpers/server.js'
 import { deleteKeys, eventually, PrivateRedis, redisUrl, startNode, uniquePrefix, withRedis } from '../redis/helpers.js'
 import { HistoryChild, TcpProxy } from '../history/helpers.js'
+import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 
@@ -159,7 +160,7 @@ await withRedis(t, async () => {
     t.teardown(() => probe.disconnect())
     // Back means both connections: commands answered, and the channel subscribed again.
     await eventually(async () => {
-      const [, subscribers] = await probe.pubsub('NUMSUB', `${prefix}:ch:h-room`) as [string, number]
+      const [, subscribers] = await probe.pubsub('NUMSUB', new RedisKeys(prefix).channel('h-room')) as [string, number]
       return subscribers > 0 && await node.app.channels.history('h-room').then(() => true, () => false)
     }, 15000, 'the node reaches the restarted Redis')
     const back = await connect(t, node.url)
