@@ -49,19 +49,32 @@ export function asCluster (client: unknown): Cluster | undefined {
   return (client as { isCluster?: unknown } | null)?.isCluster === true ? client as Cluster : undefined
 }
 
-/** Resolves once `client` is ready; rejects on its first error (startup fails fast). */
+/**
+ * Resolves once `client` is ready; rejects on its first error (startup fails fast). A cluster
+ * client with sharded subscribers reports passing errors, and may even close and reconnect
+ * once, while it learns the topology (ioredis 5 replaces the subscribers it started before the
+ * slots came in): it fails only when it closes before any seed node answered, or gives up.
+ */
 export function ready (client: Redis): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
+  const failOnError = asCluster(client) === undefined
   return new Promise((resolve, reject) => {
     const settle = (err?: Error): void => {
-      client.off('ready', onReady).off('error', onError).off('end', onEnd)
+      client.off('ready', onReady).off('error', onError).off('end', onEnd).off('close', onClose).off('connect', onConnect)
       if (err === undefined) resolve()
       else reject(err)
     }
+    let lastError: Error | undefined
+    let connected = false
+    const onConnect = (): void => { connected = true }
     const onReady = (): void => settle()
-    const onError = (err: Error): void => settle(err)
-    const onEnd = (): void => settle(new Error('connection closed'))
-    client.on('ready', onReady).on('error', onError).on('end', onEnd)
+    const onError = (err: Error): void => {
+      lastError = err
+      if (failOnError) settle(err)
+    }
+    const onEnd = (): void => settle(lastError ?? new Error('connection closed'))
+    const onClose = (): void => { if (!failOnError && !connected) onEnd() }
+    client.on('ready', onReady).on('error', onError).on('end', onEnd).on('close', onClose).once('connect', onConnect)
   })
 }
 
