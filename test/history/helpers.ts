@@ -26,7 +26,7 @@ export class HistoryChild {
     return `ws://127.0.0.1:${this.port}/ws`
   }
 
-  static async start (t: Teardown, env: { PREFIX: string, REDIS_URL?: string }): Promise<HistoryChild> {
+  static async start (t: Teardown, env: { PREFIX: string, REDIS_URL?: string, REDIS_CLUSTER_URL?: string }): Promise<HistoryChild> {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
     delete childEnv.NODE_OPTIONS
     const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })

@@ -18,7 +18,7 @@ export class PresenceNode {
     return `ws://127.0.0.1:${this.port}/ws`
   }
 
-  static async start (t: Test, env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string }): Promise<PresenceNode> {
+  static async start (t: Test, env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string, REDIS_CLUSTER_URL?: string }): Promise<PresenceNode> {
     const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
     delete childEnv.NODE_OPTIONS // only the TypeScript loader, not tap's coverage hooks
     const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
