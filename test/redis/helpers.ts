@@ -172,11 +172,13 @@ export class ChildNode {
 
   static async start (
     t: Test,
-    env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string, COMMAND_TIMEOUT?: string, LOG_LEVEL?: string },
+    env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string, REDIS_CLUSTER_URL?: string, COMMAND_TIMEOUT?: string, LOG_LEVEL?: string },
     nodeFlags: string[] = []
   ): Promise<ChildNode> {
     // Only the TypeScript loader: not tap's coverage and mock hooks of this process.
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
+    // on the cluster only when `env` says so (CI exports REDIS_CLUSTER_URL for every test)
+    const { REDIS_CLUSTER_URL: _cluster, ...inherited } = process.env
+    const childEnv: NodeJS.ProcessEnv = { ...inherited, REDIS_URL: redisUrl, ...env }
     delete childEnv.NODE_OPTIONS
     const child = spawn(process.execPath, [...nodeFlags, `--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
     const node = new ChildNode(child, await new Promise<number>((resolve, reject) => {

@@ -16,8 +16,12 @@ export interface Target {
   broker: RedisBrokerOptions
   /** environment of a child-process node (test/redis/fixtures/node.ts) */
   env: Record<string, string>
+  /** a client for commands on a key (routed to its shard on a cluster) */
+  admin: Redis | Cluster
   /** every master: one Redis, or each shard's master */
   masters: () => Promise<Redis[]>
+  /** KEYS `pattern` on every master */
+  keys: (pattern: string) => Promise<string[]>
   deleteKeys: (prefix: string) => Promise<void>
 }
 
@@ -28,7 +32,9 @@ function redisTarget (t: Test): Target {
     name: 'redis',
     broker: { url: redisUrl },
     env: { REDIS_URL: redisUrl },
+    admin,
     masters: async () => [admin],
+    keys: async (pattern) => await admin.keys(pattern),
     deleteKeys: async (prefix) => await deleteKeys(prefix)
   }
 }
@@ -48,7 +54,9 @@ export function clusterTarget (t: Test, urls: string): Target {
     name: 'cluster',
     broker: { redis: forNodes },
     env: { REDIS_CLUSTER_URL: urls },
+    admin,
     masters: async () => await mastersOf(admin),
+    keys: async (pattern) => (await Promise.all((await mastersOf(admin)).map(async (master) => await master.keys(pattern)))).flat(),
     async deleteKeys (prefix) {
       for (const master of await mastersOf(admin).catch(() => [])) {
         const keys = [...await master.keys(`${prefix}:*`), ...await master.keys(`{${prefix}}:*`)]
@@ -66,30 +74,37 @@ export async function clusterUrls (t: Test): Promise<string | undefined> {
   return (await PrivateCluster.start(t)).urls
 }
 
+function unavailable (t: Test, name: string, message: string): void {
+  if (process.env.CI === 'true') {
+    t.fail(`${message} (CI=true makes this a failure)`)
+    return
+  }
+  process.stderr.write(`\n*** SKIPPED: ${message} ***\n\n`)
+  t.test(name, { skip: message }, () => {})
+}
+
+const noCluster = 'no REDIS_CLUSTER_URL and no redis-server to start one: the suite did not run on a cluster'
+
+/** Runs `suite` on the cluster target only (skipped loudly, or failed under CI, without one). */
+export async function withCluster (t: Test, suite: (target: Target) => Promise<void> | void): Promise<void> {
+  const urls = await clusterUrls(t)
+  if (urls === undefined) unavailable(t, 'the Redis Cluster suite', noCluster)
+  else await suite(clusterTarget(t, urls))
+}
+
 /**
  * Runs `suite` once per target, as a subtest named after it. A target that cannot run here is
  * skipped with a loud message, or fails when CI=true: CI must never pass a suite that did not run.
  */
 export async function forEachTarget (t: Test, suite: (t: Test, target: Target) => Promise<void> | void): Promise<void> {
-  const unavailable = (name: string, message: string): void => {
-    if (process.env.CI === 'true') {
-      t.fail(`${message} (CI=true makes this a failure)`)
-      return
-    }
-    process.stderr.write(`\n*** SKIPPED: ${message} ***\n\n`)
-    t.test(name, { skip: message }, () => {})
-  }
   if (await redisReachable()) {
     await t.test('on one Redis', async (t) => await suite(t, redisTarget(t)))
   } else {
-    unavailable('on one Redis', `Redis is not reachable at ${redisUrl}: the suite did not run on one Redis`)
+    unavailable(t, 'on one Redis', `Redis is not reachable at ${redisUrl}: the suite did not run on one Redis`)
   }
   await t.test('on a Redis Cluster', async (t) => {
     const urls = await clusterUrls(t)
-    if (urls === undefined) {
-      unavailable('on a Redis Cluster', 'no REDIS_CLUSTER_URL and no redis-server to start one: the suite did not run on a cluster')
-      return
-    }
-    await suite(t, clusterTarget(t, urls))
+    if (urls === undefined) unavailable(t, 'on a Redis Cluster', noCluster)
+    else await suite(t, clusterTarget(t, urls))
   })
 }
