@@ -11,7 +11,7 @@ import { TestClient, nextId, type Frame } from '../helpers/server.js'
 import { eventually, PrivateRedis, startNode, uniquePrefix, withRedis } from '../redis/helpers.js'
 import { forEachTarget } from '../redis/targets.js'
 import { HistoryChild, TcpProxy } from '../history/helpers.js'
-import { keysUnder, masterOf, shardOf, slotOf } from '../history/slots.js'
+import { keysUnder, shardOf, slotOf } from '../history/slots.js'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
@@ -71,10 +71,10 @@ await forEachTarget(t, async (t, target) => {
     t.same(keys, [`${prefix}:hist:{h-other}:meta`, `${prefix}:hist:{h-room}:log`, `${prefix}:hist:{h-room}:meta`], 'channels without history store nothing')
     const log = `${prefix}:hist:{h-room}:log`
     const meta = `${prefix}:hist:{h-room}:meta`
-    t.equal(await (await masterOf(target, log)).xlen(log), 5, 'the log holds at most size entries')
-    const metaTtl = await (await masterOf(target, meta)).pttl(meta)
+    t.equal(await target.admin.xlen(log), 5, 'the log holds at most size entries')
+    const metaTtl = await target.admin.pttl(meta)
     t.ok(metaTtl > 23 * 3600_000 && metaTtl <= 24 * 3600_000, `the epoch and top offset outlive the entries by 24 h (${metaTtl})`)
-    const logTtl = await (await masterOf(target, log)).pttl(log)
+    const logTtl = await target.admin.pttl(log)
     t.ok(logTtl > 0 && logTtl <= 60_000, `the entries expire with ttl (${logTtl})`)
   })
 
@@ -104,7 +104,7 @@ await forEachTarget(t, async (t, target) => {
     }
     if (target.name !== 'cluster') return
     const names = new RedisKeys(prefix)
-    const [admin] = await target.masters()
+    const { admin } = target
     const shards = new Set(await Promise.all(['h-room', 'h-c', 'h-other'].map(async (channel) => await shardOf(admin, names.channel(channel)))))
     t.equal(shards.size, 3, 'the channels lie on three shards')
     const expected: string[] = []
