@@ -31,12 +31,16 @@ export const mutationMap = {
   'client/client-helpers.ts': ['test/client/client.test.ts', 'test/client/presence.test.ts'],
   'client/errors.ts': ['test/client/client.test.ts', 'test/client/push.test.ts'],
   'client/index.ts': ['test/client/client.test.ts', 'test/client/socket.test.ts'],
+  'client/liveness.ts': ['test/client/history.test.ts', 'test/client/reconnect.test.ts'],
+  'client/options.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts'],
+  'client/presence.ts': ['test/client/presence.test.ts'],
 
   // plugin/: the server
   'plugin/dispatch.ts': ['test/plugin/dispatch.test.ts', ...app, 'test/hardening/hostile-frames.test.ts'],
   'plugin/handlers.ts': ['test/plugin/handlers.test.ts', 'test/plugin/dispatch.test.ts', 'test/plugin/connection.test.ts'],
   'plugin/inbox.ts': ['test/plugin/inbox.test.ts', 'test/hardening/inbox.test.ts', 'test/plugin/connection.test.ts'],
   'plugin/server.ts': ['test/plugin/server.test.ts', 'test/plugin/register.test.ts'],
+  'plugin/publish-failures.ts': ['test/plugin/publish-failures.test.ts', 'test/plugin/server.test.ts'],
   'plugin/rate-limit.ts': ['test/hardening/rate-limit.test.ts'],
   'plugin/options.ts': ['test/plugin/options.test.ts', 'test/plugin/register.test.ts'],
   'plugin/validate.ts': ['test/plugin/handlers.test.ts', 'test/hardening/hostile-frames.test.ts'],
@@ -59,5 +63,23 @@ export const mutationMap = {
   'plugin/upgrades.ts': ['test/plugin/register.test.ts', 'test/hardening/cleanup.test.ts'],
   'plugin/static.ts': ['test/client/static.test.ts'],
   'plugin/index.ts': ['test/plugin/register.test.ts'],
-  'plugin/broker/memory.ts': ['test/plugin/server.test.ts']
+  'plugin/broker/memory.ts': ['test/plugin/server.test.ts'],
+  'plugin/positive-integer.ts': ['test/plugin/options.test.ts'],
+  'plugin/upgrade-leftovers.ts': ['test/plugin/upgrade-leftovers.test.ts'],
+  'plugin/memory-socket.ts': ['test/plugin/memory-socket.test.ts', 'test/plugin/inject.test.ts'],
+  'plugin/inject.ts': ['test/plugin/inject.test.ts'],
+  'plugin/contract.ts': ['test/plugin/contract.test.ts'],
+  'plugin/emits.ts': ['test/plugin/emits.test.ts'],
+  'plugin/json-schema.ts': ['test/plugin/json-schema.test.ts'],
+  'plugin/asyncapi.ts': ['test/plugin/asyncapi.test.ts'],
+  'plugin/asyncapi-protocol.ts': ['test/plugin/asyncapi-protocol.test.ts', 'test/plugin/asyncapi.test.ts'],
+
+  // history and presence (memory broker; the Redis ones need Redis and are not mapped)
+  'plugin/history/service.ts': ['test/history/service.test.ts', 'test/plugin/rejoin.test.ts'],
+  'plugin/history/options.ts': ['test/history/service.test.ts'],
+  'plugin/history/frame.ts': ['test/history/service.test.ts'],
+  'plugin/broker/memory-history.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
+  'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts'],
+  'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
+  'plugin/broker/memory-presence.ts': ['test/presence/tracker.test.ts']
 }

@@ -8,7 +8,8 @@
 #   scripts/redis-cluster.sh stop <dir>
 #       stops the servers it started there (by their pid files) and removes <dir>.
 #
-# .ci/run uses it for REDIS_CLUSTER_URL; the cluster tests use it for private clusters.
+# .ci/run uses it for REDIS_CLUSTER_URL; the cluster tests use it for private clusters. A
+# replica may always take over (validity factor 0): tests kill masters right after the start.
 set -euo pipefail
 
 command_name="${1:-}"
@@ -57,6 +58,7 @@ for i in "${!ports[@]}"; do
   port="${ports[$i]}"
   redis-server --port "$port" --cluster-port "${bus_ports[$i]}" --bind 127.0.0.1 --cluster-enabled yes \
     --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 1000 \
+    --cluster-replica-validity-factor 0 \
     --dir "$dir" --save '' --appendonly no --daemonize yes \
     --pidfile "$dir/redis-$port.pid" --logfile "$dir/redis-$port.log" >/dev/null
 done
@@ -88,6 +90,10 @@ cluster_ok() {
     redis-cli -h 127.0.0.1 -p "$port" cluster info | grep -q 'cluster_state:ok' || return 1
     # every node knows every other one (the cluster bus has spread the topology)
     [ "$(redis-cli -h 127.0.0.1 -p "$port" cluster nodes | grep -c 'connected')" -eq "$count" ] || return 1
+    # a replica has its master's data (else it could not take over)
+    if redis-cli -h 127.0.0.1 -p "$port" info replication | grep -q 'role:slave'; then
+      redis-cli -h 127.0.0.1 -p "$port" info replication | grep -q 'master_link_status:up' || return 1
+    fi
   done
 }
 wait_for 30 cluster_ok || { echo "the cluster did not reach cluster_state:ok" >&2; stop; exit 1; }

@@ -77,7 +77,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     this.sub = new Link(sub, settings.commandTimeout, this.lost)
     this.budget = Math.max(Math.floor(settings.commandTimeout / 2), 1)
     this.keys = new RedisKeys(settings.prefix)
-    this.subscriptions = new Subscriptions(this.sub, this.keys, settings.pubsub, node.nodeId)
+    this.subscriptions = new Subscriptions(this.sub, this.keys, settings.pubsub, node.nodeId, this.lost)
     this.history = new RedisHistory(this.pub, node, { keys: this.keys, pubsub: settings.pubsub })
     this.sessions = new SessionRegistry(this.pub, this.clock, this.keys, settings.pubsub, node.nodeId, settings.nodeTtl)
     this.publisher = new Publisher(this.pub, this.clock, this.budget, () => this.health.drop(), settings.pubsub)
@@ -97,7 +97,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     }
     const connection = new RedisConnection(node, pub, sub, settings)
     try {
-      await connection.subscriptions.subscribeAll()
+      await connection.subscriptions.subscribeAllAtStart(settings.commandTimeout)
       await connection.sessions.sync()
       connection.presence.start()
     } catch (err) {

@@ -9,8 +9,8 @@
  * buffers are freed, and it reconnects by itself (see `clientOptions`).
  *
  * On a Redis Cluster `client` is an ioredis `Cluster` (it has the same commands; the broker
- * types it as `Redis`): a call may go to any shard, so a stall resets the whole cluster client,
- * which reconnects to every shard and refreshes the slots.
+ * types it as `Redis`): a stall is reported but the client is left to mend itself (see
+ * `resetCluster`).
  */
 import { performance } from 'node:perf_hooks'
 import type { Cluster, Redis } from 'ioredis'
@@ -163,11 +163,15 @@ export class Link {
     }
   }
 
-  /** A cluster client has one connection per shard: all are cut, and it reconnects (refreshing the slots). */
+  /**
+   * A cluster client is not cut: it has a connection per shard and mends them itself (a shard
+   * that stops answering fails over, and ioredis follows the new slot map), and cutting it
+   * while a failover runs would only start its reconnection over and over. The stall still
+   * begins an outage, and what waits on a hung shard stays bounded by `maxPendingBytes`.
+   */
   private resetCluster (cluster: Cluster, reason: Error): void {
     if (cluster.status !== 'ready' && cluster.status !== 'connect') return
     this.stalledAt = performance.now()
     this.onStall(reason)
-    cluster.disconnect(true)
   }
 }

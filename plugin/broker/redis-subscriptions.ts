@@ -6,6 +6,7 @@
  * subscribers may resubscribe some channels themselves after a failover; subscribing a channel
  * twice is harmless (Redis keeps one subscription per connection and channel).
  */
+import { asCluster } from './redis-client.js'
 import type { Link } from './redis-link.js'
 import type { RedisKeys } from './redis-keys.js'
 import type { PubSubMode } from './redis-pubsub.js'
@@ -21,11 +22,17 @@ export class Subscriptions {
   /** this node only: direct sends to a session it holds */
   readonly nodeChannel: string
 
+  /**
+   * @param onFailed told when a subscription failed: it begins an outage, whose recovery
+   *   subscribes everything again (on a cluster a SSUBSCRIBE may fail while ioredis replaces a
+   *   shard's subscriber, with every connection up)
+   */
   constructor (
     private readonly sub: Link,
     private readonly keys: RedisKeys,
     private readonly pubsub: PubSubMode,
-    nodeId: string
+    nodeId: string,
+    private readonly onFailed: (err: unknown) => void
   ) {
     this.allChannel = keys.all
     this.nodeChannel = keys.direct(nodeId)
@@ -37,7 +44,12 @@ export class Subscriptions {
 
   async add (channel: string): Promise<void> {
     this.local.add(channel)
-    await this.sub.run((redis) => this.pubsub.subscribe(redis, [this.redisChannel(channel)]))
+    try {
+      await this.sub.run((redis) => this.pubsub.subscribe(redis, [this.redisChannel(channel)]))
+    } catch (err) {
+      this.onFailed(err)
+      throw err
+    }
   }
 
   async remove (channel: string): Promise<void> {
@@ -61,8 +73,33 @@ export class Subscriptions {
     await Promise.all(calls)
   }
 
-  /** Whether the subscriber connection still answers (a PING is allowed in subscriber mode). */
+  /**
+   * The first subscribeAll, at start. A cluster client is ready before its sharded subscribers
+   * are all in place (ioredis 5 sets them up as the slot map comes in), so on a cluster a
+   * failure is retried until `ms` have passed; on one Redis it fails at once.
+   */
+  async subscribeAllAtStart (ms: number): Promise<void> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      try {
+        await this.subscribeAll()
+        return
+      } catch (err) {
+        if (!this.pubsub.sharded || Date.now() >= deadline) throw err
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+  }
+
+  /**
+   * Whether Redis still answers (a PING is allowed in subscriber mode). On a cluster every
+   * master is asked: a hung shard would otherwise go unnoticed while its channels are quiet.
+   */
   async ping (): Promise<void> {
-    await this.sub.run((redis) => redis.ping())
+    await this.sub.run(async (redis) => {
+      const cluster = asCluster(redis)
+      if (cluster === undefined) await redis.ping()
+      else await Promise.all(cluster.nodes('master').map(async (master) => await master.ping()))
+    })
   }
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { Cluster, type ClusterOptions } from 'ioredis'
+import { Cluster, type ClusterOptions, type Redis } from 'ioredis'
 import type { Test } from 'tap'
 
 const run = promisify(execFile)
@@ -57,6 +57,18 @@ export class PrivateCluster {
     await run(script, ['stop', this.dir], { timeout: 30000 }).catch(() => {})
   }
 }
+
+export interface Shard { port: number, ranges: Array<[number, number]> }
+
+/** Each master (by its port) with the slot ranges it serves, as `node` sees the cluster. */
+export async function shardsOf (node: Redis): Promise<Shard[]> {
+  const slots = await node.cluster('SLOTS') as unknown as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
+  const owners = new Map<number, Array<[number, number]>>()
+  for (const [from, to, [, port]] of slots) owners.set(port, [...owners.get(port) ?? [], [from, to]])
+  return [...owners].map(([port, ranges]) => ({ port, ranges }))
+}
+
+export const serves = (shard: Shard, slot: number): boolean => shard.ranges.some(([from, to]) => slot >= from && slot <= to)
 
 /** Whether a redis-server binary can be run here (private clusters need one). */
 export async function redisServerInstalled (): Promise<boolean> {

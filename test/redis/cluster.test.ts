@@ -11,17 +11,14 @@ import type { Frame } from '../helpers/server.js'
 import { capturedLogger, startNode, uniquePrefix, type LogLine } from './helpers.js'
 import { collectAfterFence, connect, isGot, startNodes } from './nodes.js'
 import { socketMethods } from './fixtures/methods.js'
+import { shardsOf, type Shard } from './cluster-server.js'
 import { withCluster, type Target } from './targets.js'
 
 const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
 
-/** For each master (by its port), the slot ranges it serves. */
-async function slotOwners (target: Target): Promise<Array<{ port: number, ranges: Array<[number, number]> }>> {
+async function slotOwners (target: Target): Promise<Shard[]> {
   const [any] = await target.masters()
-  const slots = await any.cluster('SLOTS') as unknown as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
-  const owners = new Map<number, Array<[number, number]>>()
-  for (const [from, to, [, port]] of slots) owners.set(port, [...owners.get(port) ?? [], [from, to]])
-  return [...owners].map(([port, ranges]) => ({ port, ranges }))
+  return await shardsOf(any)
 }
 
 await withCluster(t, async (target) => {
