@@ -61,6 +61,16 @@ export class RedisPresence {
     this.timer.unref()
   }
 
+  /**
+   * An outage ended (the connection tells): on the next tick, write every own track again and
+   * read every mirror again. The 'ready' events above cover one Redis; on a cluster a shard that
+   * failed over emits none, and the changes published on its channels meanwhile were missed.
+   */
+  resync (): void {
+    this.synced = false
+    this.missedChanges = true
+  }
+
   /** Runs `write` after every write before it settled (see the header). */
   private async serial<T> (write: () => Promise<T>): Promise<T> {
     const done = this.writing.then(write)
