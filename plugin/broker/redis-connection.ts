@@ -159,6 +159,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     Promise.all([this.subscriptions.subscribeAll(), this.sessions.sync()]).then(() => {
       if (readies === this.readies && this.pub.ready && this.sub.ready) {
         this.health.back({ channels: this.subscriptions.local.size, sessions: this.sessions.local.size })
+        this.presence.resync()
       }
     }, this.lost).finally(() => {
       this.recovering = false
