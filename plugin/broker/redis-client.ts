@@ -53,28 +53,29 @@ export function asCluster (client: unknown): Cluster | undefined {
  * Resolves once `client` is ready; rejects on its first error (startup fails fast). A cluster
  * client with sharded subscribers reports passing errors, and may even close and reconnect
  * once, while it learns the topology (ioredis 5 replaces the subscribers it started before the
- * slots came in): it fails only when it closes before any seed node answered, or gives up.
+ * slots came in): it gets `clusterMs` to become ready, and fails with its last error after that.
  */
-export function ready (client: Redis): Promise<void> {
+export function ready (client: Redis, clusterMs = 2000): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
-  const failOnError = asCluster(client) === undefined
+  const cluster = asCluster(client) !== undefined
   return new Promise((resolve, reject) => {
+    let lastError: Error | undefined
     const settle = (err?: Error): void => {
-      client.off('ready', onReady).off('error', onError).off('end', onEnd).off('close', onClose).off('connect', onConnect)
+      clearTimeout(timer)
+      client.off('ready', onReady).off('error', onError).off('end', onEnd)
       if (err === undefined) resolve()
       else reject(err)
     }
-    let lastError: Error | undefined
-    let connected = false
-    const onConnect = (): void => { connected = true }
     const onReady = (): void => settle()
     const onError = (err: Error): void => {
       lastError = err
-      if (failOnError) settle(err)
+      if (!cluster) settle(err)
     }
     const onEnd = (): void => settle(lastError ?? new Error('connection closed'))
-    const onClose = (): void => { if (!failOnError && !connected) onEnd() }
-    client.on('ready', onReady).on('error', onError).on('end', onEnd).on('close', onClose).once('connect', onConnect)
+    const timer = cluster
+      ? setTimeout(() => settle(new Error(`not ready within ${clusterMs} ms${lastError === undefined ? '' : `: ${lastError.message}`}`, { cause: lastError })), clusterMs)
+      : undefined
+    client.on('ready', onReady).on('error', onError).on('end', onEnd)
   })
 }
 

@@ -89,7 +89,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
   /** Waits for both connections, subscribes the node-wide channels, registers the node. */
   static async open (node: BrokerNode, pub: Redis, sub: Redis, settings: ConnectionSettings): Promise<RedisConnection> {
     try {
-      await Promise.all([ready(pub), ready(sub)])
+      await Promise.all([ready(pub, settings.commandTimeout), ready(sub, settings.commandTimeout)])
     } catch (err) {
       pub.disconnect()
       sub.disconnect()

@@ -8,10 +8,10 @@ import t from 'tap'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { keySlot } from '../../plugin/broker/redis-slot.js'
 import type { Frame } from '../helpers/server.js'
-import { capturedLogger, startNode, uniquePrefix, type LogLine } from './helpers.js'
+import { capturedLogger, freePort, startNode, uniquePrefix, type LogLine } from './helpers.js'
 import { collectAfterFence, connect, isGot, startNodes } from './nodes.js'
 import { socketMethods } from './fixtures/methods.js'
-import { shardsOf, type Shard } from './cluster-server.js'
+import { clusterClient, shardsOf, type Shard } from './cluster-server.js'
 import { withCluster, type Target } from './targets.js'
 
 const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
@@ -20,6 +20,13 @@ async function slotOwners (target: Target): Promise<Shard[]> {
   const [any] = await target.masters()
   return await shardsOf(any)
 }
+
+t.test('a cluster that cannot be reached fails the registration within commandTimeout', async (t) => {
+  const unreachable = clusterClient(t, [{ host: '127.0.0.1', port: await freePort() }])
+  const started = Date.now()
+  await t.rejects(startNode(t, { redis: unreachable, prefix: uniquePrefix(), commandTimeout: 500 }), /cannot connect to redis: not ready within 500 ms/)
+  t.ok(Date.now() - started < 3000, 'promptly')
+})
 
 await withCluster(t, async (target) => {
   const keysOf = (prefix: string): RedisKeys => new RedisKeys(prefix)
