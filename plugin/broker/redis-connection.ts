@@ -78,7 +78,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     this.budget = Math.max(Math.floor(settings.commandTimeout / 2), 1)
     this.keys = new RedisKeys(settings.prefix)
     this.subscriptions = new Subscriptions(this.sub, this.keys, settings.pubsub, node.nodeId, this.lost)
-    this.history = new RedisHistory(this.pub, settings.prefix, node, (channel) => this.subscriptions.redisChannel(channel))
+    this.history = new RedisHistory(this.pub, node, { keys: this.keys, pubsub: settings.pubsub })
     this.sessions = new SessionRegistry(this.pub, this.clock, this.keys, settings.pubsub, node.nodeId, settings.nodeTtl)
     this.publisher = new Publisher(this.pub, this.clock, this.budget, () => this.health.drop(), settings.pubsub)
     // keys and pubsub ride along for presence (it names its keys and publishes the same way)
@@ -159,6 +159,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     Promise.all([this.subscriptions.subscribeAll(), this.sessions.sync()]).then(() => {
       if (readies === this.readies && this.pub.ready && this.sub.ready) {
         this.health.back({ channels: this.subscriptions.local.size, sessions: this.sessions.local.size })
+        this.presence.resync()
       }
     }, this.lost).finally(() => {
       this.recovering = false
