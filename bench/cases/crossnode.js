@@ -5,10 +5,18 @@
 //   one node   one server (the default in-process broker); N subscribers on it; it broadcasts.
 //   two nodes  two servers on one Redis (`redisBroker({ url, prefix })`); the N subscribers on
 //              node 2, the broadcasts issued on node 1, so every delivery crosses Redis.
+//   two nodes on a Redis Cluster  the same, on an ioredis `Cluster` (`redisBroker({ redis: cluster,
+//              prefix })`, sharded pub/sub). One channel, as in the other setups (the load client
+//              subscribes every socket to one channel): its shard carries all the traffic, so
+//              this is the cost of a cluster per channel, not what more shards add.
+//              The cluster: BENCH_REDIS_CLUSTER_URL (seed URLs as scripts/redis-cluster.sh prints
+//              them), else 3 masters started with that script and stopped at the end; without
+//              redis-server the setup is skipped with its reason.
 //
 // Per setup: a burst round (M payloads back to back, deliveries/s = N*M / time from node 1's
 // first broadcast to the last subscriber's last message, on the shared monotonic clock) and a
-// paced round (latency p50/p90/p99/max). Reported: both setups' medians and two nodes / one node.
+// paced round (latency p50/p90/p99/max). Reported: each setup's medians, two nodes / one node and
+// cluster / one Redis.
 // With BENCH_CROSSNODE_BASELINE=<another build's dist/plugin/index.js> (main's, say), a third
 // setup runs in the same interleaved rounds: two nodes of that build on the same Redis, so a
 // change to the Redis broker is compared with its baseline under the same machine load.
@@ -22,7 +30,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { serve } from '../lib/rpc.js'
 import { now } from '../lib/clock.js'
 import { makePayload } from '../lib/payload.js'
-import { burstRound, openChildren, ratio, redisCaseReady } from '../lib/redis-case.js'
+import { burstRound, openChildren, ratio, redisCaseReady, redisClusterReady } from '../lib/redis-case.js'
 import { medianOfRounds } from '../lib/stats.js'
 import { channelsEntry } from '../lib/variants.js'
 
@@ -39,18 +47,24 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 async function runServer () {
   /** @type {any} */
   let app = null
+  /** @type {any} the app's own ioredis Cluster, closed at stop (the broker closes only its copies) */
+  let cluster = null
   let cpuMark = process.cpuUsage()
   const requireApp = () => {
     if (!app) throw new Error('server not started')
     return app
   }
   serve({
-    /** @param {{ redisUrl?: string, prefix?: string, entry?: string }} args */
-    async start ({ redisUrl, prefix, entry }) {
+    /** @param {{ redisUrl?: string, clusterSeeds?: string[], prefix?: string, entry?: string }} args */
+    async start ({ redisUrl, clusterSeeds, prefix, entry }) {
       const { default: fastifyChannels, redisBroker } = await import(entry ?? channelsEntry().href)
       const { default: Fastify } = await import('fastify')
       app = Fastify({ logger: false })
-      const broker = redisUrl ? redisBroker({ url: redisUrl, prefix }) : undefined
+      if (clusterSeeds) {
+        const { Cluster } = await import('ioredis')
+        cluster = new Cluster(clusterSeeds.map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port) })), { lazyConnect: true })
+      }
+      const broker = cluster ? redisBroker({ redis: cluster, prefix }) : redisUrl ? redisBroker({ url: redisUrl, prefix }) : undefined
       await app.register(fastifyChannels, { path: '/ws', client: false, rateLimit: false, heartbeat: false, broker })
       await app.listen({ host: '127.0.0.1', port: 0 })
       return { port: app.server.address().port, path: '/ws' }
@@ -92,6 +106,7 @@ async function runServer () {
     },
     async stop () {
       if (app) await Promise.race([app.close(), sleep(3000)])
+      if (cluster) cluster.disconnect()
       setImmediate(() => process.exit(0))
       return true
     }
@@ -101,15 +116,15 @@ async function runServer () {
 // ---- the case --------------------------------------------------------------------------
 
 /**
- * @typedef {{ key: 'oneNode' | 'twoNodes' | 'twoNodesBaseline', label: string, publisher: import('../lib/rpc.js').Child,
+ * @typedef {{ key: 'oneNode' | 'twoNodes' | 'twoNodesCluster' | 'twoNodesBaseline', label: string, publisher: import('../lib/rpc.js').Child,
  *   receiver: import('../lib/rpc.js').Child, client: import('../lib/rpc.js').Child }} Setup
  */
 
-const labels = { oneNode: 'one node', twoNodes: 'two nodes via Redis', twoNodesBaseline: 'two nodes via Redis (baseline build)' }
+const labels = { oneNode: 'one node', twoNodes: 'two nodes via Redis', twoNodesCluster: 'two nodes on a Redis Cluster', twoNodesBaseline: 'two nodes via Redis (baseline build)' }
 
 /**
  * @param {Setup['key']} key
- * @param {{ redisUrl: string, prefix: string, entry?: string } | null} redis
+ * @param {{ redisUrl?: string, clusterSeeds?: string[], prefix: string, entry?: string } | null} redis
  * @param {number} n
  * @returns {Promise<Setup>}
  */
@@ -187,13 +202,16 @@ export async function crossnode (ctx) {
     ctx.log(`  SKIPPED — ${skipped}`)
     return { skipped }
   }
+  const cluster = await redisClusterReady()
+  if ('skipped' in cluster) ctx.log(`  two nodes on a Redis Cluster SKIPPED — ${cluster.skipped}`)
   /** @type {Setup[]} */
   const setups = []
   /** @type {Record<string, { burst: Array<Record<string, number>>, paced: Array<Record<string, number>> }>} */
-  const measured = { oneNode: { burst: [], paced: [] }, twoNodes: { burst: [], paced: [] }, twoNodesBaseline: { burst: [], paced: [] } }
+  const measured = { oneNode: { burst: [], paced: [] }, twoNodes: { burst: [], paced: [] }, twoNodesCluster: { burst: [], paced: [] }, twoNodesBaseline: { burst: [], paced: [] } }
   try {
     setups.push(await openSetup('oneNode', null, cfg.n))
     setups.push(await openSetup('twoNodes', { redisUrl, prefix }, cfg.n))
+    if ('seeds' in cluster) setups.push(await openSetup('twoNodesCluster', { clusterSeeds: cluster.seeds, prefix: `${prefix}-cluster` }, cfg.n))
     if (baseline) setups.push(await openSetup('twoNodesBaseline', { redisUrl, prefix: `${prefix}-baseline`, entry: pathToFileURL(baseline).href }, cfg.n))
     const total = cfg.warmup + cfg.rounds
     for (let r = 0; r < total; r++) {
@@ -217,6 +235,7 @@ export async function crossnode (ctx) {
     return { config: cfg, error: message }
   } finally {
     await Promise.all(setups.map(closeSetup))
+    if ('seeds' in cluster) await cluster.stop()
   }
 
   const summary = (/** @type {Setup['key']} */ key) => ({
@@ -226,10 +245,14 @@ export async function crossnode (ctx) {
   const oneNode = summary('oneNode')
   const twoNodes = summary('twoNodes')
   const twoNodesBaseline = baseline ? summary('twoNodesBaseline') : undefined
+  const twoNodesCluster = 'seeds' in cluster ? summary('twoNodesCluster') : undefined
   const ratios = {
     deliveriesPerSec: ratio(twoNodes.burst.median.deliveriesPerSec, oneNode.burst.median.deliveriesPerSec),
     baselineDeliveriesPerSec: twoNodesBaseline ? ratio(twoNodesBaseline.burst.median.deliveriesPerSec, oneNode.burst.median.deliveriesPerSec) : null,
     vsBaseline: twoNodesBaseline ? ratio(twoNodes.burst.median.deliveriesPerSec, twoNodesBaseline.burst.median.deliveriesPerSec) : null,
+    // cluster / one Redis, both two nodes
+    clusterDeliveriesPerSec: twoNodesCluster ? ratio(twoNodesCluster.burst.median.deliveriesPerSec, twoNodes.burst.median.deliveriesPerSec) : null,
+    clusterP99: twoNodesCluster ? ratio(twoNodesCluster.paced.median.p99Ms, twoNodes.paced.median.p99Ms) : null,
     serverCpuUsPerDelivery: ratio(twoNodes.burst.median.serverCpuUsPerDelivery, oneNode.burst.median.serverCpuUsPerDelivery),
     p50: ratio(twoNodes.paced.median.p50Ms, oneNode.paced.median.p50Ms),
     p99: ratio(twoNodes.paced.median.p99Ms, oneNode.paced.median.p99Ms)
@@ -239,6 +262,9 @@ export async function crossnode (ctx) {
   if (twoNodesBaseline) {
     ctx.log(`  baseline build, two nodes ${Math.round(twoNodesBaseline.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')} (two/one ${fmt(ratios.baselineDeliveriesPerSec)}); this build / baseline ${fmt(ratios.vsBaseline)}`)
   }
+  if (twoNodesCluster) {
+    ctx.log(`  Redis Cluster, two nodes ${Math.round(twoNodesCluster.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')} deliveries/s, p99 ${fmt(twoNodesCluster.paced.median.p99Ms)} ms; cluster / one Redis: deliveries/s ${fmt(ratios.clusterDeliveriesPerSec)}, p99 ${fmt(ratios.clusterP99)}`)
+  }
   ctx.log(`  median paced latency (${cfg.rate}/s): p50 ${fmt(oneNode.paced.median.p50Ms)} vs ${fmt(twoNodes.paced.median.p50Ms)} ms, p99 ${fmt(oneNode.paced.median.p99Ms)} vs ${fmt(twoNodes.paced.median.p99Ms)} ms (two/one ${fmt(ratios.p50)}, ${fmt(ratios.p99)})`)
   return {
     config: cfg,
@@ -246,6 +272,7 @@ export async function crossnode (ctx) {
     note: 'both nodes are pinned to the server CPU, so two nodes share what one node had alone; Redis itself is not pinned',
     oneNode,
     twoNodes,
+    ...(twoNodesCluster && 'seeds' in cluster ? { cluster: cluster.seeds, clusterChannels: 1, twoNodesCluster } : { clusterSkipped: 'skipped' in cluster ? cluster.skipped : undefined }),
     ...(twoNodesBaseline ? { baseline, twoNodesBaseline } : {}),
     ratios
   }

@@ -1,9 +1,13 @@
 // @ts-check
 // What the cases on a Redis broker share (crossnode.js, workers.js): whether they can run at all,
 // the opening of their child processes, and the burst round they both measure.
-import { existsSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync } from 'node:fs'
 import { createConnection } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { spawnChild } from './rpc.js'
 import { channelsEntry } from './variants.js'
 
@@ -39,6 +43,39 @@ export async function redisCaseReady (ctx) {
   if (skipped === undefined) return { redisUrl }
   ctx.log(`  SKIPPED — ${skipped}`)
   return { skipped }
+}
+
+const clusterScript = fileURLToPath(new URL('../../scripts/redis-cluster.sh', import.meta.url))
+const run = promisify(execFile)
+
+/**
+ * The Redis Cluster to use: BENCH_REDIS_CLUSTER_URL (comma-separated redis:// seed URLs, as
+ * scripts/redis-cluster.sh prints them), else a private one of 3 masters started here (and
+ * stopped by the `stop` returned), or why there is none (no redis-server, or it did not start).
+ * @returns {Promise<{ seeds: string[], stop: () => Promise<void> } | { skipped: string }>}
+ */
+export async function redisClusterReady () {
+  const given = process.env.BENCH_REDIS_CLUSTER_URL
+  if (given) {
+    const seeds = given.split(',').map((u) => u.trim()).filter(Boolean)
+    return await redisAnswers(seeds[0])
+      ? { seeds, stop: async () => {} }
+      : { skipped: `the Redis Cluster seed ${seeds[0]} does not answer (BENCH_REDIS_CLUSTER_URL)` }
+  }
+  try {
+    await run('redis-server', ['--version'])
+  } catch {
+    return { skipped: 'no redis-server to start a Redis Cluster with (or set BENCH_REDIS_CLUSTER_URL)' }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'bench-cluster-'))
+  const stop = async () => { await run('bash', [clusterScript, 'stop', dir]).catch(() => {}) }
+  try {
+    const { stdout } = await run('bash', [clusterScript, 'start', dir, '3', '0'], { timeout: 60000 })
+    return { seeds: stdout.trim().split(','), stop }
+  } catch (err) {
+    await stop()
+    return { skipped: `scripts/redis-cluster.sh start failed: ${/** @type {Error} */ (err).message.split('\n')[0]}` }
+  }
 }
 
 /**
