@@ -1,23 +1,24 @@
 // @ts-check
-// Case 5, cross-node fan-out through Redis: variant (a) only, two setups measured in the same
+// Case 5, cross-node fan-out through Redis: variant (a) only, up to four setups measured in the same
 // run with their rounds interleaved (as lib/procs.js does for the variants):
 //
 //   one node   one server (the default in-process broker); N subscribers on it; it broadcasts.
 //   two nodes  two servers on one Redis (`redisBroker({ url, prefix })`); the N subscribers on
 //              node 2, the broadcasts issued on node 1, so every delivery crosses Redis.
 //   two nodes on a Redis Cluster  the same, on an ioredis `Cluster` (`redisBroker({ redis: cluster,
-//              prefix })`, sharded pub/sub). One channel, as in the other setups (the load client
-//              subscribes every socket to one channel): its shard carries all the traffic, so
-//              this is the cost of a cluster per channel, not what more shards add.
+//              prefix })`, sharded pub/sub).
 //              The cluster: BENCH_REDIS_CLUSTER_URL (seed URLs as scripts/redis-cluster.sh prints
 //              them), else 3 masters started with that script and stopped at the end; without
 //              redis-server the setup is skipped with its reason.
 //
+// In every setup the N subscribers are spread over 6 channels, two on each master of a 3-master
+// cluster made by redis-cli (equal slot ranges); a payload is broadcast once to each channel, so
+// every socket still gets every payload (N*M deliveries) in order, from 6*M broadcasts.
 // Per setup: a burst round (M payloads back to back, deliveries/s = N*M / time from node 1's
 // first broadcast to the last subscriber's last message, on the shared monotonic clock) and a
 // paced round (latency p50/p90/p99/max). Reported: each setup's medians, two nodes / one node and
 // cluster / one Redis.
-// With BENCH_CROSSNODE_BASELINE=<another build's dist/plugin/index.js> (main's, say), a third
+// With BENCH_CROSSNODE_BASELINE=<another build's dist/plugin/index.js> (main's, say), a fourth
 // setup runs in the same interleaved rounds: two nodes of that build on the same Redis, so a
 // change to the Redis broker is compared with its baseline under the same machine load.
 // Skipped, with the reason, when Redis is not reachable (BENCH_REDIS_URL, default
@@ -36,7 +37,8 @@ import { channelsEntry } from '../lib/variants.js'
 
 const self = fileURLToPath(import.meta.url)
 const clientScript = fileURLToPath(new URL('../clients/main.js', import.meta.url))
-const channel = 'bench'
+// slots 12217, 16280, 4091, 8154, 3967, 8030: two in each third of the 16384 (the {channel} hash tag)
+const channels = ['bench-0', 'bench-1', 'bench-2', 'bench-3', 'bench-6', 'bench-7']
 const event = 'tick'
 
 /** @param {number} ms */
@@ -85,7 +87,7 @@ async function runServer () {
       cpuMark = process.cpuUsage()
       const t0 = now()
       const pending = []
-      for (let i = 0; i < count; i++) pending.push(a.broadcastChannel(channel, payloads[i], { event }))
+      for (let i = 0; i < count; i++) for (const channel of channels) pending.push(a.broadcastChannel(channel, payloads[i], { event }))
       await Promise.all(pending)
       return { t0 }
     },
@@ -99,7 +101,8 @@ async function runServer () {
       for (let i = 0; i < count; i++) {
         const wait = t0 + i * interval - now()
         if (wait > 1) await sleep(wait)
-        pending.push(a.broadcastChannel(channel, makePayload(i, now(), size), { event }))
+        const payload = makePayload(i, now(), size)
+        for (const channel of channels) pending.push(a.broadcastChannel(channel, payload, { event }))
       }
       await Promise.all(pending)
       return { t0, tEnd: now() }
@@ -139,7 +142,10 @@ async function openSetup (key, redis, n) {
     const receiver = redis ? await spawnServer('node 2') : publisher
     const client = await spawn(clientScript, { name: `crossnode load client (${label})`, cpu: 1, nodeFlags: ['--max-old-space-size=4096'] })
     const url = `ws://127.0.0.1:${receiver.address.port}${receiver.address.path}`
-    await client.call('connect', { kind: 'frames', url, n, channel, concurrency: 100, timeoutMs: 20000 }, 60000 + n * 20)
+    for (const [k, channel] of channels.entries()) {
+      const share = Math.floor(n / channels.length) + (k < n % channels.length ? 1 : 0)
+      await client.call('connect', { kind: 'frames', url, n: share, channel, concurrency: 100, timeoutMs: 20000 }, 60000 + share * 20)
+    }
     const seen = await receiver.child.call('connections')
     if (seen !== n) throw new Error(`${label}: the receiving node sees ${seen} connections, expected ${n}`)
     return { key, label, publisher: publisher.child, receiver: receiver.child, client }
@@ -272,7 +278,8 @@ export async function crossnode (ctx) {
     note: 'both nodes are pinned to the server CPU, so two nodes share what one node had alone; Redis itself is not pinned',
     oneNode,
     twoNodes,
-    ...(twoNodesCluster && 'seeds' in cluster ? { cluster: cluster.seeds, clusterChannels: 1, twoNodesCluster } : { clusterSkipped: 'skipped' in cluster ? cluster.skipped : undefined }),
+    channels,
+    ...(twoNodesCluster && 'seeds' in cluster ? { cluster: cluster.seeds, twoNodesCluster } : { clusterSkipped: 'skipped' in cluster ? cluster.skipped : undefined }),
     ...(twoNodesBaseline ? { baseline, twoNodesBaseline } : {}),
     ratios
   }
