@@ -31,7 +31,7 @@ export const mutationMap = {
   'client/client-helpers.ts': ['test/client/client.test.ts', 'test/client/presence.test.ts'],
   'client/errors.ts': ['test/client/client.test.ts', 'test/client/push.test.ts'],
   'client/index.ts': ['test/client/client.test.ts', 'test/client/socket.test.ts'],
-  'client/liveness.ts': ['test/client/history.test.ts', 'test/client/reconnect.test.ts'],
+  'client/liveness.ts': ['test/client/liveness.test.ts', 'test/client/history.test.ts', 'test/client/reconnect.test.ts'],
   'client/options.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts'],
   'client/presence.ts': ['test/client/presence.test.ts'],
 
