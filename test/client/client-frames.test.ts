@@ -216,3 +216,44 @@ t.test('options: params on every connect (a function is called each time, an obj
   t.equal((await server.connection(3)).url, '/ws', 'no params: the URL as given')
   plain.close()
 })
+
+t.test('a request queued before a drop is sent and answered on the next connection', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url)
+  const first = await server.connection()
+  const reply = client.request('ask', 1)
+  first.close(4000) // before any welcome: the request never left the queue
+  const second = await server.welcomed(1)
+  const frame = await second.next('message')
+  second.send({ type: 'ack', id: frame.id, data: 'answered' })
+  t.equal(await within(reply, 3000, 'the queued request is answered'), 'answered')
+  t.same(first.log, [])
+})
+
+t.test('subscribe to a channel the server put the client in: resolves at once, writes nothing', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url)
+  const ws = await server.welcomed()
+  const subscribed: string[] = []
+  client.onSubscribed((channel) => subscribed.push(channel))
+  ws.send({ type: 'subscribed', channel: 'pushed' })
+  await until(() => subscribed.length === 1, 3000, 'the server-side join')
+  await within(client.subscribe('pushed'), 1000, 'subscribe resolves')
+  ws.send({ type: 'message', event: 'line', channel: 'pushed', data: 1, offset: 5 })
+  const line = await within(new Promise<unknown>((resolve) => client.on('line', (_data, meta) => resolve(meta))), 3000, 'a line')
+  t.same(line, { event: 'line', channel: 'pushed', offset: 5 }, 'the offset is passed on')
+  t.same(ws.log, [], 'no subscribe frame')
+})
+
+t.test('without a backoff option the default one reconnects within a second', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url, { backoff: undefined })
+  const ws = await server.welcomed()
+  await statusOf(client, 'open')
+  ws.close(4000)
+  await statusOf(client, 'reconnecting')
+  const started = Date.now()
+  await server.welcomed(1)
+  await statusOf(client, 'open')
+  t.ok(Date.now() - started < 1000, 'the first retry comes after 125–250 ms')
+})
