@@ -28,7 +28,7 @@ export const mutationMap = {
   'client/push.ts': ['test/client/push.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts'],
   'client/channel.ts': ['test/client/channel.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts'],
   'client/client.ts': ['test/client/client.test.ts', 'test/client/client-frames.test.ts', 'test/client/channel.test.ts', 'test/client/reconnect.test.ts', 'test/client/push.test.ts'],
-  'client/client-helpers.ts': ['test/client/client.test.ts', 'test/client/presence.test.ts'],
+  'client/client-helpers.ts': ['test/client/client-helpers.test.ts', 'test/client/client.test.ts', 'test/client/presence.test.ts'],
   'client/errors.ts': ['test/client/client.test.ts', 'test/client/push.test.ts'],
   'client/index.ts': ['test/client/client.test.ts', 'test/client/socket.test.ts'],
   'client/liveness.ts': ['test/client/liveness.test.ts', 'test/client/history.test.ts', 'test/client/reconnect.test.ts'],
