@@ -87,3 +87,55 @@ t.test('close() stops the watch: no ping and no drop afterwards', async (t) => {
   t.same(ws.log, [], 'no ping after close')
   t.equal(server.connections.length, 1)
 })
+
+t.test('frames before the welcome are not a welcome: the handshake deadline still applies', async (t) => {
+  const server = await ScriptedServer.start(t)
+  clientFor(t, server.url, { timeout: 150 })
+  const ws = await server.connection()
+  ws.send({ type: 'message', event: 'early', data: null })
+  t.same(await within(closeOf(ws), 3000, 'the client gives up without a welcome'), { code: 4000, reason: 'no welcome within 150 ms' })
+})
+
+t.test('after a short silence the ping waits only for the rest of the interval', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url, { heartbeat: 500 })
+  const ws = await server.welcomed()
+  const welcomed = Date.now()
+  await sleep(100)
+  ws.send({ type: 'message', event: 'news', data: 1 }) // the silence restarts here
+  await within(ws.next('ping'), 3000, 'a ping after the silence')
+  const after = Date.now() - welcomed
+  t.ok(after >= 550, `not before 500 ms of silence (${after} ms after the welcome)`)
+  t.ok(after < 1100, `soon after (${after} ms after the welcome; 500 ms of silence from the frame at 100 ms)`)
+  ws.send({ type: 'pong' })
+  await within(ws.next('ping', 3000), 3000, 'pings go on after the answered one')
+  t.equal(client.status, 'open')
+})
+
+t.test('the watch of a lost connection does not fire on the next one', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url, { heartbeat: 200, timeout: 5000 })
+  const first = await server.welcomed()
+  await statusOf(client, 'open')
+  first.close(4000) // the silence timer of this connection was armed for 200 ms
+  const second = await server.connection(1)
+  await sleep(500) // no welcome yet, well within the 5 s handshake deadline
+  t.equal(second.closed, false, 'not given up: the old timer was stopped with its connection')
+  second.welcome()
+  await statusOf(client, 'open')
+})
+
+t.test('the handshake deadline is stopped by the welcome, not left to fire during a ping', async (t) => {
+  const server = await ScriptedServer.start(t)
+  // The handshake deadline (800 ms) falls inside the first ping's wait (600 ms to 1000 ms).
+  const client = clientFor(t, server.url, { heartbeat: 600, timeout: 800 })
+  const ws = await server.welcomed()
+  await statusOf(client, 'open')
+  await within(ws.next('ping'), 3000, 'the first ping')
+  await sleep(350) // a slow but timely answer
+  ws.send({ type: 'pong' })
+  await sleep(200)
+  t.equal(ws.closed, false, 'the connection stays')
+  t.equal(server.connections.length, 1)
+  t.equal(client.status, 'open')
+})
