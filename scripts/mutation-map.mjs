@@ -33,7 +33,7 @@ export const mutationMap = {
   'client/index.ts': ['test/client/client.test.ts', 'test/client/socket.test.ts'],
   'client/liveness.ts': ['test/client/liveness.test.ts', 'test/client/history.test.ts', 'test/client/reconnect.test.ts'],
   'client/options.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts'],
-  'client/presence.ts': ['test/client/presence.test.ts'],
+  'client/presence.ts': ['test/client/presence.test.ts', 'test/client/client-frames.test.ts'],
 
   // plugin/: the server
   'plugin/dispatch.ts': ['test/plugin/dispatch.test.ts', ...app, 'test/hardening/hostile-frames.test.ts'],

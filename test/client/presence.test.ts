@@ -162,18 +162,22 @@ t.test('a diff for a channel with no state yet starts one', async (t) => {
 })
 
 t.test('listeners per channel: each off() stops only its own, even called twice after a new one', async (t) => {
-  const { client, ws, next } = await scripted(t)
+  const { client, ws } = await scripted(t)
   const first: unknown[] = []
   const second: unknown[] = []
-  const offFirst = client.onPresence('room', (state) => first.push(state))
-  offFirst()
-  const offSecond = client.onPresence('room', (state) => second.push(state))
+  const offFirst = client.onPresence('solo', (state) => first.push(state))
+  offFirst() // the channel's last listener: its set goes
+  const offSecond = client.onPresence('solo', (state) => second.push(state))
   offFirst() // a stale off: must not remove the new listener
-  ws.send({ type: 'presence', channel: 'room', state: { ann: [entry('a1')] } })
-  await next('the state')
+  ws.send({ type: 'subscribed', channel: 'solo' })
+  ws.send({ type: 'presence', channel: 'solo', state: { ann: [entry('a1')] } })
+  await until(() => Object.keys(client.presence('solo')).length === 1, 3000, 'the state of solo')
   t.same(first, [])
   t.same(second, [{ ann: [entry('a1')] }])
   offSecond()
+  const leaving = client.unsubscribe('never-had-presence') // no presence state to forget: fine
+  ws.send({ type: 'unsubscribed', channel: 'never-had-presence', id: (await ws.next('unsubscribe')).id })
+  await within(leaving, 3000, 'the unsubscribe resolves')
 })
 
 t.test('leaving a channel reports its members as leaves; an empty state is not reported', async (t) => {
