@@ -169,6 +169,7 @@ t.test('listeners per channel: each off() stops only its own, even called twice 
   offFirst() // the channel's last listener: its set goes
   const offSecond = client.onPresence('solo', (state) => second.push(state))
   offFirst() // a stale off: must not remove the new listener
+  client.onPresence('solo', () => {})() // on and off again: the second one stays
   ws.send({ type: 'subscribed', channel: 'solo' })
   ws.send({ type: 'presence', channel: 'solo', state: { ann: [entry('a1')] } })
   await until(() => Object.keys(client.presence('solo')).length === 1, 3000, 'the state of solo')
