@@ -220,3 +220,74 @@ t.test('a join refused after its channel was left and subscribed again does not 
   t.same(client.channels, ['a'])
   t.same(errors, [])
 })
+
+t.test('a first join is never sent again, even when the client timeout is shorter than its own', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url, { timeout: 100 })
+  const ws = await server.welcomed()
+  await statusOf(client, 'open')
+  await t.rejects(client.subscribe('slow', { timeout: 600 }), { code: 'TIMEOUT' })
+  t.equal(ws.log.filter((frame) => frame.type === 'subscribe').length, 1, 'one subscribe frame in 600 ms')
+})
+
+t.test('unsubscribe during an unanswered rejoin: no retry, and its late refusal is not reported', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url, { timeout: 150 })
+  const errors: ChannelsClientError[] = []
+  client.onError((error) => errors.push(error))
+  const ws = await server.welcomed()
+  const joined = client.subscribe('room')
+  await acceptJoin(ws)
+  await within(joined, 3000, 'the join')
+  ws.close(4000)
+  const again = await server.welcomed(1)
+  const rejoin = await again.next('subscribe')
+  const leaving = client.unsubscribe('room', { timeout: 3000 })
+  const undo = await again.next('unsubscribe')
+  await new Promise((resolve) => setTimeout(resolve, 400)) // past the rejoin's retry time
+  t.same(again.frames, [], 'the rejoin was not sent again')
+  again.send({ type: 'error', id: rejoin.id, code: 'FORBIDDEN', message: 'late' })
+  again.send({ type: 'unsubscribed', channel: 'room', id: undo.id })
+  await within(leaving, 3000, 'the unsubscribe')
+  again.send({ type: 'message', event: 'sync', data: null })
+  await within(nextEvent(client, 'sync'), 3000, 'the frames after the refusal')
+  t.same(errors, [], 'nobody wants the channel any more: nothing to report')
+  t.same(client.channels, [])
+})
+
+t.test('the messages of CANCELLED and DISCONNECTED name the subscription and carry its channel', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url)
+  const ws = await server.connection() // not welcomed yet: joins wait
+  const cancelled = client.subscribe('early')
+  await client.unsubscribe('early') // offline: resolves at once
+  await t.rejects(cancelled, { code: 'CANCELLED', channel: 'early', message: 'unsubscribed from "early" before the subscription was sent' })
+  ws.welcome()
+  await statusOf(client, 'open')
+  const cut = client.subscribe('cut')
+  await ws.next('subscribe')
+  ws.close(4000)
+  await t.rejects(cut, { code: 'DISCONNECTED', channel: 'cut', message: 'the connection dropped before the subscription to "cut" was answered' })
+  await server.connection(1)
+  const closed = client.subscribe('closed')
+  client.close()
+  await t.rejects(closed, { code: 'DISCONNECTED', channel: 'closed', message: 'the connection dropped before the subscription to "closed" was answered' })
+})
+
+t.test('onSubscribed gets only the fields the frame had; a position needs both epoch and offset', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url)
+  const infos: Array<[string, object]> = []
+  client.onSubscribed((channel, info) => infos.push([channel, info]))
+  const ws = await server.welcomed()
+  const joins = [client.subscribe('plain'), client.subscribe('epoch-only'), client.subscribe('offset-only')]
+  await acceptJoin(ws)
+  await acceptJoin(ws, { epoch: 'e' })
+  await acceptJoin(ws, { offset: 4 })
+  await within(Promise.all(joins), 3000, 'the joins')
+  t.same(infos.map(([channel, info]) => [channel, Object.keys(info)]), [['plain', []], ['epoch-only', ['epoch']], ['offset-only', ['offset']]])
+  ws.close(4000)
+  const again = await server.welcomed(1)
+  const rejoins = [await again.next('subscribe'), await again.next('subscribe'), await again.next('subscribe')]
+  t.same(rejoins.map((frame) => frame.since), [undefined, undefined, undefined], 'no since without a whole position')
+})
