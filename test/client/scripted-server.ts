@@ -4,6 +4,7 @@
  * wants (a late answer, an unsolicited `subscribed`, a frame the client cannot decode), which
  * the real plugin would never do on cue. Every wait has a deadline.
  */
+import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 
 export type Frame = Record<string, unknown> & { type: string }
@@ -34,8 +35,11 @@ export class ScriptedConnection {
   closed = false
   private readonly wake = new Set<() => void>()
 
-  /** @param url the path and query the client connected to */
-  constructor (readonly ws: WebSocket, readonly url: string) {
+  /**
+   * @param url the path and query the client connected to
+   * @param socket the TCP socket under `ws` (`socket.pause()` stops reading the client's frames)
+   */
+  constructor (readonly ws: WebSocket, readonly url: string, readonly socket: Socket) {
     ws.on('message', (data) => {
       const frame = JSON.parse(String(data)) as Frame
       this.frames.push(frame)
@@ -81,7 +85,7 @@ export class ScriptedServer {
 
   private constructor (private readonly wss: WebSocketServer, readonly url: string) {
     wss.on('connection', (ws, request) => {
-      this.connections.push(new ScriptedConnection(ws, request.url ?? ''))
+      this.connections.push(new ScriptedConnection(ws, request.url ?? '', request.socket as Socket))
       for (const wake of [...this.wake]) wake()
     })
   }

@@ -26,7 +26,7 @@ t.test('relative URLs resolve against the page: ws on http, wss on https', async
   t.equal(resolveUrl('ws'), 'ws://localhost:3000/chat/ws')
   global.location = { href: 'https://chat.example.com/' }
   t.equal(resolveUrl('/ws'), 'wss://chat.example.com/ws')
-  t.throws(() => resolveUrl('http://['), { name: 'TypeError', message: 'fastify-channels: cannot resolve the URL "http://["' }, 'in a browser, no hint about absolute URLs')
+  t.throws(() => resolveUrl('http://['), { name: 'TypeError', message: /^fastify-channels: cannot resolve the URL "http:\/\/\["$/ }, 'in a browser, no hint about absolute URLs')
 })
 
 t.test('outside a browser a relative URL, or no WebSocket, is a clear TypeError', async (t) => {
@@ -122,6 +122,7 @@ t.test('offline frames go out in order after the welcome, and close() sends 1000
   const server = await ScriptedServer.start(t)
   const client = clientFor(t, server.url)
   const ws = await server.connection()
+  await new Promise((resolve) => setTimeout(resolve, 100)) // the WebSocket is open; the session is not
   client.send('a', 1)
   client.send('b', 2, { channel: 'room' })
   t.equal(client.queued, 2)
@@ -135,4 +136,34 @@ t.test('offline frames go out in order after the welcome, and close() sends 1000
   const closed = new Promise((resolve) => ws.ws.once('close', (code, reason) => resolve([code, String(reason)])))
   client.close()
   t.same(await within(closed, 3000, 'the close frame'), [1000, ''])
+})
+
+t.test('a connection the server is closing takes no more frames: they wait for the next one', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url)
+  const ws = await server.welcomed()
+  await statusOf(client, 'open')
+  ws.socket.pause() // the server stops reading: the client's close frame is not seen, the closing lasts
+  ws.close(4000)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(client.status, 'open', 'no close event yet')
+  t.equal(client.send('during', 1), true)
+  t.equal(client.queued, 1, 'queued, not written to the closing WebSocket')
+  ws.ws.terminate()
+  const next = await server.welcomed(1)
+  t.match(await next.next('message'), { event: 'during', data: 1 })
+})
+
+t.test('frames still arriving on a connection the client closed are ignored', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url)
+  const ws = await server.welcomed()
+  await statusOf(client, 'open')
+  const got: unknown[] = []
+  client.on('late', (data) => got.push(data))
+  ws.socket.pause() // the server does not see the client's close frame and goes on sending
+  client.close()
+  ws.send({ type: 'message', event: 'late', data: 1 })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(got, [])
 })
