@@ -64,7 +64,7 @@ t.test('a WebSocket constructor that throws: at connect() it throws; on a reconn
     WebSocket: Flaky,
     backoff: (n) => { tries.push(n); if (n === 3) done(); return 1 }
   })
-  await reached
+  await within(reached, 3000, 'the client keeps retrying past a constructor that throws')
   client.close()
   t.same(tries, [1, 2, 3], 'the throwing construction was a try like the others')
   t.equal(client.status, 'closed')
