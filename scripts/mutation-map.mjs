@@ -24,16 +24,17 @@ export const mutationMap = {
 
   // client/: the browser client, driven against a real server
   'client/timer.ts': ['test/client/timer.test.ts'],
-  'client/socket.ts': ['test/client/socket.test.ts', 'test/client/client.test.ts'],
-  'client/push.ts': ['test/client/push.test.ts', 'test/client/client.test.ts'],
-  'client/channel.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts'],
-  'client/client.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/push.test.ts'],
-  'client/client-helpers.ts': ['test/client/client.test.ts', 'test/client/presence.test.ts'],
+  'client/socket.ts': ['test/client/socket.test.ts', 'test/client/liveness.test.ts', 'test/client/client-frames.test.ts', 'test/client/push.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/history.test.ts'],
+  'client/push.ts': ['test/client/push.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts'],
+  'client/channel.ts': ['test/client/channel.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts'],
+  'client/client.ts': ['test/client/client.test.ts', 'test/client/client-frames.test.ts', 'test/client/channel.test.ts', 'test/client/reconnect.test.ts',
+    'test/client/push.test.ts', 'test/client/socket.test.ts', 'test/client/liveness.test.ts', 'test/client/client-helpers.test.ts', 'test/client/presence.test.ts'],
+  'client/client-helpers.ts': ['test/client/client-helpers.test.ts', 'test/client/client.test.ts', 'test/client/presence.test.ts'],
   'client/errors.ts': ['test/client/client.test.ts', 'test/client/push.test.ts'],
   'client/index.ts': ['test/client/client.test.ts', 'test/client/socket.test.ts'],
-  'client/liveness.ts': ['test/client/history.test.ts', 'test/client/reconnect.test.ts'],
+  'client/liveness.ts': ['test/client/liveness.test.ts', 'test/client/history.test.ts', 'test/client/reconnect.test.ts'],
   'client/options.ts': ['test/client/client.test.ts', 'test/client/reconnect.test.ts'],
-  'client/presence.ts': ['test/client/presence.test.ts'],
+  'client/presence.ts': ['test/client/presence.test.ts', 'test/client/client-frames.test.ts'],
 
   // plugin/: the server
   'plugin/dispatch.ts': ['test/plugin/dispatch.test.ts', ...app, 'test/hardening/hostile-frames.test.ts'],
