@@ -57,7 +57,7 @@ export const mutationMap = {
   'plugin/outbound.ts': ['test/plugin/outbound.test.ts', 'test/plugin/connection.test.ts'],
   'plugin/report.ts': ['test/plugin/report.test.ts', 'test/plugin/dispatch.test.ts'],
   'plugin/readonly-set.ts': ['test/plugin/readonly-set.test.ts'],
-  'plugin/errors.ts': ['test/plugin/connection.test.ts', 'test/plugin/server.test.ts'],
+  'plugin/errors.ts': ['test/plugin/errors.test.ts', 'test/plugin/connection.test.ts', 'test/plugin/server.test.ts'],
   'plugin/register.ts': ['test/plugin/register.test.ts', 'test/plugin/server.test.ts'],
   'plugin/upgrades.ts': ['test/plugin/register.test.ts', 'test/plugin/connection-cap.test.ts', 'test/plugin/origins.test.ts'],
   'plugin/static.ts': ['test/client/static.test.ts'],
