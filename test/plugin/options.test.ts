@@ -120,6 +120,8 @@ t.test('accepted values of the numeric, history and prefix options', async (t) =
   t.not(options.history, undefined, 'history: true gives a policy')
   t.equal(options.client, '/assets/', 'a prefix that has its slash keeps it as is')
   t.ok(Object.isFrozen(options))
+  t.equal(resolveOptions({ maxChannels: 1 }).maxChannels, 1, '1 is the smallest positive integer')
+  t.equal(resolveOptions({ maxPayload: Number.MAX_SAFE_INTEGER }).maxPayload, Number.MAX_SAFE_INTEGER, 'the largest safe one is fine')
 })
 
 t.test('a presence RegExp is kept as is, or copied without the g and y flags only', async (t) => {
