@@ -43,7 +43,7 @@ export const mutationMap = {
   'plugin/publish-failures.ts': ['test/plugin/publish-failures.test.ts', 'test/plugin/server.test.ts'],
   'plugin/rate-limit.ts': ['test/hardening/rate-limit.test.ts'],
   'plugin/options.ts': ['test/plugin/options.test.ts', 'test/plugin/register.test.ts'],
-  'plugin/validate.ts': ['test/plugin/handlers.test.ts', 'test/hardening/hostile-frames.test.ts'],
+  'plugin/validate.ts': ['test/plugin/validate.test.ts', 'test/plugin/handlers.test.ts', 'test/hardening/hostile-frames.test.ts'],
   'plugin/channels.ts': ['test/plugin/channels.test.ts', ...app],
   'plugin/channel-name.ts': ['test/plugin/channel-name.test.ts', ...app],
   'plugin/fanout.ts': ['test/plugin/fanout.test.ts', 'test/plugin/server.test.ts'],
