@@ -54,7 +54,7 @@ export const mutationMap = {
     'test/hardening/rate-limit.test.ts', 'test/plugin/rejoin.test.ts', 'test/hardening/heartbeat.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/connection-state.ts': ['test/plugin/connection-state.test.ts', 'test/plugin/connection.test.ts'],
   'plugin/connection-cap.ts': ['test/plugin/connection-cap.test.ts'],
-  'plugin/origins.ts': ['test/plugin/origins.test.ts'],
+  'plugin/origins.ts': ['test/plugin/origins.test.ts', 'test/plugin/options.test.ts'],
   'plugin/lifecycle.ts': ['test/plugin/lifecycle.test.ts', 'test/plugin/connection.test.ts'],
   'plugin/outbound.ts': ['test/plugin/outbound.test.ts', 'test/plugin/connection.test.ts'],
   'plugin/report.ts': ['test/plugin/report.test.ts', 'test/plugin/dispatch.test.ts'],

@@ -107,6 +107,10 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
       { code: 'FST_CHANNELS_INVALID_OPTION', message }, JSON.stringify(options))
     await app.close()
   }
+  t.throws(() => resolveOptions({ origins: 'https://app.example.com' as never }),
+    { message: /got https:\/\/app\.example\.com \(for one origin write origins: \['https:\/\/app\.example\.com'\]\)$/ },
+    'a lone origin string gets the hint')
+  t.throws(() => resolveOptions({ origins: true as never }), { message: /got true$/ }, 'no hint for a non-string')
   t.throws(() => resolveOptions(null as never), { code: 'FST_CHANNELS_INVALID_OPTION', message: /options: expected an object/ })
   t.throws(() => resolveOptions(42 as never), { code: 'FST_CHANNELS_INVALID_OPTION', message: /options: expected an object/ })
 })
