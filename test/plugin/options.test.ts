@@ -111,6 +111,7 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { message: /got https:\/\/app\.example\.com \(for one origin write origins: \['https:\/\/app\.example\.com'\]\)$/ },
     'a lone origin string gets the hint')
   t.throws(() => resolveOptions({ origins: true as never }), { message: /got true$/ }, 'no hint for a non-string')
+  t.throws(() => resolveOptions({ origins: [42 as never] }), { message: /origins\[0\]: expected a string or a RegExp, got 42$/ })
   t.throws(() => resolveOptions(null as never), { code: 'FST_CHANNELS_INVALID_OPTION', message: /options: expected an object/ })
   t.throws(() => resolveOptions(42 as never), { code: 'FST_CHANNELS_INVALID_OPTION', message: /options: expected an object/ })
 })
