@@ -63,7 +63,7 @@ export const mutationMap = {
   'plugin/register.ts': ['test/plugin/register.test.ts', 'test/plugin/server.test.ts'],
   'plugin/upgrades.ts': ['test/plugin/register.test.ts', 'test/plugin/connection-cap.test.ts', 'test/plugin/origins.test.ts'],
   'plugin/static.ts': ['test/client/static.test.ts'],
-  'plugin/index.ts': ['test/plugin/register.test.ts'],
+  'plugin/index.ts': ['test/plugin/register.test.ts', 'test/plugin/server.test.ts'],
   'plugin/broker/memory.ts': ['test/plugin/server.test.ts', 'test/history/service.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/positive-integer.ts': ['test/plugin/options.test.ts'],
   'plugin/upgrade-leftovers.ts': ['test/plugin/upgrade-leftovers.test.ts'],

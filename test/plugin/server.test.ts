@@ -296,6 +296,8 @@ t.test('registration: decorators, path option, plugin metadata', async (t) => {
   t.equal(app.channels.on('connect', () => {}), app.channels, 'on() chains')
   t.ok(app.hasRoute({ method: 'GET', url: '/live' }))
   t.equal((fastifyChannels as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')], 'fastify-channels')
+  t.match((fastifyChannels as unknown as Record<symbol, unknown>)[Symbol.for('plugin-meta')], { name: 'fastify-channels', fastify: '5.x' },
+    'named, and for Fastify 5')
   await app.close()
 })
 
