@@ -74,7 +74,7 @@ export const mutationMap = {
   'plugin/asyncapi-protocol.ts': ['test/plugin/asyncapi-protocol.test.ts', 'test/plugin/asyncapi.test.ts'],
 
   // history and presence (memory broker; the Redis ones need Redis and are not mapped)
-  'plugin/history/service.ts': ['test/history/service.test.ts', 'test/plugin/rejoin.test.ts', 'test/client/history.test.ts'],
+  'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/plugin/rejoin.test.ts', 'test/client/history.test.ts'],
   'plugin/history/options.ts': ['test/history/service.test.ts'],
   'plugin/history/frame.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
   'plugin/broker/memory-history.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
