@@ -4,7 +4,7 @@
  * is logged and the node carries on with what it knows.
  */
 import t from 'tap'
-import { memoryBroker, type Broker, type BrokerConnection, type BrokerNode, type PresenceBroker } from '../../plugin/index.js'
+import { memoryBroker, type Broker, type BrokerConnection, type BrokerNode, type PresenceBroker, type PresenceChanges } from '../../plugin/index.js'
 import { startApp } from '../helpers/server.js'
 import { Observer, presenceHandlers, startPresenceApp } from './helpers.js'
 
@@ -32,11 +32,11 @@ function outageBroker (): { broker: Broker, nodes: BrokerNode[], outage: { lost:
       const inner = await memory.connect(relayed) as BrokerConnection & PresenceBroker
       return {
         ...inner,
-        async presenceState (channel) {
+        async presenceState (channel: string) {
           if (outage.down) throw new Error('state down')
           return await inner.presenceState(channel)
         },
-        async presenceUpdate (channel, changes) {
+        async presenceUpdate (channel: string, changes: PresenceChanges) {
           if (outage.down) throw new Error('update down')
           await inner.presenceUpdate(channel, changes)
         }
