@@ -83,3 +83,17 @@ t.test('data values and property names are not keywords', async (t) => {
   })
   t.same(components.convert(schema), JSON.parse(JSON.stringify(schema)))
 })
+
+t.test('properties called $defs, definitions, $id or $ref are properties like any other', async (t) => {
+  const components = new SchemaComponents()
+  const schema = Type.Object({
+    $defs: Type.String(),
+    definitions: Type.Object({ $ref: Type.Number() }),
+    properties: Type.Object({ $id: Type.Literal('x') }),
+    nested: Type.Object({ $defs: Type.Array(Type.Date()) })
+  })
+  const expected = JSON.parse(JSON.stringify(schema)) as { properties: { nested: { properties: { $defs: { items: unknown } } } } }
+  expected.properties.nested.properties.$defs.items = { not: {}, 'x-typebox-type': 'Date' }
+  t.same(components.convert(schema), expected)
+  t.same(components.schemas, {})
+})
