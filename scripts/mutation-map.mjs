@@ -70,7 +70,7 @@ export const mutationMap = {
   'plugin/contract.ts': ['test/plugin/contract.test.ts', 'test/plugin/emits.test.ts', 'test/plugin/inject.test.ts'],
   'plugin/emits.ts': ['test/plugin/emits.test.ts', 'test/plugin/asyncapi.test.ts'],
   'plugin/json-schema.ts': ['test/plugin/json-schema.test.ts', 'test/plugin/asyncapi.test.ts'],
-  'plugin/asyncapi.ts': ['test/plugin/asyncapi.test.ts'],
+  'plugin/asyncapi.ts': ['test/plugin/asyncapi-document.test.ts', 'test/plugin/asyncapi.test.ts'],
   'plugin/asyncapi-protocol.ts': ['test/plugin/asyncapi-protocol.test.ts', 'test/plugin/asyncapi.test.ts'],
 
   // history and presence (memory broker; the Redis ones need Redis and are not mapped)
