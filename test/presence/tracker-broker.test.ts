@@ -4,7 +4,7 @@
  * is logged and the node carries on with what it knows.
  */
 import t from 'tap'
-import { memoryBroker, type Broker, type BrokerConnection, type BrokerNode, type PresenceBroker, type PresenceChanges } from '../../plugin/index.js'
+import { memoryBroker, type Broker, type ChannelSocket, type BrokerConnection, type BrokerNode, type PresenceBroker, type PresenceChanges } from '../../plugin/index.js'
 import { startApp } from '../helpers/server.js'
 import { Observer, presenceHandlers, startPresenceApp } from './helpers.js'
 
@@ -99,4 +99,39 @@ t.test('a reload, a state or an update the broker cannot serve is logged; the no
     { msg: /presence state unavailable; showing this node's own tracks/, channel: 'other', err: { message: 'state down' } },
     { msg: /presence update not shared/, channel: 'other', err: { message: 'update down' } }
   ])
+})
+
+t.test('a broker that does not share presence: each node shows its own sockets', async (t) => {
+  const memory = memoryBroker()
+  const plain: Broker = {
+    async connect (node) {
+      const connection: Partial<PresenceBroker> & BrokerConnection = await memory.connect(node)
+      delete connection.presenceState
+      delete connection.presenceUpdate
+      return connection
+    }
+  }
+  const a = await startPresenceApp(t, { broker: plain })
+  const b = await startPresenceApp(t, { broker: plain })
+  const onA = await Observer.join(a.url, 'room')
+  const onB = await Observer.join(b.url, 'room')
+  await onA.track('ann')
+  await onB.track('bob')
+  await onA.until((s) => s.ann !== undefined, 'ann on A')
+  await onB.until((s) => s.bob !== undefined, 'bob on B')
+  t.same(Object.keys(await a.app.channels.presence('room')), ['ann'])
+  t.same(Object.keys(await b.app.channels.presence('room')), ['bob'])
+  t.same(Object.keys(onA.state), ['ann'], 'no track of the other node')
+})
+
+t.test('a track and its untrack within one window send no diff at all', async (t) => {
+  let socket: ChannelSocket | undefined
+  const { url } = await startPresenceApp(t, {}, (app) => {
+    app.channels.on('subscribe', (s) => { socket = s })
+  })
+  const watcher = await Observer.join(url, 'room')
+  await Promise.all([(socket as ChannelSocket).track('room', 'flash'), (socket as ChannelSocket).untrack('room')])
+  await new Promise((resolve) => setTimeout(resolve, 120))
+  await watcher.client.expectNothing((frame) => frame.type === 'presence_diff')
+  t.same(watcher.state, {})
 })
