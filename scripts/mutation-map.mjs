@@ -75,7 +75,7 @@ export const mutationMap = {
 
   // history and presence (memory broker; the Redis ones need Redis and are not mapped)
   'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/plugin/rejoin.test.ts', 'test/client/history.test.ts'],
-  'plugin/history/options.ts': ['test/history/service.test.ts'],
+  'plugin/history/options.ts': ['test/history/options.test.ts', 'test/history/service.test.ts'],
   'plugin/history/frame.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
   'plugin/broker/memory-history.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/client/presence.test.ts'],
