@@ -78,7 +78,7 @@ export const mutationMap = {
   'plugin/history/options.ts': ['test/history/options.test.ts', 'test/history/service.test.ts'],
   'plugin/history/frame.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
   'plugin/broker/memory-history.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
-  'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/client/presence.test.ts'],
+  'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
   'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/broker/memory-presence.ts': ['test/presence/tracker.test.ts', 'test/client/presence.test.ts']
 }

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { memoryBroker, type Broker, type ChannelSocket, type BrokerConnection, type BrokerNode, type PresenceBroker, type PresenceChanges } from '../../plugin/index.js'
-import { startApp } from '../helpers/server.js'
+import { nextId, startApp } from '../helpers/server.js'
 import { Observer, presenceHandlers, startPresenceApp } from './helpers.js'
 
 interface Warning { msg: string, channel?: string, err?: { message: string } }
@@ -134,4 +134,48 @@ t.test('a track and its untrack within one window send no diff at all', async (t
   await new Promise((resolve) => setTimeout(resolve, 120))
   await watcher.client.expectNothing((frame) => frame.type === 'presence_diff')
   t.same(watcher.state, {})
+})
+
+t.test('a node without subscribers of a channel: others\' changes pass it by, presence() still reads every node', async (t) => {
+  const { broker } = outageBroker()
+  const a = await startPresenceApp(t, { broker })
+  const b = await startPresenceApp(t, { broker })
+  const onB = await Observer.join(b.url, 'room')
+  await onB.track('bob')
+  await onB.until((s) => s.bob !== undefined, 'bob on B')
+  await new Promise((resolve) => setTimeout(resolve, 20)) // the relay to A has run
+  t.same(Object.keys(await a.app.channels.presence('room')), ['bob'], 'from the broker, not from a mirror A does not have')
+})
+
+t.test('once its last subscriber left, a node reads the state afresh on the next join', async (t) => {
+  const { broker, outage } = outageBroker()
+  const a = await startPresenceApp(t, { broker })
+  const b = await startPresenceApp(t, { broker })
+  const first = await Observer.join(a.url, 'room')
+  await first.client.request({ type: 'unsubscribe', channel: 'room', id: nextId() })
+  outage.lost = true // a broker relays a channel only to the nodes that subscribe to it
+  const onB = await Observer.join(b.url, 'room')
+  await onB.track('bob')
+  outage.lost = false
+  const next = await Observer.join(a.url, 'room')
+  await next.until((s) => s.bob !== undefined, 'bob, whom A was never told of', 2000)
+})
+
+t.test('without a broker that shares presence, nothing is logged about sharing it', async (t) => {
+  const memory = memoryBroker()
+  const plain: Broker = {
+    async connect (node) {
+      const connection: Partial<PresenceBroker> & BrokerConnection = await memory.connect(node)
+      delete connection.presenceState
+      delete connection.presenceUpdate
+      return connection
+    }
+  }
+  const { warnings, logger } = warningsLogger()
+  const { app, url } = await startApp({ presence: true, rateLimit: false, broker: plain }, presenceHandlers, { logger })
+  t.teardown(() => app.close())
+  const ann = await Observer.join(url, 'room')
+  await ann.track('ann')
+  await ann.until((s) => s.ann !== undefined, 'ann present')
+  t.same(warnings, [])
 })
