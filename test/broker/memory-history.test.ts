@@ -92,3 +92,14 @@ test('once every entry expired, only a since at the top offset is complete', asy
   t.same(history.read('c', { after: 2 }, limits).complete, false, 'offset 3 is gone')
   t.same(history.read('c', { after: 3 }, limits).complete, true)
 })
+
+test('a sweep keeps the entries younger than ttl', async (t) => {
+  let now = 0
+  const history = new MemoryHistory(() => now)
+  history.append('c', frame(1), undefined, limits)
+  now += 500
+  history.append('c', frame(2), undefined, limits)
+  now += 600
+  history.sweep(limits.ttl)
+  t.same(history.read('c', { last: 5 }, limits).entries.map((entry) => entry.offset), [2])
+})
