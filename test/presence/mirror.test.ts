@@ -37,6 +37,7 @@ t.test('changes that arrive while loading wait, in order; a reload becomes one d
   t.equal(mirror.state, 'loading')
   t.equal(mirror.size, 0)
   mirror.load([track('a'), track('b')])
+  t.equal(mirror.state, 'ready')
   t.same(mirror.tracks().map((x) => x.ref).sort(), ['b', 'late'], 'the waiting changes apply on top of the loaded state')
   mirror.takeDiff()
   mirror.load([track('b'), track('c')]) // after an outage
