@@ -3,7 +3,7 @@
  * with a size and a ttl; each wrong value refused with the reason.
  */
 import t from 'tap'
-import { defaultHistorySize, defaultHistoryTtl, resolveHistory } from '../../plugin/history/options.js'
+import { defaultHistorySize, defaultHistoryTtl, historyStateTtl, resolveHistory } from '../../plugin/history/options.js'
 
 t.test('off when absent or false; true: every channel, with the default size and ttl', async (t) => {
   t.equal(resolveHistory(undefined), undefined)
@@ -11,6 +11,7 @@ t.test('off when absent or false; true: every channel, with the default size and
   const all = resolveHistory(true)
   t.match(all, { size: defaultHistorySize, ttl: defaultHistoryTtl })
   t.same([defaultHistorySize, defaultHistoryTtl], [100, 300_000])
+  t.equal(historyStateTtl, 24 * 60 * 60 * 1000, 'an epoch and a top offset outlive the entries by 24 hours (SPEC)')
   t.ok(all?.covers('anything'))
   t.ok(Object.isFrozen(all))
   t.match(resolveHistory({ size: 5, ttl: 1000 }), { size: 5, ttl: 1000 })
