@@ -20,6 +20,7 @@ import { ChannelHistory } from './history/service.js'
 import type { ChannelStep, Member, MembershipServer } from './membership.js'
 import type { ResolvedOptions } from './options.js'
 import { PresenceTracker } from './presence/tracker.js'
+import { PublishFailureLog } from './publish-failures.js'
 import type { BroadcastOptions, SendOptions } from './types.js'
 
 /** How long `fastify.close()` waits for peers to answer the 1001 close before cutting them off. */
@@ -54,12 +55,15 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   /** history channels' publishing, delivery and joins; undefined when no channel has history */
   readonly history: ChannelHistory | undefined
   readonly presence: PresenceTracker
+  /** one warn line per run of failed publishes, not one per publish */
+  private readonly publishFailures: PublishFailureLog
 
   constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
     this.history = options.history === undefined
       ? undefined
       : new ChannelHistory(options.history, () => this.broker, (channel) => this.channels.get(channel), log)
     this.presence = new PresenceTracker(options.presence, log)
+    this.publishFailures = new PublishFailureLog(log)
     if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
   }
 
@@ -159,8 +163,10 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     try {
       await this.broker.publish(publication)
     } catch (err) {
-      this.log.warn({ err, kind: publication.kind }, 'channels: broker publish failed; delivered locally only')
+      this.publishFailures.failed(err, publication)
+      return
     }
+    this.publishFailures.succeeded()
   }
 
   async broadcast (data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
@@ -243,6 +249,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
 
   async closeBroker (): Promise<void> {
     this.presence.close()
+    this.publishFailures.close()
     const broker = this.broker
     this.broker = undefined
     if (broker === undefined) return

@@ -40,6 +40,7 @@ export const mutationMap = {
   'plugin/handlers.ts': ['test/plugin/handlers.test.ts', 'test/plugin/dispatch.test.ts', 'test/plugin/connection.test.ts'],
   'plugin/inbox.ts': ['test/plugin/inbox.test.ts', 'test/hardening/inbox.test.ts', 'test/plugin/connection.test.ts'],
   'plugin/server.ts': ['test/plugin/server.test.ts', 'test/plugin/register.test.ts'],
+  'plugin/publish-failures.ts': ['test/plugin/publish-failures.test.ts', 'test/plugin/server.test.ts'],
   'plugin/rate-limit.ts': ['test/hardening/rate-limit.test.ts'],
   'plugin/options.ts': ['test/plugin/options.test.ts', 'test/plugin/register.test.ts'],
   'plugin/validate.ts': ['test/plugin/handlers.test.ts', 'test/hardening/hostile-frames.test.ts'],

@@ -18,11 +18,11 @@
 // This file is also the entry of its server children (`node bench/cases/crossnode.js server`):
 // bench/servers/ starts variant (a) without a broker, so the case brings its own small server.
 import { existsSync } from 'node:fs'
-import { createConnection } from 'node:net'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { spawnChild, serve } from '../lib/rpc.js'
+import { serve } from '../lib/rpc.js'
 import { now } from '../lib/clock.js'
 import { makePayload } from '../lib/payload.js'
+import { burstRound, openChildren, ratio, redisCaseReady } from '../lib/redis-case.js'
 import { medianOfRounds } from '../lib/stats.js'
 import { channelsEntry } from '../lib/variants.js'
 
@@ -33,23 +33,6 @@ const event = 'tick'
 
 /** @param {number} ms */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/**
- * Whether a Redis answers PING at `url` within a second (no client library needed).
- * @param {string} url
- * @returns {Promise<boolean>}
- */
-function redisAnswers (url) {
-  const { hostname, port } = new URL(url)
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: hostname || '127.0.0.1', port: Number(port || 6379) })
-    const done = (/** @type {boolean} */ ok) => { socket.destroy(); resolve(ok) }
-    socket.setTimeout(1000, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.once('data', (chunk) => done(chunk.toString().startsWith('+PONG')))
-  })
-}
 
 // ---- the server child ------------------------------------------------------------------
 
@@ -132,27 +115,20 @@ const labels = { oneNode: 'one node', twoNodes: 'two nodes via Redis', twoNodesB
  */
 async function openSetup (key, redis, n) {
   const label = labels[key]
-  /** @type {import('../lib/rpc.js').Child[]} */
-  const started = []
-  try {
+  return await openChildren(async (spawn) => {
     const spawnServer = async (/** @type {string} */ name) => {
-      const child = await spawnChild(self, { name: `crossnode ${name}`, args: ['server'], cpu: 0 })
-      started.push(child)
+      const child = await spawn(self, { name: `crossnode ${name}`, args: ['server'], cpu: 0 })
       return { child, address: await child.call('start', redis ?? {}, 20000) }
     }
     const publisher = await spawnServer(redis ? 'node 1' : 'single node')
     const receiver = redis ? await spawnServer('node 2') : publisher
-    const client = await spawnChild(clientScript, { name: `crossnode load client (${label})`, cpu: 1, nodeFlags: ['--max-old-space-size=4096'] })
-    started.push(client)
+    const client = await spawn(clientScript, { name: `crossnode load client (${label})`, cpu: 1, nodeFlags: ['--max-old-space-size=4096'] })
     const url = `ws://127.0.0.1:${receiver.address.port}${receiver.address.path}`
     await client.call('connect', { kind: 'frames', url, n, channel, concurrency: 100, timeoutMs: 20000 }, 60000 + n * 20)
     const seen = await receiver.child.call('connections')
     if (seen !== n) throw new Error(`${label}: the receiving node sees ${seen} connections, expected ${n}`)
     return { key, label, publisher: publisher.child, receiver: receiver.child, client }
-  } catch (err) {
-    await Promise.all(started.map((child) => child.kill()))
-    throw err
-  }
+  })
 }
 
 /** @param {Setup} s */
@@ -164,22 +140,10 @@ async function closeSetup (s) {
  * @param {Setup} s
  * @param {{ n: number, messages: number, size: number }} cfg
  */
-async function burstRound (s, { n, messages, size }) {
-  await s.client.call('arm', { mode: 'count', perSocket: messages })
-  await Promise.all([s.publisher.call('markCpu'), s.receiver.call('markCpu')])
-  const sent = await s.publisher.call('burst', { count: messages, size }, 60000)
-  const got = await s.client.call('wait', { timeoutMs: 60000 }, 65000)
-  if (!got.complete) throw new Error(`${s.label} burst: ${got.delivered}/${got.expected} deliveries`)
-  if (got.badLast || got.extra) throw new Error(`${s.label} burst: ${got.badLast} sockets got a wrong last message, ${got.extra} extra deliveries`)
-  const ms = got.tLast - sent.t0
-  const cpuPublisher = (await s.publisher.call('cpu')).cpuMs
-  const cpuReceiver = s.receiver === s.publisher ? 0 : (await s.receiver.call('cpu')).cpuMs
-  return {
-    deliveriesPerSec: (n * messages) / (ms / 1000),
-    ms,
-    // CPU of every server process in the round, per delivery (node 1 + node 2 for two nodes)
-    serverCpuUsPerDelivery: ((cpuPublisher + cpuReceiver) * 1000) / (n * messages)
-  }
+async function crossnodeBurst (s, cfg) {
+  // CPU of node 1 + node 2 for two nodes; one publisher, so every socket's last message is the last sent
+  const servers = s.receiver === s.publisher ? [s.publisher] : [s.publisher, s.receiver]
+  return await burstRound({ ...s, servers, inOrder: true, timeoutMs: 60000 }, cfg)
 }
 
 /**
@@ -194,9 +158,6 @@ async function pacedRound (s, { rate, seconds, size }) {
   if (!got.complete || !got.latency) throw new Error(`${s.label} paced: ${got.delivered}/${got.expected} deliveries`)
   return { p50Ms: got.latency.p50, p90Ms: got.latency.p90, p99Ms: got.latency.p99, maxMs: got.latency.max }
 }
-
-/** @param {number | undefined} x @param {number | undefined} y */
-const ratio = (x, y) => (typeof x === 'number' && typeof y === 'number' && y !== 0 ? x / y : null)
 
 /**
  * @param {import('../run.js').Ctx} ctx
@@ -215,18 +176,9 @@ export async function crossnode (ctx) {
     rate: own.rate ?? paced.rate,
     seconds: own.seconds ?? paced.seconds
   }
-  const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
-  const entry = fileURLToPath(channelsEntry())
-  if (!existsSync(entry)) {
-    const skipped = `${entry} does not exist: build the plugin first (npm run build)`
-    ctx.log(`  SKIPPED — ${skipped}`)
-    return { skipped }
-  }
-  if (!await redisAnswers(redisUrl)) {
-    const skipped = `Redis is not reachable at ${redisUrl} (set BENCH_REDIS_URL)`
-    ctx.log(`  SKIPPED — ${skipped}`)
-    return { skipped }
-  }
+  const ready = await redisCaseReady(ctx)
+  if ('skipped' in ready) return { skipped: ready.skipped }
+  const { redisUrl } = ready
 
   const prefix = `bench-crossnode-${process.pid}-${Date.now()}`
   const baseline = process.env.BENCH_CROSSNODE_BASELINE
@@ -248,7 +200,7 @@ export async function crossnode (ctx) {
       // interleaved, the first setup rotating, so a disturbance spreads over all of them
       const shift = r % setups.length
       for (const s of [...setups.slice(shift), ...setups.slice(0, shift)]) {
-        const row = await burstRound(s, cfg)
+        const row = await crossnodeBurst(s, cfg)
         const tag = r < cfg.warmup ? 'warm-up' : `round ${r - cfg.warmup + 1}`
         ctx.log(`  ${s.label} burst ${tag}: ${Math.round(row.deliveriesPerSec).toLocaleString('en-US')} deliveries/s (${row.ms.toFixed(1)} ms; ${row.serverCpuUsPerDelivery.toFixed(2)} server CPU us/delivery)`)
         if (r < cfg.warmup) continue

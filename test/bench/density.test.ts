@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { within } from '../helpers/deadline.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const built = join(root, 'dist', 'plugin', 'index.js')
@@ -28,7 +29,9 @@ t.test('node bench/run.js --quick --cases density runs and reports every figure'
   let output = ''
   child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  // Inside tap's 300 s file timeout, past the run's own --max-minutes 4.
+  const code = await within(new Promise<number | null>((resolve) => child.once('exit', resolve)), 270_000, 'the quick density run exits')
   t.equal(code, 0, `the run succeeds:\n${output}`)
   const results = JSON.parse(readFileSync(out, 'utf8')) as { cases: { density: Record<string, { error?: string, median?: Record<string, number> }> } }
   for (const key of ['a', 'b']) {

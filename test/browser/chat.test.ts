@@ -12,7 +12,7 @@ import type { ChannelSocket } from '../../plugin/types.js'
 import { buildChatApp } from '../../example-chat/server.js'
 import { ensureClientBundle } from '../client/helpers.js'
 import { until } from '../helpers/server.js'
-import { launchChromium, screenshotPath, skipWithoutChromium, enterChat } from './helpers.js'
+import { launchChromium, screenshotPath, skipWithoutChromium, enterChat, pageReaches } from './helpers.js'
 
 const skip = skipWithoutChromium()
 
@@ -51,7 +51,7 @@ t.test('the example chat in Chromium', { skip }, async (t) => {
 
   await t.test('two people talk in a room', async (t) => {
     await ada.page.waitForSelector('.notice:has-text("grace joined")')
-    await ada.page.waitForFunction(() => document.querySelectorAll('#members li').length === 2)
+    await pageReaches(ada.page, () => document.querySelectorAll('#members li').length === 2, 'ada\'s member list shows two')
     t.same(await texts(ada.page, '#members .member-nick'), ['ada (you)', 'grace'])
 
     await say(ada.page, 'Hello Grace! Did you see the new channels plugin?')
@@ -168,9 +168,9 @@ t.test('the example chat in Chromium', { skip }, async (t) => {
     ;(before as ChannelSocket).close(4000, 'kicked by the test')
 
     await until(() => [...chat.sockets].some((socket) => socket !== before && socket.context.nick === 'grace' &&
-      socket.channels.has('lobby') && socket.channels.has('private-lounge')), 10_000)
+      socket.channels.has('lobby') && socket.channels.has('private-lounge')), 10_000, 'grace reconnects and rejoins lobby and private-lounge')
     t.pass('a new connection holds lobby and private-lounge again (the password was sent before the resubscribe)')
-    await page.waitForFunction(() => (window as unknown as { statuses: string[] }).statuses.includes('open'))
+    await pageReaches(page, () => (window as unknown as { statuses: string[] }).statuses.includes('open'), 'grace\'s page shows open again')
     t.same(await page.evaluate(() => (window as unknown as { statuses: string[] }).statuses), ['reconnecting', 'open'])
 
     await page.click('[data-room="lobby"]')

@@ -11,7 +11,7 @@ import { ChannelError } from '../../plugin/index.js'
 import type { ChannelSocket } from '../../plugin/types.js'
 import { ensureClientBundle } from '../client/helpers.js'
 import { startApp, until } from '../helpers/server.js'
-import { launchChromium, pageErrors, skipWithoutChromium } from './helpers.js'
+import { launchChromium, pageErrors, pageReaches, skipWithoutChromium } from './helpers.js'
 
 const skip = skipWithoutChromium()
 
@@ -69,10 +69,10 @@ for (const csp of [false, true]) {
     const tab = await browser.newPage()
     const errors = pageErrors(tab)
     await tab.goto(base)
-    await tab.waitForFunction(() => {
+    await pageReaches(tab, () => {
       const results = (window as unknown as { results?: { ready?: boolean, failed?: string } }).results
       return results?.ready === true || results?.failed !== undefined
-    })
+    }, 'the page\'s script runs to its end')
     const results = await tab.evaluate(() => (window as unknown as { results: Record<string, unknown> }).results)
     t.equal(results.failed, undefined)
     t.equal(results.evalAllowed, !csp, csp ? 'the CSP forbids eval: the codec checks frames without compiling' : 'eval allowed')
@@ -89,9 +89,10 @@ for (const csp of [false, true]) {
 
     // The server drops the connection: the page reconnects and resubscribes by itself.
     sockets[0].close(4000, 'test')
-    await until(() => sockets.length === 2 && sockets[1].channels.has('room-1'), 10_000)
+    await until(() => sockets.length === 2 && sockets[1].channels.has('room-1'), 10_000, 'the page reconnects and resubscribes room-1')
     await app.broadcastChannel('room-1', { n: 1 }, { event: 'news' })
-    await tab.waitForFunction(() => (window as unknown as { results: { steps: unknown[][] } }).results.steps.some((step) => step[0] === 'news'))
+    await pageReaches(tab, () => (window as unknown as { results: { steps: unknown[][] } }).results.steps.some((step) => step[0] === 'news'),
+      'the news broadcast after the reconnect reaches the page')
     const after = await tab.evaluate(() => (window as unknown as { results: { steps: unknown[], statuses: string[] } }).results)
     t.same(after.statuses, ['open', 'reconnecting', 'open'])
     t.same(after.steps.at(-1), ['news', { n: 1 }, 'room-1'])

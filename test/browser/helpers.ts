@@ -37,6 +37,18 @@ export async function launchChromium (): Promise<Browser> {
   })
 }
 
+/**
+ * Resolves once `condition` (run in the page) is truthy; fails after `timeoutMs` with
+ * `expectation`, which Playwright's own timeout error does not name.
+ */
+export async function pageReaches (page: Page, condition: () => unknown, expectation: string, timeoutMs = 10_000): Promise<void> {
+  try {
+    await page.waitForFunction(condition, undefined, { timeout: timeoutMs })
+  } catch (err) {
+    throw new Error(`${expectation}: not within ${timeoutMs} ms (${(err as Error).message.split('\n')[0]})`)
+  }
+}
+
 /** Collects the page's uncaught errors and console errors, to assert there were none. */
 export function pageErrors (page: Page): string[] {
   const errors: string[] = []
@@ -53,6 +65,8 @@ export function screenshotPath (name: string): string {
 /** Opens the chat at `base` in a fresh browser context (its own storage), enters as `nick`, waits for the lobby. */
 export async function enterChat (browser: Browser, base: string, nick: string): Promise<{ page: Page, errors: string[] }> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
+  // Shorter than Playwright's 30 s: a missing element fails soon, naming its selector.
+  context.setDefaultTimeout(10_000)
   const page = await context.newPage()
   const errors = pageErrors(page)
   await page.goto(base)

@@ -12,7 +12,7 @@ import type { Browser } from 'playwright-core'
 import { buildChatApp } from '../../example-chat/server.js'
 import type { ChannelsOptions } from '../../plugin/index.js'
 import { ensureClientBundle } from '../client/helpers.js'
-import { launchChromium, pageErrors, skipWithoutChromium } from './helpers.js'
+import { enterChat, launchChromium, pageReaches, skipWithoutChromium } from './helpers.js'
 
 const skip = skipWithoutChromium()
 
@@ -67,10 +67,10 @@ async function visitOtherSite (browser: Browser, chatBase: string, siteBase: str
   await context.addCookies([{ name: 'session', value: 'alice-secret', url: chatBase }])
   const page = await context.newPage()
   await page.goto(siteBase)
-  await page.waitForFunction(() => {
+  await pageReaches(page, () => {
     const outcome = (window as unknown as { outcome: Outcome }).outcome
     return outcome.closed !== undefined || outcome.frames.some((frame) => frame.type === 'welcome')
-  }, undefined, { timeout: 10000 })
+  }, 'the other site\'s socket is either closed or welcomed')
   const outcome = await page.evaluate(() => (window as unknown as { outcome: Outcome }).outcome)
   await context.close()
   return outcome
@@ -99,15 +99,8 @@ t.test('in Chromium, a page of another site cannot open the chat\'s socket; the 
     t.equal(chat.app.channels.stats().sockets, 0, 'no socket on the chat')
 
     // The chat's own page, in its real UI, connects and joins the lobby.
-    const context = await browser.newContext()
-    t.teardown(() => context.close())
-    const page = await context.newPage()
-    const errors = pageErrors(page)
-    await page.goto(chat.base)
-    await page.fill('#nick-input', 'ada')
-    await page.click('#nick-form button[type=submit]')
-    await page.waitForSelector('#status[data-status="open"]')
-    await page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
+    const { page, errors } = await enterChat(browser, chat.base, 'ada')
+    t.teardown(() => page.context().close())
     t.equal(chat.app.channels.stats().sockets, 1, 'the chat\'s own page holds a socket')
     t.equal(chat.upgrades.at(-1)?.origin, chat.base, 'sent from the chat\'s own origin')
     t.same(errors, [])

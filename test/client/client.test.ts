@@ -68,7 +68,7 @@ t.test('subscribe, listen, send, request, unsubscribe', async (t) => {
   const seen: unknown[] = []
   const off = bob.on('chat', (data, meta) => seen.push([data, meta]))
   await alice.request('chat', { text: 'one' }, { channel: 'room-1' })
-  await until(() => seen.length === 1)
+  await until(() => seen.length === 1, 3000, 'the second listener gets the chat')
   t.same(seen[0], [{ text: 'one', from: alice.sessionId }, { event: 'chat', channel: 'room-1' }])
   off()
   await bob.unsubscribe('room-1')
@@ -106,7 +106,7 @@ t.test('errors without an id (after send) reach onError', async (t) => {
   await client.subscribe('room-1')
   client.send('chat', { text: 'x'.repeat(21) }, { channel: 'room-1' })
   client.send('nobody-listens', 1)
-  await until(() => errors.length === 2)
+  await until(() => errors.length === 2, 3000, 'both refusals of sent frames reach onError')
   t.match(errors, [{ code: 'VALIDATION_FAILED', errors: [{ path: '/text' }] }, { code: 'NO_HANDLER' }])
 })
 
@@ -116,7 +116,7 @@ t.test('server-side subscriptions are tracked', async (t) => {
   await client.request('join-me', 'room-9')
   t.same(client.channels, ['room-9'])
   await sockets[0].unsubscribe('room-9')
-  await until(() => client.channels.length === 0)
+  await until(() => client.channels.length === 0, 3000, 'the client tracks the server-side unsubscribe')
   t.pass('a server-side unsubscribe is tracked too')
 })
 
@@ -131,6 +131,6 @@ t.test('after close(): no reconnect, requests reject CLOSED, send returns false'
   await client.unsubscribe('room-1')
   t.same(client.channels, [])
   t.equal(sockets.length, 1)
-  await until(() => sockets[0].channels.size === 0)
+  await until(() => sockets[0].channels.size === 0, 3000, 'the closed client\'s socket leaves its channel')
   t.equal(client.status, 'closed')
 })

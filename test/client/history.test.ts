@@ -8,6 +8,7 @@ import t from 'tap'
 import { WebSocketServer } from 'ws'
 import type { FastifyInstance } from 'fastify'
 import type { ChannelsClient, SubscribedInfo } from '../../client/index.js'
+import { within } from '../helpers/deadline.js'
 import { startApp } from '../helpers/server.js'
 import { TcpProxy } from '../history/helpers.js'
 import { clientFor, statusOf } from './helpers.js'
@@ -156,7 +157,7 @@ t.test('an idle but healthy path: pings are answered and the connection stays', 
 t.test('a welcome that does not come within the connect timeout is a failed try', async (t) => {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
   t.teardown(() => new Promise((resolve) => wss.close(resolve)))
-  await new Promise((resolve) => wss.once('listening', resolve))
+  await within(new Promise((resolve) => wss.once('listening', resolve)), 3000, 'the silent server listens')
   const tries = { count: 0 }
   wss.on('connection', () => { tries.count++ }) // accepts, never says welcome
   const { port } = wss.address() as { port: number }

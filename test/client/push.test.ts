@@ -19,7 +19,7 @@ t.test('a request with no answer in time rejects TIMEOUT; its late ack is ignore
   const started = Date.now()
   await t.rejects(client.request('slow', null, { timeout: 50 }), { name: 'ChannelsClientError', code: 'TIMEOUT' })
   t.ok(Date.now() - started < 2000, 'the per-request timeout wins over the client default')
-  await until(() => releases.length === 1)
+  await until(() => releases.length === 1, 3000, 'the slow handler is running')
   releases[0]() // the late ack arrives now: nobody waits for it
   t.equal(await client.request('fast', null), 'quick', 'later requests get their own answers')
   t.equal(handled, 1)

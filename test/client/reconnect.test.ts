@@ -70,7 +70,7 @@ for (const [how, cut] of [
     t.same(statuses, ['reconnecting', 'open'])
     t.not(client.sessionId, first)
     t.equal(client.sessionId, s.sockets[1].id)
-    await until(() => s.sockets[1].channels.size === 2)
+    await until(() => s.sockets[1].channels.size === 2, 3000, 'the new session rejoins both channels')
     t.same([...s.sockets[1].channels], ['room-a', 'room-b'], 'resubscribed in subscription order')
     t.same(client.channels, ['room-a', 'room-b'])
 
@@ -97,7 +97,7 @@ t.test('sends made offline are queued and sent after the resubscribe, in order',
   await statusOf(client, 'reconnecting')
   await statusOf(client, 'open')
   t.same(await Promise.all(replies), [2], 'the queued request is answered by the new session')
-  await until(() => s.log.length === 5)
+  await until(() => s.log.length === 5, 3000, 'the queued frames reach the new session')
   t.same(s.log, ['0:subscribe room-a', '1:subscribe room-a', '1:note 1 @room-a', '1:note 2 @room-a', '1:note 3'])
   t.equal(client.queued, 0)
 })
@@ -114,7 +114,7 @@ t.test('the offline queue is bounded: past maxQueue, send returns false and requ
   await t.rejects(client.request('note', 'd'), { code: 'QUEUE_FULL' })
   await statusOf(client, 'open')
   t.equal(await queuedRequest, 'b')
-  await until(() => s.log.length === 2)
+  await until(() => s.log.length === 2, 3000, 'the queued send and request reach the new session')
   t.same(s.log, ['1:note a', '1:note b'], 'what fit was sent, in order; the rest never')
 })
 
@@ -123,7 +123,7 @@ t.test('a request on the wire when the connection drops rejects DISCONNECTED; a 
   const client = clientFor(t, s.url)
   await statusOf(client, 'open')
   const held = client.request('hold', null)
-  await until(() => s.log.includes('0:hold'))
+  await until(() => s.log.includes('0:hold'), 3000, 'the held request reaches the server')
   s.sockets[0].close(4000)
   const error = await held.catch((err: ChannelsClientError) => err)
   t.match(error, { name: 'ChannelsClientError', code: 'DISCONNECTED' })
@@ -179,7 +179,7 @@ t.test('frames sent from an "open" status listener precede the resubscribe (re-a
   s.sockets[0].close(4000)
   await statusOf(client, 'reconnecting')
   await statusOf(client, 'open')
-  await until(() => s.sockets[1].channels.has('members-only'))
+  await until(() => s.sockets[1].channels.has('members-only'), 3000, 'the new session, logged in first, rejoins members-only')
   t.pass('the rejoin passed the subscribe handler that needs the login')
 })
 
@@ -193,7 +193,7 @@ t.test('a refused rejoin drops the channel and reaches onError', async (t) => {
   await client.subscribe('room-a')
   s.sockets[0].close(4000) // the new session has not logged in
   await statusOf(client, 'reconnecting')
-  await until(() => errors.length === 1)
+  await until(() => errors.length === 1, 3000, 'the refused rejoin reaches onError')
   t.match(errors[0], { code: 'FORBIDDEN', channel: 'members-only' })
   t.same(client.channels, ['room-a'])
 })
@@ -232,7 +232,7 @@ t.test('keeps trying while the server is down, then connects', async (t) => {
   await probe.close()
   const tries: number[] = []
   const client = clientFor(t, `ws://127.0.0.1:${freePort}/ws`, { backoff: (n) => { tries.push(n); return 10 } })
-  await until(() => tries.length >= 3)
+  await until(() => tries.length >= 3, 3000, 'the client keeps trying while nothing listens')
   t.equal(client.status, 'reconnecting')
   const late = Fastify()
   await late.register(fastifyChannels, { client: false })
@@ -265,9 +265,9 @@ t.test('a rejoin of more channels than the rate limit allows is not throttled', 
   const client = clientFor(t, url)
   const errors: ChannelsClientError[] = []
   client.onError((error) => errors.push(error))
-  await until(() => client.channels.length === 5)
+  await until(() => client.channels.length === 5, 3000, 'the client tracks the five server-side subscriptions')
   sockets[0].close(4000)
-  await until(() => sockets.length === 2 && sockets[1].channels.size === 5, 5000)
+  await until(() => sockets.length === 2 && sockets[1].channels.size === 5, 5000, 'the new session rejoins all five channels')
   t.same(errors, [], 'no RATE_LIMITED: the first maxChannels subscribe frames do not count')
 })
 
@@ -285,7 +285,7 @@ t.test('a rejoin the server dropped (rate limit) is sent again after the timeout
   const client = clientFor(t, url, { timeout: 400 })
   const errors: ChannelsClientError[] = []
   client.onError((error) => errors.push(error))
-  await until(() => client.channels.length === 3)
+  await until(() => client.channels.length === 3, 3000, 'the client tracks the three server-side subscriptions')
   // Three frames that mention "subscribe" go out before the rejoin (status listeners run
   // first) and use up the rejoin exemption (maxChannels = 3), so the rejoin counts again.
   const off = client.onStatus((status) => {
@@ -294,7 +294,7 @@ t.test('a rejoin the server dropped (rate limit) is sent again after the timeout
     for (let i = 0; i < 3; i++) client.send('note', 'subscribe')
   })
   sockets[0].close(4000)
-  await until(() => sockets.length === 2 && sockets[1].channels.size === 3, 5000)
+  await until(() => sockets.length === 2 && sockets[1].channels.size === 3, 5000, 'the dropped rejoin is sent again and all three are joined')
   t.same([...sockets[1].channels].sort(), ['a', 'b', 'c'])
   t.match(errors, [{ code: 'RATE_LIMITED' }], 'the dropped frame was reported')
   t.same(client.channels, ['a', 'b', 'c'])

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { resolveUrl } from '../../client/socket.js'
 import { connect } from '../../client/index.js'
+import { within } from '../helpers/deadline.js'
 
 t.test('absolute URLs: ws(s) kept, http(s) turned into ws(s), params added', async (t) => {
   t.equal(resolveUrl('ws://127.0.0.1:3000/ws'), 'ws://127.0.0.1:3000/ws')
@@ -56,7 +57,7 @@ t.test('a WebSocket constructor that throws: at connect() it throws; on a reconn
     WebSocket: Flaky,
     backoff: (n) => { tries.push(n); if (n === 3) done(); return 1 }
   })
-  await reached
+  await within(reached, 3000, 'the client keeps retrying past a constructor that throws')
   client.close()
   t.same(tries, [1, 2, 3], 'the throwing construction was a try like the others')
   t.equal(client.status, 'closed')

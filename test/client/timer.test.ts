@@ -1,5 +1,6 @@
 import t from 'tap'
 import { exponentialBackoff, Timer } from '../../client/timer.js'
+import { within } from '../helpers/deadline.js'
 
 t.test('exponential backoff: the ceiling doubles up to max, the wait is drawn from its upper half', async (t) => {
   const low = exponentialBackoff({ random: () => 0 })
@@ -22,7 +23,7 @@ t.test('Timer counts tries until reset, and schedules with the backoff of the tr
   for (let i = 1; i <= 3; i++) {
     const done = new Promise<void>((resolve) => { wake = resolve })
     timer.schedule()
-    await done
+    await within(done, 3000, `scheduled try ${i} fires`)
   }
   t.same(asked, [1, 2, 3], 'the backoff is asked for try 1, 2, 3: the count is seen through it')
   t.equal(fired, 3)
@@ -30,7 +31,7 @@ t.test('Timer counts tries until reset, and schedules with the backoff of the tr
   timer.schedule()
   timer.cancel()
   timer.schedule() // replaces, does not stack
-  await new Promise<void>((resolve) => { wake = resolve })
+  await within(new Promise<void>((resolve) => { wake = resolve }), 3000, 'the replacing schedule fires')
   t.equal(fired, 4, 'a cancelled or replaced schedule never fires')
   t.same(asked, [1, 2, 3, 1, 2], 'reset starts the count again at 1')
 })

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
+import { within } from '../helpers/deadline.js'
 import { deleteKeys, redisUrl, uniquePrefix, withRedis } from '../redis/helpers.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -124,7 +125,7 @@ t.test('two workers on one Redis: a chat line crosses from one worker to the oth
     t.match(await sender.next((f) => f.type === 'ack' && f.id === 200, 'the sender\'s ack'), { type: 'ack' })
 
     child.kill('SIGTERM')
-    t.equal(await exited, 0, 'the primary exits cleanly once both workers closed')
+    t.equal(await within(exited, 15_000, 'the primary exits on SIGTERM'), 0, 'the primary exits cleanly once both workers closed')
   })
 })
 
@@ -136,7 +137,7 @@ t.test('more than one worker without REDIS_URL is refused with a clear message',
   const child = spawn(process.execPath, [built], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  const code = await within(new Promise<number | null>((resolve) => child.once('exit', resolve)), 30_000, 'the cluster without REDIS_URL exits')
   t.equal(code, 1)
   t.match(stderr, /WORKERS=2 needs REDIS_URL/)
 })

@@ -9,6 +9,7 @@ import { buildChatApp } from '../../example-chat/server.js'
 import type { ChatEvents } from '../../example-chat/events.js'
 import type { ChannelsClient } from '../../client/index.js'
 import { clientFor, ensureClientBundle, nextEvent, statusOf } from '../client/helpers.js'
+import { within } from '../helpers/deadline.js'
 
 type ChatClient = ChannelsClient<ChatEvents>
 
@@ -113,16 +114,16 @@ t.test('two tabs of one nick are one member with two devices', async (t) => {
   const tab2 = await person(t, ws, 'grace')
   for (const client of [ada, tab1, tab2]) await client.subscribe('lobby')
   await members(ada, 'lobby', ['ada', 'grace'])
-  await new Promise<void>((resolve) => {
+  await within(new Promise<void>((resolve) => {
     const check = (): boolean => ada.presence('lobby').grace?.length === 2
     if (check()) resolve()
     const off = ada.onPresence('lobby', () => { if (check()) { off(); resolve() } })
-  })
+  }), 5000, 'grace is one member with both tabs')
   t.equal(ada.presence('lobby').grace.length, 2, 'one key, one entry per tab')
   tab1.close()
-  await new Promise<void>((resolve) => {
+  await within(new Promise<void>((resolve) => {
     const off = ada.onPresence('lobby', (state) => { if (state.grace?.length === 1) { off(); resolve() } })
-  })
+  }), 5000, 'closing one tab leaves grace with one')
   t.same(Object.keys(ada.presence('lobby')).sort(), ['ada', 'grace'], 'closing one tab keeps the member')
 })
 

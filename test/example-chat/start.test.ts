@@ -8,18 +8,19 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
+import { within } from '../helpers/deadline.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const built = fileURLToPath(new URL('../../dist/example-chat/server.js', import.meta.url))
 
 /** 'open' when a page of `origin` may open the chat's socket, else the refusing HTTP status. */
-function upgradeFrom (url: string, origin: string): Promise<'open' | number> {
-  return new Promise((resolve, reject) => {
+async function upgradeFrom (url: string, origin: string): Promise<'open' | number> {
+  return await within(new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { origin })
     ws.once('open', () => { ws.close(); resolve('open') })
     ws.once('unexpected-response', (_request, response) => { ws.terminate(); resolve(response.statusCode ?? -1) })
     ws.once('error', reject)
-  })
+  }), 5000, `the chat answers an upgrade from ${origin}`)
 }
 
 t.test('the built chat listens on HOST:PORT, serves its page and admits the pages of CHAT_ORIGINS', {
@@ -33,7 +34,7 @@ t.test('the built chat listens on HOST:PORT, serves its page and admits the page
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
 
-  const address = await new Promise<string>((resolve, reject) => {
+  const address = await within(new Promise<string>((resolve, reject) => {
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString()
@@ -42,7 +43,7 @@ t.test('the built chat listens on HOST:PORT, serves its page and admits the page
       if (match !== null) resolve(match[1])
     })
     child.once('exit', (code) => reject(new Error(`exited with ${String(code)} before listening:\n${output}`)))
-  })
+  }), 30_000, 'the built chat says where it listens')
   const page = await fetch(address)
   t.equal(page.status, 200)
   t.match(await page.text(), /<title>Channels chat<\/title>/)
@@ -53,5 +54,5 @@ t.test('the built chat listens on HOST:PORT, serves its page and admits the page
   t.equal(await upgradeFrom(socketUrl, 'http://localhost:8080'), 'open', 'the second one')
   t.equal(await upgradeFrom(socketUrl, 'http://localhost:5174'), 403, 'any other page')
   child.kill('SIGTERM')
-  t.equal(await exited, 0, 'a clean exit on SIGTERM')
+  t.equal(await within(exited, 10_000, 'the chat exits on SIGTERM'), 0, 'a clean exit on SIGTERM')
 })

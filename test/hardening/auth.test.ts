@@ -3,11 +3,12 @@
  * channel the socket does not hold, unguessable session ids, and no internal error text on the wire.
  */
 import t, { type Test } from 'tap'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { once } from 'node:events'
 import net, { type AddressInfo } from 'node:net'
 import fastifyChannels, { ChannelError } from '../../plugin/index.js'
-import { startApp, TestClient, until } from '../helpers/server.js'
+import { within } from '../helpers/deadline.js'
+import { openConnections, startApp, TestClient, until } from '../helpers/server.js'
 import { RawClient } from './raw-client.js'
 
 const secret = 'db password hunter2'
@@ -26,10 +27,6 @@ async function authorize (request: FastifyRequest, reply: FastifyReply): Promise
     return
   }
   ;(request as FastifyRequest & { user?: string }).user = 'alice'
-}
-
-function openConnections (app: FastifyInstance): Promise<number> {
-  return new Promise((resolve, reject) => app.server.getConnections((err, count) => err === null ? resolve(count) : reject(err)))
 }
 
 /** The upgrade was refused with `status` (TestClient.open rejects with the HTTP status). */
@@ -63,7 +60,7 @@ for (const order of ['hook before the plugin', 'hook after the plugin'] as const
     await refused(t, TestClient.open(`${url}?token=bad`), 401, 'bad query')
     await refused(t, TestClient.open(`${url}?token=good-token`, { origin: 'https://evil.example' }), 403, 'a foreign page')
     await t.rejects(RawClient.connect(port), /401/, 'a raw handshake is refused too')
-    await until(() => app.websocketServer.clients.size === 0)
+    await until(() => app.websocketServer.clients.size === 0, 3000, 'ws holds no socket for a refused upgrade')
     t.equal(app.channels.stats().sockets, 0, 'no channel socket for a refused upgrade')
 
     const byHeader = await TestClient.connect(url, { headers: { authorization: 'Bearer good-token' } })
@@ -71,8 +68,8 @@ for (const order of ['hook before the plugin', 'hook after the plugin'] as const
     t.same(await byHeader.request({ type: 'message', event: 'whoami', id: 1 }), { type: 'ack', id: 1, data: 'alice' })
     t.same(await byQuery.request({ type: 'message', event: 'whoami', id: 2 }), { type: 'ack', id: 2, data: 'alice' })
     byQuery.close()
-    await byQuery.closed
-    await until(() => app.websocketServer.clients.size === 1)
+    await within(byQuery.closed, 3000, 'the client closes when it asks to')
+    await until(() => app.websocketServer.clients.size === 1, 3000, 'ws lets go of the closed socket')
 
     // A refused client that keeps its end of the TCP connection open must not hold close() up.
     const lingering = net.connect({ port, host: '127.0.0.1' })
@@ -80,13 +77,13 @@ for (const order of ['hook before the plugin', 'hook after the plugin'] as const
     const lingeringClosed = once(lingering, 'close')
     lingering.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
       'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
-    const [response] = await once(lingering, 'data') as [Buffer]
+    const [response] = await within(once(lingering, 'data'), 3000, 'the refused client gets an answer') as [Buffer]
     t.match(response.toString(), /^HTTP\/1.1 401/)
     const ms = await timed(() => app.close())
     t.ok(ms < 1000, `close() completed promptly (${Math.round(ms)} ms)`)
-    t.equal((await byHeader.closed).code, 1001)
+    t.equal((await within(byHeader.closed, 3000, 'fastify.close() closes the authorised socket')).code, 1001)
     t.equal(await openConnections(app), 0, 'no socket left open')
-    await lingeringClosed
+    await within(lingeringClosed, 3000, 'the server hangs up on the refused client')
     t.pass('the server hung up on the refused client')
   })
 }
@@ -155,7 +152,7 @@ t.test('session ids: 144 bits from the CSPRNG, base64url, unique', async (t) => 
       ids.add(client.sessionId)
       client.close()
     }
-    await Promise.all(clients.map((client) => client.closed))
+    await within(Promise.all(clients.map((client) => client.closed)), 5000, 'the 50 clients close when they ask to')
   }
   t.equal(ids.size, 500, '500 connections, 500 different ids')
   t.same([...ids].filter((id) => !/^[A-Za-z0-9_-]{24}$/.test(id)), [], 'each is 24 base64url characters = 144 bits')
@@ -189,7 +186,7 @@ t.test('no internal error text reaches the client', async (t) => {
   const events = ['throw', 'reject', 'throw-string', 'throw-object', 'bigint', 'send-bigint', 'cycle', 'bad-channel']
   for (const [index, event] of events.entries()) {
     raw.sendJson({ type: 'message', event, id: index + 1 })
-    await raw.waitFor(() => raw.json().some((frame) => frame.id === index + 1))
+    await raw.waitFor(() => raw.json().some((frame) => frame.id === index + 1), 3000, `the ${event} handler's failure is answered`)
     const reply = raw.json().find((frame) => frame.id === index + 1)
     t.same(reply, { type: 'error', id: index + 1, code: 'HANDLER_ERROR', message: 'the handler failed' }, event)
   }
@@ -198,6 +195,7 @@ t.test('no internal error text reaches the client', async (t) => {
   raw.destroy()
 
   const refused = await TestClient.open(url, { headers: { 'x-crash': 'yes' } })
-  t.same(await refused.closed, { code: 1008, reason: 'connection refused' }, 'a crashing connect handler: 1008, generic reason')
+  t.same(await within(refused.closed, 3000, 'a crashing connect handler closes the socket'), { code: 1008, reason: 'connection refused' },
+    'a crashing connect handler: 1008, generic reason')
   t.notOk(JSON.stringify(refused.frames).includes('hunter2'))
 })

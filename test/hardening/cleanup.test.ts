@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { ChannelError, type ChannelSocket } from '../../plugin/index.js'
-import { startApp, TestClient, until } from '../helpers/server.js'
+import { within } from '../helpers/deadline.js'
+import { connectionsSettleAt, startApp, TestClient, until } from '../helpers/server.js'
 
 // A full GC without --expose-gc on the command line: the flag is set, then `gc` is taken
 // from a fresh context, where V8 installs it.
@@ -24,19 +25,6 @@ function resources (): Record<string, number> {
   const counts: Record<string, number> = {}
   for (const name of process.getActiveResourcesInfo()) counts[name] = (counts[name] ?? 0) + 1
   return counts
-}
-
-function openConnections (app: FastifyInstance): Promise<number> {
-  return new Promise((resolve, reject) => app.server.getConnections((err, count) => err === null ? resolve(count) : reject(err)))
-}
-
-/** Polls an async condition once per event-loop turn; rejects after `timeoutMs`. */
-async function eventually (predicate: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((resolve) => setImmediate(resolve))
-  }
 }
 
 function listeners (app: FastifyInstance): Record<string, number> {
@@ -84,7 +72,7 @@ t.test('thousands of connection cycles leave nothing behind', async (t) => {
     const headers = { 'x-ending': ending }
     if (ending === 'refused by connect') {
       const client = await TestClient.open(url, { headers })
-      await client.closed
+      await within(client.closed, 5000, 'a socket refused by its connect handler is closed')
       return
     }
     const client = await TestClient.connect(url, { headers })
@@ -98,7 +86,7 @@ t.test('thousands of connection cycles leave nothing behind', async (t) => {
       case 'server close': live.get(client.sessionId)?.close(4000, 'kicked'); break
       case 'handler closes': client.send({ type: 'message', event: 'bye' }); break
     }
-    await client.closed
+    await within(client.closed, 5000, `a connection ended by ${ending} closes`)
   }
 
   async function cycles (count: number, concurrency: number): Promise<void> {
@@ -108,8 +96,9 @@ t.test('thousands of connection cycles leave nothing behind', async (t) => {
   }
 
   async function settled (): Promise<void> {
-    await until(() => app.channels.stats().sockets === 0 && app.websocketServer.clients.size === 0, 10_000)
-    await until(() => counts.finish === counts.connect, 10_000)
+    await until(() => app.channels.stats().sockets === 0 && app.websocketServer.clients.size === 0, 10_000,
+      'every ended socket is gone from the plugin and ws')
+    await until(() => counts.finish === counts.connect, 10_000, 'finish runs for every connected socket')
   }
 
   // Warm-up: JIT, pools and caches reach their steady size first.
@@ -125,13 +114,14 @@ t.test('thousands of connection cycles leave nothing behind', async (t) => {
 
   t.same(app.channels.stats(), { sockets: 0, channels: 0 }, 'no socket, no channel')
   t.equal(app.websocketServer.clients.size, 0, 'ws holds no client')
-  await eventually(async () => (await openConnections(app)) === 0)
+  await connectionsSettleAt(app, 0, 10_000)
   t.pass('no TCP connection left')
   t.equal(counts.disconnect, counts.connect, 'every connected socket ran disconnect once')
   t.equal(counts.finish, counts.connect, 'and finish once')
   t.equal(counts.unsubscribe, counts.connect * 2, 'and unsubscribe for each of its two channels')
   t.same(listeners(app), baseline.listeners, 'no listener added for good')
-  await until(() => (resources().TCPSocketWrap ?? 0) <= (baseline.resources.TCPSocketWrap ?? 0), 10_000)
+  await until(() => (resources().TCPSocketWrap ?? 0) <= (baseline.resources.TCPSocketWrap ?? 0), 10_000,
+    'the TCP handles go back to the baseline count')
   t.same(resources(), baseline.resources, 'no timer, socket or other handle left')
   const growth = (heapUsed() - baseline.heap) / 1024 / 1024
   t.comment(`heap growth after ${total} cycles: ${growth.toFixed(2)} MB`)

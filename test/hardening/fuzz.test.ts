@@ -13,6 +13,7 @@ import { Writable } from 'node:stream'
 import { ChannelError } from '../../plugin/index.js'
 import { decodeServerFrame } from '../../schemas/codec.js'
 import { ErrorCodes } from '../../schemas/protocol.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until, captureProcessErrors } from '../helpers/server.js'
 import { encodeClientFrame, Opcode, RawClient } from './raw-client.js'
 
@@ -198,7 +199,7 @@ async function worker (port: number, fuzz: Fuzzer, budget: number, deadline: num
   const retire = async (): Promise<void> => {
     if (raw === undefined) return
     raw.destroy()
-    await raw.ended
+    await within(raw.ended, 3000, 'a destroyed fuzz connection ends')
     inspect(raw, findings)
     raw = undefined
   }
@@ -224,7 +225,7 @@ async function worker (port: number, fuzz: Fuzzer, budget: number, deadline: num
         // our side so a length field that promises more bytes cannot keep it waiting.
         raw.write(action.payload)
         raw.socket.end()
-        await raw.ended
+        await within(raw.ended, 5000, 'the server closes a connection that sent bytes that are no frame')
         inspect(raw, findings)
         raw = undefined
         continue
@@ -285,7 +286,8 @@ for (const { label, frames, options, logged } of configurations) {
     t.same(findings.unknownCodes.slice(0, 5), [], 'every error code is a protocol code (or the app\'s own)')
     t.same([...findings.closeCodes.keys()].filter((code) => !allowedCloseCodes.has(code)), [], 'every close code is a protocol one')
     t.same([...new Set(errorsSeen)].filter((message) => message !== 'internal detail'), [], 'only the deliberate handler error reached error handlers')
-    await until(() => app.channels.stats().sockets === 0 && app.websocketServer.clients.size === 0, 10_000)
+    await until(() => app.channels.stats().sockets === 0 && app.websocketServer.clients.size === 0, 10_000,
+      'every fuzz connection is gone from the plugin and ws')
     t.same(app.channels.stats(), { sockets: 0, channels: 0 }, 'every fuzz connection was cleaned up')
 
     // A fresh pair of clients is served as if nothing happened.
@@ -301,6 +303,6 @@ for (const { label, frames, options, logged } of configurations) {
     t.same(await bob.next(), { type: 'ack', id: 3, data: [1, 'two'] })
     alice.close()
     bob.close()
-    await Promise.all([alice.closed, bob.closed])
+    await within(Promise.all([alice.closed, bob.closed]), 3000, 'the fresh clients close when they ask to')
   })
 }

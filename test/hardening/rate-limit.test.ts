@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { abusiveWindows, RateWindow, type RateVerdict } from '../../plugin/rate-limit.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, type Frame } from '../helpers/server.js'
 import { RawClient } from './raw-client.js'
 
@@ -48,10 +49,10 @@ t.test('RateWindow: limited in 3 consecutive windows is abuse', async (t) => {
 
 /** Waits until the server has taken every frame sent so far: a ping is answered in order, and is no frame. */
 async function flush (client: TestClient): Promise<void> {
-  await new Promise<void>((resolve) => {
+  await within(new Promise<void>((resolve) => {
     client.ws.once('pong', () => resolve())
     client.ws.ping()
-  })
+  }), 3000, 'the server answers a ping behind the frames sent before it')
 }
 
 t.test('frames past max are dropped unparsed and unhandled, with one RATE_LIMITED', async (t) => {
@@ -75,7 +76,7 @@ t.test('frames past max are dropped unparsed and unhandled, with one RATE_LIMITE
   t.notOk('id' in errors[0], 'RATE_LIMITED carries no id')
   t.equal(client.ws.readyState, client.ws.OPEN, 'limited once: still open')
   client.close()
-  await client.closed
+  await within(client.closed, 3000, 'the client closes when it asks to')
 })
 
 t.test('one RATE_LIMITED per limited window, then 1008 after 3 in a row', async (t) => {
@@ -98,7 +99,7 @@ t.test('one RATE_LIMITED per limited window, then 1008 after 3 in a row', async 
     longestTurn = Math.max(longestTurn, Date.now() - turn)
   }
   const elapsed = Date.now() - started
-  const { code, reason } = await client.closed
+  const { code, reason } = await within(client.closed, 3000, 'a flooding client is closed')
   t.equal(code, 1008, 'closed with 1008')
   t.match(reason, /rate/)
   const limited = client.frames.filter((frame: Frame) => frame.code === 'RATE_LIMITED')
@@ -122,7 +123,7 @@ t.test('a peer that keeps sending after the 1008 close frame gets nothing handle
   })
   t.teardown(() => app.close())
   const raw = await RawClient.connect(port)
-  await raw.waitFor(() => raw.json().length === 1) // welcome
+  await raw.waitFor(() => raw.json().length === 1, 3000, 'the peer gets its welcome')
   const burst = (data: number): void => {
     for (let i = 0; i < 5; i++) raw.sendJson({ type: 'message', data })
   }

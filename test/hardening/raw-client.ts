@@ -52,10 +52,18 @@ export class RawClient {
     if (rest.length > 0) this.onData(rest)
   }
 
-  /** Opens a TCP connection to 127.0.0.1:port and completes the WebSocket handshake. */
-  static connect (port: number, path = '/ws', headers: Record<string, string> = {}): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
+  /**
+   * Opens a TCP connection to 127.0.0.1:port and completes the WebSocket handshake; rejects
+   * when the server has not answered it within `timeoutMs`.
+   */
+  static connect (port: number, path = '/ws', headers: Record<string, string> = {}, timeoutMs = 5000): Promise<RawClient> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const opening = new Promise<RawClient>((resolve, reject) => {
       const socket = net.connect({ port, host: '127.0.0.1' })
+      timer = setTimeout(() => {
+        socket.destroy()
+        reject(new Error(`the server answers the WebSocket handshake: not within ${timeoutMs} ms`))
+      }, timeoutMs)
       const key = randomBytes(16).toString('base64')
       let head = Buffer.alloc(0)
       socket.once('error', reject)
@@ -78,6 +86,7 @@ export class RawClient {
       }
       socket.on('data', onData)
     })
+    return opening.finally(() => clearTimeout(timer))
   }
 
   private wake (): void {

@@ -3,9 +3,11 @@
  * that speaks the wire protocol frame by frame (the bundled client has its own tests).
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import net, { type AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import fastifyChannels, { type ChannelSocket, type ChannelsOptions } from '../../plugin/index.js'
+import { within } from './deadline.js'
 
 export interface TestApp {
   app: FastifyInstance
@@ -150,6 +152,41 @@ export async function until (predicate: () => boolean, timeoutMs = 3000, expecta
     if (Date.now() > deadline) throw new Error(`${expectation}: not within ${timeoutMs} ms`)
     await new Promise((resolve) => setImmediate(resolve))
   }
+}
+
+/** How many TCP connections the app's HTTP server holds. */
+export function openConnections (app: FastifyInstance): Promise<number> {
+  return new Promise((resolve, reject) => app.server.getConnections((err, count) => err === null ? resolve(count) : reject(err)))
+}
+
+/** Resolves once the server holds `count` TCP connections; rejects with the last count after `timeoutMs`. */
+export async function connectionsSettleAt (app: FastifyInstance, count: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const open = await openConnections(app)
+    if (open === count) return
+    if (Date.now() > deadline) throw new Error(`expected ${count} open connections, still ${open} after ${timeoutMs} ms`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+/**
+ * Sends a WebSocket upgrade to /ws over raw TCP (from a page of `origin`, when given) and
+ * returns everything the server wrote, once it hung up: for upgrades the server refuses.
+ */
+export async function rawUpgrade (port: number, { origin, key = 'dGhlIHNhbXBsZSBub25jZQ==' }: { origin?: string, key?: string } = {}): Promise<string> {
+  const socket = net.connect({ port, host: '127.0.0.1' })
+  const chunks: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+  const originHeader = origin === undefined ? '' : `Origin: ${origin}\r\n`
+  socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${originHeader}Upgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+  try {
+    await within(once(socket, 'close'), 5000, 'the server answers the upgrade and hangs up')
+  } finally {
+    socket.destroy()
+  }
+  return Buffer.concat(chunks).toString()
 }
 
 /**

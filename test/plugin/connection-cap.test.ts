@@ -8,7 +8,8 @@ import http from 'node:http'
 import { once } from 'node:events'
 import net from 'node:net'
 import { Writable } from 'node:stream'
-import { startApp, TestClient, until, type TestApp } from '../helpers/server.js'
+import { within } from '../helpers/deadline.js'
+import { connectionsSettleAt, openConnections, rawUpgrade, startApp, TestClient, until, type TestApp } from '../helpers/server.js'
 import type { ChannelsOptions } from '../../plugin/index.js'
 import { tooManyConnectionsCode } from '../../plugin/connection-cap.js'
 
@@ -33,31 +34,6 @@ async function start (t: Test, options: ChannelsOptions, setup?: (app: FastifyIn
 /** 'open' with the client, or the HTTP status that refused it. */
 async function attempt (url: string, headers: Record<string, string> = {}): Promise<TestClient | number> {
   return await TestClient.connect(url, { headers }).catch((err: unknown) => (err as { statusCode?: number }).statusCode ?? -1)
-}
-
-function openConnections (app: FastifyInstance): Promise<number> {
-  return new Promise((resolve, reject) => app.server.getConnections((err, count) => err === null ? resolve(count) : reject(err)))
-}
-
-async function connectionsSettleAt (app: FastifyInstance, count: number, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const open = await openConnections(app)
-    if (open === count) return
-    if (Date.now() > deadline) throw new Error(`expected ${count} open connections, still ${open} after ${timeoutMs} ms`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-}
-
-/** Sends an upgrade over raw TCP and returns everything the server wrote before hanging up. */
-async function rawUpgrade (port: number, key = 'dGhlIHNhbXBsZSBub25jZQ=='): Promise<string> {
-  const socket = net.connect({ port, host: '127.0.0.1' })
-  const chunks: Buffer[] = []
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk))
-  socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
-  await once(socket, 'close')
-  return Buffer.concat(chunks).toString()
 }
 
 t.test('past maxConnections an upgrade gets 503 and no socket; HTTP is served; a freed slot is reused', async (t) => {
@@ -85,7 +61,7 @@ t.test('past maxConnections an upgrade gets 503 and no socket; HTTP is served; a
   t.same(await health.json(), { ok: true })
 
   held[0].close()
-  await held[0].closed
+  await within(held[0].closed, 3000, 'a held client closes when it asks to')
   const reused = await attempt(url)
   t.ok(reused instanceof TestClient, 'the freed slot is taken by the next upgrade')
   t.equal(await attempt(url), 503, 'and the cap holds again')
@@ -106,7 +82,7 @@ t.test('a slot is freed whatever ended the upgrade: a later hook refusing it, a 
     })
   })
   t.equal(await attempt(url, { 'x-deny': 'yes' }), 401, 'a hook after the cap refuses')
-  t.match(await rawUpgrade(port, 'not a key'), /^HTTP\/1.1 400 /, 'ws refuses a bad handshake')
+  t.match(await rawUpgrade(port, { key: 'not a key' }), /^HTTP\/1.1 400 /, 'ws refuses a bad handshake')
 
   // A client that sends its upgrade and disappears while a slow hook (a database lookup) runs.
   let lookupDone = (): void => {}
@@ -120,10 +96,10 @@ t.test('a slot is freed whatever ended the upgrade: a later hook refusing it, a 
   dropped.on('error', () => {})
   dropped.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: yes\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
-  await until(() => slow.logs.some((line) => line.msg === 'incoming request'))
+  await until(() => slow.logs.some((line) => line.msg === 'incoming request'), 3000, 'the dropped client\'s upgrade reaches the slow hook')
   t.equal(await attempt(slow.url), 503, 'the slot is held while the upgrade runs')
   dropped.destroy()
-  await once(dropped, 'close')
+  await within(once(dropped, 'close'), 3000, 'the dropped client\'s socket closes')
   lookupDone()
   await connectionsSettleAt(slow.app, 0)
 
@@ -136,12 +112,12 @@ t.test('HTTP requests, even a keep-alive GET of the WebSocket route, and upgrade
   const agent = new http.Agent({ keepAlive: true })
   t.teardown(() => agent.destroy())
   for (const path of ['/ws', '/health', '/ws']) {
-    const status = await new Promise<number>((resolve, reject) => {
+    const status = await within(new Promise<number>((resolve, reject) => {
       http.get({ port, host: '127.0.0.1', path, agent }, (response) => {
         response.resume()
         response.once('end', () => resolve(response.statusCode ?? -1))
       }).once('error', reject)
-    })
+    }), 3000, `GET ${path} is answered`)
     t.equal(status, path === '/ws' ? 404 : 200, `GET ${path}`)
   }
   t.equal(await attempt(url, { origin: 'https://evil.example.net' }), 403, 'refused for its origin first')
@@ -162,7 +138,8 @@ t.test('hundreds of upgrades refused at the cap leave no socket, and fastify.clo
   await app.close()
   const ms = performance.now() - closeStarted
   t.ok(ms < 1000, `close() completed promptly (${Math.round(ms)} ms)`)
-  t.same((await Promise.all(held.map((client) => client.closed))).map((info) => info.code), [1001, 1001])
+  const closes = await within(Promise.all(held.map((client) => client.closed)), 3000, 'fastify.close() closes the held sockets')
+  t.same(closes.map((info) => info.code), [1001, 1001])
   t.equal(await openConnections(app), 0)
 })
 

@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { startInMemory, startInMemoryWithSocket } from '../helpers/in-memory.js'
+import { within } from '../helpers/deadline.js'
 import { until } from '../helpers/server.js'
 
 t.test('welcome is the first frame and carries an unguessable session id', async (t) => {
@@ -76,7 +77,7 @@ t.test('connect: context lives as long as the connection; frames wait for connec
   const b = await connect()
   t.same(await b.request({ type: 'message', event: 'whoami', id: 2 }), { type: 'ack', id: 2, data: `user-${b.sessionId.slice(0, 4)}` }, 'one context per connection')
   a.close()
-  await until(() => contexts.length === 1)
+  await until(() => contexts.length === 1, 3000, 'finish runs for the closed connection')
   t.same(contexts, [nick], 'context still there in finish')
   b.close()
 })
@@ -88,7 +89,7 @@ t.test('server-side unsubscribe and close', async (t) => {
   t.same(await c.next(), { type: 'unsubscribed', channel: 'a' })
   await t.rejects(server.unsubscribe(''), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
   server.close(4001, 'kicked')
-  t.same(await c.closed, { code: 4001, reason: 'kicked' })
+  t.same(await within(c.closed, 3000, 'socket.close() closes the client'), { code: 4001, reason: 'kicked' })
 })
 
 t.test('socket.channels is read-only', async (t) => {

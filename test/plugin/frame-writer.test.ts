@@ -15,6 +15,7 @@ import fastifyChannels, { type ChannelSocket } from '../../plugin/index.js'
 import {
   detectSenderFrame, frameBuiltChannel, OutboundFrame, writeFrame, type FrameFn
 } from '../../plugin/frame-writer.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
 import { encodeClientFrame, Opcode, RawClient } from '../hardening/raw-client.js'
 
@@ -196,7 +197,7 @@ t.test('frames queued behind ws\'s own queue (a Blob being read) go through ws.s
   socket.send('after the blob')
   await app.broadcastChannel('room', 'broadcast after the blob')
   t.equal(frameStats.built, before, 'no frame built while ws had a queue: both went through ws.send')
-  await until(() => client.frames.filter(isMessage).length === 3)
+  await until(() => client.frames.filter(isMessage).length === 3, 3000, 'the blob and the two frames queued behind it arrive')
   t.same(client.frames.splice(0).filter(isMessage).map((frame) => frame.data), ['blob', 'after the blob', 'broadcast after the blob'])
   await app.broadcastChannel('room', 'direct again')
   t.equal(frameStats.built, before + 1, 'once ws is idle again, frames go direct')
@@ -244,14 +245,14 @@ t.test('a protocol violation right after an answer: the answer and ws\'s close f
   })
   t.teardown(() => app.close())
   const raw = await RawClient.connect(port)
-  await raw.waitFor(() => raw.json().length === 1) // welcome
+  await raw.waitFor(() => raw.json().length === 1, 3000, 'the peer gets its welcome')
   // One TCP write: the server answers the first frame (corked for this turn), then ws refuses
   // the second with 1009 and the error handler terminates the socket in the same turn.
   raw.write(Buffer.concat([
     encodeClientFrame(Opcode.text, JSON.stringify({ type: 'message', data: 1, id: 1 })),
     encodeClientFrame(Opcode.text, 'x'.repeat(4096))
   ]))
-  await raw.ended
+  await within(raw.ended, 3000, 'a frame over maxPayload cuts the peer off')
   t.same(raw.json().slice(1), [{ type: 'ack', id: 1, data: 'ok' }])
   t.equal(raw.closeCode(), 1009)
 })

@@ -55,7 +55,7 @@ t.test('an async handler holds the line; the socket pauses at the high-water mar
   t.same(owner.flow, ['pause'], 'paused once')
   t.same(owner.handled, ['0'])
   first.open()
-  await until(() => inbox.current === 'idle')
+  await until(() => inbox.current === 'idle', 3000, 'the inbox drains once the first frame is handled')
   t.same(owner.handled, Array.from({ length: inboxHighWater + 1 }, (_, i) => String(i)), 'all, in order')
   t.same(owner.flow, ['pause', 'resume'], 'resumed once')
 })

@@ -5,6 +5,7 @@
 import t from 'tap'
 import { ChannelError } from '../../plugin/index.js'
 import { startInMemory } from '../helpers/in-memory.js'
+import { within } from '../helpers/deadline.js'
 import { until } from '../helpers/server.js'
 
 t.test('a connect handler that throws closes with 1008; no disconnect or finish for it', async (t) => {
@@ -23,10 +24,11 @@ t.test('a connect handler that throws closes with 1008; no disconnect or finish 
   })
   t.teardown(() => app.close())
   const refused = await open()
-  t.same(await refused.closed, { code: 1008, reason: 'bad token' })
+  t.same(await within(refused.closed, 3000, 'a ChannelError from a connect handler closes the socket'), { code: 1008, reason: 'bad token' })
   const crashed = await open({ headers: { 'x-token': 'ok', 'x-crash': 'yes' } })
-  t.same(await crashed.closed, { code: 1008, reason: 'connection refused' }, 'no internals in the reason')
-  await until(() => app.channels.stats().sockets === 0)
+  t.same(await within(crashed.closed, 3000, 'a crashing connect handler closes the socket'), { code: 1008, reason: 'connection refused' },
+    'no internals in the reason')
+  await until(() => app.channels.stats().sockets === 0, 3000, 'the refused sockets are gone')
   t.same(app.channels.stats(), { sockets: 0, channels: 0 }, 'the refused socket left its channels')
   t.same(ran, [])
 })
@@ -56,7 +58,7 @@ t.test('disconnect order: disconnect (channels held), unsubscribe each, finish o
   await leaver.subscribe('room-2')
   await stayer.subscribe('room-2')
   leaver.ws.close(4000, 'bye')
-  await finished
+  await within(finished, 3000, 'finish runs once the leaver closed')
   t.same(log, [
     'disconnect room filter: room-1,room-2 code=4000 reason=bye',
     'unsubscribe room-1; still held: room-2',

@@ -6,6 +6,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import type { Duplex } from 'node:stream'
 import { injectedAddress, memoryConnection } from '../../plugin/memory-socket.js'
+import { within } from '../helpers/deadline.js'
 
 function collect (stream: Duplex): () => string {
   let text = ''
@@ -24,7 +25,7 @@ t.test('what one end writes the other reads, in order, on a later tick', async (
   t.equal(read(), 'one two three')
   t.equal((server as Duplex & { remoteAddress?: string }).remoteAddress, injectedAddress)
   client.destroy()
-  await once(server, 'close')
+  await within(once(server, 'close'), 3000, 'destroying one end closes the other')
 })
 
 t.test('end() on one side ends the other (no half-open connection) and both close', async (t) => {
@@ -34,8 +35,7 @@ t.test('end() on one side ends the other (no half-open connection) and both clos
   server.write('bye')
   server.end()
   client.write('late but fine') // the client may still write until it sees the EOF
-  const closed = Promise.all([once(client, 'close'), once(server, 'close')])
-  await closed
+  await within(Promise.all([once(client, 'close'), once(server, 'close')]), 3000, 'end() on one side closes both')
   t.equal(fromServer(), 'bye')
   t.equal(fromClient(), 'late but fine')
   t.ok(client.destroyed && server.destroyed)
@@ -48,7 +48,7 @@ t.test('a destroyed end is a dropped connection: the peer reads what was sent, t
   server.write('answer')
   server.destroy()
   client.write('into the void') // dropped, as the kernel drops data for a reset connection
-  await once(client, 'close')
+  await within(once(client, 'close'), 3000, 'the peer of a destroyed end closes')
   t.equal(fromServer(), 'answer')
 })
 

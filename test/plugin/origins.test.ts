@@ -4,11 +4,10 @@
  * `trustProxy` decides whether X-Forwarded-Proto/Host name the server's own origin.
  */
 import t, { type Test } from 'tap'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import { once } from 'node:events'
-import net from 'node:net'
+import type { FastifyServerOptions } from 'fastify'
 import { Writable } from 'node:stream'
-import { startApp, TestClient, type TestApp } from '../helpers/server.js'
+import { within } from '../helpers/deadline.js'
+import { connectionsSettleAt, openConnections, rawUpgrade, startApp, TestClient, type TestApp } from '../helpers/server.js'
 import type { ChannelsOptions } from '../../plugin/index.js'
 import { forbiddenOriginCode } from '../../plugin/origins.js'
 
@@ -33,37 +32,11 @@ async function attempt (url: string, origin: string | undefined, headers: Record
   try {
     const client = await TestClient.open(url, { headers: origin === undefined ? headers : { origin, ...headers } })
     client.close()
-    await client.closed
+    await within(client.closed, 3000, 'an accepted client closes when it asks to')
     return 'open'
   } catch (err) {
     return (err as { statusCode?: number }).statusCode ?? -1
   }
-}
-
-function openConnections (app: FastifyInstance): Promise<number> {
-  return new Promise((resolve, reject) => app.server.getConnections((err, count) => err === null ? resolve(count) : reject(err)))
-}
-
-/** Resolves once the server holds `count` TCP connections; rejects with the last count after `timeoutMs`. */
-async function connectionsSettleAt (app: FastifyInstance, count: number, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const open = await openConnections(app)
-    if (open === count) return
-    if (Date.now() > deadline) throw new Error(`expected ${count} open connections, still ${open} after ${timeoutMs} ms`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-}
-
-/** The raw HTTP answer to an upgrade sent from a page of `origin`, read until the server hangs up. */
-async function rawUpgrade (port: number, origin: string): Promise<string> {
-  const socket = net.connect({ port, host: '127.0.0.1' })
-  const chunks: Buffer[] = []
-  socket.on('data', (chunk: Buffer) => chunks.push(chunk))
-  socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nOrigin: ${origin}\r\nUpgrade: websocket\r\n` +
-    'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
-  await once(socket, 'close')
-  return Buffer.concat(chunks).toString()
 }
 
 t.test('by default a page of another origin is refused with 403, a clear body and an info line; no socket is made', async (t) => {
@@ -71,7 +44,7 @@ t.test('by default a page of another origin is refused with 403, a clear body an
   let connects = 0
   app.channels.on('connect', () => { connects++ })
 
-  const answer = await rawUpgrade(port, 'https://evil.example.net')
+  const answer = await rawUpgrade(port, { origin: 'https://evil.example.net' })
   t.match(answer, /^HTTP\/1.1 403 Forbidden\r\n/, '403, and the server hung up')
   const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>
   t.same(body, {
@@ -169,7 +142,7 @@ t.test('hundreds of refused upgrades leave no socket, and fastify.close() stays 
   const kept = await TestClient.connect(url)
   const answers: string[] = []
   for (let batch = 0; batch < 6; batch++) {
-    answers.push(...await Promise.all(Array.from({ length: 50 }, () => rawUpgrade(port, 'https://evil.example.net'))))
+    answers.push(...await Promise.all(Array.from({ length: 50 }, () => rawUpgrade(port, { origin: 'https://evil.example.net' }))))
   }
   t.equal(answers.filter((answer) => answer.startsWith('HTTP/1.1 403 ')).length, 300, '300 refused with 403')
   await connectionsSettleAt(app, 1)
@@ -179,6 +152,6 @@ t.test('hundreds of refused upgrades leave no socket, and fastify.close() stays 
   await app.close()
   const ms = performance.now() - closeStarted
   t.ok(ms < 1000, `close() completed promptly (${Math.round(ms)} ms)`)
-  t.equal((await kept.closed).code, 1001)
+  t.equal((await within(kept.closed, 3000, 'fastify.close() closes the accepted socket')).code, 1001)
   t.equal(await openConnections(app), 0)
 })

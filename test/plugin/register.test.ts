@@ -5,6 +5,7 @@ import { connect, type AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import fastifyChannels from '../../plugin/index.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
 
 async function timed<T> (work: () => Promise<T>): Promise<number> {
@@ -29,7 +30,7 @@ for (const hook of ['onRequest', 'preValidation'] as const) {
     // A peer that answers the close gets a clean 1001 (asserted below), not a cut-off. The time
     // is only bounded far below ws's 30 s close timeout, so a loaded CI machine cannot fail it.
     t.ok(ms < 15_000, `close completed without waiting for ws's close timeout (${Math.round(ms)} ms)`)
-    t.equal((await ok.closed).code, 1001)
+    t.equal((await within(ok.closed, 3000, 'fastify.close() closes the authorised socket')).code, 1001)
   })
 }
 
@@ -45,7 +46,7 @@ t.test('a hook registered before the plugin refuses too, and a refused upgrade l
   for (let i = 0; i < 5; i++) await t.rejects(TestClient.open(`ws://127.0.0.1:${port}/ws`), { message: 'refused with 401' })
   const ok = await TestClient.connect(`ws://127.0.0.1:${port}/ws?token=secret`)
   ok.close()
-  await ok.closed
+  await within(ok.closed, 3000, 'the client closes when it asks to')
   const ms = await timed(() => app.close())
   // A refused upgrade socket left open would hold server.close() forever; the bound is far
   // above any healthy close, so a loaded CI machine cannot fail it.
@@ -68,7 +69,9 @@ t.test('fastify.close() closes every socket with 1001 after running their discon
   // CI machine cannot fail it.
   t.ok(ms < 15_000, `close completed without waiting for ws's close timeout (${Math.round(ms)} ms)`)
   t.equal(finished.length, 5, 'finish handlers ran before close resolved')
-  for (const client of clients) t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
+  for (const client of clients) {
+    t.same(await within(client.closed, 3000, 'fastify.close() closes every socket'), { code: 1001, reason: 'server shutting down' })
+  }
   t.same(app.channels.stats(), { sockets: 0, channels: 0 })
 })
 
@@ -88,8 +91,8 @@ t.test('a frame larger than maxPayload closes the socket with 1009', async (t) =
   const c = await TestClient.connect(url)
   t.same(await c.request({ type: 'message', data: 'x'.repeat(900), id: 1 }), { type: 'ack', id: 1, data: 'ok' }, 'under the limit')
   c.send({ type: 'message', data: 'x'.repeat(2000), id: 2 })
-  t.equal((await c.closed).code, 1009)
-  await until(() => app.channels.stats().sockets === 0)
+  t.equal((await within(c.closed, 3000, 'a frame over maxPayload closes the socket')).code, 1009)
+  await until(() => app.channels.stats().sockets === 0, 3000, 'the closed socket is gone')
 })
 
 t.test('an app\'s own @fastify/websocket is reused; the plugin\'s maxPayload still holds', async (t) => {
@@ -106,11 +109,12 @@ t.test('an app\'s own @fastify/websocket is reused; the plugin\'s maxPayload sti
   const c = await TestClient.connect(`ws://127.0.0.1:${port}/ws`)
   t.same(await c.request({ type: 'message', id: 1 }), { type: 'ack', id: 1, data: 'ok' })
   c.send({ type: 'message', data: 'x'.repeat(5000) })
-  t.equal((await c.closed).code, 1009, 'checked by the plugin though ws would accept it')
+  t.equal((await within(c.closed, 3000, 'a frame over the plugin\'s maxPayload closes the socket')).code, 1009,
+    'checked by the plugin though ws would accept it')
   const raw = new WebSocket(`ws://127.0.0.1:${port}/raw`)
-  await once(raw, 'open')
+  await within(once(raw, 'open'), 3000, 'the app\'s own websocket route opens')
   raw.send('hi')
-  const [echo] = await once(raw, 'message')
+  const [echo] = await within(once(raw, 'message'), 3000, 'the app\'s own websocket route echoes')
   t.equal(echo.toString(), 'raw:hi', 'the app\'s own websocket routes keep working')
   raw.close()
 })
@@ -128,16 +132,17 @@ for (const return503OnClosing of [true, false]) {
     }, { return503OnClosing })
     const c = await TestClient.connect(url)
     const closing = app.close()
-    await finishStarted
+    await within(finishStarted, 3000, 'fastify.close() runs the finish handler')
     if (return503OnClosing) {
       // Fastify answers the upgrade with 503 itself; the plugin never sees it.
       await t.rejects(TestClient.open(url), /503/, 'refused over HTTP with 503')
     } else {
       const late = await TestClient.open(url)
-      t.same(await late.closed, { code: 1001, reason: 'server shutting down' }, 'the plugin turns it away with 1001')
+      t.same(await within(late.closed, 3000, 'a socket opened while closing is closed'), { code: 1001, reason: 'server shutting down' },
+        'the plugin turns it away with 1001')
     }
     await closing
-    t.equal((await c.closed).code, 1001)
+    t.equal((await within(c.closed, 3000, 'fastify.close() closes the open socket')).code, 1001)
   })
 }
 
@@ -155,9 +160,9 @@ t.test('a plain HTTP request that carries an Upgrade header keeps its keep-alive
   socket.on('data', (chunk) => { received += chunk.toString() })
   const answers = (): number => (received.match(/HTTP\/1\.1 200/g) ?? []).length
   socket.write('GET /ping HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n')
-  await until(() => answers() === 1 && responses === 1)
+  await until(() => answers() === 1 && responses === 1, 3000, 'the first request is answered')
   socket.write('GET /ping HTTP/1.1\r\nHost: x\r\n\r\n')
-  await until(() => answers() === 2 || socket.destroyed).catch(() => {})
+  await until(() => answers() === 2 || socket.destroyed, 3000, 'the second request is answered, or the connection closes')
   t.equal(answers(), 2, 'the second request is answered on the same connection')
   socket.destroy()
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import fastifyChannels, { memoryBroker, type Broker } from '../../plugin/index.js'
+import fastifyChannels, { memoryBroker, type Broker, type BrokerConnection } from '../../plugin/index.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, startWithSocket, TestClient, type Frame } from '../helpers/server.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
@@ -105,30 +106,32 @@ t.test('socket.send and fastify.send', async (t) => {
   await t.rejects(app.send('no-such-session', 1), { code: 'FST_CHANNELS_NO_SOCKET', statusCode: 404 })
   await t.rejects(app.send(c.sessionId, 1, { channel: '' }), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
   c.close()
-  await c.closed
+  await within(c.closed, 3000, 'the client closes when it asks to')
   await new Promise((resolve) => setImmediate(resolve))
   await t.rejects(app.send(c.sessionId, 1), { code: 'FST_CHANNELS_NO_SOCKET' }, 'a closed session is gone')
 })
 
-/** A memory broker that records every session id it is asked to find. */
-function askedBroker (): { broker: Broker, asked: unknown[] } {
+/** A memory broker whose connections take `methods` (given the real connection) in place of their own. */
+function memoryBrokerWith (methods: (connection: BrokerConnection) => Partial<BrokerConnection>): Broker {
   const inner = memoryBroker()
-  const asked: unknown[] = []
   return {
-    asked,
-    broker: {
-      async connect (node) {
-        const connection = await inner.connect(node)
-        return {
-          ...connection,
-          async sendToSession (sessionId, frame) {
-            asked.push(sessionId)
-            return await connection.sendToSession(sessionId, frame)
-          }
-        }
-      }
+    async connect (node) {
+      const connection = await inner.connect(node)
+      return { ...connection, ...methods(connection) }
     }
   }
+}
+
+/** A memory broker that records every session id it is asked to find. */
+function askedBroker (): { broker: Broker, asked: unknown[] } {
+  const asked: unknown[] = []
+  const broker = memoryBrokerWith((connection) => ({
+    async sendToSession (sessionId, frame) {
+      asked.push(sessionId)
+      return await connection.sendToSession(sessionId, frame)
+    }
+  }))
+  return { asked, broker }
 }
 
 t.test('fastify.send with a session id that is not a string rejects with FST_CHANNELS_NO_SOCKET, the broker unasked', async (t) => {
@@ -230,6 +233,55 @@ t.test('an unreachable broker never blocks local delivery', async (t) => {
   t.ok(warnings.some((msg) => /publish failed/.test(msg)), 'the failed publish was logged')
   t.ok(warnings.some((msg) => /subscribe failed/.test(msg)))
   c.close()
+})
+
+/** A memory broker whose publishes reject while `down` is set. */
+function flakyBroker (): { broker: Broker, state: { down: boolean } } {
+  const state = { down: true }
+  const broker = memoryBrokerWith((connection) => ({
+    async publish (publication) {
+      if (state.down) throw new Error('broker down')
+      await connection.publish(publication)
+    }
+  }))
+  return { state, broker }
+}
+
+t.test('failed publishes log one warn line per run of failures, and one info line with the count when it ends', async (t) => {
+  const { broker, state } = flakyBroker()
+  const lines: Array<{ level: number, msg: string, dropped?: number }> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } }
+  const { app, url } = await startApp({ broker }, undefined, { logger: { level: 'info', stream } })
+  const c = await TestClient.connect(url)
+  await c.subscribe('room')
+  const publishLines = (): typeof lines => lines.filter((line) => /broker publish|publishes were failing/.test(line.msg))
+
+  for (let i = 0; i < 3; i++) {
+    await app.broadcast(i) // resolves: the caller sees a failed publish as local-only delivery, as before
+    t.equal((await c.next(isMessage)).data, i, 'delivered locally while the broker is down')
+  }
+  await app.broadcastChannel('room', 'in the channel')
+  t.equal((await c.next(isMessage)).data, 'in the channel')
+  t.match(publishLines(), [{ level: 40, msg: 'channels: broker publish failed; delivered locally only' }],
+    'four failed publishes, one warn line')
+  t.equal(publishLines().length, 1)
+
+  state.down = false
+  await app.broadcast('back')
+  t.equal((await c.next(isMessage)).data, 'back')
+  t.match(publishLines()[1], { level: 30, msg: 'channels: broker publish works again', dropped: 4 }, 'the run ends with its count')
+  await app.broadcast('still up')
+  t.equal(publishLines().length, 2, 'nothing more while publishes go through')
+
+  state.down = true
+  await app.broadcast('down again')
+  await app.broadcast('and again')
+  t.match(publishLines()[2], { level: 40, msg: 'channels: broker publish failed; delivered locally only' }, 'a new run warns again')
+  c.close()
+  await app.close()
+  t.match(publishLines()[3], { level: 30, msg: 'channels: broker closed while publishes were failing', dropped: 2 },
+    'closing during a run logs its count')
+  t.equal(publishLines().length, 4)
 })
 
 t.test('registration: decorators, path option, plugin metadata', async (t) => {

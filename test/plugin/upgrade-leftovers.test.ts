@@ -5,7 +5,9 @@ import { connect, type AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
 import fastifyChannels from '../../plugin/index.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
 import { RawClient, encodeClientFrame } from '../hardening/raw-client.js'
 
@@ -16,11 +18,12 @@ t.test('an open connection keeps its request, not the upgrade reply nor its Serv
   const execArgv = [...process.execArgv.filter((arg) => arg.includes('@tapjs/typescript')), '--expose-gc']
   const child = fork(fixture, { execArgv })
   const exited = once(child, 'exit')
-  const [report] = await Promise.race([
+  t.teardown(() => { if (child.exitCode === null) child.kill() }) // a missed deadline leaves no child behind
+  const [report] = await within(Promise.race([
     once(child, 'message'),
     exited.then(([code]) => { throw new Error(`the fixture exited (code ${String(code)}) before reporting`) })
-  ]) as [Record<string, unknown>]
-  await exited
+  ]), 60_000, 'the fixture reports what the connection retains') as [Record<string, unknown>]
+  await within(exited, 10_000, 'the fixture exits once it reported')
   t.same(report, {
     reply: false,
     response: false,
@@ -48,7 +51,7 @@ t.test('a frame sent in the same TCP write as the upgrade request is still serve
   t.teardown(() => app.close())
   const socket = connect({ host: '127.0.0.1', port })
   t.teardown(() => socket.destroy())
-  await once(socket, 'connect')
+  await within(once(socket, 'connect'), 3000, 'the TCP connection opens')
   const payload = Buffer.from(JSON.stringify({ type: 'subscribe', channel: 'early', id: 1 }))
   // A masked text frame with an all-zero mask (the payload bytes stay as they are).
   const frame = Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload])
@@ -66,23 +69,31 @@ t.test('a frame sent in the same TCP write as the upgrade request is still serve
   t.match(received, /"type":"subscribed","channel":"early","id":1/)
 })
 
-t.test('a peer breaking the protocol is still dropped and logged at info', async (t) => {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } }
-  const app = Fastify({ logger: { level: 'info', stream } })
+/**
+ * Registers the plugin on `app`, listens, and has a raw peer send a frame with a reserved
+ * opcode (ws answers 1002 and reports WS_ERR_INVALID_OPCODE); resolves once it is cut off.
+ */
+async function breakProtocol (t: { teardown (fn: () => unknown): void }, app: FastifyInstance): Promise<RawClient> {
   await app.register(fastifyChannels, { client: false })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const { port } = app.server.address() as AddressInfo
   const client = await RawClient.connect(port)
   t.teardown(() => client.destroy())
-  // Opcode 0x3 is reserved: ws answers 1002 and reports WS_ERR_INVALID_OPCODE.
   client.write(encodeClientFrame(0x3, ''))
-  await client.ended
+  await within(client.ended, 3000, 'a peer sending a reserved opcode is cut off')
+  return client
+}
+
+t.test('a peer breaking the protocol is still dropped and logged at info', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } }
+  const app = Fastify({ logger: { level: 'info', stream } })
+  const client = await breakProtocol(t, app)
   t.equal(client.closeCode(), 1002)
-  await until(() => lines.some((l) => l.msg === 'channels: peer broke the WebSocket protocol'), 5000)
+  await until(() => lines.some((l) => l.msg === 'channels: peer broke the WebSocket protocol'), 5000, 'the broken protocol is logged')
   t.notOk(lines.some((l) => l.msg === 'channels: socket error'), 'not logged as a server fault')
-  await until(() => app.channels.stats().sockets === 0, 5000)
+  await until(() => app.channels.stats().sockets === 0, 5000, 'the dropped peer\'s socket is gone')
 })
 
 t.test("an app's own @fastify/websocket keeps its error handler, which still gets the reply", async (t) => {
@@ -94,14 +105,7 @@ t.test("an app's own @fastify/websocket keeps its error handler, which still get
       socket.terminate()
     }
   })
-  await app.register(fastifyChannels, { client: false })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const { port } = app.server.address() as AddressInfo
-  const client = await RawClient.connect(port)
-  t.teardown(() => client.destroy())
-  client.write(encodeClientFrame(0x3, ''))
-  await client.ended
-  await until(() => seen.length === 1, 5000)
+  await breakProtocol(t, app)
+  await until(() => seen.length === 1, 5000, 'the app\'s error handler is called')
   t.same(seen, [{ code: 'WS_ERR_INVALID_OPCODE', hasReply: true }])
 })
