@@ -81,5 +81,5 @@ export const mutationMap = {
   'plugin/broker/memory-history.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
   'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
-  'plugin/broker/memory-presence.ts': ['test/presence/tracker.test.ts', 'test/client/presence.test.ts']
+  'plugin/broker/memory-presence.ts': ['test/broker/memory-presence.test.ts', 'test/presence/tracker.test.ts', 'test/client/presence.test.ts']
 }
