@@ -122,6 +122,7 @@ t.test('a broker that does not share presence: each node shows its own sockets',
   t.same(Object.keys(await a.app.channels.presence('room')), ['ann'])
   t.same(Object.keys(await b.app.channels.presence('room')), ['bob'])
   t.same(Object.keys(onA.state), ['ann'], 'no track of the other node')
+  t.same(await a.app.channels.presence('empty'), {}, 'a channel without subscribers here: empty')
 })
 
 t.test('a track and its untrack within one window send no diff at all', async (t) => {
