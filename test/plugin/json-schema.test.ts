@@ -147,3 +147,46 @@ t.test('a RegExp keeps its pattern, not its flags', async (t) => {
   const components = new SchemaComponents()
   t.same(components.convert(Type.RegExp(/^a+$/i)), { type: 'string', pattern: '^a+$' })
 })
+
+t.test('data under const, enum, examples and example is never rewritten; nulls are kept', async (t) => {
+  const components = new SchemaComponents()
+  const raw = Type.Unsafe<unknown>({
+    type: 'object',
+    const: { type: 'Date', $ref: '#' },
+    enum: [{ $id: 'x', type: 'Date' }],
+    examples: [{ type: 'Date' }],
+    example: { $ref: '#', definitions: { a: {} } },
+    description: null
+  })
+  t.same(components.convert(raw), JSON.parse(JSON.stringify(raw)))
+  t.same(components.schemas, {})
+})
+
+t.test('names in patternProperties and dependentSchemas are the app\'s; schemas in arrays are converted', async (t) => {
+  const components = new SchemaComponents()
+  const raw = Type.Unsafe<unknown>({
+    type: 'object',
+    patternProperties: { $defs: { type: 'string' } },
+    dependentSchemas: { definitions: { type: 'object' } },
+    anyOf: [Type.Date(), Type.Null()]
+  })
+  t.same(components.convert(raw), {
+    type: 'object',
+    patternProperties: { $defs: { type: 'string' } },
+    dependentSchemas: { definitions: { type: 'object' } },
+    anyOf: [{ not: {}, 'x-typebox-type': 'Date' }, { type: 'null' }]
+  })
+})
+
+t.test('a schema converted again after another with its id keeps its key; local definitions leave the copy', async (t) => {
+  const components = new SchemaComponents()
+  const A = Type.Recursive((This) => Type.Object({ a: Type.Array(This) }), { $id: 'Node' })
+  const B = Type.Recursive((This) => Type.Object({ b: Type.Optional(This) }), { $id: 'Node' })
+  components.convert(A)
+  components.convert(B)
+  const again = components.convert(A)
+  t.same((again.properties as { a: { items: unknown } }).a.items, { $ref: '#/components/schemas/Node' })
+  t.same(Object.keys(components.schemas), ['Node', 'Node_2'])
+  const local = components.convert(Type.Unsafe<unknown>({ type: 'array', items: { $ref: '#/definitions/Item' }, definitions: { Item: { type: 'string' } } }))
+  t.same(local, { type: 'array', items: { $ref: '#/components/schemas/Item' } })
+})
