@@ -65,6 +65,7 @@ t.test('each refusal says what is wrong with the declaration', async (t) => {
     ['chat', 'schema', /emits "chat": expected \{ channel\?, schema \}/],
     ['chat', { schema: Line, reply: Line, also: 1 }, /emits "chat": unknown option reply, also/],
     ['chat', { schema: 'text' }, /emits "chat": the schema must be a TypeBox schema/],
+    ['chat', { schema: null }, /emits "chat": the schema must be a TypeBox schema/],
     ['chat', { schema: Type.Ref('Nowhere') }, /emits "chat": the schema does not compile: (?!\w*Error:).*Nowhere/]
   ]
   for (const [event, options, message] of cases) t.throws(() => registry.declare(event, options), { message }, String(message))
