@@ -2,7 +2,7 @@
  * The ioredis plumbing of the Redis broker: loading the optional peer, the options every
  * connection of ours runs with, waiting for a connection, closing one.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { MissingIoredisError } from '../errors.js'
 
 export type RedisConstructor = new (url: string, options: RedisOptions) => Redis
@@ -44,18 +44,37 @@ export function clientOptions (): RedisOptions {
   }
 }
 
-/** Resolves once `client` is ready; rejects on its first error (startup fails fast). */
-export function ready (client: Redis): Promise<void> {
+/** The client as a `Cluster` when it is one (the broker types both as `Redis`: same commands). */
+export function asCluster (client: unknown): Cluster | undefined {
+  return (client as { isCluster?: unknown } | null)?.isCluster === true ? client as Cluster : undefined
+}
+
+/**
+ * Resolves once `client` is ready; rejects on its first error (startup fails fast). A cluster
+ * client with sharded subscribers reports passing errors, and may even close and reconnect
+ * once, while it learns the topology (ioredis 5 replaces the subscribers it started before the
+ * slots came in): it gets `clusterMs` to become ready, and fails with its last error after that.
+ */
+export function ready (client: Redis, clusterMs = 2000): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
+  const cluster = asCluster(client) !== undefined
   return new Promise((resolve, reject) => {
+    let lastError: Error | undefined
     const settle = (err?: Error): void => {
+      clearTimeout(timer)
       client.off('ready', onReady).off('error', onError).off('end', onEnd)
       if (err === undefined) resolve()
       else reject(err)
     }
     const onReady = (): void => settle()
-    const onError = (err: Error): void => settle(err)
-    const onEnd = (): void => settle(new Error('connection closed'))
+    const onError = (err: Error): void => {
+      lastError = err
+      if (!cluster) settle(err)
+    }
+    const onEnd = (): void => settle(lastError ?? new Error('connection closed'))
+    const timer = cluster
+      ? setTimeout(() => settle(new Error(`not ready within ${clusterMs} ms${lastError === undefined ? '' : `: ${lastError.message}`}`, { cause: lastError })), clusterMs)
+      : undefined
     client.on('ready', onReady).on('error', onError).on('end', onEnd)
   })
 }

@@ -1,10 +1,12 @@
 /**
  * One node's link to Redis: a publisher connection (commands, the session registry) and a
- * subscriber connection (pub/sub only). Redis channels, under the app's prefix:
+ * subscriber connection (pub/sub only); on a Redis Cluster each is an ioredis `Cluster` (the
+ * subscriber one with sharded subscribers: one connection per master). Redis channels (names
+ * from RedisKeys, classic or sharded pub/sub from PubSubMode):
  *
- *   <prefix>:all            every node: broadcasts to all sockets
- *   <prefix>:node:<nodeId>  this node only: direct sends to a session it holds
- *   <prefix>:ch:<channel>   nodes with a local subscriber of <channel>, and only while they have one
+ *   {<prefix>}:all              every node: broadcasts to all sockets
+ *   {<prefix>}:node:<nodeId>    this node only: direct sends to a session it holds
+ *   <prefix>:ch:{<channel>}     nodes with a local subscriber of <channel>, and only while they have one
  *
  * Nothing waits for Redis: calls reject at once while it is unreachable, give up after
  * `commandTimeout` while it hangs (the connection is then reset), and are refused past a
@@ -14,7 +16,9 @@
  * channel it needs and registers its sessions again: it keeps its own record of both.
  *
  * A tick (a third of `nodeTtl`) keeps the registration alive, checks that the subscriber
- * connection still answers, and while an outage lasts, retries the recovery.
+ * connection still answers, and while an outage lasts, retries the recovery. On a cluster a
+ * shard that fails over (a replica promoted) is such an outage: the lost connection to its
+ * master begins it, and it ends once the node has subscribed and registered everything again.
  */
 import type { Redis } from 'ioredis'
 import type {
@@ -25,7 +29,9 @@ import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from 
 import { quit, ready } from './redis-client.js'
 import { RedisClock } from './redis-clock.js'
 import { Health } from './redis-health.js'
+import { RedisKeys } from './redis-keys.js'
 import { Link } from './redis-link.js'
+import type { PubSubMode } from './redis-pubsub.js'
 import { Publisher } from './redis-publisher.js'
 import { SessionRegistry } from './redis-sessions.js'
 import { Subscriptions } from './redis-subscriptions.js'
@@ -35,10 +41,13 @@ export interface ConnectionSettings {
   prefix: string
   nodeTtl: number
   commandTimeout: number
+  /** classic pub/sub on one Redis, sharded on a cluster */
+  pubsub: PubSubMode
 }
 
 export class RedisConnection implements BrokerConnection, PresenceBroker {
   private readonly recent = new RecentIds()
+  private readonly keys: RedisKeys
   private readonly presence: RedisPresence
   private readonly clock = new RedisClock()
   private readonly health: Health
@@ -62,22 +71,25 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     if (!this.closed) this.health.lost(err)
   }
 
-  private constructor (private readonly node: BrokerNode, pub: Redis, sub: Redis, settings: ConnectionSettings) {
+  private constructor (private readonly node: BrokerNode, pub: Redis, sub: Redis, private readonly settings: ConnectionSettings) {
     this.health = new Health(node.log)
     this.pub = new Link(pub, settings.commandTimeout, this.lost)
     this.sub = new Link(sub, settings.commandTimeout, this.lost)
     this.budget = Math.max(Math.floor(settings.commandTimeout / 2), 1)
-    this.subscriptions = new Subscriptions(this.sub, settings.prefix, node.nodeId)
-    this.history = new RedisHistory(this.pub, settings.prefix, node, (channel) => this.subscriptions.redisChannel(channel))
-    this.sessions = new SessionRegistry(this.pub, this.clock, settings.prefix, node.nodeId, settings.nodeTtl)
-    this.publisher = new Publisher(this.pub, this.clock, this.budget, () => this.health.drop())
-    this.presence = new RedisPresence(this.pub, this.sub, node, { ...settings, redisChannel: (channel) => this.subscriptions.redisChannel(channel) })
+    this.keys = new RedisKeys(settings.prefix)
+    this.subscriptions = new Subscriptions(this.sub, this.keys, settings.pubsub, node.nodeId, this.lost)
+    this.history = new RedisHistory(this.pub, node, { keys: this.keys, pubsub: settings.pubsub })
+    this.sessions = new SessionRegistry(this.pub, this.clock, this.keys, settings.pubsub, node.nodeId, settings.nodeTtl)
+    this.publisher = new Publisher(this.pub, this.clock, this.budget, () => this.health.drop(), settings.pubsub)
+    // keys and pubsub ride along for presence (it names its keys and publishes the same way)
+    const presenceSettings = { ...settings, keys: this.keys, redisChannel: (channel: string) => this.subscriptions.redisChannel(channel) }
+    this.presence = new RedisPresence(this.pub, this.sub, node, presenceSettings)
   }
 
   /** Waits for both connections, subscribes the node-wide channels, registers the node. */
   static async open (node: BrokerNode, pub: Redis, sub: Redis, settings: ConnectionSettings): Promise<RedisConnection> {
     try {
-      await Promise.all([ready(pub), ready(sub)])
+      await Promise.all([ready(pub, settings.commandTimeout), ready(sub, settings.commandTimeout)])
     } catch (err) {
       pub.disconnect()
       sub.disconnect()
@@ -85,7 +97,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     }
     const connection = new RedisConnection(node, pub, sub, settings)
     try {
-      await connection.subscriptions.subscribeAll()
+      await connection.subscriptions.subscribeAllAtStart(settings.commandTimeout)
       await connection.sessions.sync()
       connection.presence.start()
     } catch (err) {
@@ -110,8 +122,11 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
         this.readies++
         this.recover()
       })
+      // a cluster client lost its connection to a shard (a master failing over, say): its
+      // channels are deaf until the node has subscribed again; the tick recovers
+      link.client.on('-node', () => this.lost(new Error(`redis connection ${link.name} lost a cluster node`)))
     }
-    this.sub.client.on('message', (_channel: string, text: string) => this.receive(text))
+    this.sub.client.on(this.settings.pubsub.messageEvent, (_channel: string, text: string) => this.receive(text))
   }
 
   /** Every third of the TTL: recover while down; else keep the registration alive and check both connections answer. */
@@ -144,6 +159,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     Promise.all([this.subscriptions.subscribeAll(), this.sessions.sync()]).then(() => {
       if (readies === this.readies && this.pub.ready && this.sub.ready) {
         this.health.back({ channels: this.subscriptions.local.size, sessions: this.sessions.local.size })
+        this.presence.resync()
       }
     }, this.lost).finally(() => {
       this.recovering = false

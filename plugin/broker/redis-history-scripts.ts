@@ -1,6 +1,7 @@
 /**
  * The Lua scripts of Redis history. Per history channel, under the broker's prefix, two keys
- * sharing one hash tag (so Redis Cluster keeps them in one slot):
+ * sharing one hash tag with the channel's pub/sub name (RedisKeys), so on Redis Cluster a
+ * script's keys and the shard channel it publishes on are all in the channel's one slot:
  *
  *   <prefix>:hist:{<channel>}:meta   hash: e = epoch, o = top offset   (expires 24 h after use)
  *   <prefix>:hist:{<channel>}:log    stream of entries, id <offset>-0, fields f (the frame),
@@ -28,14 +29,16 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
 /**
  * KEYS: meta, log. ARGV: new epoch, meta ttl, frame (a JSON object), except ('' for none),
- * size, ttl, pub/sub channel, envelope head. Returns the offset.
+ * size, ttl, pub/sub channel, envelope head, publish command ('PUBLISH' on one Redis,
+ * 'SPUBLISH' on a cluster: the channel's subscribers listen on a shard channel there).
+ * Returns the offset.
  */
 export const publishScript = `${ensureStream}
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
 local frame = string.sub(ARGV[3], 1, -2) .. ',"offset":' .. offset .. '}'
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], offset .. '-0', 'f', frame, 'x', ARGV[4], 't', now)
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('PUBLISH', ARGV[7], ARGV[8] .. offset .. '\\n' .. ARGV[4] .. '\\n' .. frame)
+redis.call(ARGV[9], ARGV[7], ARGV[8] .. offset .. '\\n' .. ARGV[4] .. '\\n' .. frame)
 return offset
 `
 

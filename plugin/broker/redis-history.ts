@@ -10,7 +10,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { historyStateTtl } from '../history/options.js'
+import type { RedisKeys } from './redis-keys.js'
 import type { Link } from './redis-link.js'
+import type { PubSubMode } from './redis-pubsub.js'
 import type { BrokerNode, HistoryEntry, HistoryLimits, HistoryQuery, HistoryRead } from './types.js'
 import { publishScript, readScript } from './redis-history-scripts.js'
 
@@ -28,22 +30,30 @@ function newEpoch (): string {
   return randomBytes(9).toString('base64url')
 }
 
+/** What history needs of the connection. */
+export interface RedisHistorySettings {
+  keys: RedisKeys
+  /** classic pub/sub on one Redis, sharded on a cluster */
+  pubsub: PubSubMode
+}
+
 export class RedisHistory {
   /** Calls go through the publisher's link: its deadline and its bound on bytes in flight apply. */
   constructor (
     private readonly pub: Link,
-    private readonly prefix: string,
     private readonly node: BrokerNode,
-    private readonly redisChannel: (channel: string) => string
+    private readonly settings: RedisHistorySettings
   ) {
     pub.client.defineCommand('channelsHistoryPublish', { numberOfKeys: 2, lua: publishScript })
     pub.client.defineCommand('channelsHistoryRead', { numberOfKeys: 2, lua: readScript })
   }
 
-  /** the keys of `channel`'s stream: one hash tag, so one Cluster slot */
+  /**
+   * the keys of `channel`'s stream: in the slot of its pub/sub channel (one hash tag), so on a
+   * cluster ioredis sends the scripts to the shard owning them all (it routes by the first key)
+   */
   keys (channel: string): [meta: string, log: string] {
-    const base = `${this.prefix}:hist:{${channel}}`
-    return [`${base}:meta`, `${base}:log`]
+    return [this.settings.keys.historyMeta(channel), this.settings.keys.historyLog(channel)]
   }
 
   private stateTtl (limits: HistoryLimits): number {
@@ -54,7 +64,7 @@ export class RedisHistory {
     const [meta, log] = this.keys(channel)
     const head = `h\n${this.node.nodeId}\n${channel}\n`
     return await this.pub.run((client) => (client as unknown as HistoryCommands).channelsHistoryPublish(meta, log, newEpoch(),
-      this.stateTtl(limits), frame, except ?? '', limits.size, limits.ttl, this.redisChannel(channel), head), frame.length)
+      this.stateTtl(limits), frame, except ?? '', limits.size, limits.ttl, this.settings.keys.channel(channel), head, this.settings.pubsub.publishCommand), frame.length)
   }
 
   async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<HistoryRead> {

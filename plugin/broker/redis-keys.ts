@@ -13,13 +13,22 @@
  *
  * A channel name with a `}` in it still maps all its names to one slot (the tag then ends at
  * that `}`, the same way in every name), so nothing depends on the characters a channel uses.
+ * One exception needs care: a name that starts with `}` would make the tag empty, and Redis
+ * would then hash each whole name apart. Such a channel gets a space before it inside the
+ * braces: no channel name has white space, so no other channel's names can look the same (a
+ * prefix that starts with `}` likewise).
  */
 export class RedisKeys {
   /** the node-wide hash tag: every node-wide name is in its slot */
   private readonly node: string
 
   constructor (private readonly prefix: string) {
-    this.node = `{${prefix}}`
+    this.node = this.tag(prefix)
+  }
+
+  /** `{<name>}`: the hash tag of every name of a channel, or of the node-wide names (see above for a leading `}`) */
+  private tag (name: string): string {
+    return name.startsWith('}') ? `{ ${name}}` : `{${name}}`
   }
 
   /** set of the ids of nodes that registered sessions */
@@ -38,16 +47,16 @@ export class RedisKeys {
   direct (nodeId: string): string { return `${this.node}:node:${nodeId}` }
 
   /** pub/sub: the nodes with a local subscriber of `channel` */
-  channel (channel: string): string { return `${this.prefix}:ch:{${channel}}` }
+  channel (channel: string): string { return `${this.prefix}:ch:${this.tag(channel)}` }
 
   /** a history channel's hash (e = epoch, o = top offset) */
-  historyMeta (channel: string): string { return `${this.prefix}:hist:{${channel}}:meta` }
+  historyMeta (channel: string): string { return `${this.prefix}:hist:${this.tag(channel)}:meta` }
 
   /** a history channel's stream of entries */
-  historyLog (channel: string): string { return `${this.prefix}:hist:{${channel}}:log` }
+  historyLog (channel: string): string { return `${this.prefix}:hist:${this.tag(channel)}:log` }
 
   /** a presence channel's hash: ref → the track */
-  presence (channel: string): string { return `${this.prefix}:presence:{${channel}}` }
+  presence (channel: string): string { return `${this.prefix}:presence:${this.tag(channel)}` }
 
   /** set of the nodes that have presence tracks */
   get presenceNodes (): string { return `${this.node}:presence-nodes` }

@@ -7,9 +7,14 @@
  * client and in the socket's write buffer, and runs whenever Redis wakes up. Here a timeout
  * destroys the socket instead: ioredis then fails every command still waiting on it, the
  * buffers are freed, and it reconnects by itself (see `clientOptions`).
+ *
+ * On a Redis Cluster `client` is an ioredis `Cluster` (it has the same commands; the broker
+ * types it as `Redis`): a stall is reported but the client is left to mend itself (see
+ * `resetCluster`).
  */
 import { performance } from 'node:perf_hooks'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
+import { asCluster } from './redis-client.js'
 
 /**
  * Payload bytes (publications and sends) one connection may have on the way to Redis at once.
@@ -60,7 +65,8 @@ export class Link {
   }
 
   get name (): string {
-    return this.client.options.connectionName ?? 'redis'
+    const cluster = asCluster(this.client)
+    return (cluster === undefined ? this.client.options.connectionName : cluster.options.redisOptions?.connectionName) ?? 'redis'
   }
 
   get ready (): boolean {
@@ -140,6 +146,11 @@ export class Link {
 
   /** Cuts the connection: ioredis fails what waits on it and reconnects. */
   private reset (reason: Error): void {
+    const cluster = asCluster(this.client)
+    if (cluster !== undefined) {
+      this.resetCluster(cluster, reason)
+      return
+    }
     const stream = this.client.stream
     if (stream === undefined || stream.destroyed) return
     this.stalledAt = performance.now()
@@ -150,5 +161,17 @@ export class Link {
     } catch {
       stream.destroy()
     }
+  }
+
+  /**
+   * A cluster client is not cut: it has a connection per shard and mends them itself (a shard
+   * that stops answering fails over, and ioredis follows the new slot map), and cutting it
+   * while a failover runs would only start its reconnection over and over. The stall still
+   * begins an outage, and what waits on a hung shard stays bounded by `maxPendingBytes`.
+   */
+  private resetCluster (cluster: Cluster, reason: Error): void {
+    if (cluster.status !== 'ready' && cluster.status !== 'connect') return
+    this.stalledAt = performance.now()
+    this.onStall(reason)
   }
 }

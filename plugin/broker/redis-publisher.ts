@@ -6,21 +6,30 @@
  * per turn instead of once per message, and saves a command per message on this side too.
  *
  * Order is kept: batches leave in the order they were filled, on one connection, and `flush()`
- * sends what is waiting before any other command of the node (a `send`) overtakes it.
+ * sends what is waiting before any other command of the node (a `send`) overtakes it. On a
+ * cluster a script call must stay in one slot, so a batch is split into one call per slot (a
+ * publication to channels in several slots goes out in several calls); each slot's calls leave
+ * in order on its shard's connection, so the order per channel holds.
  */
 import { lateCheck, type RedisClock } from './redis-clock.js'
 import type { Link } from './redis-link.js'
+import type { PubSubMode } from './redis-pubsub.js'
 
 /** A batch is cut at this many publications or this many payload bytes, whichever comes first. */
 const maxBatchCount = 500
 const maxBatchBytes = 1024 * 1024
 
-/** ARGV: deadline, then per publication: channel count, payload, channels…; -2 when too late (nothing published). */
+/**
+ * KEYS[1]: one of the channels (it routes the call to its shard on a cluster); ARGV: deadline,
+ * publish command, then per publication: channel count, payload, channels…; -2 when too late
+ * (nothing published).
+ */
 const publishBatch = `${lateCheck('ARGV[1]')}
-local i = 2
+local command = ARGV[2]
+local i = 3
 while i <= #ARGV do
   local count, payload = tonumber(ARGV[i]), ARGV[i + 1]
-  for j = i + 2, i + 1 + count do redis.call('PUBLISH', ARGV[j], payload) end
+  for j = i + 2, i + 1 + count do redis.call(command, ARGV[j], payload) end
   i = i + 2 + count
 end
 return 1
@@ -33,8 +42,17 @@ interface WithPublishBatch {
 interface Waiting {
   channels: string[]
   payload: string
+  /** calls carrying a part of it that have not answered yet (one per slot on a cluster) */
+  parts: number
+  failed: boolean
   resolve: () => void
   reject: (err: unknown) => void
+}
+
+/** The channels of one publication that go in one call. */
+interface Part {
+  publication: Waiting
+  channels: string[]
 }
 
 export class LateError extends Error {
@@ -55,15 +73,16 @@ export class Publisher {
     private readonly link: Link,
     private readonly clock: RedisClock,
     private readonly budget: number,
-    private readonly onFailed: () => void
+    private readonly onFailed: () => void,
+    private readonly pubsub: PubSubMode
   ) {
-    link.client.defineCommand('channelsPublishBatch', { numberOfKeys: 0, lua: publishBatch })
+    link.client.defineCommand('channelsPublishBatch', { numberOfKeys: 1, lua: publishBatch })
   }
 
   /** Publishes `payload` to each of `channels` (Redis channel names); settles when Redis answered. */
   publish (channels: string[], payload: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ channels, payload, resolve, reject })
+      this.waiting.push({ channels, payload, parts: 0, failed: false, resolve, reject })
       if (!this.scheduled) {
         this.scheduled = true
         process.nextTick(() => this.flush())
@@ -81,26 +100,51 @@ export class Publisher {
     for (let i = 0; i < waiting.length; i++) {
       bytes += waiting[i].payload.length
       if (i + 1 === waiting.length || i + 1 - start >= maxBatchCount || bytes + waiting[i + 1].payload.length > maxBatchBytes) {
-        this.send(waiting.slice(start, i + 1), bytes)
+        this.send(waiting.slice(start, i + 1))
         start = i + 1
         bytes = 0
       }
     }
   }
 
-  private send (batch: Waiting[], bytes: number): void {
-    const args: Array<string | number> = [this.clock.deadline(this.budget)]
-    for (const { channels, payload } of batch) args.push(channels.length, payload, ...channels)
-    this.link.run((redis) => (redis as unknown as WithPublishBatch).channelsPublishBatch(...args), bytes).then((result) => {
-      if (result === -2) this.fail(batch, new LateError())
-      else for (const { resolve } of batch) resolve()
-    }, (err: unknown) => this.fail(batch, err))
+  private send (batch: Waiting[]): void {
+    const parts: Part[] = []
+    for (const publication of batch) {
+      for (const channels of this.pubsub.bySlot(publication.channels, (channel) => channel)) {
+        parts.push({ publication, channels })
+        publication.parts++
+      }
+      if (publication.parts === 0) publication.resolve() // no channel: nothing to publish
+    }
+    for (const group of this.pubsub.bySlot(parts, (part) => part.channels[0])) this.call(group)
   }
 
-  private fail (batch: Waiting[], err: unknown): void {
-    for (const { reject } of batch) {
+  /** One script call: parts whose channels are all in one slot. */
+  private call (group: Part[]): void {
+    let bytes = 0
+    const args: Array<string | number> = [group[0].channels[0], this.clock.deadline(this.budget), this.pubsub.publishCommand]
+    for (const { publication, channels } of group) {
+      args.push(channels.length, publication.payload, ...channels)
+      bytes += publication.payload.length
+    }
+    this.link.run((redis) => (redis as unknown as WithPublishBatch).channelsPublishBatch(...args), bytes).then((result) => {
+      if (result === -2) this.fail(group, new LateError())
+      else for (const { publication } of group) this.settle(publication)
+    }, (err: unknown) => this.fail(group, err))
+  }
+
+  private settle (publication: Waiting): void {
+    if (--publication.parts === 0 && !publication.failed) publication.resolve()
+  }
+
+  /** A publication fails (and counts as dropped) once, however many of its parts failed. */
+  private fail (group: Part[], err: unknown): void {
+    for (const { publication } of group) {
+      publication.parts--
+      if (publication.failed) continue
+      publication.failed = true
       this.onFailed()
-      reject(err)
+      publication.reject(err)
     }
   }
 }

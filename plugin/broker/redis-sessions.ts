@@ -1,9 +1,10 @@
 /**
- * Where each session lives, kept in Redis so that cannot go stale when a node dies:
+ * Where each session lives, kept in Redis so that cannot go stale when a node dies (names from
+ * RedisKeys, all in the node-wide `{<prefix>}` slot, so one script may touch them on a cluster):
  *
- *   <prefix>:nodes               a set of node ids (pruned lazily by lookups)
- *   <prefix>:alive:<nodeId>      present while the node lives: a TTL refreshed by a timer
- *   <prefix>:sessions:<nodeId>   the node's session ids, with the same TTL
+ *   {<prefix>}:nodes               a set of node ids (pruned lazily by lookups)
+ *   {<prefix>}:alive:<nodeId>      present while the node lives: a TTL refreshed by a timer
+ *   {<prefix>}:sessions:<nodeId>   the node's session ids, with the same TTL
  *
  * A node killed without closing stops refreshing, so within `nodeTtl` its keys expire and
  * lookups stop finding its sessions. A lookup runs as one Lua script: it walks the live nodes
@@ -16,22 +17,27 @@
  */
 import type { Redis } from 'ioredis'
 import { lateCheck, type RedisClock, type RedisTime } from './redis-clock.js'
+import type { RedisKeys } from './redis-keys.js'
 import type { Link } from './redis-link.js'
+import type { PubSubMode } from './redis-pubsub.js'
 
 /**
- * returns PUBLISH's receiver count, 0 when no live node holds the session, -1 when the node
- * holding it is not listening, -2 when Redis got the send after its deadline (not published)
+ * KEYS[1]: the nodes set; ARGV: the names of a node's alive key, session set and channel
+ * without the node id (RedisKeys', all in KEYS[1]'s slot), the session, the payload, this
+ * node's id, the deadline, the publish command. Returns the publish's receiver count, 0 when no
+ * live node holds the session, -1 when the node holding it is not listening, -2 when Redis got
+ * the send after its deadline (not published).
  */
 const lookupAndSend = `
-local prefix, session, payload, self = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-${lateCheck('ARGV[5]')}
+local alive, sessions, direct, session, payload, self = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+${lateCheck('ARGV[7]')}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if node ~= self then
-    if redis.call('EXISTS', prefix .. ':alive:' .. node) == 0 then
+    if redis.call('EXISTS', alive .. node) == 0 then
       redis.call('SREM', KEYS[1], node)
-      redis.call('DEL', prefix .. ':sessions:' .. node)
-    elseif redis.call('SISMEMBER', prefix .. ':sessions:' .. node, session) == 1 then
-      local receivers = redis.call('PUBLISH', prefix .. ':node:' .. node, payload)
+      redis.call('DEL', sessions .. node)
+    elseif redis.call('SISMEMBER', sessions .. node, session) == 1 then
+      local receivers = redis.call(ARGV[8], direct .. node, payload)
       if receivers == 0 then return -1 end
       return receivers
     end
@@ -64,7 +70,9 @@ export async function execAll (multi: Multi): Promise<unknown[]> {
 }
 
 interface WithScripts {
-  channelsLookupAndSend (nodesKey: string, prefix: string, sessionId: string, payload: string, self: string, deadline: number): Promise<number>
+  channelsLookupAndSend (
+    nodesKey: string, alive: string, sessions: string, direct: string, sessionId: string, payload: string, self: string, deadline: number, publish: string
+  ): Promise<number>
   channelsRefresh (aliveKey: string, sessionsKey: string, nodesKey: string, ttl: number, nodeId: string, holds: string): Promise<[number, string, string]>
 }
 
@@ -85,13 +93,14 @@ export class SessionRegistry {
   constructor (
     private readonly link: Link,
     private readonly clock: RedisClock,
-    private readonly prefix: string,
+    private readonly keys: RedisKeys,
+    private readonly pubsub: PubSubMode,
     private readonly nodeId: string,
     private readonly ttl: number
   ) {
-    this.nodesKey = `${prefix}:nodes`
-    this.aliveKey = `${prefix}:alive:${nodeId}`
-    this.sessionsKey = `${prefix}:sessions:${nodeId}`
+    this.nodesKey = keys.nodes
+    this.aliveKey = keys.alive(nodeId)
+    this.sessionsKey = keys.sessions(nodeId)
     link.client.defineCommand('channelsLookupAndSend', { numberOfKeys: 1, lua: lookupAndSend })
     link.client.defineCommand('channelsRefresh', { numberOfKeys: 3, lua: refreshIfPresent })
   }
@@ -157,7 +166,8 @@ export class SessionRegistry {
   async send (sessionId: string, payload: string, budget: number): Promise<number> {
     const deadline = this.clock.deadline(budget)
     return await this.link.run((redis) =>
-      scripts(redis).channelsLookupAndSend(this.nodesKey, this.prefix, sessionId, payload, this.nodeId, deadline), payload.length)
+      scripts(redis).channelsLookupAndSend(this.nodesKey, this.keys.alive(''), this.keys.sessions(''), this.keys.direct(''),
+        sessionId, payload, this.nodeId, deadline, this.pubsub.publishCommand), payload.length)
   }
 
   /** Removes the node's registration (best effort: it expires anyway). */

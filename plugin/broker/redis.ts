@@ -3,11 +3,12 @@
  * Redis (and one prefix) acts as one server. `ioredis` is an optional peer dependency, loaded
  * only when a node connects, so apps that never use Redis need not install it.
  */
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { InvalidOptionError } from '../errors.js'
 import { positiveInteger } from '../options.js'
-import { clientOptions, loadIoredis } from './redis-client.js'
+import { asCluster, clientOptions, loadIoredis } from './redis-client.js'
 import { RedisConnection } from './redis-connection.js'
+import { classicPubSub, shardedPubSub } from './redis-pubsub.js'
 import type { Broker, BrokerConnection, BrokerNode } from './types.js'
 
 export const defaultRedisUrl = 'redis://127.0.0.1:6379'
@@ -17,15 +18,18 @@ export const defaultNodeTtl = 10000
 const minNodeTtl = 1000
 export const defaultCommandTimeout = 2000
 
-/** What `redisBroker` needs of a client passed in: an ioredis `Redis` fits. */
+/** What `redisBroker` needs of a client passed in: an ioredis `Redis` or `Cluster` fits. */
 export interface DuplicableRedis {
-  duplicate (override?: Record<string, unknown>): unknown
+  duplicate (...args: never[]): unknown
 }
 
 export interface RedisBrokerOptions {
   /** where Redis listens ['redis://127.0.0.1:6379']; ignored when `redis` is given */
   url?: string
-  /** an ioredis client to `duplicate()` (its own options apply); it stays yours: never closed here */
+  /**
+   * an ioredis client to `duplicate()` (its own options apply); it stays yours: never closed
+   * here. An ioredis `Cluster` makes the broker use sharded pub/sub (Redis ≥ 7).
+   */
   redis?: DuplicableRedis
   /** keeps apps that share one Redis apart ['fastify-channels'] */
   prefix?: string
@@ -60,12 +64,17 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
   }
   if (settings.nodeTtl < minNodeTtl) throw new InvalidOptionError(`redisBroker nodeTtl: at least ${minNodeTtl} ms, got ${settings.nodeTtl}`)
   const connectionOptions = clientOptions()
+  const cluster = asCluster(redis)
 
   // Named, so `CLIENT LIST` shows whose connections these are.
   async function open (nodeId: string): Promise<[Redis, Redis]> {
     const pubOptions = { ...connectionOptions, connectionName: `${prefix}:${nodeId}:pub` }
     const subOptions = { ...connectionOptions, connectionName: `${prefix}:${nodeId}:sub` }
-    if (redis !== undefined) return [redis.duplicate(pubOptions) as Redis, redis.duplicate(subOptions) as Redis]
+    if (cluster !== undefined) return [duplicateCluster(cluster, pubOptions, false), duplicateCluster(cluster, subOptions, true)]
+    if (redis !== undefined) {
+      const duplicate = redis.duplicate as (override: Record<string, unknown>) => Redis
+      return [duplicate.call(redis, pubOptions), duplicate.call(redis, subOptions)]
+    }
     const Redis = await loadIoredis()
     return [new Redis(url, pubOptions), new Redis(url, subOptions)]
   }
@@ -73,7 +82,25 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
   return {
     async connect (node: BrokerNode): Promise<BrokerConnection> {
       const [pub, sub] = await open(node.nodeId)
-      return await RedisConnection.open(node, pub, sub, settings)
+      return await RedisConnection.open(node, pub, sub, { ...settings, pubsub: cluster === undefined ? classicPubSub : shardedPubSub })
     }
   }
+}
+
+/**
+ * A copy of the app's cluster client for the broker: the same nodes and options, with ours for
+ * every node connection (`redisOptions`), no offline queue, and for the subscriber, one sharded
+ * subscriber connection per master. Typed as `Redis`: the broker uses the commands both share.
+ */
+function duplicateCluster (cluster: Cluster, redisOptions: Record<string, unknown>, subscriber: boolean): Redis {
+  return cluster.duplicate([], {
+    // lazyConnect: ioredis then starts a shard's subscriber when a channel of it is subscribed,
+    // not eagerly as well; the eager start raced the slot map under load and left a slot with
+    // "No sharded subscriber" for good (ioredis 5.11). Node connections are lazy regardless.
+    redisOptions: { ...cluster.options.redisOptions, ...redisOptions, lazyConnect: true },
+    enableOfflineQueue: false,
+    lazyConnect: false,
+    keyPrefix: '',
+    shardedSubscribers: subscriber
+  }) as unknown as Redis
 }

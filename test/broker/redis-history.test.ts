@@ -1,14 +1,18 @@
 /**
- * History channels on the Redis broker: offsets, epochs and entries in Redis; two processes
- * publishing at once (one dense order, identical everywhere); recovery on another node, also
- * behind a stand-in load balancer after the first node was SIGKILLed; a Redis restart without
- * persistence (a new epoch, `recovered: false`); keys under the prefix with TTLs.
+ * History channels on the Redis broker, on one Redis and on a Redis Cluster: offsets, epochs and
+ * entries in Redis; two processes publishing at once (one dense order, identical everywhere);
+ * recovery on another node, also behind a stand-in load balancer after the first node was
+ * SIGKILLed; keys under the prefix with TTLs, each in its channel's slot, and channels on
+ * several shards. On one Redis only: a restart without persistence (a new epoch, `recovered: false`).
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { TestClient, nextId, type Frame } from '../helpers/server.js'
-import { deleteKeys, eventually, PrivateRedis, redisUrl, startNode, uniquePrefix, withRedis } from '../redis/helpers.js'
+import { eventually, PrivateRedis, startNode, uniquePrefix, withRedis } from '../redis/helpers.js'
+import { forEachTarget } from '../redis/targets.js'
 import { HistoryChild, TcpProxy } from '../history/helpers.js'
+import { keysUnder, shardOf, slotOf } from '../history/slots.js'
+import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 
@@ -26,12 +30,12 @@ async function connect (t: { teardown (fn: () => unknown): void }, url: string):
 
 const history = { channel: /^h-/, size: 5, ttl: 60_000 }
 
-await withRedis(t, async () => {
+await forEachTarget(t, async (t, target) => {
   t.test('offsets, epoch, last and since across two nodes; keys under the prefix with TTLs', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const a = await startNode(t, { prefix }, undefined, { history })
-    const b = await startNode(t, { prefix }, undefined, { history })
+    t.teardown(() => target.deleteKeys(prefix))
+    const a = await startNode(t, { ...target.broker, prefix }, undefined, { history })
+    const b = await startNode(t, { ...target.broker, prefix }, undefined, { history })
     const onA = await connect(t, a.url)
     const onB = await connect(t, b.url)
     const first = await onA.subscribe('h-room')
@@ -63,22 +67,61 @@ await withRedis(t, async () => {
     t.match(await beyond.request({ type: 'subscribe', channel: 'h-room', id: 4, since: { epoch: first.epoch, offset: 5 } }), { recovered: false, offset: 12 }, 'beyond size')
     await beyond.expectNothing(isMessage)
 
-    const redis = new Redis(redisUrl)
-    t.teardown(() => redis.disconnect())
-    const keys = (await redis.keys(`${prefix}:hist:*`)).sort()
-    t.same(keys, [`${prefix}:hist:{h-other}:meta`, `${prefix}:hist:{h-room}:log`, `${prefix}:hist:{h-room}:meta`])
-    t.equal(await redis.xlen(`${prefix}:hist:{h-room}:log`), 5, 'the log holds at most size entries')
-    const metaTtl = await redis.pttl(`${prefix}:hist:{h-room}:meta`)
+    const keys = (await keysUnder(target, prefix)).filter((key) => key.includes(':hist:'))
+    t.same(keys, [`${prefix}:hist:{h-other}:meta`, `${prefix}:hist:{h-room}:log`, `${prefix}:hist:{h-room}:meta`], 'channels without history store nothing')
+    const log = `${prefix}:hist:{h-room}:log`
+    const meta = `${prefix}:hist:{h-room}:meta`
+    t.equal(await target.admin.xlen(log), 5, 'the log holds at most size entries')
+    const metaTtl = await target.admin.pttl(meta)
     t.ok(metaTtl > 23 * 3600_000 && metaTtl <= 24 * 3600_000, `the epoch and top offset outlive the entries by 24 h (${metaTtl})`)
-    const logTtl = await redis.pttl(`${prefix}:hist:{h-room}:log`)
+    const logTtl = await target.admin.pttl(log)
     t.ok(logTtl > 0 && logTtl <= 60_000, `the entries expire with ttl (${logTtl})`)
-    t.same(await redis.keys(`${prefix}:hist:{plain}*`), [], 'channels without history store nothing')
+  })
+
+  t.test('channels on several shards: a multi-channel publication takes an offset in each; each key in its channel\'s slot', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => target.deleteKeys(prefix))
+    const options = { history: { size: 5, ttl: 60_000 } }
+    const a = await startNode(t, { ...target.broker, prefix }, (app) => {
+      app.channels.on('message', { event: 'everywhere' }, async (socket, data) => { await socket.broadcastChannel(data) })
+    }, options)
+    const b = await startNode(t, { ...target.broker, prefix }, undefined, options)
+    // on a 3-master cluster, h-room, h-c and h-other lie on three shards; the braces test the hash tags
+    const channels = ['h-room', 'h-c', 'h-other', '}h', '{h}', 'h{x}']
+    const speaker = await connect(t, a.url)
+    for (const channel of channels) await speaker.subscribe(channel)
+    await a.app.broadcastChannel('h-room', 'first')
+    const listeners: TestClient[] = []
+    for (const channel of channels) {
+      const listener = await connect(t, b.url)
+      t.match(await listener.subscribe(channel), { offset: channel === 'h-room' ? 1 : 0 }, channel)
+      listeners.push(listener)
+    }
+    await speaker.request({ type: 'message', event: 'everywhere', data: 'all', id: nextId() })
+    for (const [i, channel] of channels.entries()) {
+      t.match(await listeners[i].next(isMessage), { channel, data: 'all', offset: channel === 'h-room' ? 2 : 1 }, `${channel}: its own offset`)
+      t.match(await b.app.channels.history(channel), { offset: channel === 'h-room' ? 2 : 1 })
+    }
+    if (target.name !== 'cluster') return
+    const names = new RedisKeys(prefix)
+    const { admin } = target
+    const shards = new Set(await Promise.all(['h-room', 'h-c', 'h-other'].map(async (channel) => await shardOf(admin, names.channel(channel)))))
+    t.equal(shards.size, 3, 'the channels lie on three shards')
+    const expected: string[] = []
+    for (const channel of channels) {
+      const slot = await slotOf(admin, names.channel(channel))
+      for (const key of [names.historyMeta(channel), names.historyLog(channel)]) {
+        expected.push(key)
+        t.equal(await slotOf(admin, key), slot, `${key} in the slot of ${names.channel(channel)}`)
+      }
+    }
+    t.same((await keysUnder(target, prefix)).filter((key) => key.includes(':hist:')), expected.sort(), 'and on the master owning it')
   })
 
   t.test('session exclusion and expired entries on Redis', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const a = await startNode(t, { prefix }, (app) => {
+    t.teardown(() => target.deleteKeys(prefix))
+    const a = await startNode(t, { ...target.broker, prefix }, (app) => {
       app.channels.on('message', { event: 'say' }, async (socket, data, meta) => {
         await socket.broadcastChannel(data, { channel: meta.channel })
         return 'ok'
@@ -102,8 +145,9 @@ await withRedis(t, async () => {
 
   t.test('two node processes publishing to one channel at once: one dense order, identical on both', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [one, two] = await Promise.all([HistoryChild.start(t, { PREFIX: prefix }), HistoryChild.start(t, { PREFIX: prefix })])
+    t.teardown(() => target.deleteKeys(prefix))
+    const env = { ...target.env, PREFIX: prefix }
+    const [one, two] = await Promise.all([HistoryChild.start(t, env), HistoryChild.start(t, env)])
     const onOne = await connect(t, one.url)
     const onTwo = await connect(t, two.url)
     await onOne.subscribe('race')
@@ -124,8 +168,9 @@ await withRedis(t, async () => {
 
   t.test('behind a stand-in load balancer, a client recovers on node B after node A was SIGKILLed', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [nodeA, nodeB] = await Promise.all([HistoryChild.start(t, { PREFIX: prefix }), HistoryChild.start(t, { PREFIX: prefix })])
+    t.teardown(() => target.deleteKeys(prefix))
+    const env = { ...target.env, PREFIX: prefix }
+    const [nodeA, nodeB] = await Promise.all([HistoryChild.start(t, env), HistoryChild.start(t, env)])
     const proxy = await TcpProxy.start(t, nodeA.port)
     const client = await connect(t, proxy.url())
     const { epoch } = await client.subscribe('room')
@@ -144,7 +189,9 @@ await withRedis(t, async () => {
     await nodeB.burst('room', 1, 'live')
     t.match(await back.next(isMessage), { offset: 8, data: { tag: 'live' } })
   })
+})
 
+await withRedis(t, async () => {
   t.test('a Redis restart without persistence: a new epoch and recovered: false', async (t) => {
     const server = await PrivateRedis.start(t)
     const prefix = uniquePrefix()
@@ -159,7 +206,7 @@ await withRedis(t, async () => {
     t.teardown(() => probe.disconnect())
     // Back means both connections: commands answered, and the channel subscribed again.
     await eventually(async () => {
-      const [, subscribers] = await probe.pubsub('NUMSUB', `${prefix}:ch:h-room`) as [string, number]
+      const [, subscribers] = await probe.pubsub('NUMSUB', new RedisKeys(prefix).channel('h-room')) as [string, number]
       return subscribers > 0 && await node.app.channels.history('h-room').then(() => true, () => false)
     }, 15000, 'the node reaches the restarted Redis')
     const back = await connect(t, node.url)

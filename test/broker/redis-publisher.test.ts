@@ -9,6 +9,7 @@ import { clientOptions, ready } from '../../plugin/broker/redis-client.js'
 import { RedisClock, type RedisTime } from '../../plugin/broker/redis-clock.js'
 import { Link } from '../../plugin/broker/redis-link.js'
 import { LateError, Publisher } from '../../plugin/broker/redis-publisher.js'
+import { classicPubSub } from '../../plugin/broker/redis-pubsub.js'
 import { eventually, redisUrl, uniquePrefix, withRedis } from '../redis/helpers.js'
 
 await withRedis(t, async () => {
@@ -23,7 +24,7 @@ await withRedis(t, async () => {
   const clock = new RedisClock()
   clock.observe(await pub.time() as unknown as RedisTime)
   let failed = 0
-  const publisher = new Publisher(new Link(pub, 1000, () => {}), clock, 500, () => { failed++ })
+  const publisher = new Publisher(new Link(pub, 1000, () => {}), clock, 500, () => { failed++ }, classicPubSub)
 
   t.test('a burst in one turn: complete and in order, over several batches', async (t) => {
     received.length = 0
@@ -51,7 +52,7 @@ await withRedis(t, async () => {
     received.length = 0
     const lateClock = new RedisClock()
     lateClock.observe(['1000000000', '0']) // Redis' clock as if it were 2001: every deadline is long past
-    const late = new Publisher(new Link(pub, 1000, () => {}), lateClock, 500, () => { failed++ })
+    const late = new Publisher(new Link(pub, 1000, () => {}), lateClock, 500, () => { failed++ }, classicPubSub)
     const results = await Promise.allSettled([late.publish([`${prefix}:a`], 'x'), late.publish([`${prefix}:b`], 'y')])
     t.same(results.map((result) => result.status), ['rejected', 'rejected'])
     t.ok(results.every((result) => result.status === 'rejected' && result.reason instanceof LateError))

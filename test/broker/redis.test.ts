@@ -12,6 +12,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { InvalidOptionError, MissingIoredisError, redisBroker, type BrokerConnection, type BrokerNode, type Delivery, type RedisBrokerOptions } from '../../plugin/index.js'
 import { loadIoredis } from '../../plugin/broker/redis-client.js'
+import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { PrivateRedis, deleteKeys, eventually, freePort, redisUrl, uniquePrefix, withRedis } from '../redis/helpers.js'
 
 const run = promisify(execFile)
@@ -75,12 +76,16 @@ await withRedis(t, async () => {
     const prefix = uniquePrefix()
     t.teardown(() => deleteKeys(prefix))
     const { node, link } = await connectNode(t, { prefix })
-    const channels = async (): Promise<string[]> => (await admin.pubsub('CHANNELS', `${prefix}:*`) as string[]).sort()
-    t.same(await channels(), [`${prefix}:all`, `${prefix}:node:${node.nodeId}`].sort(), 'node-wide channels only')
+    const keys = new RedisKeys(prefix)
+    const channels = async (): Promise<string[]> => [
+      ...await admin.pubsub('CHANNELS', `${prefix}:*`) as string[],
+      ...await admin.pubsub('CHANNELS', `{${prefix}}:*`) as string[]
+    ].sort()
+    t.same(await channels(), [keys.all, keys.direct(node.nodeId)].sort(), 'node-wide channels only')
     await link.subscribe('room:1')
-    t.ok((await channels()).includes(`${prefix}:ch:room:1`))
+    t.ok((await channels()).includes(keys.channel('room:1')))
     await link.unsubscribe('room:1')
-    t.notOk((await channels()).includes(`${prefix}:ch:room:1`), 'unsubscribed when the last left')
+    t.notOk((await channels()).includes(keys.channel('room:1')), 'unsubscribed when the last left')
   })
 
   t.test('each node gets one delivery per publication, never its own', async (t) => {
@@ -131,7 +136,7 @@ await withRedis(t, async () => {
     await link.close()
     await eventually(async () => await named() === 0, 3000, 'its connections are gone')
     t.equal(await mine.ping(), 'PONG', 'the client passed in still works')
-    t.equal(await admin.exists(`${prefix}:alive:${node.nodeId}`), 0, 'unregistered')
+    t.equal(await admin.exists(new RedisKeys(prefix).alive(node.nodeId)), 0, 'unregistered')
   })
 
   t.test('the prefix keeps apps on one Redis apart', async (t) => {

@@ -18,6 +18,16 @@ function exited (child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()))
 }
 
+/**
+ * The environment of a child-process node: this one's, with only the TypeScript loader (not
+ * tap's coverage and mock hooks), and on a cluster only when `env` says so (CI exports
+ * REDIS_CLUSTER_URL for every test).
+ */
+export function childEnv (env: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const { REDIS_CLUSTER_URL: _cluster, NODE_OPTIONS: _hooks, ...inherited } = process.env
+  return { ...inherited, REDIS_URL: redisUrl, ...env }
+}
+
 /** A history node (test/history/fixtures/history-node.ts) in its own process. */
 export class HistoryChild {
   private constructor (readonly child: ChildProcess, readonly port: number) {}
@@ -26,10 +36,8 @@ export class HistoryChild {
     return `ws://127.0.0.1:${this.port}/ws`
   }
 
-  static async start (t: Teardown, env: { PREFIX: string, REDIS_URL?: string }): Promise<HistoryChild> {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
-    delete childEnv.NODE_OPTIONS
-    const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
+  static async start (t: Teardown, env: { PREFIX: string, REDIS_URL?: string, REDIS_CLUSTER_URL?: string }): Promise<HistoryChild> {
+    const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv(env), stdio: ['ignore', 'pipe', 'inherit'] })
     const node = new HistoryChild(child, await new Promise<number>((resolve, reject) => {
       const lines = createInterface({ input: child.stdout! })
       lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))

@@ -1,21 +1,23 @@
 /**
- * Nodes in one process on a real Redis: every delivery kind reaches every socket on every
- * node exactly once, whichever node published, and the sender stays excluded across nodes.
+ * Nodes in one process on a real Redis, and on a Redis Cluster: every delivery kind reaches
+ * every socket on every node exactly once, whichever node published, and the sender stays
+ * excluded across nodes.
  */
 import t from 'tap'
 import { NoSocketError } from '../../plugin/index.js'
 import { nextId, type Frame } from '../helpers/server.js'
-import { deleteKeys, eventually, uniquePrefix, withRedis } from './helpers.js'
+import { eventually, uniquePrefix } from './helpers.js'
+import { forEachTarget } from './targets.js'
 import { collectAfterFence, connect, isGot, startNodes } from './nodes.js'
 
 const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
 const channelsOf = (frames: Frame[]): unknown[] => frames.map((frame) => frame.channel)
 
-await withRedis(t, async () => {
+await forEachTarget(t, async (t, target) => {
   t.test('fastify.broadcast reaches every socket on three nodes once', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [a, b, c] = await startNodes(t, 3, { prefix })
+    t.teardown(() => target.deleteKeys(prefix))
+    const [a, b, c] = await startNodes(t, 3, { ...target.broker, prefix })
     const clients = [await connect(t, a), await connect(t, a), await connect(t, b), await connect(t, c)]
     for (const from of [a, b, c]) {
       await from.app.broadcast({ n: 1 }, { event: 'got' })
@@ -27,8 +29,8 @@ await withRedis(t, async () => {
 
   t.test('fastify.broadcastChannel reaches the channel subscribers on every node once', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [a, b, c] = await startNodes(t, 3, { prefix })
+    t.teardown(() => target.deleteKeys(prefix))
+    const [a, b, c] = await startNodes(t, 3, { ...target.broker, prefix })
     const onA = await connect(t, a, ['room'])
     const onB = await connect(t, b, ['room', 'other'])
     const onBOther = await connect(t, b, ['other'])
@@ -43,8 +45,8 @@ await withRedis(t, async () => {
 
   t.test('socket.broadcast and sendAndBroadcast: the sender is excluded or included once, across nodes', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [a, b] = await startNodes(t, 2, { prefix })
+    t.teardown(() => target.deleteKeys(prefix))
+    const [a, b] = await startNodes(t, 2, { ...target.broker, prefix })
     const sender = await connect(t, a)
     const others = [await connect(t, a), await connect(t, b), await connect(t, b)]
     await sender.request({ type: 'message', event: 'broadcast', data: 1, id: nextId() })
@@ -55,8 +57,8 @@ await withRedis(t, async () => {
 
   t.test('socket.broadcastChannel to one channel, across nodes, sender excluded', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [a, b] = await startNodes(t, 2, { prefix })
+    t.teardown(() => target.deleteKeys(prefix))
+    const [a, b] = await startNodes(t, 2, { ...target.broker, prefix })
     const sender = await connect(t, a, ['room'])
     const peers = [await connect(t, a, ['room']), await connect(t, b, ['room']), await connect(t, b)]
     await sender.request({ type: 'message', event: 'broadcastChannel', channel: 'room', data: 'x', id: nextId() })
@@ -67,8 +69,8 @@ await withRedis(t, async () => {
 
   t.test('a multi-channel broadcast reaches a remote socket once, though its node holds several of the channels', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [a, b, c] = await startNodes(t, 3, { prefix })
+    t.teardown(() => target.deleteKeys(prefix))
+    const [a, b, c] = await startNodes(t, 3, { ...target.broker, prefix })
     const sender = await connect(t, a, ['r1', 'r2', 'r3'])
     const receivers = [
       await connect(t, a, ['r3', 'r1']), // same node as the sender
@@ -101,8 +103,8 @@ await withRedis(t, async () => {
 
   t.test('a node with subscribers of only some of the channels gets the publication through them', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [a, b] = await startNodes(t, 2, { prefix })
+    t.teardown(() => target.deleteKeys(prefix))
+    const [a, b] = await startNodes(t, 2, { ...target.broker, prefix })
     const onB = await connect(t, b, ['c3'])
     const sender = await connect(t, a, ['c1', 'c2', 'c3'])
     await sender.request({ type: 'message', event: 'broadcastChannel', data: 'z', id: nextId() })
@@ -111,8 +113,8 @@ await withRedis(t, async () => {
 
   t.test('socket.send stays on its node; fastify.send reaches a session on another node once', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [a, b, c] = await startNodes(t, 3, { prefix })
+    t.teardown(() => target.deleteKeys(prefix))
+    const [a, b, c] = await startNodes(t, 3, { ...target.broker, prefix })
     const onA = await connect(t, a)
     const onB = await connect(t, b)
     const onC = await connect(t, c)
@@ -142,8 +144,8 @@ await withRedis(t, async () => {
 
   t.test('a node that closes takes its sessions with it at once', async (t) => {
     const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const [a, b] = await startNodes(t, 2, { prefix })
+    t.teardown(() => target.deleteKeys(prefix))
+    const [a, b] = await startNodes(t, 2, { ...target.broker, prefix })
     const onB = await connect(t, b)
     await a.app.send(onB.sessionId, 'before', { event: 'got' })
     t.same((await onB.next(isGot)).data, 'before')
@@ -153,10 +155,10 @@ await withRedis(t, async () => {
   t.test('two apps on one Redis with different prefixes never see each other', async (t) => {
     const prefixA = uniquePrefix()
     const prefixB = uniquePrefix()
-    t.teardown(() => deleteKeys(prefixA))
-    t.teardown(() => deleteKeys(prefixB))
-    const [a1, a2] = await startNodes(t, 2, { prefix: prefixA })
-    const [b1] = await startNodes(t, 1, { prefix: prefixB })
+    t.teardown(() => target.deleteKeys(prefixA))
+    t.teardown(() => target.deleteKeys(prefixB))
+    const [a1, a2] = await startNodes(t, 2, { ...target.broker, prefix: prefixA })
+    const [b1] = await startNodes(t, 1, { ...target.broker, prefix: prefixB })
     const onA2 = await connect(t, a2, ['room'])
     const onB1 = await connect(t, b1, ['room'])
     await a1.app.broadcast('all', { event: 'got' })

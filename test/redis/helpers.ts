@@ -53,12 +53,12 @@ export function uniquePrefix (): string {
   return `test-${randomBytes(6).toString('hex')}`
 }
 
-/** Deletes every key under `prefix` (tests tidy up after themselves). */
+/** Deletes every key under `prefix`, node-wide (`{prefix}:…`) and per channel (tests tidy up after themselves). */
 export async function deleteKeys (prefix: string, url = redisUrl): Promise<void> {
   const client = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null })
   client.on('error', () => {})
   try {
-    const keys = await client.keys(`${prefix}:*`)
+    const keys = [...await client.keys(`${prefix}:*`), ...await client.keys(`{${prefix}}:*`)]
     if (keys.length > 0) await client.del(...keys)
   } catch {
     // the private server may be gone already
@@ -172,11 +172,13 @@ export class ChildNode {
 
   static async start (
     t: Test,
-    env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string, COMMAND_TIMEOUT?: string, LOG_LEVEL?: string },
+    env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string, REDIS_CLUSTER_URL?: string, COMMAND_TIMEOUT?: string, LOG_LEVEL?: string },
     nodeFlags: string[] = []
   ): Promise<ChildNode> {
     // Only the TypeScript loader: not tap's coverage and mock hooks of this process.
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
+    // on the cluster only when `env` says so (CI exports REDIS_CLUSTER_URL for every test)
+    const { REDIS_CLUSTER_URL: _cluster, ...inherited } = process.env
+    const childEnv: NodeJS.ProcessEnv = { ...inherited, REDIS_URL: redisUrl, ...env }
     delete childEnv.NODE_OPTIONS
     const child = spawn(process.execPath, [...nodeFlags, `--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
     const node = new ChildNode(child, await new Promise<number>((resolve, reject) => {

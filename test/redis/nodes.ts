@@ -15,13 +15,17 @@ export async function startNodes (t: Test, count: number, broker: RedisBrokerOpt
   return nodes
 }
 
-export async function connect (t: Test, node: TestApp, channels: string[] = []): Promise<TestClient> {
+/** the channels each client subscribed through `connect` (the fence follows them) */
+const subscribed = new WeakMap<TestClient, string[]>()
+
+export async function connect (t: Test, node: TestApp | ChildNode, channels: string[] = []): Promise<TestClient> {
   const client = await TestClient.connect(node.url)
   t.teardown(() => client.close())
   for (const channel of channels) {
     const answer = await client.subscribe(channel)
     if (answer.type !== 'subscribed') throw new Error(`subscribe ${channel}: ${JSON.stringify(answer)}`)
   }
+  subscribed.set(client, channels)
   return client
 }
 
@@ -31,17 +35,28 @@ let fences = 0
 
 /**
  * Proves that every frame matching `match` that `from` published before the fence has
- * arrived: a broadcast from the same node, through the same Redis connection, reaches each
- * node after everything published earlier. Returns what each client got, in order, and leaves
- * nothing matching behind in their queues.
+ * arrived: a publication from the same node reaches each node after everything published
+ * earlier on the same Redis channel (on a cluster, order holds per channel only). So the fence
+ * is a broadcast (after broadcasts and sends) and one publication on each channel the clients
+ * subscribed through `connect` (after what was published on it). Returns what each client got,
+ * in order, and leaves nothing matching behind in their queues.
  */
 export async function collectAfterFence (from: TestApp | ChildNode, clients: TestClient[], match: (frame: Frame) => boolean = isGot): Promise<Frame[][]> {
   const fence = ++fences
-  if ('app' in from) await from.app.broadcast({ fence }, { event: 'fence' })
-  else await from.post('/broadcast', { fence }, 'fence')
+  const channels = [...new Set(clients.flatMap((client) => subscribed.get(client) ?? []))]
+  if ('app' in from) {
+    await from.app.broadcast({ fence }, { event: 'fence' })
+    for (const channel of channels) await from.app.broadcastChannel(channel, { fence }, { event: 'fence' })
+  } else {
+    await from.post('/broadcast', { fence }, 'fence')
+    for (const channel of channels) await from.postJson(`/channel/${encodeURIComponent(channel)}`, { data: { fence }, event: 'fence' })
+  }
+  const isFence = (frame: Frame, channel?: string): boolean =>
+    frame.event === 'fence' && (frame.data as { fence: number }).fence === fence && frame.channel === channel
   const got: Frame[][] = []
   for (const client of clients) {
-    await client.next((frame) => frame.event === 'fence' && (frame.data as { fence: number }).fence === fence, 5000)
+    await client.next((frame) => isFence(frame), 5000)
+    for (const channel of subscribed.get(client) ?? []) await client.next((frame) => isFence(frame, channel), 5000)
     const matching = client.frames.filter(match)
     client.frames.splice(0, client.frames.length, ...client.frames.filter((frame) => !match(frame)))
     got.push(matching)

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 import type { Test } from 'tap'
-import { redisUrl } from './helpers.js'
+import { childEnv } from '../history/helpers.js'
 
 const fixture = fileURLToPath(new URL('../presence/fixtures/node.ts', import.meta.url))
 const tsImport = import.meta.resolve('@tapjs/typescript/import')
@@ -18,10 +18,8 @@ export class PresenceNode {
     return `ws://127.0.0.1:${this.port}/ws`
   }
 
-  static async start (t: Test, env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string }): Promise<PresenceNode> {
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redisUrl, ...env }
-    delete childEnv.NODE_OPTIONS // only the TypeScript loader, not tap's coverage hooks
-    const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
+  static async start (t: Test, env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string, REDIS_CLUSTER_URL?: string }): Promise<PresenceNode> {
+    const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv(env), stdio: ['ignore', 'pipe', 'inherit'] })
     const node = new PresenceNode(child, await new Promise<number>((resolve, reject) => {
       createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
       child.once('exit', (code) => reject(new Error(`presence node exited with ${code} before listening`)))

@@ -1,21 +1,23 @@
 /**
- * Presence over Redis with three node processes: one state on all; a node killed with SIGKILL
- * has its members removed on the others (leaves sent) within 15 s with the default node TTL;
- * a node frozen with SIGSTOP past its TTL loses its members, then, resumed, re-asserts them.
+ * Presence over Redis with three node processes, on one Redis and on a Redis Cluster: one state
+ * on all; a node killed with SIGKILL has its members removed on the others (leaves sent) within
+ * 15 s with the default node TTL; a node frozen with SIGSTOP past its TTL loses its members,
+ * then, resumed, re-asserts them.
  */
 import t from 'tap'
-import { Redis } from 'ioredis'
+import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { canonical, Observer } from '../presence/helpers.js'
-import { deleteKeys, redisUrl, uniquePrefix, withRedis } from './helpers.js'
+import { uniquePrefix } from './helpers.js'
 import { PresenceNode } from './presence-nodes.js'
+import { forEachTarget } from './targets.js'
 
-await withRedis(t, async () => {
+await forEachTarget(t, async (t, target) => {
   const prefix = uniquePrefix()
-  t.teardown(() => deleteKeys(prefix))
-  const redis = new Redis(redisUrl)
-  t.teardown(() => redis.disconnect())
+  t.teardown(() => target.deleteKeys(prefix))
+  const redis = target.admin
+  const hash = new RedisKeys(prefix).presence('room')
   // The default node TTL (10 s): the 15 s promise is about the defaults.
-  const nodes = await Promise.all([0, 1, 2].map(async () => await PresenceNode.start(t, { PREFIX: prefix })))
+  const nodes = await Promise.all([0, 1, 2].map(async () => await PresenceNode.start(t, { ...target.env, PREFIX: prefix })))
   const [killed, frozen, survivor] = nodes
 
   const watchers = await Promise.all(nodes.map(async (node) => await Observer.join(node.url, 'room')))
@@ -35,7 +37,7 @@ await withRedis(t, async () => {
     const late = await Observer.join(survivor.url, 'room')
     t.same(canonical(late.state), states[0], 'a late joiner gets it whole')
     late.client.close()
-    t.equal(await redis.hlen(`${prefix}:presence:{room}`), 3, 'one hash per channel, hash-tagged')
+    t.equal(await redis.hlen(hash), 3, 'one hash per channel, hash-tagged')
   })
 
   t.test('SIGKILL: members gone elsewhere within 15 s; SIGSTOP past the TTL: gone, then back', async (t) => {
@@ -48,7 +50,7 @@ await withRedis(t, async () => {
     const gone = Date.now() - stoppedAt
     t.ok(gone <= 15000, `their leaves came ${gone} ms after the kill (<= 15000)`)
     t.same(Object.keys(await survivor.presence('room')), ['survivor-user'], 'fastify.channels.presence() agrees')
-    t.equal(await redis.hlen(`${prefix}:presence:{room}`), 1, 'their tracks are gone from Redis')
+    t.equal(await redis.hlen(hash), 1, 'their tracks are gone from Redis')
 
     frozen.signal('SIGCONT')
     await watchers[2].until((s) => s['frozen-user'] !== undefined, 'the resumed node re-asserts its member', 10000)

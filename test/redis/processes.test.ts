@@ -1,27 +1,27 @@
 /**
  * Nodes in separate processes (test/redis/fixtures/node.ts) and one in this process, on one
- * Redis: delivery across processes, and a session registry that forgets a node killed with
+ * Redis and on a Redis Cluster: delivery across processes, and a session registry that forgets a node killed with
  * SIGKILL once its TTL runs out.
  */
 import t from 'tap'
-import { Redis } from 'ioredis'
 import { nextId, type Frame } from '../helpers/server.js'
-import { ChildNode, deleteKeys, eventually, redisUrl, uniquePrefix, withRedis } from './helpers.js'
+import { ChildNode, eventually, uniquePrefix } from './helpers.js'
+import { forEachTarget } from './targets.js'
 import { collectAfterFence, connect, startNodes } from './nodes.js'
+import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 
 const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
 const nodeTtl = 1000
 
-await withRedis(t, async () => {
+await forEachTarget(t, async (t, target) => {
   const prefix = uniquePrefix()
-  t.teardown(() => deleteKeys(prefix))
-  const redis = new Redis(redisUrl)
-  t.teardown(() => redis.disconnect())
+  const keys = new RedisKeys(prefix)
+  t.teardown(() => target.deleteKeys(prefix))
   const [child1, child2] = await Promise.all([
-    ChildNode.start(t, { PREFIX: prefix, NODE_TTL: String(nodeTtl) }),
-    ChildNode.start(t, { PREFIX: prefix, NODE_TTL: String(nodeTtl) })
+    ChildNode.start(t, { ...target.env, PREFIX: prefix, NODE_TTL: String(nodeTtl) }),
+    ChildNode.start(t, { ...target.env, PREFIX: prefix, NODE_TTL: String(nodeTtl) })
   ])
-  const [local] = await startNodes(t, 1, { prefix, nodeTtl })
+  const [local] = await startNodes(t, 1, { ...target.broker, prefix, nodeTtl })
   const on1 = await connect(t, { url: child1.url } as never, ['room'])
   const on2 = await connect(t, { url: child2.url } as never, ['room', 'other'])
   const onLocal = await connect(t, local, ['room'])
@@ -54,7 +54,7 @@ await withRedis(t, async () => {
   })
 
   t.test('a node killed with SIGKILL: its sessions stop being found once its TTL runs out', async (t) => {
-    t.equal((await redis.keys(`${prefix}:alive:*`)).length, 3, 'three live nodes')
+    t.equal((await target.keys(keys.alive('*'))).length, 3, 'three live nodes')
     await child1.kill('SIGKILL')
     const killedAt = Date.now()
     const codes = new Set<string | undefined>()
@@ -73,9 +73,9 @@ await withRedis(t, async () => {
     codes.delete('FST_CHANNELS_NO_SOCKET')
     codes.delete('FST_CHANNELS_BROKER_UNAVAILABLE')
     t.same([...codes], [], 'only "unavailable" until the TTL ran out, then "no socket"')
-    t.equal((await redis.keys(`${prefix}:alive:*`)).length, 2, 'its liveness key expired')
-    t.equal((await redis.keys(`${prefix}:sessions:*`)).length, 2, 'its session set expired (or was pruned)')
-    t.equal(await redis.scard(`${prefix}:nodes`), 2, 'the lookup pruned it from the node set')
+    t.equal((await target.keys(keys.alive('*'))).length, 2, 'its liveness key expired')
+    t.equal((await target.keys(keys.sessions('*'))).length, 2, 'its session set expired (or was pruned)')
+    t.equal(await target.admin.scard(keys.nodes), 2, 'the lookup pruned it from the node set')
     t.same(await child2.post(`/send/${on1.sessionId}`, 'x'), { ok: false, code: 'FST_CHANNELS_NO_SOCKET' })
 
     // the survivors still talk
@@ -87,7 +87,7 @@ await withRedis(t, async () => {
     await child2.kill('SIGTERM')
     t.equal(child2.child.exitCode, 0, 'closed cleanly')
     await t.rejects(local.app.send(on2.sessionId, 'x'), { code: 'FST_CHANNELS_NO_SOCKET' })
-    t.equal((await redis.keys(`${prefix}:alive:*`)).length, 1)
-    t.equal((await redis.keys(`${prefix}:sessions:*`)).length, 1)
+    t.equal((await target.keys(keys.alive('*'))).length, 1)
+    t.equal((await target.keys(keys.sessions('*'))).length, 1)
   })
 })

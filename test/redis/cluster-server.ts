@@ -1,0 +1,89 @@
+/**
+ * A Redis Cluster for the tests: the one CI started (REDIS_CLUSTER_URL, comma-separated seed
+ * URLs), or a private one started with scripts/redis-cluster.sh on free ports (masters, and
+ * replicas for the failover test), stopped at teardown.
+ */
+import { execFile } from 'node:child_process'
+import { readFileSync, readdirSync } from 'node:fs'
+import { mkdtemp, readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { Cluster, type ClusterOptions, type Redis } from 'ioredis'
+import type { Test } from 'tap'
+
+const run = promisify(execFile)
+const script = fileURLToPath(new URL('../../scripts/redis-cluster.sh', import.meta.url))
+
+export interface Seed { host: string, port: number }
+
+export function seedsOf (urls: string): Seed[] {
+  return urls.split(',').filter((url) => url !== '').map((url) => {
+    const { hostname, port } = new URL(url)
+    return { host: hostname, port: Number(port) }
+  })
+}
+
+/** A client on the cluster for the test itself (admin commands, or to pass to `redisBroker`). */
+export function clusterClient (t: Test, seeds: Seed[], options: ClusterOptions = {}): Cluster {
+  const cluster = new Cluster(seeds, { lazyConnect: true, ...options })
+  cluster.on('error', () => {})
+  t.teardown(() => { cluster.disconnect() })
+  return cluster
+}
+
+export class PrivateCluster {
+  private constructor (readonly dir: string, readonly urls: string) {}
+
+  get seeds (): Seed[] {
+    return seedsOf(this.urls)
+  }
+
+  static async start (t: Test, masters = 3, replicas = 0): Promise<PrivateCluster> {
+    const dir = join(await mkdtemp(join(tmpdir(), 'channels-cluster-')), 'nodes')
+    const { stdout } = await run(script, ['start', dir, String(masters), String(replicas)], { timeout: 60000 })
+    const cluster = new PrivateCluster(dir, stdout.trim())
+    t.teardown(() => cluster.stop())
+    // the servers are daemons: if this process dies before its teardown, they must not outlive it
+    const pids = readdirSync(dir).filter((name) => name.endsWith('.pid')).map((name) => Number(readFileSync(join(dir, name), 'utf8')))
+    process.once('exit', () => {
+      for (const pid of pids) {
+        try { process.kill(pid, 'SIGKILL') } catch {}
+      }
+    })
+    return cluster
+  }
+
+  /** SIGKILL the server on `port` (by its pid file): a crashed or unplugged shard. */
+  async kill (port: number): Promise<void> {
+    const pid = Number(await readFile(join(this.dir, `redis-${port}.pid`), 'utf8'))
+    process.kill(pid, 'SIGKILL')
+  }
+
+  async stop (): Promise<void> {
+    await run(script, ['stop', this.dir], { timeout: 30000 }).catch(() => {})
+  }
+}
+
+export interface Shard { port: number, ranges: Array<[number, number]> }
+
+/** Each master (by its port) with the slot ranges it serves, as `node` sees the cluster. */
+export async function shardsOf (node: Redis): Promise<Shard[]> {
+  const slots = await node.cluster('SLOTS') as unknown as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>
+  const owners = new Map<number, Array<[number, number]>>()
+  for (const [from, to, [, port]] of slots) owners.set(port, [...owners.get(port) ?? [], [from, to]])
+  return [...owners].map(([port, ranges]) => ({ port, ranges }))
+}
+
+export const serves = (shard: Shard, slot: number): boolean => shard.ranges.some(([from, to]) => slot >= from && slot <= to)
+
+/** Whether a redis-server binary can be run here (private clusters need one). */
+export async function redisServerInstalled (): Promise<boolean> {
+  try {
+    await run('redis-server', ['--version'])
+    return true
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * A shard of a Redis Cluster fails over (its master killed, a replica promoted): the nodes
+ * live through it like through a Redis outage. Local delivery never stops, each node logs the
+ * outage once when it begins and once when it ends, and cross-node delivery on a channel of
+ * that shard resumes; when the shard holds the session registry, `send` across nodes resumes.
+ * Private clusters of three masters with a replica each.
+ */
+import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
+import { RedisKeys } from '../../plugin/broker/redis-keys.js'
+import { keySlot } from '../../plugin/broker/redis-slot.js'
+import type { Frame } from '../helpers/server.js'
+import { PrivateCluster, clusterClient, redisServerInstalled, serves, shardsOf, type Shard } from './cluster-server.js'
+import { capturedLogger, eventually, startNode, uniquePrefix, type LogLine } from './helpers.js'
+import { connect, isGot } from './nodes.js'
+import { socketMethods } from './fixtures/methods.js'
+
+const unreachable = 'channels: redis unreachable; delivering to local sockets only until it is back'
+const back = 'channels: redis is back; channels resubscribed and sessions registered again'
+
+/** A private cluster of three masters with a replica each, and its shards. */
+async function startCluster (t: Test): Promise<{ cluster: PrivateCluster, shards: Shard[] }> {
+  const cluster = await PrivateCluster.start(t, 3, 1)
+  const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
+  seed.on('error', () => {})
+  const shards = await shardsOf(seed)
+  seed.disconnect()
+  return { cluster, shards }
+}
+
+/** Polls `attempt` (true once it went through) until the failover is over. */
+async function resumes (attempt: () => Promise<boolean>, what: string, logs: LogLine[][], t: Test): Promise<void> {
+  await eventually(attempt, 30000, what).catch((err: unknown) => {
+    for (const line of logs.flat()) t.comment(`${line.level} ${line.msg} ${line.err?.message ?? ''}`)
+    throw err
+  })
+}
+
+async function loggedOnce (t: Test, logs: Array<[string, LogLine[]]>): Promise<void> {
+  for (const [name, lines] of logs) {
+    await eventually(() => lines.some((line) => line.msg === back), 15000, `node ${name} logs the end of the outage`)
+    t.equal(lines.filter((line) => line.msg === unreachable).length, 1, `node ${name}: the outage begins once`)
+    t.equal(lines.filter((line) => line.msg === back).length, 1, `node ${name}: and ends once`)
+  }
+}
+
+async function channelShard (t: Test): Promise<void> {
+  const { cluster, shards } = await startCluster(t)
+  const client = clusterClient(t, cluster.seeds)
+  const prefix = uniquePrefix()
+  const keys = new RedisKeys(prefix)
+
+  // the shard to kill: one that serves a channel of the test, not the node-wide slot (sessions)
+  const victim = shards.find((shard) => !serves(shard, keySlot(keys.all)))!
+  let room = ''
+  for (let i = 0; room === ''; i++) if (serves(victim, keySlot(keys.channel(`room-${i}`)))) room = `room-${i}`
+
+  const logsA: LogLine[] = []
+  const logsB: LogLine[] = []
+  const broker = { redis: client, prefix, nodeTtl: 1000, commandTimeout: 1000 }
+  const a = await startNode(t, broker, socketMethods, {}, capturedLogger(logsA))
+  const b = await startNode(t, broker, socketMethods, {}, capturedLogger(logsB))
+  const onA = await connect(t, a, [room])
+  const onB = await connect(t, b, [room])
+  const onB2 = await connect(t, b, [room])
+
+  const got = async (client: typeof onB, data: unknown, ms: number): Promise<void> => {
+    await client.next((frame: Frame) => isGot(frame) && frame.data === data, ms)
+  }
+  await a.app.broadcastChannel(room, 'before', { event: 'got' })
+  await got(onB, 'before', 5000)
+  await got(onB2, 'before', 5000)
+
+  await cluster.kill(victim.port)
+  const killedAt = Date.now()
+
+  // local delivery goes on while the shard is down
+  await b.app.broadcastChannel(room, 'local', { event: 'got' })
+  await got(onB2, 'local', 1000)
+  await got(onB, 'local', 1000)
+
+  // a replica takes over: cross-node delivery on the shard's channel resumes
+  let n = 0
+  await resumes(async () => {
+    const data = `after-${++n}`
+    await a.app.broadcastChannel(room, data, { event: 'got' })
+    try {
+      await got(onB, data, 500)
+      return true
+    } catch {
+      return false
+    }
+  }, 'cross-node delivery after the failover', [logsA, logsB], t)
+  t.pass(`cross-node delivery resumed ${Date.now() - killedAt} ms after the kill`)
+  onA.frames.length = 0
+
+  await loggedOnce(t, [['a', logsA], ['b', logsB]])
+
+  // and after it, each publication once
+  await a.app.broadcastChannel(room, 'once', { event: 'got' })
+  await got(onB, 'once', 5000)
+  await b.app.broadcast('fence', { event: 'got' })
+  await got(onB, 'fence', 5000)
+  t.same(onB.frames.filter((frame) => isGot(frame) && frame.data === 'once'), [], 'no second copy')
+}
+
+/** The shard of the node-wide slot: the session registry and the per-node channels. */
+async function registryShard (t: Test): Promise<void> {
+  const { cluster, shards } = await startCluster(t)
+  const client = clusterClient(t, cluster.seeds)
+  const prefix = uniquePrefix()
+  const victim = shards.find((shard) => serves(shard, keySlot(new RedisKeys(prefix).all)))!
+  const logsA: LogLine[] = []
+  const logsB: LogLine[] = []
+  const broker = { redis: client, prefix, nodeTtl: 1000, commandTimeout: 1000 }
+  const a = await startNode(t, broker, socketMethods, {}, capturedLogger(logsA))
+  const b = await startNode(t, broker, socketMethods, {}, capturedLogger(logsB))
+  const onB = await connect(t, b)
+  await a.app.send(onB.sessionId, 'before', { event: 'got' })
+  await onB.next((frame: Frame) => isGot(frame) && frame.data === 'before', 5000)
+
+  await cluster.kill(victim.port)
+  await t.rejects(a.app.send(onB.sessionId, 'during'), { code: 'FST_CHANNELS_BROKER_UNAVAILABLE' }, 'a send while the shard is down is refused')
+
+  let n = 0
+  await resumes(async () => {
+    const data = `after-${++n}`
+    try {
+      await a.app.send(onB.sessionId, data, { event: 'got' })
+      await onB.next((frame: Frame) => isGot(frame) && frame.data === data, 500)
+      return true
+    } catch {
+      return false
+    }
+  }, 'send across nodes after the failover', [logsA, logsB], t)
+  await t.rejects(a.app.send('no-such-session', 'x'), { code: 'FST_CHANNELS_NO_SOCKET' }, 'NoSocketError again')
+  await loggedOnce(t, [['a', logsA], ['b', logsB]])
+}
+
+if (await redisServerInstalled()) {
+  await t.test('the shard of a channel fails over', channelShard)
+  await t.test('the shard of the session registry fails over', registryShard)
+} else if (process.env.CI === 'true') {
+  t.fail('no redis-server binary: the failover test did not run (CI=true makes this a failure)')
+} else {
+  process.stderr.write('\n*** SKIPPED: no redis-server binary: the failover test did not run ***\n\n')
+}
