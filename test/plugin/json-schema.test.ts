@@ -156,8 +156,8 @@ t.test('data under const, enum, examples and example is never rewritten; nulls a
     enum: [{ $id: 'x', type: 'Date' }],
     examples: [{ type: 'Date' }],
     example: { $ref: '#', definitions: { a: {} } },
-    description: null
-  })
+    nullable: null
+  } as Record<string, unknown>)
   t.same(components.convert(raw), JSON.parse(JSON.stringify(raw)))
   t.same(components.schemas, {})
 })
