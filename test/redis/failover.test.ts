@@ -39,6 +39,8 @@ async function resumes (attempt: () => Promise<boolean>, what: string, logs: Log
 async function loggedOnce (t: Test, logs: Array<[string, LogLine[]]>): Promise<void> {
   for (const [name, lines] of logs) {
     await eventually(() => lines.some((line) => line.msg === back), 15000, `node ${name} logs the end of the outage`)
+    const outageLines = lines.filter((line) => line.msg === unreachable || line.msg === back)
+    if (outageLines.length !== 2) for (const line of lines) t.comment(`node ${name}: ${line.time ?? ''} ${line.level} ${line.msg} ${line.err?.message ?? ''}`)
     t.equal(lines.filter((line) => line.msg === unreachable).length, 1, `node ${name}: the outage begins once`)
     t.equal(lines.filter((line) => line.msg === back).length, 1, `node ${name}: and ends once`)
   }
@@ -57,7 +59,7 @@ async function channelShard (t: Test): Promise<void> {
 
   const logsA: LogLine[] = []
   const logsB: LogLine[] = []
-  const broker = { redis: client, prefix, nodeTtl: 1000, commandTimeout: 1000 }
+  const broker = { redis: client, prefix, nodeTtl: 1000, commandTimeout: 2000 }
   const a = await startNode(t, broker, socketMethods, {}, capturedLogger(logsA))
   const b = await startNode(t, broker, socketMethods, {}, capturedLogger(logsB))
   const onA = await connect(t, a, [room])
@@ -112,7 +114,7 @@ async function registryShard (t: Test): Promise<void> {
   const victim = shards.find((shard) => serves(shard, keySlot(new RedisKeys(prefix).all)))!
   const logsA: LogLine[] = []
   const logsB: LogLine[] = []
-  const broker = { redis: client, prefix, nodeTtl: 1000, commandTimeout: 1000 }
+  const broker = { redis: client, prefix, nodeTtl: 1000, commandTimeout: 2000 }
   const a = await startNode(t, broker, socketMethods, {}, capturedLogger(logsA))
   const b = await startNode(t, broker, socketMethods, {}, capturedLogger(logsB))
   const onB = await connect(t, b)

@@ -80,7 +80,7 @@ export async function startNode (
   return node
 }
 
-export interface LogLine { level: number, msg: string, err?: { message?: string } }
+export interface LogLine { level: number, msg: string, time?: number, err?: { message?: string } }
 
 /** Fastify options whose logger keeps every line in `lines`. */
 export function capturedLogger (lines: LogLine[]): FastifyServerOptions {
