@@ -70,18 +70,18 @@ export const mutationMap = {
   'plugin/upgrade-leftovers.ts': ['test/plugin/upgrade-leftovers.test.ts'],
   'plugin/memory-socket.ts': ['test/plugin/memory-socket.test.ts', 'test/plugin/inject.test.ts'],
   'plugin/inject.ts': ['test/plugin/inject.test.ts'],
-  'plugin/contract.ts': ['test/plugin/contract.test.ts'],
-  'plugin/emits.ts': ['test/plugin/emits.test.ts'],
-  'plugin/json-schema.ts': ['test/plugin/json-schema.test.ts'],
-  'plugin/asyncapi.ts': ['test/plugin/asyncapi.test.ts'],
+  'plugin/contract.ts': ['test/plugin/contract.test.ts', 'test/plugin/emits.test.ts', 'test/plugin/inject.test.ts'],
+  'plugin/emits.ts': ['test/plugin/emits.test.ts', 'test/plugin/asyncapi.test.ts'],
+  'plugin/json-schema.ts': ['test/plugin/json-schema.test.ts', 'test/plugin/asyncapi.test.ts'],
+  'plugin/asyncapi.ts': ['test/plugin/asyncapi-document.test.ts', 'test/plugin/asyncapi.test.ts'],
   'plugin/asyncapi-protocol.ts': ['test/plugin/asyncapi-protocol.test.ts', 'test/plugin/asyncapi.test.ts'],
 
   // history and presence (memory broker; the Redis ones need Redis and are not mapped)
-  'plugin/history/service.ts': ['test/history/service.test.ts', 'test/plugin/rejoin.test.ts'],
-  'plugin/history/options.ts': ['test/history/service.test.ts'],
-  'plugin/history/frame.ts': ['test/history/service.test.ts'],
+  'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/plugin/rejoin.test.ts', 'test/client/history.test.ts'],
+  'plugin/history/options.ts': ['test/history/options.test.ts', 'test/history/service.test.ts'],
+  'plugin/history/frame.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
   'plugin/broker/memory-history.ts': ['test/broker/memory-history.test.ts', 'test/history/service.test.ts'],
-  'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts'],
+  'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
   'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
-  'plugin/broker/memory-presence.ts': ['test/presence/tracker.test.ts']
+  'plugin/broker/memory-presence.ts': ['test/broker/memory-presence.test.ts', 'test/presence/tracker.test.ts', 'test/client/presence.test.ts']
 }
