@@ -61,7 +61,7 @@ export class Push<T> implements Pending {
       this.reject = reject
     })
     this.timer = setTimeout(() => {
-      this.fail(new ChannelsClientError(ClientErrorCodes.TIMEOUT, `${options.what} was not answered within ${options.timeout} ms`))
+      this.fail(new ChannelsClientError(ClientErrorCodes.TIMEOUT, `${options.what} was not answered within ${options.timeout} ms`, { channel: options.channel }))
     }, options.timeout)
   }
 

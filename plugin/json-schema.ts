@@ -42,15 +42,22 @@ function isObject (value: Json | undefined): value is { [key: string]: Json } {
 
 /** Keywords whose values are data, not schemas: never rewritten. */
 const dataKeywords = new Set(['const', 'enum', 'default', 'examples', 'example'])
+/** Keywords whose values map names to schemas: the names are the app's (a property may be called "$defs"). */
+const schemaMaps = new Set(['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'])
 
-/** Calls `visit` on every object in the tree (schemas and the maps that hold them), data values aside. */
+/** Calls `visit` on every schema object in the tree, data values and the maps that hold schemas aside. */
 function walk (node: Json, visit: (object: { [key: string]: Json }) => void): void {
   if (Array.isArray(node)) {
     for (const item of node) walk(item, visit)
   } else if (isObject(node)) {
     visit(node)
     for (const key of Object.keys(node)) {
-      if (!dataKeywords.has(key)) walk(node[key], visit)
+      const value = node[key]
+      if (schemaMaps.has(key) && isObject(value)) {
+        for (const schema of Object.values(value)) walk(schema, visit)
+      } else if (!dataKeywords.has(key)) {
+        walk(value, visit)
+      }
     }
   }
 }

@@ -63,3 +63,43 @@ test('a larger size keeps what the ring holds', async (t) => {
   history.append('c', frame(5), undefined, { size: 2, ttl: 1000 })
   t.same(history.read('c', { last: 5 }, limits).entries.map((entry) => entry.offset), [4, 5])
 })
+
+test('an entry is kept for exactly ttl ms; a stream for exactly 24 hours after its last use', async (t) => {
+  let now = 0
+  const history = new MemoryHistory(() => now)
+  history.append('c', frame(1), undefined, limits)
+  now += limits.ttl
+  t.same(history.read('c', { after: 0 }, limits).entries.map((entry) => entry.offset), [1], 'ttl ms old: still kept')
+  now += 1
+  t.same(history.read('c', { after: 0 }, limits), { epoch: history.read('c', { last: 0 }, limits).epoch, offset: 1, entries: [], complete: false }, 'older: gone')
+  const { epoch } = history.read('c', { last: 0 }, limits)
+  const day = 24 * 60 * 60 * 1000
+  now += day - 1
+  history.read('c', { last: 1 }, limits) // a use: the 24 hours start again
+  now += day
+  history.sweep(limits.ttl)
+  t.equal(history.read('c', { last: 0 }, limits).epoch, epoch, 'unused for exactly 24 hours: kept')
+  now += day + 1
+  history.sweep(limits.ttl)
+  t.not(history.read('c', { last: 0 }, limits).epoch, epoch, 'unused for longer: a new epoch')
+})
+
+test('once every entry expired, only a since at the top offset is complete', async (t) => {
+  let now = 0
+  const history = new MemoryHistory(() => now)
+  for (let n = 1; n <= 3; n++) history.append('c', frame(n), undefined, limits)
+  now += limits.ttl + 1
+  t.same(history.read('c', { after: 2 }, limits).complete, false, 'offset 3 is gone')
+  t.same(history.read('c', { after: 3 }, limits).complete, true)
+})
+
+test('a sweep keeps the entries younger than ttl', async (t) => {
+  let now = 0
+  const history = new MemoryHistory(() => now)
+  history.append('c', frame(1), undefined, limits)
+  now += 500
+  history.append('c', frame(2), undefined, limits)
+  now += 600
+  history.sweep(limits.ttl)
+  t.same(history.read('c', { last: 5 }, limits).entries.map((entry) => entry.offset), [2])
+})

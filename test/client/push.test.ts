@@ -3,8 +3,10 @@
  */
 import t from 'tap'
 import type { ChannelSocket } from '../../plugin/types.js'
+import { ChannelsClientError } from '../../client/index.js'
 import { startApp, until } from '../helpers/server.js'
 import { clientFor, statusOf } from './helpers.js'
+import { ScriptedServer } from './scripted-server.js'
 
 t.test('a request with no answer in time rejects TIMEOUT; its late ack is ignored', async (t) => {
   const releases: Array<() => void> = []
@@ -66,4 +68,41 @@ t.test('a queued request that times out is never sent', async (t) => {
   await statusOf(client, 'open')
   t.equal(await kept, 'kept')
   t.same(log, ['kept'])
+})
+
+t.test('what a request rejects with: the messages name it; channel and errors only when there are some', async (t) => {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url)
+  const ws = await server.welcomed()
+  await statusOf(client, 'open')
+  /** what a request rejected with (it must reject) */
+  const rejection = async (request: Promise<unknown>): Promise<ChannelsClientError> => {
+    return await request.then(() => { throw new Error('resolved') }, (err: ChannelsClientError) => err)
+  }
+  const timedOut = await rejection(client.request('slow', null, { timeout: 30 }))
+  t.match(timedOut, { name: 'ChannelsClientError', code: 'TIMEOUT', message: 'the request "slow" was not answered within 30 ms' })
+  t.type(timedOut, ChannelsClientError)
+  t.equal(timedOut.channel, undefined)
+  t.match(await rejection(client.request('slow', null, { timeout: 30, channel: 'room' })),
+    { code: 'TIMEOUT', channel: 'room' }, 'a TIMEOUT names the channel like every other rejection')
+
+  const plain = client.request('plain', null)
+  const inRoom = client.request('in-room', null, { channel: 'room' })
+  const invalid = client.request('invalid', null)
+  const frames = [await ws.next('message'), await ws.next('message'), await ws.next('message'), await ws.next('message'), await ws.next('message')].slice(2)
+  ws.send({ type: 'error', id: frames[0].id, code: 'NO_HANDLER', message: 'nobody' })
+  ws.send({ type: 'error', id: frames[1].id, code: 'FORBIDDEN', message: 'no' })
+  const issues = [{ path: '/text', message: 'too long' }]
+  ws.send({ type: 'error', id: frames[2].id, code: 'VALIDATION_FAILED', message: 'bad', errors: issues })
+  const [a, b, c] = await Promise.all([plain, inRoom, invalid].map(rejection))
+  t.match(a, { name: 'ChannelsClientError', code: 'NO_HANDLER', message: 'nobody', channel: undefined, errors: undefined })
+  t.match(b, { code: 'FORBIDDEN', message: 'no', channel: 'room', errors: undefined }, 'the request\'s channel')
+  t.same(c.errors, issues)
+
+  const held = client.request('held', null, { channel: 'room' })
+  await ws.next('message')
+  ws.close(4000)
+  t.match(await rejection(held), {
+    code: 'DISCONNECTED', channel: 'room', message: 'the connection dropped before the request "held" was answered'
+  })
 })

@@ -29,3 +29,28 @@ t.test('the protocol frames are in the document: subscribe, unsubscribe, welcome
   t.same(messages.protocolAck.headers.required, ['type', 'id'], 'the ack: its id in the headers, its data the payload')
   t.same(messages.protocolAck.correlationId, { location: '$message.header#/id' })
 })
+
+t.test('every protocol message and operation is named and explained for client authors', async (t) => {
+  const app = Fastify({ logger: false })
+  await app.register(fastifyChannels, { client: false })
+  t.teardown(() => app.close())
+  const document: AsyncApiDocument = app.channels.asyncapi()
+  const messages = document.components.messages as unknown as Record<string, Json>
+  const names = { protocolWelcome: 'welcome', protocolSubscribe: 'subscribe', protocolSubscribed: 'subscribed', protocolUnsubscribe: 'unsubscribe', protocolUnsubscribed: 'unsubscribed', protocolError: 'error', protocolAck: 'ack' }
+  t.same(Object.keys(messages), Object.keys(names))
+  for (const [key, name] of Object.entries(names)) {
+    t.match(messages[key], { name, title: name, contentType: 'application/json', summary: /^[A-Z].{20,}/ }, key)
+  }
+  const codes = messages.protocolError.payload.properties.code.description as unknown as string
+  for (const code of ErrorCodes) t.match(codes, new RegExp(`${code}: \\w[^.]{10,}`), `${code} is explained`)
+  t.match(codes, /^One of the protocol codes below, or an application code/)
+  const operations = document.operations as unknown as Record<string, Json>
+  for (const [key, operation] of Object.entries(operations)) t.match(operation, { title: /\w/, summary: /^[A-Z].{10,}/ }, key)
+  t.same(Object.keys(document.channels.protocol.messages ?? {}).sort(), Object.keys(names).filter((key) => key !== 'protocolAck').sort(), 'the ack is carried where its handlers are')
+  const description = document.servers.channels.description as string
+  for (const stated of [/protocol version 1\./, /\{"type":"message","event":<event>/, /its payload describes data\./, /a frame that carries the same id:/,
+    /an ack \(\{"type":"ack"/, /The first frame of every connection is the welcome\./,
+    /Close codes: 1000 normal, 1001 server shutting down, 1008 policy \(refused by a connect handler, or persistent rate-limit abuse\), 1009 frame too large, 1013 slow consumer\./]) {
+    t.match(description, stated)
+  }
+})

@@ -11,7 +11,6 @@ import { Writable } from 'node:stream'
 import { within } from '../helpers/deadline.js'
 import { connectionsSettleAt, openConnections, rawUpgrade, startApp, TestClient, until, type TestApp } from '../helpers/server.js'
 import type { ChannelsOptions } from '../../plugin/index.js'
-import { tooManyConnectionsCode } from '../../plugin/connection-cap.js'
 
 interface LogLine { level: number, msg: string, maxConnections?: number }
 
@@ -45,7 +44,7 @@ t.test('past maxConnections an upgrade gets 503 and no socket; HTTP is served; a
   t.match(answer, /^HTTP\/1.1 503 Service Unavailable\r\n/, 'the fourth gets 503, and the server hung up')
   t.same(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)), {
     statusCode: 503,
-    code: tooManyConnectionsCode,
+    code: 'FST_CHANNELS_TOO_MANY_CONNECTIONS',
     error: 'Service Unavailable',
     message: 'this server holds its maximum of 3 WebSocket connections; retry later'
   })
@@ -148,4 +147,14 @@ t.test('unlimited by default', async (t) => {
   const clients = await Promise.all(Array.from({ length: 60 }, () => attempt(url)))
   t.ok(clients.every((client) => client instanceof TestClient), '60 connect')
   t.equal(app.channels.stats().sockets, 60)
+})
+
+t.test('an in-process upgrade (fastify.injectWS) has no TCP socket and takes no slot', async (t) => {
+  const { app, url } = await start(t, { maxConnections: 1 })
+  const injected = await Promise.all([app.injectWS('/ws'), app.injectWS('/ws')])
+  await until(() => app.channels.stats().sockets === 2, 3000, 'both injected sockets are served')
+  const client = await attempt(url)
+  t.ok(client instanceof TestClient, 'the one slot is still free for a network client')
+  for (const ws of injected) ws.terminate()
+  if (client instanceof TestClient) client.close()
 })

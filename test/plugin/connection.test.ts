@@ -92,6 +92,15 @@ t.test('server-side unsubscribe and close', async (t) => {
   t.same(await within(c.closed, 3000, 'socket.close() closes the client'), { code: 4001, reason: 'kicked' })
 })
 
+t.test('socket.close() defaults to 1000 without a reason; a reason past 123 bytes is cut to fit', async (t) => {
+  const plain = await startInMemoryWithSocket(t, {})
+  plain.server.close()
+  t.same(await within(plain.client.closed, 3000, 'socket.close() closes the client'), { code: 1000, reason: '' })
+  const long = await startInMemoryWithSocket(t, {})
+  long.server.close(4002, 'é'.repeat(100))
+  t.same(await within(long.client.closed, 3000, 'socket.close() with a long reason closes the client'), { code: 4002, reason: 'é'.repeat(61) })
+})
+
 t.test('socket.channels is read-only', async (t) => {
   const { client: c, server } = await startInMemoryWithSocket(t, {})
   await c.subscribe('a')

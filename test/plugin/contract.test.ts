@@ -32,3 +32,13 @@ t.test('a prefixed registration names the prefixed path', async (t) => {
   t.teardown(() => app.close())
   t.equal(document?.servers.channels.pathname, '/api/ws')
 })
+
+t.test('the served document names wss when the document was asked for over https', async (t) => {
+  const app = Fastify({ logger: false, trustProxy: true })
+  await app.register(fastifyChannels, { client: false, asyncapi: '/asyncapi.json' })
+  t.teardown(() => app.close())
+  const overTls = (await app.inject({ url: '/asyncapi.json', headers: { host: 'chat.example', 'x-forwarded-proto': 'https' } })).json() as AsyncApiDocument
+  t.match(overTls.servers.channels, { host: 'chat.example', protocol: 'wss', pathname: '/ws' })
+  const plain = (await app.inject({ url: '/asyncapi.json', headers: { host: 'chat.example' } })).json() as AsyncApiDocument
+  t.equal(plain.servers.channels.protocol, 'ws')
+})

@@ -56,3 +56,17 @@ t.test('emits on the app is chainable with on(), and changes nothing at run time
   client.send('shout', null)
   t.equal(await within(news, 3000, 'the shout handler\'s broadcast reaches the client'), 42, 'data that does not fit the declared schema is still sent: a declaration validates nothing')
 })
+
+t.test('each refusal says what is wrong with the declaration', async (t) => {
+  const registry = new EmitRegistry()
+  const cases: Array<[unknown, unknown, RegExp]> = [
+    ['', { schema: Line }, /emits: the event must be a non-empty string/],
+    ['chat', null, /emits "chat": expected \{ channel\?, schema \}/],
+    ['chat', 'schema', /emits "chat": expected \{ channel\?, schema \}/],
+    ['chat', { schema: Line, reply: Line, also: 1 }, /emits "chat": unknown option reply, also/],
+    ['chat', { schema: 'text' }, /emits "chat": the schema must be a TypeBox schema/],
+    ['chat', { schema: null }, /emits "chat": the schema must be a TypeBox schema/],
+    ['chat', { schema: Type.Ref('Nowhere') }, /emits "chat": the schema does not compile: (?!\w*Error:).*Nowhere/]
+  ]
+  for (const [event, options, message] of cases) t.throws(() => registry.declare(event, options), { message }, String(message))
+})

@@ -13,7 +13,7 @@ import { PassThrough } from 'node:stream'
 import WebSocket from 'ws'
 import fastifyChannels, { type ChannelSocket } from '../../plugin/index.js'
 import {
-  detectSenderFrame, frameBuiltChannel, OutboundFrame, writeFrame, type FrameFn
+  detectSenderFrame, flushNow, OutboundFrame, writeFrame, type FrameFn
 } from '../../plugin/frame-writer.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
@@ -25,10 +25,13 @@ const isMessage = (frame: Frame): boolean => frame.type === 'message'
 const { Sender } = WebSocket as unknown as { Sender: { new (socket: PassThrough): object, frame: FrameFn } }
 
 /** Counts the frames built from here on, through the documented diagnostics channel. */
-const frameStats = { built: 0 }
-const countFrame = (): void => { frameStats.built++ }
-subscribe(frameBuiltChannel.name, countFrame)
-t.teardown(() => { unsubscribe(frameBuiltChannel.name, countFrame) })
+const frameStats = { built: 0, bytes: [] as number[] }
+const countFrame = (message: unknown): void => {
+  frameStats.built++
+  frameStats.bytes.push((message as { bytes: number }).bytes)
+}
+subscribe('fastify-channels:frame-built', countFrame)
+t.teardown(() => { unsubscribe('fastify-channels:frame-built', countFrame) })
 
 /** The server side of a connection, as the plugin holds it. */
 type ServerSocket = ChannelSocket & { ws: WebSocket }
@@ -100,6 +103,50 @@ t.test('a Sender that does not look like ws 8.23\'s is refused: its sockets get 
   t.equal(frameStats.built, before, 'no frame built')
 })
 
+t.test('each check of a Sender\'s shape refuses it on its own', async (t) => {
+  const good = { _state: 0, _queue: [] as unknown[], _firstFragment: true }
+  const shaped = (frame: unknown, fields: Record<string, unknown> = good): object =>
+    Object.assign(new (class { static frame = frame })(), fields)
+  t.type(detectSenderFrame(shaped(Sender.frame)), 'function', 'the stand-in with ws\'s frame() passes')
+  const fieldCases: Array<[string, Record<string, unknown>]> = [
+    ['_state not a number', { ...good, _state: '0' }],
+    ['_queue not an array', { ...good, _queue: { length: 0 } }],
+    ['_firstFragment not a boolean', { ...good, _firstFragment: 1 }]
+  ]
+  for (const [why, fields] of fieldCases) t.equal(detectSenderFrame(shaped(Sender.frame, fields)), undefined, why)
+  const header = (bytes: number[]): Buffer => Buffer.from(bytes)
+  const frameCases: Array<[string, (data: Buffer) => unknown]> = [
+    ['frame() gives no array', (data) => Buffer.concat([header([0x81, data.length]), data])],
+    ['frame() gives three parts', (data) => [header([0x81, data.length]), data, Buffer.alloc(0)]],
+    ['frame() copies the payload', (data) => [header([0x81, data.length]), Buffer.from(data)]],
+    ['the header is not a Buffer', (data) => [new Uint8Array([0x81, data.length]), data]],
+    ['the header is longer', (data) => [header([0x81, data.length, 0]), data]],
+    ['the header has another length byte', (data) => [header([0x81, data.length + 1]), data]]
+  ]
+  for (const [why, frame] of frameCases) t.equal(detectSenderFrame(shaped(frame)), undefined, why)
+})
+
+t.test('writeFrame without a Sender or a TCP socket goes through ws.send; flushNow without one does nothing', async (t) => {
+  const sender = new Sender(new PassThrough())
+  const socket = { write: () => { throw new Error('not written directly') }, writableCorked: 0 }
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['no Sender (null)', { _sender: null, _socket: socket }],
+    ['no Sender (undefined)', { _socket: socket }],
+    ['no TCP socket (null)', { _sender: sender, _socket: null }],
+    ['no TCP socket (undefined)', { _sender: sender }],
+    ['a Sender with something queued', { _sender: Object.assign(new Sender(new PassThrough()), { _queue: [['queued']] }), _socket: socket }]
+  ]
+  for (const [why, internals] of cases) {
+    const sent: string[] = []
+    const ws = { ...internals, _extensions: {}, send (text: string) { sent.push(text) } }
+    writeFrame(ws as unknown as WebSocket, new OutboundFrame('{"type":"message"}'))
+    t.same(sent, ['{"type":"message"}'], why)
+  }
+  for (const internals of [{ _socket: null }, {}]) {
+    t.doesNotThrow(() => { flushNow(internals as unknown as WebSocket) }, JSON.stringify(internals))
+  }
+})
+
 t.test('OutboundFrame builds a standard unmasked text frame once, for every payload length class', async (t) => {
   for (const length of [0, 5, 125, 126, 65535, 65536, 100_000]) {
     const text = 'é'.repeat(length >> 1) + 'x'.repeat(length & 1)
@@ -108,6 +155,7 @@ t.test('OutboundFrame builds a standard unmasked text frame once, for every payl
     const bytes = frame.bytes(Sender.frame)
     t.equal(frame.bytes(Sender.frame), bytes, `${length}: the same Buffer every time`)
     t.equal(frameStats.built - before, 1, `${length}: built once`)
+    t.equal(frameStats.bytes.at(-1), bytes.length, `${length}: published with its size`)
     const expected = Buffer.concat(Sender.frame(Buffer.from(text), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false }))
     t.ok(bytes.equals(expected), `${length}: what ws would send`)
     t.equal(bytes[0], 0x81, `${length}: FIN + text opcode`)

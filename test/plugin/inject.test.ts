@@ -241,3 +241,40 @@ t.test("@fastify/websocket's injectWS works too (its upgrade request has no sock
   ws.terminate()
   await within('the server sees the injectWS socket go', (done) => { disconnected.then(done, () => {}) })
 })
+
+t.test('an https app is refused too, each with its reason', async (t) => {
+  const https = Fastify({ logger: false, https: {} })
+  await https.register(fastifyChannels, { client: false })
+  t.teardown(() => https.close())
+  await t.rejects(https.channels.inject(), { code: 'FST_CHANNELS_INJECT_FAILED', message: /not https/ })
+  const http2 = Fastify({ logger: false, http2: true })
+  await http2.register(fastifyChannels, { client: false })
+  t.teardown(() => http2.close())
+  await t.rejects(http2.channels.inject(), { code: 'FST_CHANNELS_INJECT_FAILED', message: /not http2/ })
+})
+
+t.test('a refusal keeps its headers and the first 64 KiB of its body', async (t) => {
+  const app = await build(t, (app) => {
+    app.addHook('onRequest', async (_request, reply) => await reply.code(429).header('retry-after', '7').send('x'.repeat(100_000)))
+  })
+  const refused = await app.channels.inject().then(
+    () => { throw new Error('expected a refusal') },
+    (err: Error & { response?: { statusCode: number, headers: Record<string, unknown>, body: string } }) => err)
+  t.equal(refused.response?.statusCode, 429)
+  t.equal(refused.response?.headers['retry-after'], '7')
+  t.equal(refused.response?.body, 'x'.repeat(65536))
+  t.match(refused.message, /refused with HTTP 429/)
+})
+
+t.test('no welcome within the timeout: FST_CHANNELS_INJECT_FAILED, and the client is closed for good', async (t) => {
+  let release = (): void => {}
+  const app = await build(t, (app) => {
+    app.addHook('onRequest', async () => { await new Promise<void>((resolve) => { release = resolve }) })
+  })
+  const started = Date.now()
+  await t.rejects(app.channels.inject({ timeout: 100 }), { code: 'FST_CHANNELS_INJECT_FAILED', message: /no welcome within 100 ms/ })
+  t.ok(Date.now() - started < 2000, 'rejected at the timeout, not at the default one')
+  release()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(app.channels.stats().sockets, 0, 'the upgrade that came late found the client gone')
+})

@@ -13,6 +13,7 @@ import { join, leave, release, type ChannelStep, type Member, type MembershipSer
 import type { ChannelSocket } from '../../plugin/types.js'
 import { startInMemory, startInMemoryWithSocket } from '../helpers/in-memory.js'
 import { recordSockets } from '../helpers/server.js'
+import { within } from '../helpers/deadline.js'
 
 interface Fixture {
   socket: Member
@@ -116,6 +117,54 @@ t.test('a failing step is reported to error handlers; the subscription stands', 
   await leave(socket, 'room')
   t.same(errors, ['history store down', 'presence down'])
   t.ok(log.includes('unsubscribed room'))
+})
+
+t.test('answerJoin: the first step that answers sends subscribed itself; a throwing one is reported and skipped', async (t) => {
+  const { socket, log, steps, handlers } = fixture()
+  const errors: string[] = []
+  handlers.on('error', (_socket: ChannelSocket, error: Error) => { errors.push(error.message) })
+  steps.push({ onLeave: () => { log.push('untrack') } }) // no join hooks: skipped on join, no error
+  steps.push({ answerJoin: () => { throw new Error('history store down') } })
+  steps.push({ answerJoin: async (s, channel) => { log.push(`history answers ${channel}`); s.sendControl({ type: 'subscribed', channel }); return channel === 'room' } })
+  steps.push({ answerJoin: () => { log.push('never asked'); return true }, afterJoin: (_socket, channel) => { log.push(`after ${channel}`) } })
+  await join(socket, 'room', { type: 'subscribe', channel: 'room', id: 1 })
+  t.same(log, ['add room', 'history answers room', 'subscribed room', 'after room'], 'one subscribed, from the step that answered')
+  t.same(errors, ['history store down'])
+
+  log.length = 0
+  await join(socket, 'room')
+  t.same(log, ['subscribed room'], 'already held: a plain subscribed, no step asked')
+
+  log.length = 0
+  const { socket: plain, log: plainLog, steps: plainSteps } = fixture()
+  plainSteps.push({ answerJoin: () => false }, { answerJoin: async () => false })
+  await join(plain, 'lobby')
+  t.same(plainLog, ['add lobby', 'subscribed lobby'], 'no step answered: the plain subscribed')
+})
+
+t.test('joins still running count against maxChannels; a channel joined meanwhile is not joined twice', async (t) => {
+  const { socket, handlers, log, steps } = fixture(1)
+  const gates: Array<() => void> = []
+  handlers.on('subscribe', () => new Promise<void>((resolve) => { gates.push(resolve) }))
+  steps.push({ afterJoin: (_socket, channel) => { log.push(`after ${channel}`) } })
+  const first = join(socket, 'a')
+  await t.rejects(within(join(socket, 'b'), 2000, 'b refused at once'), { code: 'TOO_MANY_CHANNELS', message: 'a socket may hold at most 1 channels' },
+    'the pending join of a counts')
+  gates.splice(0).forEach((open) => { open() })
+  await within(first, 2000, 'a joins once its handler is done')
+  t.same([...socket.subscriptions], ['a'])
+
+  const { socket: twice, handlers: twiceHandlers, log: twiceLog, steps: twiceSteps } = fixture(5)
+  twiceHandlers.on('subscribe', () => new Promise<void>((resolve) => { gates.push(resolve) }))
+  twiceSteps.push({ afterJoin: (_socket, channel) => { twiceLog.push(`after ${channel}`) } })
+  const one = join(twice, 'room')
+  const two = join(twice, 'room')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(gates.length, 2, 'both joins run their handlers')
+  gates.splice(0).forEach((open) => { open() })
+  await within(Promise.all([one, two]), 2000, 'both joins answered')
+  const count = (line: string): number => twiceLog.filter((entry) => entry === line).length
+  t.same([count('add room'), count('after room'), count('subscribed room')], [1, 1, 2], 'one membership, one after-join, two answers')
 })
 
 t.test('refusals: a ChannelError\'s code, FORBIDDEN for anything else, TOO_MANY_CHANNELS, a closed socket', async (t) => {

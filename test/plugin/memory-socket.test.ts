@@ -51,3 +51,25 @@ t.test('a destroyed end is a dropped connection: the peer reads what was sent, t
   await within(once(client, 'close'), 3000, 'the peer of a destroyed end closes')
   t.equal(fromServer(), 'answer')
 })
+
+t.test('strings are written in their encoding, as bytes', async (t) => {
+  const { client, server } = memoryConnection()
+  const chunks: Buffer[] = []
+  server.on('data', (chunk: Buffer) => chunks.push(chunk))
+  client.write('é', 'latin1')
+  client.write('é')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same([...Buffer.concat(chunks)], [0xe9, 0xc3, 0xa9])
+  client.destroy()
+  await once(server, 'close')
+})
+
+t.test('the net.Socket methods that servers and clients call chain like net.Socket\'s', async (t) => {
+  const { client, server } = memoryConnection()
+  const end = server as Duplex & Record<'setNoDelay' | 'setKeepAlive' | 'setTimeout' | 'ref' | 'unref', () => unknown>
+  for (const method of ['setNoDelay', 'setKeepAlive', 'setTimeout', 'ref', 'unref'] as const) t.equal(end[method](), server, method)
+  t.equal((server as Duplex & { remotePort?: number }).remotePort, 0)
+  server.resume()
+  client.destroy()
+  await once(server, 'close')
+})

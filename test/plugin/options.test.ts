@@ -94,11 +94,49 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { asyncapi: true },
     { asyncapi: 'asyncapi.json' },
     { asyncapi: 42 },
-    { maxPayLoad: 10 }
+    { maxPayLoad: 10 },
+    { rateLimit: null },
+    { broker: 'redis' }
   ]
   for (const options of wrong) {
     const app = Fastify()
-    await t.rejects(async () => { await app.register(fastifyChannels, options as never).ready() }, { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(options))
+    // The message names the option and says what was expected.
+    const [name] = Object.keys(options)
+    const message = new RegExp(`^fastify-channels: invalid option ${name}(\\[\\d+\\]|\\.\\w+)?: \\w`)
+    await t.rejects(async () => { await app.register(fastifyChannels, options as never).ready() },
+      { code: 'FST_CHANNELS_INVALID_OPTION', message }, JSON.stringify(options))
     await app.close()
+  }
+  t.throws(() => resolveOptions({ origins: 'https://app.example.com' as never }),
+    { message: /got https:\/\/app\.example\.com \(for one origin write origins: \['https:\/\/app\.example\.com'\]\)$/ },
+    'a lone origin string gets the hint')
+  t.throws(() => resolveOptions({ origins: true as never }), { message: /got true$/ }, 'no hint for a non-string')
+  t.throws(() => resolveOptions({ origins: [42 as never] }), { message: /origins\[0\]: expected a string or a RegExp, got 42$/ })
+  t.throws(() => resolveOptions(null as never), { code: 'FST_CHANNELS_INVALID_OPTION', message: /options: expected an object/ })
+  t.throws(() => resolveOptions(42 as never), { code: 'FST_CHANNELS_INVALID_OPTION', message: /options: expected an object/ })
+})
+
+t.test('accepted values of the numeric, history and prefix options', async (t) => {
+  const options = resolveOptions({ maxPayload: 10, maxChannels: 3, maxBufferedBytes: 2048, heartbeat: 500, history: true, client: '/assets/' })
+  t.equal(options.maxPayload, 10)
+  t.equal(options.maxChannels, 3)
+  t.equal(options.maxBufferedBytes, 2048)
+  t.equal(options.heartbeat, 500)
+  t.not(options.history, undefined, 'history: true gives a policy')
+  t.equal(options.client, '/assets/', 'a prefix that has its slash keeps it as is')
+  t.ok(Object.isFrozen(options))
+  t.equal(resolveOptions({ maxChannels: 1 }).maxChannels, 1, '1 is the smallest positive integer')
+  t.equal(resolveOptions({ maxPayload: Number.MAX_SAFE_INTEGER }).maxPayload, Number.MAX_SAFE_INTEGER, 'the largest safe one is fine')
+})
+
+t.test('a presence RegExp is kept as is, or copied without the g and y flags only', async (t) => {
+  const plain = /^room-/i
+  const kept = resolveOptions({ presence: plain }).presence
+  t.ok(kept !== false && kept.channel === plain, 'a plain RegExp is the very one given')
+  for (const stateful of [/^room-/giy, /^room-/y]) {
+    const copied = resolveOptions({ presence: stateful }).presence
+    if (copied === false || !(copied.channel instanceof RegExp)) throw new Error('expected a RegExp')
+    t.equal(copied.channel.source, '^room-')
+    t.equal(copied.channel.flags, stateful.flags.replace(/[gy]/g, ''), `${String(stateful)}: only g and y dropped`)
   }
 })

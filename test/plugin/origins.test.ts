@@ -9,7 +9,6 @@ import { Writable } from 'node:stream'
 import { within } from '../helpers/deadline.js'
 import { connectionsSettleAt, openConnections, rawUpgrade, startApp, TestClient, type TestApp } from '../helpers/server.js'
 import type { ChannelsOptions } from '../../plugin/index.js'
-import { forbiddenOriginCode } from '../../plugin/origins.js'
 
 interface LogLine { level: number, msg: string, origin?: string }
 
@@ -49,7 +48,7 @@ t.test('by default a page of another origin is refused with 403, a clear body an
   const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>
   t.same(body, {
     statusCode: 403,
-    code: forbiddenOriginCode,
+    code: 'FST_CHANNELS_FORBIDDEN_ORIGIN',
     error: 'Forbidden',
     message: 'pages from https://evil.example.net may not open a WebSocket here (see the origins option of fastify-channels)'
   })

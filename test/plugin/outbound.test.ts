@@ -5,7 +5,7 @@
 import t from 'tap'
 import { closeReason, isWritable, slowConsumerClose, writeWithinLimit } from '../../plugin/outbound.js'
 import { OutboundFrame } from '../../plugin/frame-writer.js'
-import { startWithSocket } from '../helpers/server.js'
+import { startWithSocket, until } from '../helpers/server.js'
 import type { ChannelSocket } from '../../plugin/index.js'
 import type WebSocket from 'ws'
 
@@ -34,4 +34,28 @@ t.test('writeWithinLimit: true while the peer reads, false past the limit the ke
   for (let i = 0; i < 64 && within; i++) within = writeWithinLimit(ws, big, 1 << 20)
   t.equal(within, false, 'past the limit once the peer stopped reading')
   client.ws.terminate() // a paused peer would never finish a closing handshake
+})
+
+t.test('writeWithinLimit judges the bytes the kernel would not take, and keeps a turn\'s writes coalesced while within', async (t) => {
+  const { client, server } = await startWithSocket(t, { heartbeat: false })
+  const { ws } = server as ChannelSocket & { ws: WebSocket }
+  const tcp = (ws as unknown as { _socket: { writableCorked: number } })._socket
+  await new Promise((resolve) => setImmediate(resolve)) // a fresh turn: nothing corked
+  const frame = (n: number): OutboundFrame => new OutboundFrame(JSON.stringify({ type: 'message', event: 'message', data: n }))
+  t.equal(writeWithinLimit(ws, frame(1), 1 << 20), true, 'the turn\'s first frame goes out')
+  t.ok(tcp.writableCorked > 0, 'and the socket is corked behind it')
+  const first = ws.bufferedAmount
+  t.equal(writeWithinLimit(ws, frame(2), 1 << 20), true)
+  const perFrame = ws.bufferedAmount - first
+  t.ok(perFrame > 0, 'the second frame waits, corked')
+  t.equal(writeWithinLimit(ws, frame(3), first + 2 * perFrame), true, 'exactly at the limit is within')
+  t.ok(tcp.writableCorked > 0, 'within the limit: nothing flushed early')
+  t.equal(writeWithinLimit(ws, frame(4), 0), true, 'over the limit only while corked: flushed, and the kernel took it all')
+  t.equal(tcp.writableCorked, 0, 'flushed before judging')
+  t.equal(ws.bufferedAmount, 0)
+  for (let n = 1; n <= 4; n++) t.equal((await client.next((f) => f.type === 'message')).data, n, `frame ${n} arrives, in order`)
+  client.close()
+  await client.closed
+  await until(() => ws.readyState === ws.CLOSED)
+  t.notOk(isWritable(ws), 'a closed socket is not writable')
 })

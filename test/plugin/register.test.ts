@@ -108,6 +108,13 @@ t.test('an app\'s own @fastify/websocket is reused; the plugin\'s maxPayload sti
   const { port } = app.server.address() as AddressInfo
   const c = await TestClient.connect(`ws://127.0.0.1:${port}/ws`)
   t.same(await c.request({ type: 'message', id: 1 }), { type: 'ack', id: 1, data: 'ok' })
+  const frameOf = (length: number): { type: string, id: number, data: string } => {
+    const frame = { type: 'message', id: 2, data: '' }
+    frame.data = 'x'.repeat(length - JSON.stringify(frame).length)
+    return frame
+  }
+  t.equal(JSON.stringify(frameOf(1000)).length, 1000)
+  t.same(await c.request(frameOf(1000)), { type: 'ack', id: 2, data: 'ok' }, 'a frame of exactly maxPayload bytes is served')
   c.send({ type: 'message', data: 'x'.repeat(5000) })
   t.equal((await within(c.closed, 3000, 'a frame over the plugin\'s maxPayload closes the socket')).code, 1009,
     'checked by the plugin though ws would accept it')

@@ -8,10 +8,12 @@ import { HandlerRegistry } from '../../plugin/handlers.js'
 import { isThenable, reportError, runReportingErrors, type ReportingSocket } from '../../plugin/report.js'
 import type { ChannelSocket } from '../../plugin/types.js'
 
-function reportingSocket (): { socket: ReportingSocket, logged: Array<{ msg: string, err: unknown }> } {
-  const logged: Array<{ msg: string, err: unknown }> = []
+interface Logged { msg: string, err: unknown, sessionId?: unknown, channel?: unknown }
+
+function reportingSocket (): { socket: ReportingSocket, logged: Logged[] } {
+  const logged: Logged[] = []
   const log = Fastify({ logger: false }).log
-  log.error = ((obj: { err: unknown }, msg: string) => { logged.push({ msg, err: obj.err }) }) as typeof log.error
+  log.error = ((obj: Omit<Logged, 'msg'>, msg: string) => { logged.push({ msg, ...obj }) }) as typeof log.error
   const socket = { id: 's1', handlers: new HandlerRegistry(), log } as unknown as ReportingSocket
   return { socket, logged }
 }
@@ -25,6 +27,7 @@ t.test('logged, then the error handlers whose channel filter matches', async (t)
   reportError(socket, 'not an Error', undefined)
   t.same(seen, ['any boom', 'room boom', 'any not an Error'], 'a non-Error is wrapped')
   t.same(logged.map((entry) => entry.msg), ['channels: handler failed', 'channels: handler failed'])
+  t.match(logged[0], { sessionId: 's1', channel: 'room-1', err: { message: 'boom' } }, 'logged with the session and the channel')
 })
 
 t.test('an error handler that throws or rejects is logged, never thrown', async (t) => {
@@ -34,6 +37,8 @@ t.test('an error handler that throws or rejects is logged, never thrown', async 
   reportError(socket, new Error('outer'), undefined)
   await new Promise((resolve) => setImmediate(resolve))
   t.same(logged.map((entry) => (entry.err as Error).message), ['outer', 'sync inner', 'async inner'])
+  t.same(logged.map((entry) => entry.msg), ['channels: handler failed', 'channels: error handler failed', 'channels: error handler failed'])
+  t.same(logged.map((entry) => entry.sessionId), ['s1', 's1', 's1'])
 })
 
 t.test('runReportingErrors: a failing handler is reported, not thrown', async (t) => {
@@ -45,4 +50,5 @@ t.test('runReportingErrors: a failing handler is reported, not thrown', async (t
   t.equal(isThenable(Promise.resolve()), true)
   t.equal(isThenable({ then: 1 }), false)
   t.equal(isThenable(null), false)
+  t.equal(isThenable('then'), false)
 })

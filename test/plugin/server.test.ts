@@ -2,7 +2,8 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyChannels, { memoryBroker, type Broker, type BrokerConnection } from '../../plugin/index.js'
 import { within } from '../helpers/deadline.js'
-import { startApp, startWithSocket, TestClient, type Frame } from '../helpers/server.js'
+import { startApp, startWithSocket, TestClient, until, type Frame } from '../helpers/server.js'
+import type { BrokerNode } from '../../plugin/broker/types.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 
@@ -295,5 +296,149 @@ t.test('registration: decorators, path option, plugin metadata', async (t) => {
   t.equal(app.channels.on('connect', () => {}), app.channels, 'on() chains')
   t.ok(app.hasRoute({ method: 'GET', url: '/live' }))
   t.equal((fastifyChannels as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')], 'fastify-channels')
+  t.match((fastifyChannels as unknown as Record<symbol, unknown>)[Symbol.for('plugin-meta')], { name: 'fastify-channels', fastify: '5.x' },
+    'named, and for Fastify 5')
   await app.close()
+})
+
+/** A memory broker that records each call of its connections (`method argument`) and keeps the nodes it served. */
+function recordingBroker (): { broker: Broker, calls: string[], nodes: BrokerNode[] } {
+  const inner = memoryBroker()
+  const calls: string[] = []
+  const nodes: BrokerNode[] = []
+  const broker: Broker = {
+    async connect (node) {
+      nodes.push(node)
+      const connection = await inner.connect(node)
+      return {
+        ...connection,
+        async publish (publication) {
+          calls.push(`publish ${publication.kind}${publication.kind === 'channels' ? ` ${publication.channels.join(',')}` : ''}`)
+          await connection.publish(publication)
+        },
+        async subscribe (channel) { calls.push(`subscribe ${channel}`); await connection.subscribe(channel) },
+        async unsubscribe (channel) { calls.push(`unsubscribe ${channel}`); await connection.unsubscribe(channel) },
+        async addSession (sessionId) { calls.push(`addSession ${sessionId}`); await connection.addSession(sessionId) },
+        async removeSession (sessionId) { calls.push(`removeSession ${sessionId}`); await connection.removeSession(sessionId) },
+        async close () { calls.push('close'); await connection.close() }
+      }
+    }
+  }
+  return { broker, calls, nodes }
+}
+
+/** Log lines at warn level and above, parsed. */
+function warnLines (): { lines: Array<{ level: number, msg: string, [key: string]: unknown }>, stream: { write (line: string): void } } {
+  const lines: Array<{ level: number, msg: string }> = []
+  return { lines, stream: { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } } }
+}
+
+t.test('the broker hears of each session once, of a channel at its first local member and after its last', async (t) => {
+  const { broker, calls } = recordingBroker()
+  const { lines, stream } = warnLines()
+  const { app, url } = await startApp({ broker }, (app) => {
+    app.channels.on('message', { event: 'to-held' }, async (socket, data) => { await socket.broadcastChannel(data) })
+  }, { logger: { level: 'warn', stream } })
+  const [a, b] = await Promise.all([TestClient.connect(url), TestClient.connect(url)])
+  t.same(calls.filter((call) => call.startsWith('addSession')).sort(), [`addSession ${a.sessionId}`, `addSession ${b.sessionId}`].sort())
+
+  await a.request({ type: 'message', event: 'to-held', data: 'to no channel', id: 1 })
+  t.notOk(calls.some((call) => call.startsWith('publish')), 'a channel broadcast to no held channel publishes nothing')
+
+  await a.subscribe('room')
+  await b.subscribe('room')
+  await a.request({ type: 'unsubscribe', channel: 'room', id: 2 })
+  const channelCalls = (): string[] => calls.filter((call) => /^(un)?subscribe /.test(call))
+  t.same(channelCalls(), ['subscribe room'], 'one broker subscription for two local members, kept while one is left')
+  await b.request({ type: 'unsubscribe', channel: 'room', id: 3 })
+  t.same(channelCalls(), ['subscribe room', 'unsubscribe room'], 'given up with the last local member')
+
+  b.close()
+  await within(b.closed, 3000, 'b closes')
+  await until(() => calls.includes(`removeSession ${b.sessionId}`), 3000, 'the closed session is removed from the broker')
+  t.equal(calls.filter((call) => call.startsWith('removeSession')).length, 1)
+  a.close()
+  await app.close()
+  t.equal(calls.filter((call) => call === 'close').length, 1, 'closing the app closes its broker connection')
+  const before = calls.length
+  await app.broadcast('after close')
+  t.equal(calls.length, before, 'a closed app asks no broker')
+  t.same(lines, [], 'and logs no failure for it')
+})
+
+t.test('failed broker calls are logged with what failed: the method, the channel, the close', async (t) => {
+  const down = async (): Promise<never> => { throw new Error('broker down') }
+  const failing = memoryBrokerWith(() => ({ subscribe: down, unsubscribe: down, addSession: down, removeSession: down, close: down }))
+  const { lines, stream } = warnLines()
+  const { app, url } = await startApp({ broker: failing }, undefined, { logger: { level: 'warn', stream } })
+  const c = await TestClient.connect(url)
+  await c.subscribe('room')
+  await c.request({ type: 'unsubscribe', channel: 'room', id: 1 })
+  c.close()
+  await within(c.closed, 3000, 'the client closes')
+  await until(() => lines.filter((line) => line.msg === 'channels: broker call failed').length === 3, 3000, 'three failed broker calls logged')
+  t.same(lines.filter((line) => line.msg === 'channels: broker call failed').map((line) => line.method).sort(),
+    ['addSession', 'removeSession', 'unsubscribe'])
+  t.match(lines.find((line) => /broker subscribe failed/.test(line.msg)), { level: 40, channel: 'room', err: { message: 'broker down' } })
+  await app.close()
+  t.match(lines.find((line) => line.msg === 'channels: broker close failed'), { level: 40, err: { message: 'broker down' } },
+    'a failing close is logged; app.close() still resolves')
+})
+
+t.test('a joiner\'s subscribed waits for the broker subscription under way, also after a leave and a rejoin', async (t) => {
+  const gates: Array<() => void> = []
+  const broker = memoryBrokerWith((connection) => ({
+    async subscribe (channel) {
+      await new Promise<void>((resolve) => { gates.push(resolve) })
+      await connection.subscribe(channel)
+    }
+  }))
+  const { url, server } = await startWithSocket(t, { broker })
+  const isSubscribed = (frame: Frame): boolean => frame.type === 'subscribed'
+  const first = server.subscribe('room') // broker subscription 1 under way
+  await until(() => gates.length === 1, 3000, 'the broker is asked to subscribe')
+  await server.unsubscribe('room')
+  const again = server.subscribe('room') // the last member left: subscription 2
+  await until(() => gates.length === 2, 3000, 'the broker is asked again')
+  gates[0]()
+  await within(first, 3000, 'the first join ends once its subscription does')
+  const other = await TestClient.connect(url)
+  other.send({ type: 'subscribe', channel: 'room', id: 7 })
+  // Subscription 2 is still under way (frames of a socket are served in order, so no probe
+  // frame can tell: give the join time to answer too early).
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.notOk(other.frames.some(isSubscribed), 'no subscribed while the broker subscription is under way')
+  gates[1]()
+  t.same(await other.next(isSubscribed), { type: 'subscribed', channel: 'room', id: 7 })
+  await within(again, 3000, 'the rejoin ends')
+  other.close()
+})
+
+t.test('deliveries a node cannot place are dropped: a session gone meanwhile, history on a node without any', async (t) => {
+  const { broker, nodes, calls } = recordingBroker()
+  const plain = await startApp({ broker })
+  t.teardown(() => plain.app.close())
+  const withHistory = await startApp({ broker, history: { channel: /^h-/ } })
+  t.teardown(() => withHistory.app.close())
+  t.doesNotThrow(() => { nodes[0].deliver({ kind: 'session', sessionId: 'gone', frame: '{"type":"message","data":1}' }) })
+  const member = await TestClient.connect(withHistory.url)
+  await member.subscribe('h-room')
+  // The memory broker hands a history publication to every node, the plain one too.
+  await withHistory.app.broadcastChannel('h-room', 'kept')
+  t.match(await member.next(isMessage), { type: 'message', channel: 'h-room', data: 'kept', offset: 1 }, 'published with its offset')
+  t.notOk(calls.some((call) => call.startsWith('publish')), 'a history channel goes out through its stream only, not as a plain publication')
+  member.close()
+})
+
+t.test('a history publication the broker refuses is still delivered here, without an offset', async (t) => {
+  const failing = memoryBrokerWith(() => ({ publishHistory: async () => { throw new Error('history store down') } }))
+  const { lines, stream } = warnLines()
+  const { app, url } = await startApp({ broker: failing, history: { channel: /^h-/ } }, undefined, { logger: { level: 'warn', stream } })
+  t.teardown(() => app.close())
+  const member = await TestClient.connect(url)
+  await member.subscribe('h-room')
+  await app.broadcastChannel('h-room', 'local only', { event: 'chat' })
+  t.same(await member.next(isMessage), { type: 'message', event: 'chat', channel: 'h-room', data: 'local only' })
+  t.match(lines, [{ msg: /history publish failed/, channel: 'h-room' }])
+  member.close()
 })

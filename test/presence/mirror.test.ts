@@ -37,10 +37,27 @@ t.test('changes that arrive while loading wait, in order; a reload becomes one d
   t.equal(mirror.state, 'loading')
   t.equal(mirror.size, 0)
   mirror.load([track('a'), track('b')])
+  t.equal(mirror.state, 'ready')
   t.same(mirror.tracks().map((x) => x.ref).sort(), ['b', 'late'], 'the waiting changes apply on top of the loaded state')
   mirror.takeDiff()
   mirror.load([track('b'), track('c')]) // after an outage
   const diff = mirror.takeDiff()
   t.same(refs(diff.joins), ['c'])
   t.same(refs(diff.leaves), ['late'])
+})
+
+t.test('a track back within the window with another meta or key is a leave of the old and a join of the new', async (t) => {
+  for (const back of [track('a', 'ann', '{"x":2}'), track('a', 'bob', '{"x":1}')]) {
+    const mirror = new ChannelMirror<string>()
+    mirror.load([track('a', 'ann', '{"x":1}')])
+    mirror.takeDiff()
+    mirror.apply({ joins: [], leaves: ['a'] })
+    mirror.apply({ joins: [back], leaves: [] })
+    t.ok(mirror.dirty, `${back.key} ${back.meta}: a change`)
+    t.same(mirror.base(), new Map([['a', { key: 'ann', meta: '{"x":1}' }]]), 'base: as it was')
+    t.same(mirror.tracks(), [back])
+    const diff = mirror.takeDiff()
+    t.same(diff.leaves, new Map([['a', { key: 'ann', meta: '{"x":1}' }]]))
+    t.same(diff.joins, new Map([['a', { key: back.key, meta: back.meta }]]))
+  }
 })

@@ -194,3 +194,26 @@ t.test('a track made before the first join has read the state is not lost', asyn
   const first = await Observer.join(url, 'room')
   await first.until((s) => s.early?.length === 1, 'the first subscriber sees its own early track')
 })
+
+t.test('a key of 200 characters and a meta of 4096 bytes are the largest; each refusal says why', async (t) => {
+  let socket: ChannelSocket | undefined
+  const { app, url } = await startPresenceApp(t, { presence: /^room-/ }, (app) => {
+    app.channels.on('subscribe', (s) => { socket = s })
+  })
+  const client = await TestClient.connect(url)
+  t.teardown(() => client.close())
+  await client.subscribe('plain')
+  await client.subscribe('room-1')
+  const s = socket as ChannelSocket
+  const meta = { m: 'x'.repeat(4096 - '{"m":""}'.length) }
+  await s.track('room-1', 'k'.repeat(200), meta)
+  t.same(Object.values(await app.channels.presence('room-1')).map((entries) => entries[0].meta), [meta], 'both at the limit: tracked')
+  await t.rejects(s.track('room-1', 'ann', { m: meta.m + 'x' }), { message: /meta is larger than 4096 bytes as JSON/ })
+  await t.rejects(s.track('room-1', 'k'.repeat(201)), { message: /key must be a string of 1-200 characters/ })
+  await t.rejects(s.track('room-1', '__proto__'), { message: /key must not be "__proto__"/ })
+  await t.rejects(s.track('room-1', 'ann', () => {}), { message: /meta must be JSON data/ })
+  await t.rejects(s.track('room-1', 'ann', JSON.parse('{"a":{"__proto__":{}}}')), { message: /meta must not contain __proto__ or constructor.prototype keys/ })
+  await t.rejects(s.track('room-1', 'ann', { n: 1n }), { message: /BigInt/ }, 'JSON.stringify\'s own reason')
+  await t.rejects(s.track('plain', 'ann'), { message: /"plain" is not a presence channel/ })
+  await t.rejects(s.track('nowhere', 'ann'), { message: /not subscribed to channel "nowhere"/ })
+})
