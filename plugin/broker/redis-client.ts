@@ -79,6 +79,30 @@ export function ready (client: Redis, clusterMs = 2000): Promise<void> {
   })
 }
 
+/**
+ * Opens a cluster client's connection to every master now rather than at its first command.
+ * ioredis opens them lazily, and without an offline queue a command for a connection still
+ * opening is rejected and sent again about 100 ms later (its failover retry), behind the
+ * commands that followed it: the first publications on a shard after a start or a failover
+ * would arrive out of order. A master that does not become ready in `timeoutMs` rejects.
+ */
+export async function connectMasters (client: Redis, timeoutMs: number): Promise<void> {
+  const cluster = asCluster(client)
+  if (cluster === undefined) return
+  await Promise.all(cluster.nodes('master').map(async (node) => {
+    if (node.status === 'wait') node.connect().catch(() => {}) // its failure also reaches ready()
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`cluster node ${node.options.host ?? ''}:${node.options.port ?? ''} not ready within ${timeoutMs} ms`)), timeoutMs)
+    })
+    try {
+      await Promise.race([ready(node), late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }))
+}
+
 /** How long `close()` waits for QUIT before cutting the connections off. */
 const quitGraceMs = 1000
 

@@ -26,7 +26,7 @@ import type {
 } from './types.js'
 import { RedisHistory } from './redis-history.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
-import { quit, ready } from './redis-client.js'
+import { connectMasters, quit, ready } from './redis-client.js'
 import { RedisClock } from './redis-clock.js'
 import { Health } from './redis-health.js'
 import { RedisKeys } from './redis-keys.js'
@@ -90,6 +90,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
   static async open (node: BrokerNode, pub: Redis, sub: Redis, settings: ConnectionSettings): Promise<RedisConnection> {
     try {
       await Promise.all([ready(pub, settings.commandTimeout), ready(sub, settings.commandTimeout)])
+      await connectMasters(pub, settings.commandTimeout)
     } catch (err) {
       pub.disconnect()
       sub.disconnect()
@@ -156,7 +157,9 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     if (this.recovering || this.closed || !this.pub.ready || !this.sub.ready) return
     this.recovering = true
     const readies = this.readies
-    Promise.all([this.subscriptions.subscribeAll(), this.sessions.sync()]).then(() => {
+    connectMasters(this.pub.client, this.settings.commandTimeout).then(async () => {
+      await Promise.all([this.subscriptions.subscribeAll(), this.sessions.sync()])
+    }).then(() => {
       if (readies === this.readies && this.pub.ready && this.sub.ready) {
         this.health.back({ channels: this.subscriptions.local.size, sessions: this.sessions.local.size })
         this.presence.resync()

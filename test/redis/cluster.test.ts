@@ -4,7 +4,7 @@
  * in the node-wide slot, a publication to channels on three shards reaches a node holding all
  * of them once per publication however the copies interleave, and starting nodes logs no outage.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { keySlot } from '../../plugin/broker/redis-slot.js'
 import type { Frame } from '../helpers/server.js'
@@ -76,18 +76,40 @@ await withCluster(t, async (target) => {
     t.same([...slots], [keySlot(`{${prefix}}`)], 'one slot')
   })
 
-  t.test('a publication to channels on three shards reaches each socket once, 200 times over', async (t) => {
-    const prefix = uniquePrefix()
-    t.teardown(() => target.deleteKeys(prefix))
+  /** One channel name per shard (three): the first of x0, x1, … whose slot that shard serves. */
+  async function channelPerShard (t: Test, prefix: string): Promise<string[]> {
     const owners = await slotOwners(target)
     t.ok(owners.length >= 3, 'three shards')
-    // one channel name per shard: the first of x0, x1, … whose slot that shard serves
-    const channels = owners.slice(0, 3).map(({ ranges }) => {
+    return owners.slice(0, 3).map(({ ranges }) => {
       for (let i = 0; ; i++) {
         const slot = keySlot(keysOf(prefix).channel(`x${i}`))
         if (ranges.some(([from, to]) => slot >= from && slot <= to)) return `x${i}`
       }
     })
+  }
+
+  t.test('the first publications of a node that just started reach every shard in order', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => target.deleteKeys(prefix))
+    const channels = await channelPerShard(t, prefix)
+    const [receiver] = await startNodes(t, 1, { ...target.broker, prefix })
+    const sockets = await Promise.all(channels.map(async (channel) => await connect(t, receiver, [channel])))
+    // a fresh node: its client has not sent a command to two of the three shards yet
+    const [sender] = await startNodes(t, 1, { ...target.broker, prefix })
+    const sent: Array<Promise<void>> = []
+    for (let i = 0; i < 50; i++) {
+      for (const channel of channels) sent.push(sender.app.broadcastChannel(channel, i, { event: 'got' }))
+      await new Promise((resolve) => setImmediate(resolve)) // one turn each: one script call per shard each
+    }
+    await Promise.all(sent)
+    const expected = Array.from({ length: 50 }, (_, i) => i)
+    t.same((await collectAfterFence(sender, sockets)).map(data), channels.map(() => expected), 'each channel in order from its first publication')
+  })
+
+  t.test('a publication to channels on three shards reaches each socket once, 200 times over', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => target.deleteKeys(prefix))
+    const channels = await channelPerShard(t, prefix)
     const [a, b] = await startNodes(t, 2, { ...target.broker, prefix })
     const sender = await connect(t, a, channels)
     const all = await connect(t, b, [...channels].reverse())
