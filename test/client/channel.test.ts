@@ -3,7 +3,7 @@
  * frames it writes, the history position it keeps (`last`, `since`, duplicates dropped), a
  * rejoin sent again when unanswered, and how cancel, timeout and drops settle the caller.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { ChannelsClientError, SubscribedInfo } from '../../client/index.js'
 import { within } from '../helpers/deadline.js'
 import { until } from '../helpers/server.js'
@@ -15,6 +15,25 @@ async function acceptJoin (ws: ScriptedConnection, extra: object = {}): Promise<
   const { id, ...frame } = await ws.next('subscribe')
   ws.send({ type: 'subscribed', channel: frame.channel, id, ...extra })
   return frame
+}
+
+/**
+ * A client joined to `channel` on a scripted server, then dropped (4000): the connection it
+ * made again and the rejoin it sent there, with every error the client reported.
+ */
+async function joinedThenDropped (t: Test, channel: string, timeout?: number) {
+  const server = await ScriptedServer.start(t)
+  const client = clientFor(t, server.url, timeout === undefined ? {} : { timeout })
+  const errors: ChannelsClientError[] = []
+  client.onError((error) => errors.push(error))
+  const ws = await server.welcomed()
+  const joined = client.subscribe(channel)
+  await acceptJoin(ws)
+  await within(joined, 3000, 'the first join')
+  ws.close(4000)
+  const again = await server.welcomed(1)
+  const rejoin = await again.next('subscribe')
+  return { server, client, errors, again, rejoin }
 }
 
 t.test('a history channel: last n trims the position, duplicates are dropped, the rejoin asks since the last offset seen', async (t) => {
@@ -87,17 +106,7 @@ t.test('a backlog larger than the stream starts the position at 0; a plain join 
 })
 
 t.test('a rejoin nobody answers is sent again after the timeout; a late answer to the old one is ignored', async (t) => {
-  const server = await ScriptedServer.start(t)
-  const client = clientFor(t, server.url, { timeout: 150 })
-  const errors: ChannelsClientError[] = []
-  client.onError((error) => errors.push(error))
-  const ws = await server.welcomed()
-  const joined = client.subscribe('room')
-  await acceptJoin(ws)
-  await within(joined, 3000, 'the first join')
-  ws.close(4000)
-  const again = await server.welcomed(1)
-  const lost = await again.next('subscribe')
+  const { client, errors, again, rejoin: lost } = await joinedThenDropped(t, 'room', 150)
   t.same(client.channels, ['room'], 'held while rejoining')
   const retried = await again.next('subscribe', 3000)
   t.not(retried.id, lost.id, 'a new id')
@@ -164,17 +173,7 @@ t.test('unsubscribe during a first join: the join still settles its caller; a re
 })
 
 t.test('a rejoin refused after a reconnect is reported once, with its channel, and dropped', async (t) => {
-  const server = await ScriptedServer.start(t)
-  const client = clientFor(t, server.url)
-  const errors: ChannelsClientError[] = []
-  client.onError((error) => errors.push(error))
-  const ws = await server.welcomed()
-  const joined = client.subscribe('vip')
-  await acceptJoin(ws)
-  await within(joined, 3000, 'the join')
-  ws.close(4000)
-  const again = await server.welcomed(1)
-  const rejoin = await again.next('subscribe')
+  const { client, errors, again, rejoin } = await joinedThenDropped(t, 'vip')
   again.send({ type: 'error', id: rejoin.id, code: 'FORBIDDEN', message: 'not any more' })
   await until(() => errors.length === 1, 3000, 'the refusal reported')
   t.match(errors[0], { code: 'FORBIDDEN', channel: 'vip' })
@@ -182,15 +181,7 @@ t.test('a rejoin refused after a reconnect is reported once, with its channel, a
 })
 
 t.test('a rejoin cut off by another drop stays wanted and is sent on the next connection', async (t) => {
-  const server = await ScriptedServer.start(t)
-  const client = clientFor(t, server.url)
-  const ws = await server.welcomed()
-  const joined = client.subscribe('room')
-  await acceptJoin(ws)
-  await within(joined, 3000, 'the join')
-  ws.close(4000)
-  const second = await server.welcomed(1)
-  await second.next('subscribe')
+  const { server, client, again: second } = await joinedThenDropped(t, 'room')
   second.close(4000)
   await statusOf(client, 'reconnecting')
   t.same(client.channels, ['room'])
@@ -231,17 +222,7 @@ t.test('a first join is never sent again, even when the client timeout is shorte
 })
 
 t.test('unsubscribe during an unanswered rejoin: no retry, and its late refusal is not reported', async (t) => {
-  const server = await ScriptedServer.start(t)
-  const client = clientFor(t, server.url, { timeout: 150 })
-  const errors: ChannelsClientError[] = []
-  client.onError((error) => errors.push(error))
-  const ws = await server.welcomed()
-  const joined = client.subscribe('room')
-  await acceptJoin(ws)
-  await within(joined, 3000, 'the join')
-  ws.close(4000)
-  const again = await server.welcomed(1)
-  const rejoin = await again.next('subscribe')
+  const { client, errors, again, rejoin } = await joinedThenDropped(t, 'room', 150)
   const leaving = client.unsubscribe('room', { timeout: 3000 })
   const undo = await again.next('unsubscribe')
   await new Promise((resolve) => setTimeout(resolve, 400)) // past the rejoin's retry time

@@ -101,9 +101,10 @@ t.test('a reload, a state or an update the broker cannot serve is logged; the no
   ])
 })
 
-t.test('a broker that does not share presence: each node shows its own sockets', async (t) => {
+/** A memory broker without the presence methods: it carries messages but shares no presence. */
+function brokerWithoutPresence (): Broker {
   const memory = memoryBroker()
-  const plain: Broker = {
+  return {
     async connect (node) {
       const connection: Partial<PresenceBroker> & BrokerConnection = await memory.connect(node)
       delete connection.presenceState
@@ -111,6 +112,10 @@ t.test('a broker that does not share presence: each node shows its own sockets',
       return connection
     }
   }
+}
+
+t.test('a broker that does not share presence: each node shows its own sockets', async (t) => {
+  const plain = brokerWithoutPresence()
   const a = await startPresenceApp(t, { broker: plain })
   const b = await startPresenceApp(t, { broker: plain })
   const onA = await Observer.join(a.url, 'room')
@@ -163,15 +168,7 @@ t.test('once its last subscriber left, a node reads the state afresh on the next
 })
 
 t.test('without a broker that shares presence, nothing is logged about sharing it', async (t) => {
-  const memory = memoryBroker()
-  const plain: Broker = {
-    async connect (node) {
-      const connection: Partial<PresenceBroker> & BrokerConnection = await memory.connect(node)
-      delete connection.presenceState
-      delete connection.presenceUpdate
-      return connection
-    }
-  }
+  const plain = brokerWithoutPresence()
   const { warnings, logger } = warningsLogger()
   const { app, url } = await startApp({ presence: true, rateLimit: false, broker: plain }, presenceHandlers, { logger })
   t.teardown(() => app.close())
