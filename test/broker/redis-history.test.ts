@@ -13,6 +13,7 @@ import { forEachTarget } from '../redis/targets.js'
 import { HistoryChild, TcpProxy } from '../history/helpers.js'
 import { keysUnder, shardOf, slotOf } from '../history/slots.js'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
+import { within } from '../helpers/deadline.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 
@@ -178,7 +179,7 @@ await forEachTarget(t, async (t, target) => {
     const seen = await messages(client, 3)
     const last = seen[2].offset as number
     await nodeA.kill('SIGKILL')
-    await client.closed
+    await within(client.closed, 5000, 'the client sees node A die')
     proxy.target = nodeB.port
     await nodeB.burst('room', 4, 'missed')
     const back = await connect(t, proxy.url())

@@ -11,6 +11,7 @@ import { Link } from '../../plugin/broker/redis-link.js'
 import { LateError, Publisher } from '../../plugin/broker/redis-publisher.js'
 import { classicPubSub } from '../../plugin/broker/redis-pubsub.js'
 import { eventually, redisUrl, uniquePrefix, withRedis } from '../redis/helpers.js'
+import { within } from '../helpers/deadline.js'
 
 await withRedis(t, async () => {
   const prefix = uniquePrefix()
@@ -43,7 +44,7 @@ await withRedis(t, async () => {
     const published = publisher.publish([`${prefix}:a`], 'first')
     publisher.flush()
     await pub.publish(`${prefix}:a`, 'second')
-    await published
+    await within(published, 5000, 'the flushed publication is published')
     await eventually(() => received.length === 2, 5000, 'both arrived')
     t.same(received.map(([, text]) => text), ['first', 'second'])
   })

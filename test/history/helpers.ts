@@ -4,19 +4,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { redisUrl } from '../redis/helpers.js'
+import { exited, listeningPort, redisUrl } from '../redis/helpers.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/history-node.ts', import.meta.url))
 const tsImport = import.meta.resolve('@tapjs/typescript/import')
 
 interface Teardown { teardown (fn: () => unknown): void }
-
-function exited (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((resolve) => child.once('exit', () => resolve()))
-}
 
 /**
  * The environment of a child-process node: this one's, with only the TypeScript loader (not
@@ -38,11 +32,7 @@ export class HistoryChild {
 
   static async start (t: Teardown, env: { PREFIX: string, REDIS_URL?: string, REDIS_CLUSTER_URL?: string }): Promise<HistoryChild> {
     const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv(env), stdio: ['ignore', 'pipe', 'inherit'] })
-    const node = new HistoryChild(child, await new Promise<number>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! })
-      lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
-      child.once('exit', (code) => reject(new Error(`history node exited with ${code} before listening`)))
-    }))
+    const node = new HistoryChild(child, await listeningPort(child, 'history node'))
     t.teardown(() => node.kill('SIGKILL'))
     return node
   }

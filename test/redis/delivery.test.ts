@@ -9,6 +9,7 @@ import { nextId, type Frame } from '../helpers/server.js'
 import { eventually, uniquePrefix } from './helpers.js'
 import { forEachTarget } from './targets.js'
 import { collectAfterFence, connect, isGot, startNodes } from './nodes.js'
+import { within } from '../helpers/deadline.js'
 
 const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
 const channelsOf = (frames: Frame[]): unknown[] => frames.map((frame) => frame.channel)
@@ -131,7 +132,7 @@ await forEachTarget(t, async (t, target) => {
     await t.rejects(a.app.send('no-such-session', 1), NoSocketError)
 
     onB.close()
-    await onB.closed
+    await within(onB.closed, 5000, 'the closed client is closed')
     await eventually(async () => {
       try {
         await a.app.send(onB.sessionId, 1)

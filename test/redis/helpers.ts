@@ -12,6 +12,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { redisBroker, type ChannelsOptions, type RedisBrokerOptions } from '../../plugin/index.js'
+import { within } from '../helpers/deadline.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 
 export const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -108,9 +109,22 @@ export async function eventually (check: () => Promise<boolean> | boolean, timeo
   }
 }
 
-function exited (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((resolve) => child.once('exit', () => resolve()))
+/** Resolves once `child` has exited; fails with the expectation if it has not within 10 s. */
+export async function exited (child: ChildProcess, what = 'the child process exits'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  await within(new Promise<void>((resolve) => child.once('exit', () => resolve())), 10000, what)
+}
+
+/**
+ * The port a node fixture in `child` listens on: the `{ port }` of the first line it prints.
+ * Fails with `what` if the child exits first, or prints nothing within 30 s.
+ */
+export async function listeningPort (child: ChildProcess, what: string): Promise<number> {
+  const port = new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code} before listening`)))
+  })
+  return await within(port, 30000, `${what} prints its port`)
 }
 
 /** A redis-server of the test's own, on a free port, with no persistence: kill it at will. */
@@ -181,11 +195,7 @@ export class ChildNode {
     const childEnv: NodeJS.ProcessEnv = { ...inherited, REDIS_URL: redisUrl, ...env }
     delete childEnv.NODE_OPTIONS
     const child = spawn(process.execPath, [...nodeFlags, `--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
-    const node = new ChildNode(child, await new Promise<number>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! })
-      lines.once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
-      child.once('exit', (code) => reject(new Error(`fixture node exited with ${code} before listening`)))
-    }))
+    const node = new ChildNode(child, await listeningPort(child, 'fixture node'))
     t.teardown(() => node.kill('SIGKILL'))
     return node
   }

@@ -4,9 +4,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { createInterface } from 'node:readline'
 import type { Test } from 'tap'
 import { childEnv } from '../history/helpers.js'
+import { exited, listeningPort } from './helpers.js'
 
 const fixture = fileURLToPath(new URL('../presence/fixtures/node.ts', import.meta.url))
 const tsImport = import.meta.resolve('@tapjs/typescript/import')
@@ -20,10 +20,7 @@ export class PresenceNode {
 
   static async start (t: Test, env: { PREFIX: string, NODE_TTL?: string, REDIS_URL?: string, REDIS_CLUSTER_URL?: string }): Promise<PresenceNode> {
     const child = spawn(process.execPath, [`--import=${tsImport}`, fixture], { env: childEnv(env), stdio: ['ignore', 'pipe', 'inherit'] })
-    const node = new PresenceNode(child, await new Promise<number>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
-      child.once('exit', (code) => reject(new Error(`presence node exited with ${code} before listening`)))
-    }))
+    const node = new PresenceNode(child, await listeningPort(child, 'presence node'))
     t.teardown(async () => {
       node.signal('SIGCONT')
       await node.kill()
@@ -42,8 +39,8 @@ export class PresenceNode {
 
   async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return
-    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    const gone = exited(this.child, `the presence node exits on ${signal}`)
     this.child.kill(signal)
-    await exited
+    await gone
   }
 }
