@@ -1,10 +1,12 @@
 /**
- * Helpers of the history tests: a history node in a child process, and a TCP proxy that
- * stands in for a load balancer (it can switch its target, cut every connection, or go silent).
+ * Helpers of the history tests: a history node in a child process, a TCP proxy that stands in
+ * for a load balancer (it can switch its target, cut every connection, or go silent), and a
+ * memory broker whose history reads wait for the test.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { memoryBroker, type Broker } from '../../plugin/index.js'
 import { exited, listeningPort, redisUrl } from '../redis/helpers.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/history-node.ts', import.meta.url))
@@ -122,5 +124,33 @@ export class TcpProxy {
   async close (): Promise<void> {
     this.cut()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+}
+
+/**
+ * A memory broker whose history reads answer only once the test calls `open()`: with `reads:
+ * 'now'` a read takes the store as it is and holds its answer; with `'at-open'` it reads the
+ * store when the gate opens. Reads after that answer at once.
+ */
+export function gatedHistoryBroker (reads: 'now' | 'at-open'): { broker: Broker, open: () => void } {
+  const inner = memoryBroker()
+  let open = (): void => {}
+  const gate = new Promise<void>((resolve) => { open = resolve })
+  return {
+    open: () => open(),
+    broker: {
+      async connect (node) {
+        const connection = await inner.connect(node)
+        const read = connection.readHistory?.bind(connection)
+        if (read === undefined) throw new Error('the memory broker keeps history')
+        connection.readHistory = async (channel, query, limits) => {
+          if (reads === 'at-open') await gate
+          const result = await read(channel, query, limits)
+          await gate
+          return result
+        }
+        return connection
+      }
+    }
   }
 }

@@ -6,6 +6,7 @@
 import { test } from 'tap'
 import { memoryBroker, type Broker } from '../../plugin/index.js'
 import { startApp, TestClient, nextId, type Frame } from '../helpers/server.js'
+import { gatedHistoryBroker } from './helpers.js'
 
 interface Warning { msg: string, channel?: string, err?: { message: string } }
 
@@ -98,29 +99,8 @@ test('once the app closed its broker: publishing is logged as such, reading reje
   await t.rejects(app.channels.history('h-room'), { message: 'the broker is closed' })
 })
 
-/** A memory broker whose history reads wait for `open()` before they read. */
-function readLaterBroker (): { broker: Broker, open: () => void } {
-  const inner = memoryBroker()
-  let open = (): void => {}
-  const gate = new Promise<void>((resolve) => { open = resolve })
-  return {
-    open: () => open(),
-    broker: {
-      async connect (node) {
-        const connection = await inner.connect(node)
-        const read = connection.readHistory?.bind(connection)
-        connection.readHistory = async (channel, query, limits) => {
-          await gate
-          return await (read as NonNullable<typeof read>)(channel, query, limits)
-        }
-        return connection
-      }
-    }
-  }
-}
-
 test('publications held back during a join that its read already holds are sent once', async (t) => {
-  const { broker, open } = readLaterBroker()
+  const { broker, open } = gatedHistoryBroker('at-open')
   const { app, url } = await start(t, broker)
   await app.broadcastChannel('h-room', 1)
   const client = await TestClient.connect(url)

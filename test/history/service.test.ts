@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import fastifyChannels, { memoryBroker, type Broker, type ChannelsOptions } from '../../plugin/index.js'
 import Fastify from 'fastify'
 import { startApp, TestClient, nextId, recordSockets, type Frame } from '../helpers/server.js'
+import { gatedHistoryBroker } from './helpers.js'
 
 async function start (t: { teardown (fn: () => unknown): void }, options: ChannelsOptions = {}, setup?: (app: FastifyInstance) => void) {
   const started = await startApp({ history: { channel: /^h-/, size: 5 }, rateLimit: false, heartbeat: false, ...options }, setup)
@@ -201,31 +202,8 @@ test('a multi-channel broadcastChannel: each history channel is a publication of
   t.same(got.map((m) => [m.channel, m.offset]).sort(), [['h-one', 1], ['h-two', 1], ['plain', undefined]])
 })
 
-/** A memory broker whose history reads answer only when the test opens the gate. */
-function gatedBroker (): { broker: Broker, open: () => void } {
-  const inner = memoryBroker()
-  let open = (): void => {}
-  let gate = new Promise<void>((resolve) => { open = resolve })
-  return {
-    open: () => open(),
-    broker: {
-      async connect (node) {
-        const connection = await inner.connect(node)
-        const read = connection.readHistory?.bind(connection)
-        connection.readHistory = async (channel, query, limits) => {
-          const result = await read?.(channel, query, limits)
-          await gate
-          gate = Promise.resolve()
-          return result as NonNullable<typeof result>
-        }
-        return connection
-      }
-    }
-  }
-}
-
 test('publications during a slow join are held back, then follow the replay; a joiner that leaves meanwhile gets nothing', async (t) => {
-  const { broker, open } = gatedBroker()
+  const { broker, open } = gatedHistoryBroker('now')
   let sockets = new Map()
   const { app, url } = await start(t, { broker }, (app) => { sockets = recordSockets(app) })
   await app.broadcastChannel('h-room', 1)
