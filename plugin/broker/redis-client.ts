@@ -103,6 +103,23 @@ export async function connectMasters (client: Redis, timeoutMs: number): Promise
   }))
 }
 
+/**
+ * Calls `onLost` when a cluster client drops a connection (a shard's, or a shard's sharded
+ * subscriber) that Redis had answered on. ioredis also drops connections that never got an
+ * answer: to a dead master, one per slot refresh until the failover is over (and sometimes
+ * one more just after it, from a node that had not yet learned of it), or to a replica it
+ * knew of but never used. Nothing lived on those (a command sent on one fails on its own
+ * path), and counting them would start a second outage right after the first ended.
+ * No-op on one Redis.
+ */
+export function onLostClusterNode (client: Redis, onLost: (key: string) => void): void {
+  if (asCluster(client) === undefined) return
+  client.on('-node', (node: Redis | null, key: string | undefined) => {
+    const answered = (node?.stream?.bytesRead ?? 0) > 0
+    if (answered) onLost(key ?? `${node?.options.host ?? ''}:${node?.options.port ?? ''}`)
+  })
+}
+
 /** How long `close()` waits for QUIT before cutting the connections off. */
 const quitGraceMs = 1000
 

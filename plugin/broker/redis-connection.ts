@@ -26,7 +26,7 @@ import type {
 } from './types.js'
 import { RedisHistory } from './redis-history.js'
 import { RecentIds, decodeEnvelope, encodePublication, encodeSessionSend } from './redis-envelope.js'
-import { connectMasters, quit, ready } from './redis-client.js'
+import { connectMasters, onLostClusterNode, quit, ready } from './redis-client.js'
 import { RedisClock } from './redis-clock.js'
 import { Health } from './redis-health.js'
 import { RedisKeys } from './redis-keys.js'
@@ -125,7 +125,7 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
       })
       // a cluster client lost its connection to a shard (a master failing over, say): its
       // channels are deaf until the node has subscribed again; the tick recovers
-      link.client.on('-node', () => this.lost(new Error(`redis connection ${link.name} lost a cluster node`)))
+      onLostClusterNode(link.client, (key) => this.lost(new Error(`redis connection ${link.name} lost cluster node ${key}`)))
     }
     this.sub.client.on(this.settings.pubsub.messageEvent, (_channel: string, text: string) => this.receive(text))
   }

@@ -165,7 +165,9 @@ await forEachTarget(t, async (t, target) => {
     await a1.app.broadcast('all', { event: 'got' })
     await a1.app.broadcastChannel('room', 'room', { event: 'got' })
     await t.rejects(a1.app.send(onB1.sessionId, 'x'), NoSocketError, 'sessions of the other app are not found')
-    t.same((await collectAfterFence(a1, [onA2])).map(data), [['all', 'room']])
+    const [seen] = (await collectAfterFence(a1, [onA2])).map(data)
+    // on a cluster "all" and "room" travel through different shards: only order per channel holds
+    t.same(target.name === 'cluster' ? [...seen].sort() : seen, ['all', 'room'])
     t.same((await collectAfterFence(b1, [onB1])).map(data), [[]], 'nothing crossed over')
   })
 })

@@ -139,9 +139,40 @@ async function registryShard (t: Test): Promise<void> {
   await loggedOnce(t, [['a', logsA], ['b', logsB]])
 }
 
+/**
+ * A replica that dies is no outage: the nodes never used it, and the slot map drops it
+ * without a trace in their logs (ioredis closes the connection it knew of but never opened).
+ */
+async function replicaDies (t: Test): Promise<void> {
+  const { cluster } = await startCluster(t)
+  // a short slot refresh, so the nodes' clients drop the dead replica within the test
+  const client = clusterClient(t, cluster.seeds, { slotsRefreshInterval: 100 })
+  const logs: LogLine[] = []
+  const a = await startNode(t, { redis: client, prefix: uniquePrefix(), nodeTtl: 1000 }, socketMethods, {}, capturedLogger(logs))
+  const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
+  seed.on('error', () => {})
+  t.teardown(() => { seed.disconnect() })
+  const slots = async (): Promise<string> => JSON.stringify(await seed.cluster('SLOTS'))
+  let replicaPort = 0
+  await eventually(async () => {
+    const [[, , , replica]] = await seed.cluster('SLOTS') as unknown as Array<[number, number, unknown, [string, number] | undefined]>
+    replicaPort = replica?.[1] ?? 0
+    return replicaPort > 0
+  }, 15000, 'the cluster lists a replica')
+  await cluster.kill(replicaPort)
+  await eventually(async () => !(await slots()).includes(`,${replicaPort},`), 15000, 'the cluster drops the dead replica from its slot map')
+  // a few slot refreshes later the node's clients have dropped it too
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  const onA = await connect(t, a, ['room'])
+  await a.app.broadcastChannel('room', 'after', { event: 'got' })
+  await onA.next((frame: Frame) => isGot(frame) && frame.data === 'after', 5000)
+  t.same(logs.filter((line) => line.msg === unreachable).map((line) => line.err?.message), [], 'no outage begins')
+}
+
 if (await redisServerInstalled()) {
   await t.test('the shard of a channel fails over', channelShard)
   await t.test('the shard of the session registry fails over', registryShard)
+  await t.test('a replica that dies is no outage', replicaDies)
 } else if (process.env.CI === 'true') {
   t.fail('no redis-server binary: the failover test did not run (CI=true makes this a failure)')
 } else {
