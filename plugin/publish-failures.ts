@@ -1,5 +1,6 @@
 /**
- * The log of failed broker publishes. While the broker is down every publish fails, and one
+ * The log of failed broker publishes (plain ones, and history ones with their own wording).
+ * While the broker is down every publish fails, and one
  * warn line per publish would bury the log under one line per message. So a run of failures
  * (from the first failed publish to the next one that goes through) is logged as: one warn
  * line at its first failure, one warn line with a count every `summaryMs` while it lasts (on
@@ -8,10 +9,32 @@
  * after local delivery.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { Publication } from './broker/types.js'
 
 /** How often a run of failed publishes adds a line with the count, at most. */
 export const publishFailureSummaryMs = 10_000
+
+/** The four lines of a run, so each kind of publish says what it lost. */
+export interface FailureWording {
+  failed: string
+  stillFailing: string
+  worksAgain: string
+  closed: string
+}
+
+export const brokerPublishWording: FailureWording = {
+  failed: 'channels: broker publish failed; delivered locally only',
+  stillFailing: 'channels: broker publish still failing; delivered locally only',
+  worksAgain: 'channels: broker publish works again',
+  closed: 'channels: broker closed while publishes were failing'
+}
+
+/** A failed history publish is delivered locally too, but outside the stream: no offset. */
+export const historyPublishWording: FailureWording = {
+  failed: 'channels: history publish failed; delivered locally only, without an offset',
+  stillFailing: 'channels: history publish still failing; delivered locally only, without an offset',
+  worksAgain: 'channels: history publish works again',
+  closed: 'channels: broker closed while history publishes were failing'
+}
 
 export class PublishFailureLog {
   /** when the current run of failures began; undefined while publishes go through */
@@ -24,34 +47,35 @@ export class PublishFailureLog {
   constructor (
     private readonly log: FastifyBaseLogger,
     private readonly summaryMs = publishFailureSummaryMs,
-    private readonly now: () => number = Date.now
+    private readonly now: () => number = Date.now,
+    private readonly wording: FailureWording = brokerPublishWording
   ) {}
 
-  failed (err: unknown, publication: Publication): void {
+  /** `context`: what failed, for the first line of the run and each summary (kind, channel). */
+  failed (err: unknown, context: Record<string, unknown>): void {
     const at = this.now()
     this.runFailures++
     if (this.runStartedAt === undefined) {
       this.runStartedAt = at
       this.lastLineAt = at
-      this.log.warn({ err, kind: publication.kind }, 'channels: broker publish failed; delivered locally only')
+      this.log.warn({ err, ...context }, this.wording.failed)
       return
     }
     this.unreported++
     if (at - this.lastLineAt < this.summaryMs) return
     this.lastLineAt = at
-    this.log.warn({ err, dropped: this.unreported, failingMs: at - this.runStartedAt },
-      'channels: broker publish still failing; delivered locally only')
+    this.log.warn({ err, ...context, dropped: this.unreported, failingMs: at - this.runStartedAt }, this.wording.stillFailing)
     this.unreported = 0
   }
 
   /** A publish went through: the run of failures (if any) is over. */
   succeeded (): void {
-    this.endRun('channels: broker publish works again')
+    this.endRun(this.wording.worksAgain)
   }
 
   /** The broker is closed: a run still under way gets its closing line now. */
   close (): void {
-    this.endRun('channels: broker closed while publishes were failing')
+    this.endRun(this.wording.closed)
   }
 
   private endRun (msg: string): void {

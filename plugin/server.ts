@@ -163,7 +163,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     try {
       await this.broker.publish(publication)
     } catch (err) {
-      this.publishFailures.failed(err, publication)
+      this.publishFailures.failed(err, { kind: publication.kind })
       return
     }
     this.publishFailures.succeeded()
@@ -250,6 +250,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   async closeBroker (): Promise<void> {
     this.presence.close()
     this.publishFailures.close()
+    this.history?.publishFailures.close()
     const broker = this.broker
     this.broker = undefined
     if (broker === undefined) return

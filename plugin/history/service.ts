@@ -15,6 +15,7 @@ import type { BrokerConnection, HistoryEntry, HistoryPublication, HistoryQuery, 
 import type { Recipient } from '../fanout.js'
 import { toOutbound, type OutboundFrame } from '../frame-writer.js'
 import type { ChannelStep } from '../membership.js'
+import { PublishFailureLog, historyPublishWording, publishFailureSummaryMs } from '../publish-failures.js'
 import type { HistoryPolicy } from './options.js'
 
 /** What the history needs of a socket. */
@@ -46,13 +47,17 @@ export interface HistoryView {
 
 export class ChannelHistory implements ChannelStep {
   private readonly catching = new Map<string, Map<HistoryMember, CatchUp>>()
+  /** one warn line per run of failed publishes, not one per publish (closed with the broker) */
+  readonly publishFailures: PublishFailureLog
 
   constructor (
     readonly policy: HistoryPolicy,
     private readonly broker: () => BrokerConnection | undefined,
     private readonly membersOf: (channel: string) => Iterable<HistoryMember> | undefined,
     private readonly log: FastifyBaseLogger
-  ) {}
+  ) {
+    this.publishFailures = new PublishFailureLog(log, publishFailureSummaryMs, Date.now, historyPublishWording)
+  }
 
   covers (channel: string): boolean {
     return this.policy.covers(channel)
@@ -71,9 +76,11 @@ export class ChannelHistory implements ChannelStep {
       if (broker?.publishHistory === undefined) throw new Error('the broker is closed')
       await broker.publishHistory(channel, frame, except, this.policy)
     } catch (err) {
-      this.log.warn({ err, channel }, 'channels: history publish failed; delivered locally only, without an offset')
+      this.publishFailures.failed(err, { channel })
       fallback()
+      return
     }
+    this.publishFailures.succeeded()
   }
 
   /** A publication from the broker (any node's, this one's included), in offset order. */

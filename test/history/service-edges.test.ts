@@ -91,6 +91,25 @@ test('a failed history publish is delivered locally without an offset, and logge
   t.match(warnings, [{ msg: /history publish failed; delivered locally only/, channel: 'h-room', err: { message: 'publish down' } }])
 })
 
+test('a run of failed history publishes is one warn line, not one per publish', async (t) => {
+  const { broker, failing } = flakyBroker()
+  const { app, url, warnings } = await start(t, broker)
+  const client = await TestClient.connect(url)
+  t.teardown(() => client.close())
+  await client.subscribe('h-room')
+  failing.publish = true
+  for (let i = 0; i < 3; i++) await app.broadcastChannel('h-room', i)
+  for (let i = 0; i < 3; i++) t.same((await client.next(isMessage)).data, i, 'each delivered locally')
+  t.equal(warnings.length, 1, 'three failures, one line')
+  failing.publish = false
+  await app.broadcastChannel('h-room', 'through')
+  t.match(await client.next(isMessage), { data: 'through', offset: 1 })
+  failing.publish = true
+  await app.broadcastChannel('h-room', 'again')
+  t.equal(warnings.length, 2, 'a publish that went through ended the run: the next failure warns again')
+  t.match(warnings[1], { msg: /history publish failed/, channel: 'h-room', err: { message: 'publish down' } })
+})
+
 test('once the app closed its broker: publishing is logged as such, reading rejects', async (t) => {
   const { app, warnings } = await start(t)
   await app.close()

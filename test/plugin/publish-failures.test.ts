@@ -1,20 +1,20 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import { PublishFailureLog, publishFailureSummaryMs } from '../../plugin/publish-failures.js'
+import { PublishFailureLog, historyPublishWording, publishFailureSummaryMs } from '../../plugin/publish-failures.js'
 
-interface LogLine { level: number, msg: string, kind?: string, dropped?: number, failingMs?: number, err?: { message: string } }
+interface LogLine { level: number, msg: string, kind?: string, channel?: string, dropped?: number, failingMs?: number, err?: { message: string } }
 
 const WARN = 40
 const INFO = 30
-const publication = { kind: 'all', frame: '{}' } as const
+const publication = { kind: 'all' }
 
 /** A PublishFailureLog writing to a real Fastify logger, on a clock the test moves. */
-function failureLog (summaryMs = 1000): { failures: PublishFailureLog, lines: LogLine[], advance: (ms: number) => void } {
+function failureLog (summaryMs = 1000, wording?: typeof historyPublishWording): { failures: PublishFailureLog, lines: LogLine[], advance: (ms: number) => void } {
   const lines: LogLine[] = []
   const stream = { write: (line: string) => { lines.push(JSON.parse(line) as LogLine) } }
   const { log } = Fastify({ logger: { level: 'info', stream } })
   let clock = 5000
-  return { failures: new PublishFailureLog(log, summaryMs, () => clock), lines, advance: (ms) => { clock += ms } }
+  return { failures: new PublishFailureLog(log, summaryMs, () => clock, wording), lines, advance: (ms) => { clock += ms } }
 }
 
 t.test('the first failure of a run is a warn line; later ones within the window add none', async (t) => {
@@ -24,7 +24,7 @@ t.test('the first failure of a run is a warn line; later ones within the window 
   t.match(lines[0], { level: WARN, msg: 'channels: broker publish failed; delivered locally only', kind: 'all', err: { message: 'broker down' } })
   for (let i = 0; i < 5; i++) {
     advance(199)
-    failures.failed(new Error('broker down'), { kind: 'channels', channels: ['a'], frames: ['{}'] })
+    failures.failed(new Error('broker down'), { kind: 'channels' })
   }
   t.equal(lines.length, 1, 'five more failures within the window: no more lines')
 })
@@ -83,6 +83,24 @@ t.test('closing during a run logs its total; closing without one logs nothing', 
   failures.close()
   t.equal(lines.length, 2)
   t.match(lines[1], { level: INFO, msg: 'channels: broker closed while publishes were failing', dropped: 2, failingMs: 30 })
+})
+
+t.test('history publishes: their own wording, with the channel of the failure', async (t) => {
+  const { failures, lines, advance } = failureLog(1000, historyPublishWording)
+  failures.failed(new Error('down'), { channel: 'h-a' })
+  advance(1000)
+  failures.failed(new Error('down'), { channel: 'h-b' })
+  failures.succeeded()
+  failures.failed(new Error('down'), { channel: 'h-c' })
+  failures.close()
+  t.match(lines, [
+    { level: WARN, msg: 'channels: history publish failed; delivered locally only, without an offset', channel: 'h-a' },
+    { level: WARN, msg: 'channels: history publish still failing; delivered locally only, without an offset', channel: 'h-b', dropped: 1 },
+    { level: INFO, msg: 'channels: history publish works again', dropped: 2 },
+    { level: WARN, msg: /history publish failed/, channel: 'h-c' },
+    { level: INFO, msg: 'channels: broker closed while history publishes were failing', dropped: 1 }
+  ])
+  t.equal(lines.length, 5)
 })
 
 t.test('the default window is ten seconds', async (t) => {
