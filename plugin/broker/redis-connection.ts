@@ -130,12 +130,17 @@ export class RedisConnection implements BrokerConnection, PresenceBroker {
     this.sub.client.on(this.settings.pubsub.messageEvent, (_channel: string, text: string) => this.receive(text))
   }
 
-  /** Every third of the TTL: recover while down; else keep the registration alive and check both connections answer. */
+  /** Every third of the TTL: keep the registration alive; recover while down, else check both connections answer. */
   private tick (): void {
     if (this.closed) return
     this.pub.checkHandshake()
     this.sub.checkHandshake()
     if (!this.health.up) {
+      // Keep the registration alive wherever Redis still takes it: on a cluster, a shard failing
+      // over elsewhere (for longer than nodeTtl, as with the default cluster-node-timeout) must
+      // not make this node look dead to the others, its sessions unfindable, its presence reaped.
+      // A failure here is the outage's own, already logged.
+      this.sessions.refresh().catch(() => {})
       this.recover()
       return
     }
