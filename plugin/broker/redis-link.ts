@@ -10,7 +10,7 @@
  *
  * On a Redis Cluster `client` is an ioredis `Cluster` (it has the same commands; the broker
  * types it as `Redis`): a stall is reported but the client is left to mend itself (see
- * `resetCluster`).
+ * `resetCluster`), and each call that gets no answer in time is rejected on its own.
  */
 import { performance } from 'node:perf_hooks'
 import type { Cluster, Redis } from 'ioredis'
@@ -29,10 +29,18 @@ export class BacklogFullError extends Error {
   }
 }
 
-/** One call on its way: when it was made, and whether it has settled. */
+/** One call on its way: when it was made, and whether it has settled (or was given up). */
 interface Call {
   sentAt: number
   done: boolean
+  /** on a cluster: rejects the caller's promise before the command itself settles */
+  giveUp?: (err: Error) => void
+}
+
+export class NoAnswerError extends Error {
+  constructor (timeout: number, name: string, cause?: unknown) {
+    super(`redis did not answer within ${timeout} ms on ${name}`, { cause })
+  }
 }
 
 export class Link {
@@ -87,14 +95,27 @@ export class Link {
     this.calls.push(call)
     this.pendingBytes += bytes
     this.watch()
+    let sent: Promise<T>
     try {
-      return await command(this.client)
+      sent = command(this.client)
     } catch (err) {
-      if (this.stalledAt >= call.sentAt) throw new Error(`redis did not answer within ${this.timeout} ms on ${this.name}`, { cause: err })
-      throw err
-    } finally {
+      sent = Promise.reject(err)
+    }
+    // the bytes count until the command itself settles, even when its caller was given up on
+    const settled = sent.finally(() => {
       call.done = true
       this.pendingBytes -= bytes
+    })
+    try {
+      if (asCluster(this.client) === undefined) return await settled
+      return await new Promise<T>((resolve, reject) => {
+        call.giveUp = reject
+        settled.then(resolve, reject)
+      })
+    } catch (err) {
+      if (err instanceof NoAnswerError) throw err
+      if (this.stalledAt >= call.sentAt) throw new NoAnswerError(this.timeout, this.name, err)
+      throw err
     }
   }
 
@@ -134,9 +155,8 @@ export class Link {
       setImmediate(() => {
         this.watchdog = undefined
         if (!oldest.done && performance.now() - oldest.sentAt >= this.timeout) {
-          this.calls = []
-          this.head = 0
-          this.reset(new Error(`redis did not answer within ${this.timeout} ms on ${this.name}`))
+          const overdue = this.takeOverdue()
+          this.reset(new NoAnswerError(this.timeout, this.name), overdue)
         }
         this.watch()
       })
@@ -144,11 +164,34 @@ export class Link {
     this.watchdog.unref()
   }
 
+  /**
+   * The calls that got no answer within the timeout, now forgotten by the watchdog. On one
+   * Redis that is every call (they all wait on the one connection, cut next); on a cluster only
+   * the overdue ones: the others may be on shards that answer.
+   */
+  private takeOverdue (): Call[] {
+    if (asCluster(this.client) === undefined) {
+      this.calls = []
+      this.head = 0
+      return []
+    }
+    const now = performance.now()
+    const overdue: Call[] = []
+    for (let i = this.head; i < this.calls.length; i++) {
+      const call = this.calls[i]
+      if (!call.done && now - call.sentAt >= this.timeout) {
+        call.done = true
+        overdue.push(call)
+      }
+    }
+    return overdue
+  }
+
   /** Cuts the connection: ioredis fails what waits on it and reconnects. */
-  private reset (reason: Error): void {
+  private reset (reason: Error, overdue: Call[] = []): void {
     const cluster = asCluster(this.client)
     if (cluster !== undefined) {
-      this.resetCluster(cluster, reason)
+      this.resetCluster(cluster, reason, overdue)
       return
     }
     const stream = this.client.stream
@@ -167,9 +210,12 @@ export class Link {
    * A cluster client is not cut: it has a connection per shard and mends them itself (a shard
    * that stops answering fails over, and ioredis follows the new slot map), and cutting it
    * while a failover runs would only start its reconnection over and over. The stall still
-   * begins an outage, and what waits on a hung shard stays bounded by `maxPendingBytes`.
+   * begins an outage, the overdue calls are rejected now (their commands stay queued for the
+   * hung shard: a publication or a send then reaches it past its deadline and is refused), and
+   * what waits on a hung shard stays bounded by `maxPendingBytes`.
    */
-  private resetCluster (cluster: Cluster, reason: Error): void {
+  private resetCluster (cluster: Cluster, reason: Error, overdue: Call[]): void {
+    for (const call of overdue) call.giveUp?.(reason)
     if (cluster.status !== 'ready' && cluster.status !== 'connect') return
     this.stalledAt = performance.now()
     this.onStall(reason)

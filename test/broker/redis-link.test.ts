@@ -2,12 +2,16 @@
  * One broker connection to a private redis-server that the tests freeze: calls give up after
  * the timeout and reset the connection (nothing stays queued), the backlog is refused past its
  * cap, nothing is sent while not ready, and a reply that came in while this process itself was
- * frozen wins over the timer.
+ * frozen wins over the timer. On a private Redis Cluster with one shard frozen: only the calls
+ * to that shard give up, one by one, and their bytes count until the shard wakes.
  */
 import t from 'tap'
-import { Redis } from 'ioredis'
-import { clientOptions, ready } from '../../plugin/broker/redis-client.js'
+import { Cluster, Redis } from 'ioredis'
+import { clientOptions, connectMasters, ready } from '../../plugin/broker/redis-client.js'
 import { BacklogFullError, Link, maxPendingBytes } from '../../plugin/broker/redis-link.js'
+import { keySlot } from '../../plugin/broker/redis-slot.js'
+import { within } from '../helpers/deadline.js'
+import { PrivateCluster, redisServerInstalled, serves, shardsOf } from '../redis/cluster-server.js'
 import { PrivateRedis, eventually, withRedis } from '../redis/helpers.js'
 
 const timeout = 300
@@ -58,3 +62,43 @@ await withRedis(t, async () => {
     t.equal(await link.run((redis) => redis.publish('x', 'y'), maxPendingBytes), 0, 'the backlog was released')
   })
 })
+
+if (await redisServerInstalled()) {
+  t.test('on a cluster, a hung shard: its calls give up one by one, the others answer, the bytes count until it wakes', async (t) => {
+    const cluster = await PrivateCluster.start(t, 3, 0)
+    const client = new Cluster(cluster.seeds, { enableOfflineQueue: false, redisOptions: clientOptions() }) as unknown as Redis
+    client.on('error', () => {})
+    t.teardown(() => client.disconnect())
+    await ready(client)
+    await connectMasters(client, 5000)
+    const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
+    seed.on('error', () => {})
+    t.teardown(() => seed.disconnect())
+    const [victim] = await shardsOf(seed)
+    const keyOn = (hung: boolean): string => {
+      for (let i = 0; ; i++) if (serves(victim, keySlot(`k${i}`)) === hung) return `k${i}`
+    }
+    const stalls: Error[] = []
+    const link = new Link(client, timeout, (err) => stalls.push(err))
+
+    await cluster.pause(victim.port)
+    t.teardown(() => cluster.resume(victim.port))
+    const started = Date.now()
+    const hung = link.run((redis) => redis.set(keyOn(true), 'late'), maxPendingBytes - 10)
+    t.equal(await link.run((redis) => redis.set(keyOn(false), 'now')), 'OK', 'a call to another shard answers meanwhile')
+    t.ok(await link.run((redis) => redis.set(keyOn(false), 'x'), 20).catch((err: unknown) => err) instanceof BacklogFullError, 'past the cap: refused at once')
+    await within(t.rejects(hung, /did not answer within 300 ms/), timeout + 2000, 'the hung call gives up')
+    t.ok(Date.now() - started < timeout + 500, 'the hung call gave up after the timeout')
+    t.equal(stalls.length, 1, 'the stall is reported once')
+    t.equal(client.status, 'ready', 'the cluster client is not cut')
+    t.ok(await link.run((redis) => redis.set(keyOn(false), 'x'), 20).catch((err: unknown) => err) instanceof BacklogFullError,
+      'the given-up command still waits for the hung shard: its bytes still count')
+
+    await cluster.resume(victim.port)
+    await eventually(async () => await link.run((redis) => redis.set(keyOn(false), 'y'), 20).then(() => true, () => false), 10000,
+      'the backlog is released once the shard answers')
+    t.equal(await link.run((redis) => redis.get(keyOn(true))), 'late', 'the given-up command ran when the shard woke (a publication would be refused by its deadline)')
+  })
+} else if (process.env.CI === 'true') {
+  t.fail('no redis-server binary: the cluster link test did not run (CI=true makes this a failure)')
+}

@@ -57,8 +57,20 @@ export class PrivateCluster {
 
   /** SIGKILL the server on `port` (by its pid file): a crashed or unplugged shard. */
   async kill (port: number): Promise<void> {
-    const pid = Number(await readFile(join(this.dir, `redis-${port}.pid`), 'utf8'))
-    process.kill(pid, 'SIGKILL')
+    process.kill(await this.pid(port), 'SIGKILL')
+  }
+
+  /** SIGSTOP / SIGCONT the server on `port`: a shard that hangs without closing its connections. */
+  async pause (port: number): Promise<void> {
+    process.kill(await this.pid(port), 'SIGSTOP')
+  }
+
+  async resume (port: number): Promise<void> {
+    process.kill(await this.pid(port), 'SIGCONT')
+  }
+
+  private async pid (port: number): Promise<number> {
+    return Number(await readFile(join(this.dir, `redis-${port}.pid`), 'utf8'))
   }
 
   async stop (): Promise<void> {
