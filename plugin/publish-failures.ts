@@ -1,12 +1,11 @@
 /**
- * The log of failed broker publishes (plain ones, and history ones with their own wording).
- * While the broker is down every publish fails, and one
- * warn line per publish would bury the log under one line per message. So a run of failures
- * (from the first failed publish to the next one that goes through) is logged as: one warn
- * line at its first failure, one warn line with a count every `summaryMs` while it lasts (on
- * the next failure after that), and one info line with the total when a publish goes through
- * again (or the broker is closed). Callers are unaffected: a failed publish still resolves
- * after local delivery.
+ * The log of failed broker publishes (plain ones, and history ones in their own wording). While
+ * the broker is down every publish fails, and one warn line per publish would bury the log
+ * under one line per message. So a run of failures (from the first failed publish to the next
+ * one that goes through) is logged as: one warn line at its first failure, one warn line with a
+ * count every `summaryMs` while it lasts (on the next failure after that), and one info line
+ * with the total when a publish goes through again (or the broker is closed). Callers are
+ * unaffected: a failed publish still resolves after local delivery.
  */
 import type { FastifyBaseLogger } from 'fastify'
 

@@ -58,6 +58,8 @@ export class Link {
   private stalledAt = -1
   /** when the current TCP connection was made, while it waits for Redis' handshake answer */
   private connectedAt: number | undefined
+  /** the client as a `Cluster` when it is one (calls then time out one by one) */
+  private readonly cluster: Cluster | undefined
 
   /**
    * @param onStall told once per reset, with the reason, before the connection is cut
@@ -67,13 +69,14 @@ export class Link {
     readonly timeout: number,
     private readonly onStall: (err: Error) => void
   ) {
+    this.cluster = asCluster(client)
     client.on('connect', () => { this.connectedAt = Date.now() })
     client.on('ready', () => { this.connectedAt = undefined })
     client.on('close', () => { this.connectedAt = undefined })
   }
 
   get name (): string {
-    const cluster = asCluster(this.client)
+    const { cluster } = this
     return (cluster === undefined ? this.client.options.connectionName : cluster.options.redisOptions?.connectionName) ?? 'redis'
   }
 
@@ -107,7 +110,7 @@ export class Link {
       this.pendingBytes -= bytes
     })
     try {
-      if (asCluster(this.client) === undefined) return await settled
+      if (this.cluster === undefined) return await settled
       return await new Promise<T>((resolve, reject) => {
         call.giveUp = reject
         settled.then(resolve, reject)
@@ -155,8 +158,7 @@ export class Link {
       setImmediate(() => {
         this.watchdog = undefined
         if (!oldest.done && performance.now() - oldest.sentAt >= this.timeout) {
-          const overdue = this.takeOverdue()
-          this.reset(new NoAnswerError(this.timeout, this.name), overdue)
+          this.reset(new NoAnswerError(this.timeout, this.name))
         }
         this.watch()
       })
@@ -165,16 +167,10 @@ export class Link {
   }
 
   /**
-   * The calls that got no answer within the timeout, now forgotten by the watchdog. On one
-   * Redis that is every call (they all wait on the one connection, cut next); on a cluster only
-   * the overdue ones: the others may be on shards that answer.
+   * On a cluster: the calls that got no answer within the timeout, now forgotten by the
+   * watchdog (the others may be on shards that answer).
    */
   private takeOverdue (): Call[] {
-    if (asCluster(this.client) === undefined) {
-      this.calls = []
-      this.head = 0
-      return []
-    }
     const now = performance.now()
     const overdue: Call[] = []
     for (let i = this.head; i < this.calls.length; i++) {
@@ -188,12 +184,14 @@ export class Link {
   }
 
   /** Cuts the connection: ioredis fails what waits on it and reconnects. */
-  private reset (reason: Error, overdue: Call[] = []): void {
-    const cluster = asCluster(this.client)
-    if (cluster !== undefined) {
-      this.resetCluster(cluster, reason, overdue)
+  private reset (reason: Error): void {
+    if (this.cluster !== undefined) {
+      this.resetCluster(this.cluster, reason)
       return
     }
+    // every call waits on the one connection, cut now: the watchdog forgets them all
+    this.calls = []
+    this.head = 0
     const stream = this.client.stream
     if (stream === undefined || stream.destroyed) return
     this.stalledAt = performance.now()
@@ -214,8 +212,8 @@ export class Link {
    * hung shard: a publication or a send then reaches it past its deadline and is refused), and
    * what waits on a hung shard stays bounded by `maxPendingBytes`.
    */
-  private resetCluster (cluster: Cluster, reason: Error, overdue: Call[]): void {
-    for (const call of overdue) call.giveUp?.(reason)
+  private resetCluster (cluster: Cluster, reason: Error): void {
+    for (const call of this.takeOverdue()) call.giveUp?.(reason)
     if (cluster.status !== 'ready' && cluster.status !== 'connect') return
     this.stalledAt = performance.now()
     this.onStall(reason)
