@@ -79,7 +79,7 @@ test('a failed history read: joined without history (recovered: false for a sinc
   t.match(await client.next(isMessage), { data: 2, offset: 2 }, 'live publications flow once joined')
 })
 
-test('a failed history publish is delivered locally without an offset, and logged', async (t) => {
+test('a failed history publish is delivered locally without an offset, and logged once per run of failures', async (t) => {
   const { broker, failing } = flakyBroker()
   const { app, url, warnings } = await start(t, broker)
   const client = await TestClient.connect(url)
@@ -89,17 +89,8 @@ test('a failed history publish is delivered locally without an offset, and logge
   await app.broadcastChannel('h-room', 'local')
   t.same(await client.next(isMessage), { type: 'message', event: 'message', channel: 'h-room', data: 'local' }, 'no offset: not part of the stream')
   t.match(warnings, [{ msg: /history publish failed; delivered locally only/, channel: 'h-room', err: { message: 'publish down' } }])
-})
-
-test('a run of failed history publishes is one warn line, not one per publish', async (t) => {
-  const { broker, failing } = flakyBroker()
-  const { app, url, warnings } = await start(t, broker)
-  const client = await TestClient.connect(url)
-  t.teardown(() => client.close())
-  await client.subscribe('h-room')
-  failing.publish = true
-  for (let i = 0; i < 3; i++) await app.broadcastChannel('h-room', i)
-  for (let i = 0; i < 3; i++) t.same((await client.next(isMessage)).data, i, 'each delivered locally')
+  for (let i = 0; i < 2; i++) await app.broadcastChannel('h-room', i)
+  for (let i = 0; i < 2; i++) t.same((await client.next(isMessage)).data, i, 'each delivered locally')
   t.equal(warnings.length, 1, 'three failures, one line')
   failing.publish = false
   await app.broadcastChannel('h-room', 'through')
