@@ -7,6 +7,7 @@ import t from 'tap'
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
+import { typescriptLoaderArgs } from '../helpers/child-loader.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
 import { RawClient } from './raw-client.js'
@@ -21,8 +22,7 @@ class ServerProcess {
   private constructor (readonly child: ChildProcess, readonly port: number) {}
 
   static async start (maxBufferedBytes: number): Promise<ServerProcess> {
-    // Only the TypeScript loader of this test's own node arguments.
-    const execArgv = [...process.execArgv.filter((arg) => arg.includes('@tapjs/typescript')), '--expose-gc']
+    const execArgv = [...typescriptLoaderArgs(), '--expose-gc']
     const child = fork(fixture, { execArgv, env: { ...process.env, MAX_BUFFERED_BYTES: String(maxBufferedBytes) } })
     try {
       const [{ port }] = await within(once(child, 'message'), 60_000, 'the server process reports its port') as [{ port: number }]

@@ -7,6 +7,7 @@ import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import fastifyChannels from '../../plugin/index.js'
+import { typescriptLoaderArgs } from '../helpers/child-loader.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
 import { RawClient, encodeClientFrame } from '../hardening/raw-client.js'
@@ -14,8 +15,7 @@ import { RawClient, encodeClientFrame } from '../hardening/raw-client.js'
 const fixture = fileURLToPath(new URL('./fixtures/upgrade-retention.ts', import.meta.url))
 
 t.test('an open connection keeps its request, not the upgrade reply nor its ServerResponse', async (t) => {
-  // Only the TypeScript loader of this test's own node arguments.
-  const execArgv = [...process.execArgv.filter((arg) => arg.includes('@tapjs/typescript')), '--expose-gc']
+  const execArgv = [...typescriptLoaderArgs(), '--expose-gc']
   const child = fork(fixture, { execArgv })
   const exited = once(child, 'exit')
   t.teardown(() => { if (child.exitCode === null) child.kill() }) // a missed deadline leaves no child behind
