@@ -29,6 +29,7 @@ t.test('defaults: title, version, host, protocol; info.description only when giv
   const app = await build(t, () => {})
   const document = app.channels.asyncapi()
   t.same(document.info, { title: 'Channels API', version: '1.0.0' })
+  t.same(Object.keys(document.info), ['title', 'version'], 'no description key without one')
   t.match(document.servers.channels, { host: 'localhost', protocol: 'ws', pathname: '/ws', title: 'fastify-channels', description: /^JSON text frames/ })
   t.equal(document.defaultContentType, 'application/json')
   t.same(app.channels.asyncapi({ info: { description: 'Chat.' } }).info, { title: 'Channels API', version: '1.0.0', description: 'Chat.' })
@@ -55,7 +56,8 @@ t.test('client messages: the default event may be left out, an id asks for an an
   })
   t.same(messages.receive_anyEvent.headers.properties.event, { type: 'string', minLength: 1, description: 'any event (absent means "message")' })
   t.same(messages.receive_anyEvent.headers.required, ['type', 'channel'])
-  t.match(messages.receive_anyEvent, { name: 'anyEvent', title: 'any event', summary: 'Any data.', contentType: 'application/json', payload: {}, correlationId: { location: '$message.header#/id' } })
+  t.match(messages.receive_anyEvent, { name: 'anyEvent', title: 'any event', summary: 'Any data.', contentType: 'application/json', correlationId: { location: '$message.header#/id' } })
+  t.same(messages.receive_anyEvent.payload, {}, 'no schema: any payload')
   t.match(operations.receive_anyEvent, { action: 'receive', title: 'any event', summary: /^A message frame that this handler runs for\. Every handler that matches/ })
   t.match(messages.receive_say, { name: 'say', title: 'say', summary: /^Data that fails the schema is answered VALIDATION_FAILED/ })
   t.same(messages.receive_say.headers.properties.channel, { type: 'string', description: 'any channel the connection holds, or none' })
@@ -103,9 +105,15 @@ t.test('channel keys: one per filter, made unique; names with braces are no addr
     app.channels.on('message', { event: 'g', channel: /^x/ }, () => 1)
     app.channels.on('message', { event: 'a b', channel: 'a b' }, () => 1)
     app.channels.on('message', { event: 'a_b', channel: 'a b' }, () => 1)
+    app.channels.on('message', { event: 'h', channel: 'a?b' }, () => 1)
+    app.channels.on('message', { event: 'i', channel: 'a  b' }, () => 1)
+    app.channels.on('message', { event: 'j', channel: '/^x/' }, () => 1)
   })
   const { channels, operations } = parts(app.channels.asyncapi())
-  t.same(Object.keys(channels), ['protocol', 'channel_a_b', 'channel_a_b_2', 'channel__x_', 'pattern_4', 'pattern_5'])
+  t.same(Object.keys(channels), ['protocol', 'channel_a_b', 'channel_a_b_2', 'channel__x_', 'pattern_4', 'pattern_5', 'channel_a_b_3', 'channel_a_b_4', 'channel__x__2'],
+    'a run of other characters is one "_"; a third and fourth name alike count on; a name spelled like a RegExp is a channel of its own')
+  t.match(channels.channel__x__2, { address: '/^x/', title: '/^x/' })
+  t.same(Object.keys(channels.channel__x__2.messages), ['receive_j', 'protocolAck', 'protocolError'])
   t.same(channels.channel_a_b.title, 'a b')
   t.same(channels.channel_a_b_2.address, 'a_b')
   t.match(channels.channel__x_, { address: null, title: '{x}', description: 'The channel "{x}".' })
@@ -129,7 +137,14 @@ t.test('the protocol operations: what each answers', async (t) => {
     messages: [protocol('protocolSubscribe')],
     reply: { channel: { $ref: '#/channels/protocol' }, messages: [protocol('protocolSubscribed'), protocol('protocolError')] }
   })
-  t.same(operations.unsubscribe.reply, { channel: { $ref: '#/channels/protocol' }, messages: [protocol('protocolUnsubscribed')] })
+  t.same(operations.unsubscribe, {
+    action: 'receive',
+    channel: { $ref: '#/channels/protocol' },
+    title: 'unsubscribe',
+    summary: 'A client leaves a channel.',
+    messages: [protocol('protocolUnsubscribe')],
+    reply: { channel: { $ref: '#/channels/protocol' }, messages: [protocol('protocolUnsubscribed')] }
+  })
   t.same(operations.welcome, { action: 'send', channel: { $ref: '#/channels/protocol' }, title: 'welcome', summary: 'Sent first on every connection.', messages: [protocol('protocolWelcome')] })
   t.match(operations.serverSubscriptions, { action: 'send', title: 'server-side subscriptions', summary: 'The server subscribed or unsubscribed the connection itself.', messages: [protocol('protocolSubscribed'), protocol('protocolUnsubscribed')] })
   t.match(operations.notices, { action: 'send', title: 'notices', summary: 'Errors no frame asked for (e.g. RATE_LIMITED).', messages: [protocol('protocolError')] })

@@ -27,6 +27,7 @@ t.test('the protocol frames are in the document: subscribe, unsubscribe, welcome
   t.match(document.servers.channels, { host: 'localhost', protocol: 'ws', pathname: '/ws' })
   t.match(document.servers.channels.description, /1008/, 'the close codes are stated')
   t.same(messages.protocolAck.headers.required, ['type', 'id'], 'the ack: its id in the headers, its data the payload')
+  t.same(Object.keys(messages.protocolAck.headers.properties), ['type', 'id'], 'data is not among the headers')
   t.same(messages.protocolAck.correlationId, { location: '$message.header#/id' })
 })
 
@@ -44,10 +45,12 @@ t.test('every protocol message and operation is named and explained for client a
   const codes = messages.protocolError.payload.properties.code.description as unknown as string
   for (const code of ErrorCodes) t.match(codes, new RegExp(`${code}: \\w[^.]{10,}`), `${code} is explained`)
   t.match(codes, /^One of the protocol codes below, or an application code/)
+  t.match(codes, new RegExp(`${ErrorCodes[0]}: [^.]+\\. ${ErrorCodes[1]}: `), 'one sentence per code, apart')
   const operations = document.operations as unknown as Record<string, Json>
   for (const [key, operation] of Object.entries(operations)) t.match(operation, { title: /\w/, summary: /^[A-Z].{10,}/ }, key)
   t.same(Object.keys(document.channels.protocol.messages ?? {}).sort(), Object.keys(names).filter((key) => key !== 'protocolAck').sort(), 'the ack is carried where its handlers are')
   const description = document.servers.channels.description as string
+  t.match(description, /is the welcome\. Close codes: /, 'the sentences apart')
   for (const stated of [/protocol version 1\./, /\{"type":"message","event":<event>/, /its payload describes data\./, /a frame that carries the same id:/,
     /an ack \(\{"type":"ack"/, /The first frame of every connection is the welcome\./,
     /Close codes: 1000 normal, 1001 server shutting down, 1008 policy \(refused by a connect handler, or persistent rate-limit abuse\), 1009 frame too large, 1013 slow consumer\./]) {
