@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import WebSocket from 'ws'
 import fastifyChannels from '../../plugin/index.js'
 import { within } from '../helpers/deadline.js'
-import { startApp, TestClient, until } from '../helpers/server.js'
+import { connectionsSettleAt, startApp, TestClient, until } from '../helpers/server.js'
 
 async function timed<T> (work: () => Promise<T>): Promise<number> {
   const start = performance.now()
@@ -44,6 +44,8 @@ t.test('a hook registered before the plugin refuses too, and a refused upgrade l
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as AddressInfo
   for (let i = 0; i < 5; i++) await t.rejects(TestClient.open(`ws://127.0.0.1:${port}/ws`), { message: 'refused with 401' })
+  // ended at once behind their 401, not only by fastify.close()
+  await connectionsSettleAt(app, 0, 3000)
   const ok = await TestClient.connect(`ws://127.0.0.1:${port}/ws?token=secret`)
   ok.close()
   await within(ok.closed, 3000, 'the client closes when it asks to')
