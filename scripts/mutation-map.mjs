@@ -63,7 +63,7 @@ export const mutationMap = {
   'plugin/errors.ts': ['test/plugin/errors.test.ts', 'test/plugin/connection.test.ts', 'test/plugin/server.test.ts'],
   // register.ts wires every option: each is tested where its feature is
   'plugin/register.ts': ['test/plugin/register.test.ts', 'test/plugin/server.test.ts', 'test/plugin/origins.test.ts',
-    'test/plugin/connection-cap.test.ts', 'test/plugin/heartbeat.test.ts', 'test/history/service.test.ts',
+    'test/plugin/connection-cap.test.ts', 'test/plugin/heartbeat.test.ts', 'test/hardening/heartbeat.test.ts', 'test/history/service.test.ts',
     'test/client/static.test.ts', 'test/plugin/upgrade-leftovers.test.ts', 'test/hardening/hostile-frames.test.ts'],
   'plugin/upgrades.ts': ['test/plugin/upgrade-leftovers.test.ts', 'test/plugin/register.test.ts', 'test/plugin/connection-cap.test.ts',
     'test/plugin/origins.test.ts'],

@@ -244,8 +244,21 @@ test('the history option: validated at registration; refused with a broker that 
     }
   }
   const app = Fastify()
-  await t.rejects(async () => { await app.register(fastifyChannels, { history: true, broker: plainBroker }).ready() }, { code: 'FST_CHANNELS_INVALID_OPTION' })
+  await t.rejects(async () => { await app.register(fastifyChannels, { history: true, broker: plainBroker }).ready() },
+    { code: 'FST_CHANNELS_INVALID_OPTION', message: /this broker keeps no history/ })
   await app.close()
+  // half a history broker is none: it must both publish and read
+  const half = (method: 'publishHistory' | 'readHistory'): Broker => ({
+    async connect (node) {
+      return Object.assign(await plainBroker.connect(node), { [method]: async () => { throw new Error('unused') } })
+    }
+  })
+  for (const method of ['publishHistory', 'readHistory'] as const) {
+    const partial = Fastify()
+    await t.rejects(async () => { await partial.register(fastifyChannels, { history: true, broker: half(method) }).ready() },
+      { code: 'FST_CHANNELS_INVALID_OPTION' }, `only ${method}`)
+    await partial.close()
+  }
   const ok = Fastify()
   await ok.register(fastifyChannels, { history: false, broker: plainBroker, client: false })
   await ok.ready()
