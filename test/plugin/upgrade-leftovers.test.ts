@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import fastifyChannels from '../../plugin/index.js'
 import { typescriptLoaderArgs } from '../helpers/child-loader.js'
 import { within } from '../helpers/deadline.js'
-import { startApp, TestClient, until } from '../helpers/server.js'
+import { startApp, startWithSocket, TestClient, until } from '../helpers/server.js'
 import { RawClient, encodeClientFrame } from '../hardening/raw-client.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/upgrade-retention.ts', import.meta.url))
@@ -44,6 +44,14 @@ t.test('the connection still works both ways', async (t) => {
   t.match(await client.next((f) => f.type === 'subscribed'), { channel: 'room', id: 1 })
   await app.broadcastChannel('room', { hi: 1 })
   t.match(await client.next((f) => f.type === 'message'), { channel: 'room', data: { hi: 1 } })
+})
+
+t.test('the upgrade head Buffer is let go: the request keeps its key, without the Buffer', async (t) => {
+  const { server } = await startWithSocket(t)
+  const raw = server.request.raw as unknown as Record<symbol, unknown>
+  const head = Object.getOwnPropertySymbols(raw).filter((key) => key.description === 'ws-head')
+  t.equal(head.length, 1, '@fastify/websocket still keeps the head under this key (if not, the release has nothing to do)')
+  t.equal(raw[head[0]], undefined, 'released')
 })
 
 t.test('a frame sent in the same TCP write as the upgrade request is still served', async (t) => {
