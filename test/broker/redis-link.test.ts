@@ -71,9 +71,7 @@ if (await redisServerInstalled()) {
     t.teardown(() => client.disconnect())
     await ready(client)
     await connectMasters(client, 5000)
-    const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
-    seed.on('error', () => {})
-    t.teardown(() => seed.disconnect())
+    const seed = cluster.seed(t)
     const [victim] = await shardsOf(seed)
     const keyOn = (hung: boolean): string => {
       for (let i = 0; ; i++) if (serves(victim, keySlot(`k${i}`)) === hung) return `k${i}`

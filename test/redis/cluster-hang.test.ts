@@ -7,7 +7,6 @@
  * The shard hung here holds both the test's channel and the session registry.
  */
 import t, { type Test } from 'tap'
-import { Redis } from 'ioredis'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { keySlot } from '../../plugin/broker/redis-slot.js'
 import { within } from '../helpers/deadline.js'
@@ -23,9 +22,7 @@ const back = 'channels: redis is back; channels resubscribed and sessions regist
 
 async function hangs (t: Test): Promise<void> {
   const cluster = await PrivateCluster.start(t, 3, 0)
-  const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
-  seed.on('error', () => {})
-  t.teardown(() => { seed.disconnect() })
+  const seed = cluster.seed(t)
   const prefix = uniquePrefix()
   const keys = new RedisKeys(prefix)
   const victim = (await shardsOf(seed)).find((shard) => serves(shard, keySlot(keys.nodes)))!

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { Cluster, type ClusterOptions, type Redis } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import type { Test } from 'tap'
 
 const run = promisify(execFile)
@@ -53,6 +53,17 @@ export class PrivateCluster {
       }
     })
     return cluster
+  }
+
+  /**
+   * A plain connection to the first seed, for CLUSTER commands and for the keys of its own
+   * slots; it gives up at once when that node dies, and is closed at teardown.
+   */
+  seed (t: Test): Redis {
+    const seed = new Redis(this.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
+    seed.on('error', () => {})
+    t.teardown(() => { seed.disconnect() })
+    return seed
   }
 
   /** SIGKILL the server on `port` (by its pid file): a crashed or unplugged shard. */

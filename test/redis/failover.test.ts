@@ -6,7 +6,6 @@
  * Private clusters of three masters with a replica each.
  */
 import t, { type Test } from 'tap'
-import { Redis } from 'ioredis'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { keySlot } from '../../plugin/broker/redis-slot.js'
 import type { Frame } from '../helpers/server.js'
@@ -21,10 +20,7 @@ const back = 'channels: redis is back; channels resubscribed and sessions regist
 /** A private cluster of three masters with a replica each, and its shards. */
 async function startCluster (t: Test): Promise<{ cluster: PrivateCluster, shards: Shard[] }> {
   const cluster = await PrivateCluster.start(t, 3, 1)
-  const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
-  seed.on('error', () => {})
-  const shards = await shardsOf(seed)
-  seed.disconnect()
+  const shards = await shardsOf(cluster.seed(t))
   return { cluster, shards }
 }
 
@@ -149,9 +145,7 @@ async function replicaDies (t: Test): Promise<void> {
   const client = clusterClient(t, cluster.seeds, { slotsRefreshInterval: 100 })
   const logs: LogLine[] = []
   const a = await startNode(t, { redis: client, prefix: uniquePrefix(), nodeTtl: 1000 }, socketMethods, {}, capturedLogger(logs))
-  const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
-  seed.on('error', () => {})
-  t.teardown(() => { seed.disconnect() })
+  const seed = cluster.seed(t)
   const slots = async (): Promise<string> => JSON.stringify(await seed.cluster('SLOTS'))
   let replicaPort = 0
   await eventually(async () => {

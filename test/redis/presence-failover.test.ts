@@ -22,9 +22,7 @@ async function run (t: Test): Promise<void> {
   const keys = new RedisKeys(prefix)
 
   // the shard to kill: one that serves the test's channel, not the node-wide slot
-  const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
-  seed.on('error', () => {})
-  t.teardown(() => { seed.disconnect() })
+  const seed = cluster.seed(t)
   const victim = (await shardsOf(seed)).find((shard) => !serves(shard, keySlot(keys.nodes)))!
   let room = ''
   for (let i = 0; room === ''; i++) if (serves(victim, keySlot(keys.channel(`room-${i}`)))) room = `room-${i}`
@@ -62,9 +60,7 @@ async function run (t: Test): Promise<void> {
  */
 async function elsewhere (t: Test): Promise<void> {
   const cluster = await PrivateCluster.start(t, 3, 1)
-  const seed = new Redis(cluster.seeds[0].port, '127.0.0.1', { retryStrategy: () => null })
-  seed.on('error', () => {})
-  t.teardown(() => { seed.disconnect() })
+  const seed = cluster.seed(t)
   const ports = String(await seed.cluster('NODES')).split('\n').filter((line) => line !== '').map((line) => Number(line.split(' ')[1].split(/[:@]/)[1]))
   for (const port of ports) {
     const node = new Redis(port, '127.0.0.1', { retryStrategy: () => null })
