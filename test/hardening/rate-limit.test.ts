@@ -72,7 +72,7 @@ t.test('frames past max are dropped unparsed and unhandled, with one RATE_LIMITE
   t.same(acks.map((frame) => frame.id), [1, 2, 3, 4, 5])
   const errors = client.frames.filter((frame) => frame.type === 'error')
   t.equal(errors.length, 1, 'one error frame for the whole window, no BAD_FRAME for dropped garbage')
-  t.match(errors[0], { type: 'error', code: 'RATE_LIMITED' })
+  t.match(errors[0], { type: 'error', code: 'RATE_LIMITED', message: 'too many frames: slow down' })
   t.notOk('id' in errors[0], 'RATE_LIMITED carries no id')
   t.equal(client.ws.readyState, client.ws.OPEN, 'limited once: still open')
   client.close()

@@ -4,6 +4,7 @@
  * membership, lifecycle, inbox, connection-state, outbound, report.
  */
 import t from 'tap'
+import { ChannelError } from '../../plugin/index.js'
 import { startInMemory, startInMemoryWithSocket } from '../helpers/in-memory.js'
 import { within } from '../helpers/deadline.js'
 import { until } from '../helpers/server.js'
@@ -128,6 +129,70 @@ t.test('messageLog logs inbound and outbound frames through the Fastify logger',
   t.ok(outbound.some((line) => line.frame === '{"type":"ack","id":1,"data":"pong"}'))
   t.ok(inbound?.reqId, 'logged through the request logger')
   c.close()
+})
+
+t.test('without messageLog no frame is logged', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+  const { app, connect } = await startInMemory({}, (app) => {
+    app.channels.on('message', () => 'pong')
+  }, { logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  const c = await connect()
+  t.same(await c.request({ type: 'message', data: 'ping', id: 1 }), { type: 'ack', id: 1, data: 'pong' })
+  t.same(lines.filter((line) => String(line.msg).startsWith('channels: message')), [])
+  c.close()
+})
+
+t.test('a connect handler refusing with a ChannelError is logged at info; any other throw is an error event', async (t) => {
+  for (const thrown of [new ChannelError('NOT_INVITED', 'not invited'), new Error('connect broke')]) {
+    const lines: Array<Record<string, unknown>> = []
+    const errors: unknown[] = []
+    const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+    const { app, open } = await startInMemory({}, (app) => {
+      app.channels.on('connect', () => { throw thrown })
+      app.channels.on('error', (_socket, err) => { errors.push(err) })
+    }, { logger: { level: 'info', stream } })
+    t.teardown(() => app.close())
+    const c = await open()
+    const { sessionId } = await c.next()
+    t.equal((await within(c.closed, 3000, 'the refused connection closes')).code, 1008)
+    const refusals = lines.filter((line) => line.msg === 'channels: connection refused')
+    if (thrown instanceof ChannelError) {
+      t.same(errors, [], 'a refusal is no error event')
+      t.match(refusals, [{ sessionId, code: 'NOT_INVITED' }], 'logged at info with its code')
+    } else {
+      t.same(errors, [thrown], 'any other throw is an error event')
+      t.same(refusals, [])
+    }
+  }
+})
+
+t.test('sendAndBroadcastChannel from a socket holding no channel still reaches the sender', async (t) => {
+  const { client, server } = await startInMemoryWithSocket(t)
+  await server.sendAndBroadcastChannel('to myself', { event: 'note' })
+  t.same(await client.next(), { type: 'message', event: 'note', data: 'to myself' })
+})
+
+t.test('frames queued behind a slow handler are not handled once the socket closed', async (t) => {
+  let release = (): void => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const handled: unknown[] = []
+  const { app, connect } = await startInMemory({}, (app) => {
+    app.channels.on('message', { event: 'slow' }, async () => { await gate })
+    app.channels.on('message', { event: 'count' }, (_socket, data) => { handled.push(data) })
+  })
+  t.teardown(() => app.close())
+  const c = await connect()
+  c.send({ type: 'message', event: 'slow', data: 0 })
+  for (let i = 1; i <= 3; i++) c.send({ type: 'message', event: 'count', data: i })
+  await new Promise((resolve) => setTimeout(resolve, 50)) // all three queued behind the slow one
+  c.close()
+  await within(c.closed, 3000, 'the client closes')
+  await until(() => app.channels.stats().sockets === 0, 3000, 'the server saw the close')
+  release()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(handled, [], 'the queued frames were dropped with the socket')
 })
 
 t.test('a bad channel name: one coded error for every server-side call, INVALID_CHANNEL for every client frame', async (t) => {
