@@ -7,7 +7,8 @@ import t from 'tap'
 import { ChannelError } from '../../plugin/index.js'
 import { startInMemory, startInMemoryWithSocket } from '../helpers/in-memory.js'
 import { within } from '../helpers/deadline.js'
-import { until } from '../helpers/server.js'
+import { startApp, until } from '../helpers/server.js'
+import { Opcode, RawClient } from '../hardening/raw-client.js'
 
 t.test('welcome is the first frame and carries an unguessable session id', async (t) => {
   const { app, connect, open } = await startInMemory({}, (app) => {
@@ -193,6 +194,24 @@ t.test('frames queued behind a slow handler are not handled once the socket clos
   release()
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.same(handled, [], 'the queued frames were dropped with the socket')
+})
+
+t.test('nothing is written behind the close frame: a send right after socket.close() is dropped', async (t) => {
+  const { app, port } = await startApp({}, (app) => {
+    app.channels.on('message', { event: 'bye' }, (socket) => {
+      socket.close(4000, 'bye')
+      socket.send('too late', { event: 'late' })
+    })
+  })
+  t.teardown(() => app.close())
+  const raw = await RawClient.connect(port)
+  t.teardown(() => raw.destroy())
+  raw.sendJson({ type: 'message', event: 'bye' })
+  await raw.waitFor(() => raw.closeCode() !== undefined, 3000, 'the close frame arrives')
+  await new Promise((resolve) => setTimeout(resolve, 100)) // a frame written behind it would be here by now
+  const close = raw.frames.findIndex((frame) => frame.opcode === Opcode.close)
+  t.equal(raw.closeCode(), 4000)
+  t.same(raw.frames.slice(close + 1), [], 'no frame after the close frame')
 })
 
 t.test('a bad channel name: one coded error for every server-side call, INVALID_CHANNEL for every client frame', async (t) => {
