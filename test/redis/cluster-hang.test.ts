@@ -11,7 +11,7 @@ import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { keySlot } from '../../plugin/broker/redis-slot.js'
 import { within } from '../helpers/deadline.js'
 import type { Frame } from '../helpers/server.js'
-import { PrivateCluster, clusterClient, redisServerInstalled, serves, shardsOf } from './cluster-server.js'
+import { PrivateCluster, clusterClient, serves, shardsOf, withRedisServer } from './cluster-server.js'
 import { capturedLogger, eventually, startNode, uniquePrefix, type LogLine } from './helpers.js'
 import { collectAfterFence, connect } from './nodes.js'
 import { socketMethods } from './fixtures/methods.js'
@@ -70,10 +70,6 @@ async function hangs (t: Test): Promise<void> {
   }
 }
 
-if (await redisServerInstalled()) {
+await withRedisServer(t, 'the hung-shard test', async () => {
   await t.test('a shard that hangs, then wakes', hangs)
-} else if (process.env.CI === 'true') {
-  t.fail('no redis-server binary: the hung-shard test did not run (CI=true makes this a failure)')
-} else {
-  process.stderr.write('\n*** SKIPPED: no redis-server binary: the hung-shard test did not run ***\n\n')
-}
+})

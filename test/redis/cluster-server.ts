@@ -110,3 +110,21 @@ export async function redisServerInstalled (): Promise<boolean> {
     return false
   }
 }
+
+/**
+ * Runs `fn` when a `redis-server` binary is here to start private servers with (like `withRedis`
+ * for the shared Redis): without one the tests named by `what` skip loudly, or fail under CI.
+ */
+export async function withRedisServer (t: Test, what: string, fn: () => Promise<void> | void): Promise<void> {
+  if (await redisServerInstalled()) {
+    await fn()
+    return
+  }
+  const message = `no redis-server binary: ${what} did not run`
+  if (process.env.CI === 'true') {
+    t.fail(`${message} (CI=true makes this a failure)`)
+    return
+  }
+  process.stderr.write(`\n*** SKIPPED: ${message} ***\n\n`)
+  t.test(what, { skip: message }, () => {})
+}

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { keySlot } from '../../plugin/broker/redis-slot.js'
 import type { Frame } from '../helpers/server.js'
-import { PrivateCluster, clusterClient, redisServerInstalled, serves, shardsOf, type Shard } from './cluster-server.js'
+import { PrivateCluster, clusterClient, serves, shardsOf, type Shard, withRedisServer } from './cluster-server.js'
 import { capturedLogger, eventually, startNode, uniquePrefix, type LogLine } from './helpers.js'
 import { connect, isGot } from './nodes.js'
 import { socketMethods } from './fixtures/methods.js'
@@ -163,12 +163,8 @@ async function replicaDies (t: Test): Promise<void> {
   t.same(logs.filter((line) => line.msg === unreachable).map((line) => line.err?.message), [], 'no outage begins')
 }
 
-if (await redisServerInstalled()) {
+await withRedisServer(t, 'the failover test', async () => {
   await t.test('the shard of a channel fails over', channelShard)
   await t.test('the shard of the session registry fails over', registryShard)
   await t.test('a replica that dies is no outage', replicaDies)
-} else if (process.env.CI === 'true') {
-  t.fail('no redis-server binary: the failover test did not run (CI=true makes this a failure)')
-} else {
-  process.stderr.write('\n*** SKIPPED: no redis-server binary: the failover test did not run ***\n\n')
-}
+})

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis'
 import { RedisKeys } from '../../plugin/broker/redis-keys.js'
 import { keySlot } from '../../plugin/broker/redis-slot.js'
 import { Observer, presenceHandlers } from '../presence/helpers.js'
-import { PrivateCluster, clusterClient, redisServerInstalled, serves, shardsOf } from './cluster-server.js'
+import { PrivateCluster, clusterClient, serves, shardsOf, withRedisServer } from './cluster-server.js'
 import { capturedLogger, eventually, startNode, uniquePrefix, type LogLine } from './helpers.js'
 
 async function run (t: Test): Promise<void> {
@@ -111,11 +111,7 @@ async function elsewhere (t: Test): Promise<void> {
   t.same(Object.keys(await a.app.channels.presence(room)), ['ann'])
 }
 
-if (await redisServerInstalled()) {
+await withRedisServer(t, 'the presence failover test', async () => {
   await t.test('presence through a shard failover', run)
   await t.test('a failover elsewhere longer than nodeTtl takes nobody away', elsewhere)
-} else if (process.env.CI === 'true') {
-  t.fail('no redis-server binary: the presence failover test did not run (CI=true makes this a failure)')
-} else {
-  process.stderr.write('\n*** SKIPPED: no redis-server binary: the presence failover test did not run ***\n\n')
-}
+})
