@@ -6,12 +6,12 @@ import { encodeFrame } from '../schemas/wire.js'
 import type { MessageFrame, PresenceState, ServerFrame } from '../schemas/protocol.js'
 import { Subscription, type ChannelHost, type JoinOptions } from './channel.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
-import { callSafely, closedError, invalidChannel, subscribeTo } from './client-helpers.js'
 import { PresenceBook, type PresenceListener } from './presence.js'
 import { errorFromFrame, Push, type Pending } from './push.js'
 import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
 import { defaultHeartbeat, defaultMaxQueue, defaultTimeout, type ClientOptions, type SubscribedInfo } from './options.js'
 import { exponentialBackoff } from './timer.js'
+import { channelNameProblem } from '../schemas/channel.js'
 
 export { defaultHeartbeat, defaultMaxQueue, defaultTimeout, type ClientOptions, type SubscribedInfo } from './options.js'
 
@@ -290,4 +290,28 @@ function messageFrame (event: string, channel: string | undefined, data: unknown
   if (channel !== undefined) frame.channel = channel
   if (id !== undefined) frame.id = id
   return frame
+}
+
+/** Small helpers of the client: safe listener calls, listener sets, the errors it builds. */
+/** Calls a user's listener; its exception is rethrown later, so it cannot break the client. */
+export function callSafely<A extends unknown[]> (fn: (...args: A) => void, ...args: A): void {
+  try {
+    fn(...args)
+  } catch (err) {
+    queueMicrotask(() => { throw err })
+  }
+}
+
+export function subscribeTo<T> (set: Set<T>, item: T): () => void {
+  set.add(item)
+  return () => { set.delete(item) }
+}
+
+export function invalidChannel (channel: string): ChannelsClientError | undefined {
+  const problem = channelNameProblem(channel)
+  return problem === undefined ? undefined : new ChannelsClientError('INVALID_CHANNEL', problem, { channel })
+}
+
+export function closedError (): ChannelsClientError {
+  return new ChannelsClientError(ClientErrorCodes.CLOSED, 'the client is closed')
 }

@@ -15,9 +15,9 @@ export {
   ChannelError, NoSocketError, BrokerUnavailableError, InvalidOptionError, InvalidHandlerError,
   InvalidChannelError, MissingIoredisError, UnserializableDataError, NoHistoryError, InvalidPresenceError
 } from './errors.js'
-export { memoryBroker } from './broker/memory.js'
-export { redisBroker } from './broker/redis.js'
-export type { RedisBrokerOptions, DuplicableRedis } from './broker/redis.js'
+export { memoryBroker } from './broker/memory/broker.js'
+export { redisBroker } from './broker/redis/broker.js'
+export type { RedisBrokerOptions, DuplicableRedis } from './broker/redis/broker.js'
 export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
 } from './broker/types.js'
@@ -25,10 +25,10 @@ export type { ChannelsOptions, RateLimitOptions } from './options.js'
 export type {
   HistoryConnection, HistoryEntry, HistoryLimits, HistoryNode, HistoryPublication, HistoryQuery, HistoryRead
 } from './broker/types.js'
-export type { HistoryOptions } from './history/options.js'
+export type { HistoryOptions } from './options.js'
 export { InjectFailedError, InjectRefusedError } from './errors.js'
-export type { AsyncApiDocument, AsyncApiOptions } from './asyncapi-types.js'
-export type { InjectOptions, InjectRefusal } from './inject.js'
+export type { AsyncApiDocument, AsyncApiOptions } from './types.js'
+export type { InjectOptions, InjectRefusal } from './contract/inject.js'
 export type * from './types.js'
 export { CloseCodes, ErrorCodes, PROTOCOL_VERSION } from '../schemas/protocol.js'
 export type { ErrorCode } from '../schemas/protocol.js'

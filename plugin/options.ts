@@ -2,11 +2,11 @@
  * The plugin's options: named defaults, normalised once into one frozen object. A wrong
  * option fails registration with FST_CHANNELS_INVALID_OPTION.
  */
-import type { Broker } from './broker/types.js'
+import type { Broker, HistoryLimits } from './broker/types.js'
 import { InvalidOptionError } from './errors.js'
-import { positiveInteger } from './positive-integer.js'
-import { resolveHistory, type HistoryOptions, type HistoryPolicy } from './history/options.js'
-import { allowedOrigins, type AllowedOrigins } from './origins.js'
+import { allowedOrigins, type AllowedOrigins } from './http/origins.js'
+import { channelMatches } from './handlers/registry.js'
+import type { ChannelFilter } from './types.js'
 
 export const defaultPath = '/ws'
 export const defaultClientPrefix = '/channels/'
@@ -101,8 +101,6 @@ const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
   'asyncapi', 'presence'])
 
-export { positiveInteger }
-
 function prefix (value: unknown): string | false {
   if (value === undefined) return defaultClientPrefix
   if (value === false) return false
@@ -182,5 +180,63 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     history: resolveHistory(options.history),
     asyncapi: asyncapiPath(options.asyncapi),
     presence: presence(options.presence)
+  })
+}
+
+/**
+ * The one positive-integer option check, shared by the plugin's options, the history option
+ * and the Redis broker's options: `value` when it is a positive safe integer, `fallback` when undefined; else FST_CHANNELS_INVALID_OPTION. */
+export function positiveInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidOptionError(`${name}: expected a positive integer, got ${String(value)}`)
+  }
+  return value
+}
+
+// ---- history: which channels keep their last publications (history channels), how many and
+// for how long; resolved once at registration into a `HistoryPolicy` -------------------------
+
+export const defaultHistorySize = 100
+export const defaultHistoryTtl = 300_000
+
+export interface HistoryOptions {
+  /** the history channels: a name or a pattern [every channel] */
+  channel?: ChannelFilter
+  /** publications kept per channel [100] */
+  size?: number
+  /** ms a publication is kept [300000] */
+  ttl?: number
+}
+
+export interface HistoryPolicy extends HistoryLimits {
+  /** whether `channel` is a history channel */
+  covers (channel: string): boolean
+}
+
+const knownHistoryOptions = new Set(['channel', 'size', 'ttl'])
+
+/** `undefined` when history is off (`false` or absent). */
+export function resolveHistory (value: unknown): HistoryPolicy | undefined {
+  if (value === undefined || value === false) return undefined
+  const options: HistoryOptions = value === true ? {} : value as HistoryOptions
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidOptionError('history: expected true, false or { channel?, size?, ttl? }')
+  }
+  for (const key of Object.keys(options)) {
+    if (!knownHistoryOptions.has(key)) throw new InvalidOptionError(`history.${key}: unknown option`)
+  }
+  let { channel } = options
+  if (channel instanceof RegExp) {
+    // A `g` or `y` RegExp remembers lastIndex between tests: matching would depend on history.
+    if (channel.global || channel.sticky) channel = new RegExp(channel.source, channel.flags.replace(/[gy]/g, ''))
+  } else if (channel !== undefined && typeof channel !== 'string') {
+    throw new InvalidOptionError('history.channel: expected a string or a RegExp')
+  }
+  const filter = channel
+  return Object.freeze({
+    size: positiveInteger('history.size', options.size, defaultHistorySize),
+    ttl: positiveInteger('history.ttl', options.ttl, defaultHistoryTtl),
+    covers: (name: string) => channelMatches(filter, name)
   })
 }

@@ -3,7 +3,7 @@
  * tested only by the test files that cover its module (scripts/mutation-map.mjs).
  *
  *   npm run mutate                                  every mapped module of plugin/, schemas/, client/
- *   npm run mutate -- --mutate plugin/inbox.ts      one module
+ *   npm run mutate -- --mutate plugin/connection/inbox.ts      one module
  *   npm run mutate -- --mutate schemas/ --mutate client/timer.ts   an area and a module
  *   npm run mutate -- --force                       ignore the incremental baseline, re-run everything
  *   npm run mutate -- --list                        the modules and their test files, nothing run

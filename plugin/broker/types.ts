@@ -118,6 +118,9 @@ export interface Broker {
 // Additive: a broker without these methods still works for every channel without history;
 // the plugin refuses the `history` option with such a broker.
 
+/** An epoch and a top offset outlive a channel's entries by at least this long: 24 hours. */
+export const historyStateTtl = 24 * 60 * 60 * 1000
+
 /** How much a history channel keeps: its last `size` publications, each for `ttl` ms. */
 export interface HistoryLimits {
   size: number

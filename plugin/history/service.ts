@@ -12,11 +12,11 @@ import type { FastifyBaseLogger } from 'fastify'
 import { encodeFrame } from '../../schemas/codec.js'
 import type { SinceField, SubscribedFrame } from '../../schemas/protocol.js'
 import type { BrokerConnection, HistoryEntry, HistoryPublication, HistoryQuery, HistoryRead } from '../broker/types.js'
-import type { Recipient } from '../fanout.js'
-import { toOutbound, type OutboundFrame } from '../frame-writer.js'
-import type { ChannelStep } from '../membership.js'
-import { PublishFailureLog, historyPublishWording, publishFailureSummaryMs } from '../publish-failures.js'
-import type { HistoryPolicy } from './options.js'
+import type { Recipient } from '../outbound/fanout.js'
+import { toOutbound, type OutboundFrame } from '../outbound/frame-writer.js'
+import type { ChannelStep } from '../channel-steps.js'
+import { PublishFailureLog, historyPublishWording, publishFailureSummaryMs } from '../broker/publish-failures.js'
+import type { HistoryPolicy } from '../options.js'
 
 /** What the history needs of a socket. */
 export type HistoryMember = Recipient

@@ -1,5 +1,5 @@
 /**
- * The client's small helpers (client/client-helpers.ts), seen through the client: a listener
+ * The client's small helpers (client/client.ts), seen through the client: a listener
  * that throws breaks neither the client nor the other listeners (its error surfaces later, as
  * an uncaught exception), `off()` functions, and the errors for a bad channel name or a
  * closed client.

@@ -1,5 +1,5 @@
 /**
- * plugin/static.ts: the bundled client is served at `${client}client.js` as an ES module,
+ * plugin/http/static.ts: the bundled client is served at `${client}client.js` as an ES module,
  * with its source map, and nothing is served with `client: false`.
  */
 import t from 'tap'

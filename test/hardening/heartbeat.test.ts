@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import WebSocket from 'ws'
-import { startHeartbeat, type HeartbeatPeer } from '../../plugin/heartbeat.js'
+import { startHeartbeat, type HeartbeatPeer } from '../../plugin/node/heartbeat.js'
 import { ChannelError } from '../../plugin/index.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, until } from '../helpers/server.js'

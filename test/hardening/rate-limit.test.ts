@@ -4,7 +4,7 @@
  * windows → closed with 1008.
  */
 import t from 'tap'
-import { abusiveWindows, RateWindow, type RateVerdict } from '../../plugin/rate-limit.js'
+import { abusiveWindows, RateWindow, type RateVerdict } from '../../plugin/connection/rate-limit.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, TestClient, type Frame } from '../helpers/server.js'
 import { RawClient } from './raw-client.js'

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type WebSocket from 'ws'
 import fastifyChannels, { type ChannelSocket, type ChannelsOptions } from '../../plugin/index.js'
-import { memoryConnection } from '../../plugin/memory-socket.js'
+import { memoryConnection } from '../../plugin/contract/memory-socket.js'
 import { recordSockets, TestClient } from './server.js'
 
 /** ws client options whose connection is an in-memory one into `app`'s HTTP server. */

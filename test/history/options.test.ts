@@ -1,9 +1,10 @@
 /**
- * The `history` option (plugin/history/options.ts): off, on for every channel, or a filter
+ * The `history` option (plugin/options.ts): off, on for every channel, or a filter
  * with a size and a ttl; each wrong value refused with the reason.
  */
 import t from 'tap'
-import { defaultHistorySize, defaultHistoryTtl, historyStateTtl, resolveHistory } from '../../plugin/history/options.js'
+import { historyStateTtl } from '../../plugin/broker/types.js'
+import { defaultHistorySize, defaultHistoryTtl, resolveHistory } from '../../plugin/options.js'
 
 t.test('off when absent or false; true: every channel, with the default size and ttl', async (t) => {
   t.equal(resolveHistory(undefined), undefined)

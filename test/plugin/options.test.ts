@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyChannels, { memoryBroker } from '../../plugin/index.js'
 import { resolveOptions, defaultMaxPayload, defaultRateLimit } from '../../plugin/options.js'
-import { sameOriginOnly } from '../../plugin/origins.js'
+import { sameOriginOnly } from '../../plugin/http/origins.js'
 
 t.test('defaults', async (t) => {
   t.same(resolveOptions(), {

@@ -7,8 +7,8 @@
  * The shard hung here holds both the test's channel and the session registry.
  */
 import t, { type Test } from 'tap'
-import { RedisKeys } from '../../plugin/broker/redis-keys.js'
-import { keySlot } from '../../plugin/broker/redis-slot.js'
+import { RedisKeys } from '../../plugin/broker/redis/keys.js'
+import { keySlot } from '../../plugin/broker/redis/slot.js'
 import { within } from '../helpers/deadline.js'
 import type { Frame } from '../helpers/server.js'
 import { PrivateCluster, clusterClient, serves, shardsOf, withRedisServer } from './cluster-server.js'

@@ -5,8 +5,8 @@
  * of them once per publication however the copies interleave, and starting nodes logs no outage.
  */
 import t, { type Test } from 'tap'
-import { RedisKeys } from '../../plugin/broker/redis-keys.js'
-import { keySlot } from '../../plugin/broker/redis-slot.js'
+import { RedisKeys } from '../../plugin/broker/redis/keys.js'
+import { keySlot } from '../../plugin/broker/redis/slot.js'
 import type { Frame } from '../helpers/server.js'
 import { capturedLogger, eventually, freePort, startNode, uniquePrefix, type LogLine } from './helpers.js'
 import { collectAfterFence, connect, isGot, startNodes } from './nodes.js'

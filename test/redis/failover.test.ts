@@ -6,8 +6,8 @@
  * Private clusters of three masters with a replica each.
  */
 import t, { type Test } from 'tap'
-import { RedisKeys } from '../../plugin/broker/redis-keys.js'
-import { keySlot } from '../../plugin/broker/redis-slot.js'
+import { RedisKeys } from '../../plugin/broker/redis/keys.js'
+import { keySlot } from '../../plugin/broker/redis/slot.js'
 import type { Frame } from '../helpers/server.js'
 import { PrivateCluster, clusterClient, serves, shardsOf, type Shard, withRedisServer } from './cluster-server.js'
 import { capturedLogger, eventually, startNode, uniquePrefix, type LogLine } from './helpers.js'

@@ -9,8 +9,8 @@
  */
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
-import { RedisKeys } from '../../plugin/broker/redis-keys.js'
-import { keySlot } from '../../plugin/broker/redis-slot.js'
+import { RedisKeys } from '../../plugin/broker/redis/keys.js'
+import { keySlot } from '../../plugin/broker/redis/slot.js'
 import { Observer, presenceHandlers } from '../presence/helpers.js'
 import { PrivateCluster, clusterClient, serves, shardsOf, withRedisServer } from './cluster-server.js'
 import { capturedLogger, eventually, startNode, uniquePrefix, type LogLine } from './helpers.js'

@@ -5,7 +5,7 @@
  * then, resumed, re-asserts them.
  */
 import t from 'tap'
-import { RedisKeys } from '../../plugin/broker/redis-keys.js'
+import { RedisKeys } from '../../plugin/broker/redis/keys.js'
 import { canonical, Observer } from '../presence/helpers.js'
 import { uniquePrefix } from './helpers.js'
 import { PresenceNode } from './presence-nodes.js'

@@ -8,7 +8,7 @@ import { nextId, type Frame } from '../helpers/server.js'
 import { ChildNode, eventually, uniquePrefix } from './helpers.js'
 import { forEachTarget } from './targets.js'
 import { collectAfterFence, connect, startNodes } from './nodes.js'
-import { RedisKeys } from '../../plugin/broker/redis-keys.js'
+import { RedisKeys } from '../../plugin/broker/redis/keys.js'
 
 const data = (frames: Frame[]): unknown[] => frames.map((frame) => frame.data)
 const nodeTtl = 1000

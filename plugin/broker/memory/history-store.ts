@@ -1,0 +1,124 @@
+/**
+ * The memory broker's history: per history channel a bounded ring of its last publications
+ * (each kept `ttl` ms), its epoch and its top offset. Channels without history have no entry
+ * here. A stream's epoch and top offset outlive its entries by 24 hours; after that (or a
+ * restart of the process) the channel starts a new epoch.
+ */
+import { randomBytes } from 'node:crypto'
+import type { HistoryEntry, HistoryLimits, HistoryQuery, HistoryRead } from '../types.js'
+import { historyStateTtl } from '../types.js'
+import { withOffset } from './offset-frame.js'
+
+interface StoredEntry extends HistoryEntry {
+  /** ms timestamp of the publication */
+  at: number
+}
+
+/** One channel's stream: a ring holding at most `capacity` entries, oldest at `head`. */
+class Stream {
+  readonly epoch = randomBytes(9).toString('base64url')
+  top = 0
+  lastUsed: number
+  private ring: Array<StoredEntry | undefined>
+  private head = 0
+  private count = 0
+
+  constructor (capacity: number, now: number) {
+    this.ring = new Array<StoredEntry | undefined>(capacity)
+    this.lastUsed = now
+  }
+
+  append (entry: StoredEntry, capacity: number): void {
+    if (capacity !== this.ring.length) this.resize(capacity)
+    const size = this.ring.length
+    if (this.count < size) {
+      this.ring[(this.head + this.count) % size] = entry
+      this.count++
+    } else {
+      this.ring[this.head] = entry
+      this.head = (this.head + 1) % size
+    }
+  }
+
+  /** Drops entries published before `oldestKept`; they are not kept any more. */
+  expire (oldestKept: number): void {
+    while (this.count > 0 && (this.ring[this.head] as StoredEntry).at < oldestKept) {
+      this.ring[this.head] = undefined
+      this.head = (this.head + 1) % this.ring.length
+      this.count--
+    }
+  }
+
+  /** the kept entries, oldest first, from the newest `n` */
+  newest (n: number): StoredEntry[] {
+    const take = Math.min(n, this.count)
+    const entries: StoredEntry[] = []
+    for (let i = this.count - take; i < this.count; i++) entries.push(this.ring[(this.head + i) % this.ring.length] as StoredEntry)
+    return entries
+  }
+
+  /** offset of the oldest kept entry; top + 1 when none is kept */
+  get oldest (): number {
+    return this.count === 0 ? this.top + 1 : (this.ring[this.head] as StoredEntry).offset
+  }
+
+  private resize (capacity: number): void {
+    const kept = this.newest(capacity)
+    this.ring = new Array<StoredEntry | undefined>(capacity)
+    for (let i = 0; i < kept.length; i++) this.ring[i] = kept[i]
+    this.head = 0
+    this.count = kept.length
+  }
+}
+
+function publicEntry ({ offset, frame, except }: StoredEntry): HistoryEntry {
+  return except === undefined ? { offset, frame } : { offset, frame, except }
+}
+
+export class MemoryHistory {
+  private readonly streams = new Map<string, Stream>()
+
+  constructor (private readonly clock: () => number = Date.now) {}
+
+  private stream (channel: string, limits: HistoryLimits, now: number): Stream {
+    let stream = this.streams.get(channel)
+    if (stream === undefined) this.streams.set(channel, stream = new Stream(limits.size, now))
+    stream.lastUsed = now
+    return stream
+  }
+
+  /** Assigns the next offset, stores the entry; returns it (its frame carries the offset). */
+  append (channel: string, frame: string, except: string | undefined, limits: HistoryLimits): HistoryEntry {
+    const now = this.clock()
+    const stream = this.stream(channel, limits, now)
+    const offset = ++stream.top
+    const entry: StoredEntry = { offset, frame: withOffset(frame, offset), except, at: now }
+    stream.append(entry, limits.size)
+    return entry
+  }
+
+  read (channel: string, query: HistoryQuery, limits: HistoryLimits): HistoryRead {
+    const now = this.clock()
+    const stream = this.stream(channel, limits, now)
+    stream.expire(now - limits.ttl)
+    const { epoch, top } = stream
+    if ('last' in query) return { epoch, offset: top, entries: stream.newest(query.last).map(publicEntry), complete: true }
+    const { after } = query
+    const complete = after <= top && (after === top || stream.oldest <= after + 1)
+    return { epoch, offset: top, entries: complete ? stream.newest(top - after).map(publicEntry) : [], complete }
+  }
+
+  /** Frees expired entries, and streams unused for 24 hours (or longer than their ttl). */
+  sweep (ttl: number): void {
+    const now = this.clock()
+    const idle = Math.max(historyStateTtl, ttl)
+    for (const [channel, stream] of this.streams) {
+      if (now - stream.lastUsed > idle) this.streams.delete(channel)
+      else stream.expire(now - ttl)
+    }
+  }
+
+  get size (): number {
+    return this.streams.size
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The ioredis plumbing of the Redis broker: loading the optional peer, the options every
+ * connection of ours runs with, waiting for a connection, closing one.
+ */
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
+import { MissingIoredisError } from '../../errors.js'
+
+export type RedisConstructor = new (url: string, options: RedisOptions) => Redis
+
+/** Loads ioredis on first use (`specifier` is there for tests of the missing-peer error). */
+export async function loadIoredis (specifier = 'ioredis'): Promise<RedisConstructor> {
+  try {
+    const mod = await import(specifier) as { Redis?: RedisConstructor, default?: RedisConstructor }
+    const Redis = mod.Redis ?? mod.default
+    if (typeof Redis !== 'function') throw new Error(`${specifier} has no Redis export`)
+    return Redis
+  } catch (err) {
+    // Node says ERR_MODULE_NOT_FOUND; some loaders (ts-node's) throw the same message without a code.
+    const { code, message } = err as { code?: string, message?: string }
+    const notFound = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ||
+      (code === undefined && /cannot find/i.test(message ?? '') && (message ?? '').includes(specifier))
+    if (notFound) throw new MissingIoredisError({ cause: err })
+    throw err
+  }
+}
+
+/**
+ * Our connections never queue while offline (calls reject at once), never replay a command
+ * after a reconnect (a publish the caller saw fail must not arrive late), and resubscribe
+ * themselves from the node's own record (see RedisConnection). No ioredis `commandTimeout`:
+ * it would leave a timed-out command queued; `Link` times calls out and resets the connection.
+ */
+export function clientOptions (): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    autoResubscribe: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    // a client passed in to duplicate may carry these; ours must not time out behind Link's back
+    commandTimeout: undefined,
+    socketTimeout: undefined,
+    lazyConnect: false,
+    keyPrefix: ''
+  }
+}
+
+/** The client as a `Cluster` when it is one (the broker types both as `Redis`: same commands). */
+export function asCluster (client: unknown): Cluster | undefined {
+  return (client as { isCluster?: unknown } | null)?.isCluster === true ? client as Cluster : undefined
+}
+
+/**
+ * Resolves once `client` is ready; rejects on its first error (startup fails fast). A cluster
+ * client with sharded subscribers reports passing errors, and may even close and reconnect
+ * once, while it learns the topology (ioredis 5 replaces the subscribers it started before the
+ * slots came in): it gets `clusterMs` to become ready, and fails with its last error after that.
+ */
+export function ready (client: Redis, clusterMs = 2000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  const cluster = asCluster(client) !== undefined
+  return new Promise((resolve, reject) => {
+    let lastError: Error | undefined
+    const settle = (err?: Error): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady).off('error', onError).off('end', onEnd)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onReady = (): void => settle()
+    const onError = (err: Error): void => {
+      lastError = err
+      if (!cluster) settle(err)
+    }
+    const onEnd = (): void => settle(lastError ?? new Error('connection closed'))
+    const timer = cluster
+      ? setTimeout(() => settle(new Error(`not ready within ${clusterMs} ms${lastError === undefined ? '' : `: ${lastError.message}`}`, { cause: lastError })), clusterMs)
+      : undefined
+    client.on('ready', onReady).on('error', onError).on('end', onEnd)
+  })
+}
+
+/**
+ * Opens a cluster client's connection to every master now rather than at its first command.
+ * ioredis opens them lazily, and without an offline queue a command for a connection still
+ * opening is rejected and sent again about 100 ms later (its failover retry), behind the
+ * commands that followed it: the first publications on a shard after a start or a failover
+ * would arrive out of order. A master that does not become ready in `timeoutMs` rejects.
+ */
+export async function connectMasters (client: Redis, timeoutMs: number): Promise<void> {
+  const cluster = asCluster(client)
+  if (cluster === undefined) return
+  await Promise.all(cluster.nodes('master').map(async (node) => {
+    if (node.status === 'wait') node.connect().catch(() => {}) // its failure also reaches ready()
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`cluster node ${node.options.host ?? ''}:${node.options.port ?? ''} not ready within ${timeoutMs} ms`)), timeoutMs)
+    })
+    try {
+      await Promise.race([ready(node), late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }))
+}
+
+/**
+ * Calls `onLost` when a cluster client drops a connection (a shard's, or a shard's sharded
+ * subscriber) that Redis had answered on. ioredis also drops connections that never got an
+ * answer: to a dead master, one per slot refresh until the failover is over (and sometimes
+ * one more just after it, from a node that had not yet learned of it), or to a replica it
+ * knew of but never used. Nothing lived on those (a command sent on one fails on its own
+ * path), and counting them would start a second outage right after the first ended.
+ * No-op on one Redis.
+ */
+export function onLostClusterNode (client: Redis, onLost: (key: string) => void): void {
+  if (asCluster(client) === undefined) return
+  client.on('-node', (node: Redis | null, key: string | undefined) => {
+    const answered = (node?.stream?.bytesRead ?? 0) > 0
+    if (answered) onLost(key ?? `${node?.options.host ?? ''}:${node?.options.port ?? ''}`)
+  })
+}
+
+/** How long `close()` waits for QUIT before cutting the connections off. */
+const quitGraceMs = 1000
+
+/** QUIT, and if Redis does not answer within the grace, cut the connection. */
+export async function quit (client: Redis): Promise<void> {
+  if (client.status !== 'end') {
+    let timer: NodeJS.Timeout | undefined
+    const grace = new Promise<void>((resolve) => { timer = setTimeout(resolve, quitGraceMs) })
+    await Promise.race([client.quit().then(() => {}, () => {}), grace])
+    clearTimeout(timer)
+  }
+  if (client.status !== 'end') client.disconnect()
+}

@@ -1,0 +1,263 @@
+/**
+ * One node of a channels server: the local sockets, the channel map, the handler registry
+ * and the broker connection. It implements the send family: local delivery first, then one
+ * hand-off to the broker for the other nodes.
+ */
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type WebSocket from 'ws'
+import { encodeMessage } from '../../schemas/codec.js'
+import { CloseCodes, DEFAULT_EVENT } from '../../schemas/protocol.js'
+import type { BrokerConnection, BrokerNode, Delivery, HistoryPublication, PresenceChanges, Publication } from '../broker/types.js'
+import { ChannelMap } from './channel-map.js'
+import { checkedChannel } from './channel-name.js'
+import { BrokerUnavailableError, NoSocketError, UnserializableDataError } from '../errors.js'
+import { deliverToAll, deliverToChannels, type Recipient } from '../outbound/fanout.js'
+import type { OutboundFrame } from '../outbound/frame-writer.js'
+import { HandlerRegistry } from '../handlers/registry.js'
+import type { HeartbeatPeer } from './heartbeat.js'
+import { ChannelHistory } from '../history/service.js'
+import type { ChannelStep, Member, MembershipServer } from '../channel-steps.js'
+import type { ResolvedOptions } from '../options.js'
+import { PresenceTracker } from '../presence/tracker.js'
+import { PublishFailureLog } from '../broker/publish-failures.js'
+import type { BroadcastOptions, SendOptions } from '../types.js'
+
+/** How long `fastify.close()` waits for peers to answer the 1001 close before cutting them off. */
+export const shutdownGraceMs = 1000
+/** How long `fastify.close()` waits for disconnect/finish handlers before giving up on them. */
+export const shutdownHandlersMs = 5000
+
+/** What the node needs of one of its local sockets (a Connection). */
+export interface LocalSocket extends Recipient, HeartbeatPeer {
+  sendFrame (frame: string | OutboundFrame): void
+  close (code?: number, reason?: string): void
+  /** resolves once the socket's disconnect sequence is over */
+  readonly finished: Promise<void>
+  readonly ws: Pick<WebSocket, 'readyState' | 'ping' | 'terminate'>
+}
+
+function timeout (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}
+
+export class ChannelServer implements BrokerNode, MembershipServer {
+  readonly nodeId = randomBytes(12).toString('base64url')
+  readonly sockets = new Map<string, LocalSocket>()
+  readonly channels = new ChannelMap<Member>()
+  readonly handlers = new HandlerRegistry()
+  /** per-channel steps after every join and on every leave (history, presence): see membership.ts */
+  readonly channelSteps: ChannelStep[] = []
+  /** broker subscriptions under way, awaited by every joiner so `subscribed` means "live everywhere" */
+  private readonly subscribing = new Map<string, Promise<void>>()
+  private broker: BrokerConnection | undefined
+  closing = false
+  /** history channels' publishing, delivery and joins; undefined when no channel has history */
+  readonly history: ChannelHistory | undefined
+  readonly presence: PresenceTracker
+  /** one warn line per run of failed publishes, not one per publish */
+  private readonly publishFailures: PublishFailureLog
+
+  constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
+    this.history = options.history === undefined
+      ? undefined
+      : new ChannelHistory(options.history, () => this.broker, (channel) => this.channels.get(channel), log)
+    this.presence = new PresenceTracker(options.presence, log)
+    this.publishFailures = new PublishFailureLog(log)
+    if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
+  }
+
+  useBroker (broker: BrokerConnection): void {
+    this.broker = broker
+    this.presence.useBroker(broker)
+  }
+
+  presenceChanged (channel: string, changes: PresenceChanges): void {
+    this.presence.changed(channel, changes)
+  }
+
+  presenceReload (): void {
+    this.presence.reload()
+  }
+
+  // ---- BrokerNode: traffic from other nodes ------------------------------------------
+
+  deliver (delivery: Delivery): void {
+    switch (delivery.kind) {
+      case 'all':
+        deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
+        break
+      case 'channels':
+        deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
+        break
+      case 'session':
+        this.sockets.get(delivery.sessionId)?.sendFrame(delivery.frame)
+        break
+    }
+  }
+
+  deliverHistory (publication: HistoryPublication): void {
+    this.history?.deliver(publication)
+  }
+
+  hasSession (sessionId: string): boolean {
+    return this.sockets.has(sessionId)
+  }
+
+  // ---- bookkeeping called by connections ----------------------------------------------
+
+  attach (connection: LocalSocket): void {
+    this.sockets.set(connection.id, connection)
+    this.brokerCall('addSession', connection.id)
+  }
+
+  detach (connection: LocalSocket): void {
+    if (this.sockets.get(connection.id) !== connection) return
+    this.sockets.delete(connection.id)
+    this.brokerCall('removeSession', connection.id)
+  }
+
+  /** `connection` now holds `channel`; resolves once the broker relays it too. */
+  async addToChannel (channel: string, connection: Member): Promise<void> {
+    // A history channel holds its publications back from the joiner until it is caught up.
+    if (this.history?.covers(channel) === true) this.history.begin(channel, connection)
+    if (this.channels.add(channel, connection) && this.broker !== undefined) {
+      const ready = this.broker.subscribe(channel).catch((err: unknown) => {
+        this.log.warn({ err, channel }, 'channels: broker subscribe failed; cross-node delivery resumes when it is back')
+      }).finally(() => {
+        if (this.subscribing.get(channel) === ready) this.subscribing.delete(channel)
+      })
+      this.subscribing.set(channel, ready)
+    }
+    await this.subscribing.get(channel)
+    // Before `subscribed`: the `presence` frame must follow it at once (see the presence step).
+    await this.presence.ready(channel)
+  }
+
+  removeFromChannel (channel: string, connection: Member): void {
+    this.history?.abandon(channel, connection)
+    if (this.channels.remove(channel, connection)) this.brokerCall('unsubscribe', channel)
+  }
+
+  private brokerCall (method: 'addSession' | 'removeSession' | 'unsubscribe', argument: string): void {
+    this.broker?.[method](argument).catch((err: unknown) => {
+      this.log.warn({ err, method }, 'channels: broker call failed')
+    })
+  }
+
+  // ---- the send family -----------------------------------------------------------------
+
+  /** Encodes a message frame once; a payload JSON cannot carry fails with a coded error. */
+  encodeMessage (event: string, channel: string | undefined, data: unknown): string {
+    try {
+      return encodeMessage(event, channel, data)
+    } catch (err) {
+      throw new UnserializableDataError((err as Error).message)
+    }
+  }
+
+  /** Local delivery first, then one hand-off to the broker; a failed publish is only logged. */
+  private async publish (publication: Publication): Promise<void> {
+    this.deliver(publication)
+    if (this.broker === undefined) return
+    try {
+      await this.broker.publish(publication)
+    } catch (err) {
+      this.publishFailures.failed(err, { kind: publication.kind })
+      return
+    }
+    this.publishFailures.succeeded()
+  }
+
+  async broadcast (data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
+    const frame = this.encodeMessage(options.event ?? DEFAULT_EVENT, undefined, data)
+    await this.publish({ kind: 'all', frame, except })
+  }
+
+  /** `channels` are valid names: checked where they come in (a socket method, a decorator). */
+  async broadcastToChannels (channels: string[], data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
+    if (channels.length === 0) return
+    const event = options.event ?? DEFAULT_EVENT
+    const { history } = this
+    if (history !== undefined && channels.some((channel) => history.covers(channel))) {
+      return await this.broadcastWithHistory(history, channels, event, data, except)
+    }
+    const frames = channels.map((channel) => this.encodeMessage(event, channel, data))
+    await this.publish({ kind: 'channels', channels, frames, except })
+  }
+
+  /**
+   * Each history channel is a publication of its own (its stream's offsets stay dense for
+   * every member); the other channels go out together as usual.
+   */
+  private async broadcastWithHistory (
+    history: ChannelHistory, channels: string[], event: string, data: unknown, except: string | undefined
+  ): Promise<void> {
+    const plain: string[] = []
+    const pending: Array<Promise<void>> = []
+    for (const channel of channels) {
+      if (!history.covers(channel)) {
+        plain.push(channel)
+        continue
+      }
+      const frame = this.encodeMessage(event, channel, data)
+      pending.push(history.publish(channel, frame, except, () => {
+        this.deliver({ kind: 'channels', channels: [channel], frames: [frame], except })
+      }))
+    }
+    if (plain.length > 0) {
+      const frames = plain.map((channel) => this.encodeMessage(event, channel, data))
+      pending.push(this.publish({ kind: 'channels', channels: plain, frames, except }))
+    }
+    await Promise.all(pending)
+  }
+
+  async sendTo (sessionId: string, data: unknown, options: SendOptions = {}): Promise<void> {
+    if (options.channel !== undefined) checkedChannel(options.channel)
+    const frame = this.encodeMessage(options.event ?? DEFAULT_EVENT, options.channel, data)
+    const local = this.sockets.get(sessionId)
+    if (local !== undefined) {
+      local.sendFrame(frame)
+      return
+    }
+    if (typeof sessionId !== 'string' || this.broker === undefined) throw new NoSocketError(String(sessionId))
+    let found: boolean
+    try {
+      found = await this.broker.sendToSession(sessionId, frame)
+    } catch (err) {
+      throw new BrokerUnavailableError(sessionId, (err as Error).message)
+    }
+    if (!found) throw new NoSocketError(sessionId)
+  }
+
+  // ---- shutdown ------------------------------------------------------------------------
+
+  /**
+   * Closes every socket with 1001, gives peers a moment to answer, cuts off the rest, and
+   * waits for their disconnect sequences so `finish` handlers run before the app is gone.
+   */
+  async closeAll (): Promise<void> {
+    this.closing = true
+    const connections = [...this.sockets.values()]
+    if (connections.length === 0) return
+    for (const connection of connections) connection.close(CloseCodes.GOING_AWAY, 'server shutting down')
+    const allFinished = Promise.all(connections.map((connection) => connection.finished))
+    await Promise.race([allFinished, timeout(shutdownGraceMs)])
+    for (const connection of connections) connection.ws.terminate()
+    await Promise.race([allFinished, timeout(shutdownHandlersMs)])
+  }
+
+  async closeBroker (): Promise<void> {
+    this.presence.close()
+    this.publishFailures.close()
+    this.history?.publishFailures.close()
+    const broker = this.broker
+    this.broker = undefined
+    if (broker === undefined) return
+    try {
+      await broker.close()
+    } catch (err) {
+      this.log.warn({ err }, 'channels: broker close failed')
+    }
+  }
+}
