@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * History channels, measured as ratios in one run (SPEC "Channel state: history and recovery"):
+ * History channels, measured as ratios in one run (docs/history.md):
  *
  *   1. burst fan-out on the memory broker: a history channel vs the same channel without history
  *   2. publications/s through Redis: to a history channel (one Lua script each) vs plain PUBLISH

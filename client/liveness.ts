@@ -1,5 +1,5 @@
 /**
- * Liveness of the current connection (SPEC "Liveness"): a path can die silently (a sleeping
+ * Liveness of the current connection (docs/client.md, "Connection life"): a path can die silently (a sleeping
  * laptop, a NAT that dropped its mapping: no FIN, no data), and a WebSocket then looks open
  * forever. After `interval` ms in which nothing arrived, the client pings; when nothing
  * arrives within `interval` ms after that, the path is dead and the client reconnects. The

@@ -45,7 +45,7 @@ export function isChannelError (err: unknown): err is ChannelError {
 export const UnserializableDataError = createError(
   'FST_CHANNELS_UNSERIALIZABLE', 'the message data cannot be encoded as JSON: %s', 500, TypeError)
 
-// ---- history (SPEC "Channel state: history and recovery")
+// ---- history (docs/history.md)
 export const NoHistoryError = createError(
   'FST_CHANNELS_NO_HISTORY', 'channel "%s" has no history: add it to the `history` option', 400, TypeError)
 

@@ -20,7 +20,7 @@ const optional = <T extends TSchema>(schema: T) => Type.Optional(schema)
 
 // ---- client → server ----------------------------------------------------------------
 
-// History channels (SPEC "Channel state: history and recovery"): offsets count publications
+// History channels (docs/history.md): offsets count publications
 // of one channel from 1; an epoch names one unbroken stream of them.
 const Offset = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })
 const Epoch = Type.String({ minLength: 1, maxLength: 200 })

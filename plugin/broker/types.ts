@@ -114,7 +114,7 @@ export interface Broker {
   connect (node: BrokerNode): Promise<BrokerConnection>
 }
 
-// ---- history and recovery (SPEC "Channel state: history and recovery") -------------------
+// ---- history and recovery (docs/history.md) ---------------------------------------------
 // Additive: a broker without these methods still works for every channel without history;
 // the plugin refuses the `history` option with such a broker.
 

@@ -39,7 +39,7 @@ export class RateWindow {
 }
 
 /**
- * The rate limit's exemption for rejoining (SPEC: the first `maxChannels` subscribe frames of
+ * The rate limit's exemption for rejoining (the first `maxChannels` subscribe frames of
  * a connection do not count), so a client that reconnects holding many channels gets them all
  * back at once. Frames are judged before parsing: one that mentions `"subscribe"` at all uses
  * up one exemption, so a flood of anything else gains at most `maxChannels` frames over the

@@ -1,6 +1,6 @@
 /**
  * Dispatch (plugin/connection/dispatch.ts) end to end: a client frame → the channel-name check → message
- * handlers → ack or error frame. Also the schema rule of SPEC.md: a payload that ANY matching
+ * handlers → ack or error frame. Also the schema rule: a payload that ANY matching
  * handler's schema rejects runs no handler at all, wherever that handler sits in registration
  * order.
  */

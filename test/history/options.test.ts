@@ -12,7 +12,7 @@ t.test('off when absent or false; true: every channel, with the default size and
   const all = resolveHistory(true)
   t.match(all, { size: defaultHistorySize, ttl: defaultHistoryTtl })
   t.same([defaultHistorySize, defaultHistoryTtl], [100, 300_000])
-  t.equal(historyStateTtl, 24 * 60 * 60 * 1000, 'an epoch and a top offset outlive the entries by 24 hours (SPEC)')
+  t.equal(historyStateTtl, 24 * 60 * 60 * 1000, 'an epoch and a top offset outlive the entries by 24 hours')
   t.ok(all?.covers('anything'))
   t.ok(Object.isFrozen(all))
   t.match(resolveHistory({ size: 5, ttl: 1000 }), { size: 5, ttl: 1000 })

@@ -24,7 +24,7 @@ const serverFrames = [
   { type: 'error', code: 'NO_HANDLER', message: 'no handler', id: 3, errors: [{ path: '/a', message: 'm' }] }
 ]
 
-t.test('the constants of SPEC.md', async (t) => {
+t.test('the protocol constants', async (t) => {
   t.equal(PROTOCOL_VERSION, 1)
   t.equal(DEFAULT_EVENT, 'message', 'a message frame without an event is a "message" event')
   t.same(CloseCodes, { NORMAL: 1000, GOING_AWAY: 1001, ABNORMAL_CLOSURE: 1006, POLICY_VIOLATION: 1008, MESSAGE_TOO_BIG: 1009, TRY_AGAIN_LATER: 1013 })
