@@ -85,7 +85,7 @@ export const mutationMap = {
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
   'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/broker/memory/presence-store.ts': ['test/broker/memory/presence-store.test.ts', 'test/presence/tracker.test.ts', 'test/client/presence.test.ts'],
-  'plugin/broker/types.ts': ['test/history/options.test.ts', 'test/broker/memory/history-store.test.ts', 'test/presence/tracker.test.ts'],
+  'plugin/broker/types.ts': ['test/history/options.test.ts', 'test/broker/memory/history-store.test.ts', 'test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts'],
 
   // the Redis broker's pure parts, whose tests need no Redis
   'plugin/broker/redis/slot.ts': ['test/broker/redis/slot.test.ts', 'test/broker/redis/keys.test.ts'],
