@@ -8,16 +8,18 @@
  *   npm run mutate -- --force                       ignore the incremental baseline, re-run everything
  *   npm run mutate -- --list                        the modules and their test files, nothing run
  *
- * Incremental: each module keeps its results in reports/stryker-incremental/<module>.json
- * (committed), so a re-run tests only mutants whose code or covering tests changed. The HTML
- * report of a module is reports/mutation/<module>.html, the scores reports/mutation/scores.json
- * (both ignored by git).
+ * Incremental: each module keeps its results in reports/stryker-incremental/<module>.json, so a
+ * re-run tests only mutants whose code or covering tests changed. reports/ is generated and
+ * ignored by git: where a module has no such file (a clean clone, a new or renamed module),
+ * its run is a full one and writes the file. The HTML report of a module is
+ * reports/mutation/<module>.html, the scores reports/mutation/scores.json.
  */
 import { Stryker } from '@stryker-mutator/core'
+import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import baseConfig from '../stryker.config.mjs'
-import { mutationMap } from './mutation-map.mjs'
+import { mutationMap, unmapped } from './mutation-map.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -29,16 +31,22 @@ const { values } = parseArgs({
 })
 
 const wanted = (values.mutate ?? ['plugin/', 'schemas/', 'client/']).flatMap((value) => value.split(','))
-const modules = Object.keys(mutationMap).filter((module) =>
-  wanted.some((selector) => selector.endsWith('/') ? module.startsWith(selector) : module === selector))
+const selected = (module) => wanted.some((selector) => selector.endsWith('/') ? module.startsWith(selector) : module === selector)
+const modules = Object.keys(mutationMap).filter(selected)
 const unknown = wanted.filter((selector) => !selector.endsWith('/') && !(selector in mutationMap))
 if (unknown.length > 0) {
-  process.stderr.write(`not in scripts/mutation-map.mjs: ${unknown.join(', ')}\n`)
+  for (const module of unknown) {
+    process.stderr.write(module in unmapped
+      ? `${module} is not mapped on purpose: ${unmapped[module]}\n`
+      : `not in scripts/mutation-map.mjs: ${module}\n`)
+  }
   process.exit(2)
 }
 
 if (values.list) {
   for (const module of modules) process.stdout.write(`${module}\n  ${mutationMap[module].join('\n  ')}\n`)
+  const left = Object.keys(unmapped).filter(selected)
+  if (left.length > 0) process.stdout.write(`\nnot mapped:\n${left.map((module) => `${module}: ${unmapped[module]}\n`).join('')}`)
   process.exit(0)
 }
 
@@ -48,14 +56,19 @@ await mkdir('reports/mutation', { recursive: true })
 const readScores = async () => JSON.parse(await readFile(scoresFile, 'utf8').catch(() => '{}'))
 
 for (const module of modules) {
-  process.stdout.write(`\n=== ${module} (${mutationMap[module].join(', ')})\n`)
+  const incrementalFile = `reports/stryker-incremental/${slug(module)}.json`
+  const baseline = values.force
+    ? 'forced: every mutant is tested again'
+    : existsSync(incrementalFile) ? `baseline ${incrementalFile}` : `no baseline yet: a full run, which writes ${incrementalFile}`
+  process.stdout.write(`\n=== ${module} (${mutationMap[module].join(', ')})\n    ${baseline}\n`)
   const stryker = new Stryker({
     ...baseConfig,
     concurrency: values.concurrency === undefined ? baseConfig.concurrency : Number(values.concurrency),
     mutate: [module],
     tap: { ...baseConfig.tap, testFiles: mutationMap[module] },
     force: values.force,
-    incrementalFile: `reports/stryker-incremental/${slug(module)}.json`,
+    // a file that does not exist is no error: Stryker then runs every mutant and writes it
+    incrementalFile,
     htmlReporter: { fileName: `reports/mutation/${slug(module)}.html` },
     // a sandbox directory of this process's own, so two runs (two areas) can go side by side
     tempDirName: `${baseConfig.tempDirName}/${process.pid}`
