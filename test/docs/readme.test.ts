@@ -14,9 +14,9 @@ import t from 'tap'
 import * as api from '../../plugin/index.js'
 import * as errorModule from '../../plugin/errors.js'
 import { resolveHistory, resolveOptions } from '../../plugin/options.js'
-import { sameOriginOnly } from '../../plugin/http/origins.js'
 import { ClientErrorCodes } from '../../client/errors.js'
 import * as clientApi from '../../client/index.js'
+import { defaultProblem, literal, optionCell } from './defaults.js'
 import { fencedLines, leadingCode, readDoc, section, tableRows } from './markdown.js'
 import { interfaceMembers, literalFirstArguments, stringLiterals } from './sources.js'
 
@@ -98,35 +98,11 @@ t.test('docs/client.md\'s error table: every code the client makes itself', asyn
 
 // ---- options ------------------------------------------------------------------------------------
 
-/** `` `name` [default] `` → name and the default's text (undefined when there is none). */
-function optionCell (cell: string): { name: string, fallback: string | undefined } {
-  const match = /^`([^`]+)`(?: \[(.+?)\])?$/.exec(cell)
-  if (match === null) throw new Error(`not an option cell: ${cell}`)
-  return { name: match[1], fallback: match[2] }
-}
-
-/** A default written as a JS literal in backticks (`'/ws'`, `65536`, `{ max: 100, interval: 1000 }`), as a value. */
-function literal (text: string): unknown {
-  const code = /^`(.+)`$/.exec(text)?.[1]
-  if (code === undefined) return undefined
-  const json = code.replace(/'/g, '"').replace(/([{,]\s*)([A-Za-z_]\w*)\s*:/g, '$1"$2":')
-  return JSON.parse(json)
-}
-
-/** Defaults a README cell may give in words, with the value the code resolves them to. */
-const defaultsInWords: Record<string, Record<string, unknown>> = {
-  broker: { 'in-process memory broker': undefined },
-  origins: { 'same origin': sameOriginOnly },
-  maxConnections: { unlimited: Infinity }
-}
-
-/** What `resolveOptions({})` gives, spelled as the README states it (`false` for "off"). */
-function resolvedDefault (name: string): unknown {
-  const value = (resolveOptions({}) as unknown as Record<string, unknown>)[name]
-  return name === 'history' && value === undefined ? false : value
-}
-
-const optionRows = tableRows(section(readme, 2, 'Options').body).map((cells) => optionCell(cells[0]))
+const optionRows = tableRows(section(readme, 2, 'Options').body).map((cells) => {
+  const cell = optionCell(cells[0])
+  if (cell === undefined) throw new Error(`not an option cell: ${cells[0]}`)
+  return cell
+})
 
 t.test('the README options table: every option of ChannelsOptions, and no other', async (t) => {
   const members = interfaceMembers('plugin/options.ts', 'ChannelsOptions')
@@ -140,18 +116,8 @@ t.test('the README options table: every option of ChannelsOptions, and no other'
 
 t.test('the README options table: every default is the one the code applies', async (t) => {
   for (const { name, fallback } of optionRows) {
-    if (fallback === undefined) {
-      t.fail(`${name}: no [default]`)
-      continue
-    }
-    const words = defaultsInWords[name]
-    const expected = resolvedDefault(name)
-    if (words !== undefined && Object.hasOwn(words, fallback)) {
-      t.equal(words[fallback], expected, `${name} [${fallback}]`)
-    } else {
-      t.same(literal(fallback), expected, `${name} [${fallback}]`)
-      t.not(literal(fallback), undefined, `${name}: the default is a literal in backticks or one of ${JSON.stringify(Object.keys(words ?? {}))}`)
-    }
+    t.not(fallback, undefined, `${name}: has a [default]`)
+    if (fallback !== undefined) t.equal(defaultProblem(name, fallback), undefined, `${name} [${fallback}]`)
   }
 })
 
