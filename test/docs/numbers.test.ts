@@ -130,6 +130,7 @@ async function quotes (): Promise<Quote[]> {
     { file: 'docs/presence.md', phrase: /larger than ([\d,]+) bytes as JSON/, expected: [maxPresenceMetaBytes] },
     { file: 'docs/presence.md', phrase: /`nodeTtl`, (\d+) s by default/, expected: [defaultNodeTtl / 1000] },
     { file: 'docs/presence.md', phrase: /at most about (\d+) s after the death/, expected: [presenceReapS] },
+    { file: 'docs/testing-and-asyncapi.md', phrase: /waits for the welcome \[(\d+) ms\]/, expected: [client.defaultTimeout] },
     { file: 'docs/origins-and-limits.md', phrase: /`maxBufferedBytes` \((\d+) MiB by default\)/, expected: [defaultMaxBufferedBytes / 2 ** 20] }
   ]
 }
