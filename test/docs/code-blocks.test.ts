@@ -1,6 +1,7 @@
 /**
  * Every ```ts block of README.md and docs/*.md type-checks under the project's `strict`
- * settings, as a user would write it: `fastify-channels`, `fastify-channels/client` and
+ * settings plus `exactOptionalPropertyTypes` (an app may turn it on, and an example must compile
+ * there too), as a user would write it: `fastify-channels`, `fastify-channels/client` and
  * `fastify-channels/schemas` resolve to this repository's sources. Each block is its own module
  * (one program, one tsc run, for speed); a block's `@ts-expect-error` lines must meet their
  * error (TS2578 otherwise), so a block can show what does not compile too. Relative links
@@ -47,6 +48,7 @@ function compilerOptions (): ts.CompilerOptions {
     noEmit: true,
     incremental: false,
     noUnusedLocals: false, // a snippet may declare what it only shows
+    exactOptionalPropertyTypes: true, // an app may turn it on: `{ channel: meta.channel }` then fails (TS2379)
     paths: {
       'fastify-channels': [join(root, 'plugin', 'index.ts')],
       'fastify-channels/client': [join(root, 'client', 'index.ts')],
