@@ -283,6 +283,7 @@ t.test('a new user: the README\'s install line into an empty app, its first exam
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
       strict: true,
+      exactOptionalPropertyTypes: true,
       module: 'NodeNext',
       moduleResolution: 'NodeNext',
       target: 'ES2022',
@@ -292,7 +293,7 @@ t.test('a new user: the README\'s install line into an empty app, its first exam
   }, null, 2))
   const tsc = await run(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], { cwd: app, env: userEnv })
     .then(({ stdout }) => stdout, (err: { stdout: string }) => err.stdout || String(err))
-  t.equal(tsc, '', 'the example compiles: strict, NodeNext, with the package\'s own .d.ts checked')
+  t.equal(tsc, '', 'the example compiles: strict, exactOptionalPropertyTypes, NodeNext, with the package\'s own .d.ts checked')
   if (tsc !== '') return
 
   const child = spawn(process.execPath, [join('dist', 'server.js')], { cwd: app, env: { ...userEnv, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
