@@ -55,10 +55,6 @@ export const InjectRefusedError = createError(
 export const InjectFailedError = createError(
   'FST_CHANNELS_INJECT_FAILED', 'the injected client could not connect: %s', 500)
 
-/** The `asyncapi` route's answer when the document cannot be built: the cause goes to the log only. */
-export const AsyncApiUnavailableError = createError(
-  'FST_CHANNELS_ASYNCAPI_UNAVAILABLE', 'the AsyncAPI document could not be built', 500)
-
 /** A `socket.track()` the plugin cannot honour: a channel without presence, a bad key or meta. */
 export const InvalidPresenceError = createError(
   'FST_CHANNELS_INVALID_PRESENCE', 'fastify-channels presence: %s', 400, TypeError)

@@ -14,7 +14,7 @@ import { checkHandlerSchemas, contractBody, documentHead, type ContractBody } fr
 import { EmitRegistry } from './emits.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import { InjectedClients } from './inject.js'
-import { AsyncApiUnavailableError } from '../errors.js'
+import { InvalidHandlerError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import type { AsyncApiDocument, AsyncApiOptions, ChannelsRegistry } from '../types.js'
 
@@ -99,8 +99,9 @@ export function contractMembers (
       try {
         text = cache.text({ host: request.host, protocol: request.protocol === 'https' ? 'wss' : 'ws' })
       } catch (err) {
-        // Logged with its cause by Fastify; the reader gets the code and a generic message.
-        throw new AsyncApiUnavailableError({ cause: err })
+        // Only a registration can break the build (a schema no JSON can hold). Fastify logs the
+        // error with its cause; the reader gets the code and a message that tells nothing more.
+        throw new InvalidHandlerError('the AsyncAPI document could not be built (the cause is in the server log)', { cause: err })
       }
       return await reply.type('application/json; charset=utf-8').send(text)
     })

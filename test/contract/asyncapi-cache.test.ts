@@ -153,13 +153,13 @@ t.test('a cyclic default in a handler registered after ready: asyncapi() throws 
     t.equal(response.statusCode, 500)
     t.same(response.json(), {
       statusCode: 500,
-      code: 'FST_CHANNELS_ASYNCAPI_UNAVAILABLE',
+      code: 'FST_CHANNELS_INVALID_HANDLER',
       error: 'Internal Server Error',
-      message: 'the AsyncAPI document could not be built'
+      message: 'fastify-channels: the AsyncAPI document could not be built (the cause is in the server log)'
     }, 'nothing of the cause')
   }
   t.match(logs.join(''), /a cycle at \/properties\/options\/default\/self/, 'the cause is in the log')
-  t.match(logs.join(''), /"code":"FST_CHANNELS_ASYNCAPI_UNAVAILABLE"/)
+  t.match(logs.join(''), /handler for any event: its schema cannot be written as JSON/, 'naming the handler')
 })
 
 t.test('a value reached twice without a cycle (shared, not looped) is written twice, and a deep default is refused, not a stack overflow', async (t) => {
