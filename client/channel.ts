@@ -8,7 +8,11 @@
  *
  * On a history channel it also keeps its position: the stream's epoch and the last offset it
  * got, and the session that got it. A rejoin asks for what it missed (`since`); a first join
- * may ask for a backlog (`last`).
+ * may ask for a backlog (`last`). When the stream restarts under a new epoch while the channel
+ * is held (its history was lost: a Redis restart, a flush, an expiry), the server pushes
+ * `subscribed` without an id and with `recovered: false` before the first publication of the
+ * new epoch: the position starts over, and the first publication that follows is taken
+ * whatever its offset (nothing of the new epoch was seen yet, so nothing is a repeat).
  */
 import { encodeFrame } from '../schemas/wire.js'
 import type { SubscribedFrame, SubscribeFrame } from '../schemas/protocol.js'
@@ -47,6 +51,11 @@ interface Position {
   offset: number
   /** the session that got the publications up to `offset` */
   session: string | undefined
+  /**
+   * the stream restarted under `epoch` and no publication of it arrived yet: the next one is
+   * taken whatever its offset, and the position goes on from it
+   */
+  restarted?: true
 }
 
 export type JoinState = 'waiting' | 'joining' | 'joined' | 'rejoining'
@@ -128,14 +137,20 @@ export class Subscription {
     return frame
   }
 
-  /** A `subscribed` frame: the stream's position now, and the listeners are told. */
-  confirmed (frame: SubscribedFrame): void {
+  /**
+   * A `subscribed` frame: the stream's position now, and the listeners are told. `asked` is
+   * the backlog the frame it answers asked for (0 for one the server pushed without an id).
+   */
+  confirmed (frame: SubscribedFrame, asked = 0): void {
     const { epoch, offset, recovered } = frame
     if (epoch !== undefined && offset !== undefined) {
-      // Recovered: the replay that follows moves the offset on from where we were. A backlog
-      // that follows has offsets above top - last.
-      if (recovered !== true || this.position === undefined) {
-        this.position = { epoch, offset: Math.max(0, offset - (recovered === undefined ? this.askedLast : 0)), session: undefined }
+      if (frame.id === undefined && recovered === false) {
+        // The stream restarted under a new epoch while the channel was held.
+        this.position = { epoch, offset, session: undefined, restarted: true }
+      } else if (recovered !== true || this.position === undefined) {
+        // Recovered: the replay that follows moves the offset on from where we were. A backlog
+        // that follows has offsets above top - last.
+        this.position = { epoch, offset: Math.max(0, offset - (recovered === undefined ? asked : 0)), session: undefined }
       }
       this.position.session = this.host.sessionId
     }
@@ -150,7 +165,8 @@ export class Subscription {
   seen (offset: number): boolean {
     const { position } = this
     if (position === undefined) return true
-    if (offset <= position.offset) return false
+    if (position.restarted === true) delete position.restarted
+    else if (offset <= position.offset) return false
     position.offset = offset
     return true
   }
@@ -182,7 +198,7 @@ export class Subscription {
       return
     }
     if (!this.cancelled) this.state = 'joined'
-    if (frame.type === 'subscribed') this.confirmed(frame)
+    if (frame.type === 'subscribed') this.confirmed(frame, this.askedLast)
     this.settle()
   }
 

@@ -225,6 +225,8 @@ export class Client implements SocketOwner, ChannelHost {
       case 'subscribed': {
         let subscription = this.subscriptions.get(frame.channel)
         if (subscription === undefined) {
+          // A stream restart (it carries `recovered`) of a channel this client left: not a join.
+          if (frame.recovered !== undefined) return
           this.subscriptions.set(frame.channel, subscription = new Subscription(frame.channel, this, 'joined'))
         }
         subscription.confirmed(frame)

@@ -62,8 +62,9 @@ export interface ChannelsClient<E extends EventTypeMap<E> = AnyEvents> {
   /** Listens to errors no promise receives: error frames without an id, refused rejoins. */
   onError (listener: (error: ChannelsClientError) => void): () => void
   /**
-   * Runs on every `subscribed`: first subscriptions and resubscriptions after a reconnect.
-   * On a history channel it carries the stream's `epoch` and `offset`, and on a resubscription
+   * Runs on every `subscribed`: first subscriptions, resubscriptions after a reconnect, and a
+   * history channel's stream restarting under a new epoch while it is held. On a history
+   * channel it carries the stream's `epoch` and `offset`, and on a resubscription or a restart
    * `recovered`: when false, publications were missed and the app must reload what it shows.
    */
   onSubscribed (listener: (channel: string, info: SubscribedInfo) => void): () => void

@@ -8,21 +8,26 @@
  * that name; a RegExp filter is the parameterised address `{channel}`, its parameter stating
  * the pattern; handlers without a filter share the `anyChannel` channel (address null: any
  * channel, or none). Payloads are the handlers' TypeBox schemas as JSON Schema (json-schema.ts).
+ *
+ * Building is linear in the handlers and declarations (`KeySpace` numbers keys wanted alike
+ * without searching). contract.ts builds the body (`contractBody`) once per registration state
+ * and puts the reader's head (`documentHead`: info, servers) in front of it. A schema that
+ * cannot be written as JSON fails the build with FST_CHANNELS_INVALID_HANDLER naming its handler.
  */
 import type { TSchema } from '@sinclair/typebox'
 import { DEFAULT_EVENT } from '../../schemas/protocol.js'
+import { InvalidHandlerError } from '../errors.js'
 import { protocolDescription, protocolMessages } from './asyncapi-protocol.js'
 import type { AsyncApiDocument, AsyncApiOptions } from '../types.js'
 import type { EmitDeclaration } from './emits.js'
 import type { HandlerEntry } from '../handlers/registry.js'
-import { SchemaComponents, type JsonSchema } from './json-schema.js'
+import { KeySpace, SchemaComponents, UnwritableSchemaError, keyOf, unwritable, type JsonSchema } from './json-schema.js'
 
 export const defaultAsyncApiTitle = 'Channels API'
 export const defaultAsyncApiVersion = '1.0.0'
 export const defaultAsyncApiHost = 'localhost'
 
 export interface ContractSource {
-  path: string
   handlers: readonly HandlerEntry[]
   emits: readonly EmitDeclaration[]
 }
@@ -31,12 +36,40 @@ type Filter = string | RegExp | undefined
 
 const frameId = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER }
 
-/** A key unique within `taken`, made of the characters AsyncAPI keys allow. */
-function uniqueKey (taken: { has (key: string): boolean }, wanted: string): string {
-  const base = wanted.replace(/[^A-Za-z0-9_.-]+/g, '_')
-  let key = base
-  for (let n = 2; taken.has(key); n++) key = `${base}_${n}`
-  return key
+/** The document's parts that depend on the handlers and declarations only (built once per state). */
+export type ContractBody = Pick<AsyncApiDocument, 'channels' | 'operations' | 'components'>
+/** The document's parts that depend on the reader (info, the server's host and protocol). */
+export type DocumentHead = Omit<AsyncApiDocument, keyof ContractBody>
+
+/** `the "message" handler for event "chat" on /^room-/`: a handler as an error names it. */
+function handlerName (handler: HandlerEntry): string {
+  const event = handler.event === undefined ? 'any event' : `event "${handler.event}"`
+  const channel = handler.channel === undefined ? '' : ` on ${typeof handler.channel === 'string' ? `"${handler.channel}"` : String(handler.channel)}`
+  return `the "message" handler for ${event}${channel}`
+}
+
+function unwritableHandler (handler: HandlerEntry, reason: string): Error {
+  return new InvalidHandlerError(`${handlerName(handler)}: its schema cannot be written as JSON: ${reason}`)
+}
+
+/** Throws FST_CHANNELS_INVALID_HANDLER for the first handler whose schema cannot be written as JSON. */
+export function checkHandlerSchemas (handlers: readonly HandlerEntry[]): void {
+  for (const handler of handlers) {
+    if (handler.schema === undefined) continue
+    const reason = unwritable(handler.schema.source)
+    if (reason !== undefined) throw unwritableHandler(handler, reason)
+  }
+}
+
+/** The JSON Schema of `schema` (`{}` for none); `refuse` makes the coded error for one that cannot be written. */
+function payload (components: SchemaComponents, schema: TSchema | undefined, refuse: (reason: string) => Error): JsonSchema {
+  if (schema === undefined) return {}
+  try {
+    return components.convert(schema)
+  } catch (err) {
+    if (err instanceof UnwritableSchemaError) throw refuse(err.message)
+    throw err
+  }
 }
 
 const ref = (path: string): JsonSchema => ({ $ref: path })
@@ -69,7 +102,7 @@ function frameHeaders (event: string | undefined, filter: Filter, fromClient: bo
 class ChannelTable {
   readonly channels: Record<string, JsonSchema> = {}
   private readonly keyByFilter = new Map<string, string>()
-  private readonly keys = new Set<string>(['protocol'])
+  private readonly keys = new KeySpace(['protocol', 'anyChannel'])
 
   /** The key of the channel for `filter`, made on first use. */
   channelFor (filter: Filter): string {
@@ -82,13 +115,13 @@ class ChannelTable {
       key = 'anyChannel'
       channel = { address: null, title: 'any channel', description: 'Messages on any channel, or on none.' }
     } else if (typeof filter === 'string') {
-      key = uniqueKey(this.keys, `channel_${filter}`)
+      key = this.keys.take(keyOf(`channel_${filter}`))
       // `{` and `}` would read as an address parameter: such a name is given in the description only.
       channel = /[{}]/.test(filter)
         ? { address: null, title: filter, description: `The channel "${filter}".` }
         : { address: filter, title: filter }
     } else {
-      key = uniqueKey(this.keys, `pattern_${this.keyByFilter.size + 1}`)
+      key = this.keys.take(keyOf(`pattern_${this.keyByFilter.size + 1}`))
       channel = {
         address: '{channel}',
         title: String(filter),
@@ -97,7 +130,6 @@ class ChannelTable {
       }
     }
     channel.messages = {}
-    this.keys.add(key)
     this.keyByFilter.set(id, key)
     this.channels[key] = channel
     return key
@@ -110,7 +142,8 @@ class ChannelTable {
   }
 }
 
-export function asyncapiDocument (source: ContractSource, options: AsyncApiOptions = {}): AsyncApiDocument {
+/** The channels, operations and components of the app's handlers and declarations. */
+export function contractBody (source: ContractSource): ContractBody {
   const components = new SchemaComponents()
   const messages: Record<string, JsonSchema> = {}
   const operations: Record<string, JsonSchema> = {}
@@ -145,20 +178,19 @@ export function asyncapiDocument (source: ContractSource, options: AsyncApiOptio
     'The server subscribed or unsubscribed the connection itself.', [inProtocol('subscribed'), inProtocol('unsubscribed')])
   operations.notices = protocolOperation('send', 'notices', 'Errors no frame asked for (e.g. RATE_LIMITED).', [inProtocol('error')])
 
-  const taken = { has: (key: string) => key in operations || key in messages }
-  const payloadOf = (schema: TSchema | undefined): JsonSchema => schema === undefined ? {} : components.convert(schema)
+  const keys = new KeySpace([...Object.keys(operations), ...Object.keys(messages)])
 
   // ---- what clients send: one receive operation per message handler, answered by an ack or an error
   for (const handler of source.handlers) {
     const channelKey = table.channelFor(handler.channel)
-    const key = uniqueKey(taken, `receive_${handler.event ?? 'anyEvent'}`)
+    const key = keys.take(keyOf(`receive_${handler.event ?? 'anyEvent'}`))
     messages[key] = {
       name: handler.event ?? 'anyEvent',
       title: handler.event ?? 'any event',
       summary: handler.schema === undefined ? 'Any data.' : 'Data that fails the schema is answered VALIDATION_FAILED, and no handler runs.',
       contentType: 'application/json',
       headers: frameHeaders(handler.event, handler.channel, true),
-      payload: payloadOf(handler.schema?.source),
+      payload: payload(components, handler.schema?.source, (reason) => unwritableHandler(handler, reason)),
       correlationId: { location: '$message.header#/id' }
     }
     const channel = ref(`#/channels/${channelKey}`)
@@ -175,13 +207,14 @@ export function asyncapiDocument (source: ContractSource, options: AsyncApiOptio
   // ---- what the server sends: one send operation per emits declaration
   for (const declaration of source.emits) {
     const channelKey = table.channelFor(declaration.channel)
-    const key = uniqueKey(taken, `send_${declaration.event}`)
+    const key = keys.take(keyOf(`send_${declaration.event}`))
     messages[key] = {
       name: declaration.event,
       title: declaration.event,
       contentType: 'application/json',
       headers: frameHeaders(declaration.event, declaration.channel, false),
-      payload: payloadOf(declaration.schema)
+      payload: payload(components, declaration.schema,
+        (reason) => new InvalidHandlerError(`emits "${declaration.event}": the schema cannot be written as JSON: ${reason}`))
     }
     operations[key] = {
       action: 'send',
@@ -191,6 +224,11 @@ export function asyncapiDocument (source: ContractSource, options: AsyncApiOptio
     }
   }
 
+  return { channels: table.channels, operations, components: { messages, schemas: components.schemas } }
+}
+
+/** The document's head: its info and the server entry as `options` name them. */
+export function documentHead (path: string, options: AsyncApiOptions = {}): DocumentHead {
   const info = options.info ?? {}
   return {
     asyncapi: '3.0.0',
@@ -204,13 +242,10 @@ export function asyncapiDocument (source: ContractSource, options: AsyncApiOptio
       channels: {
         host: options.host ?? defaultAsyncApiHost,
         protocol: options.protocol ?? 'ws',
-        pathname: source.path,
+        pathname: path,
         title: 'fastify-channels',
         description: protocolDescription
       }
-    },
-    channels: table.channels,
-    operations,
-    components: { messages, schemas: components.schemas }
+    }
   }
 }

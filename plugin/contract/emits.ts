@@ -2,12 +2,13 @@
  * `fastify.channels.emits(event, { channel?, schema })`: the server → client events an app
  * declares for its contract document. A declaration changes nothing at run time (what the
  * server sends is not validated); it is checked once, like a handler registration, so the
- * document never holds a schema the server could not validate with.
+ * document never holds a schema the server could not validate with, nor one it cannot write.
  */
 import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { InvalidHandlerError } from '../errors.js'
 import { normaliseFilter } from '../handlers/registry.js'
+import { unwritable } from './json-schema.js'
 import type { EmitsOptions } from '../types.js'
 
 export interface EmitDeclaration {
@@ -32,6 +33,8 @@ export class EmitRegistry {
     } catch (err) {
       throw new InvalidHandlerError(`emits "${event}": the schema does not compile: ${err instanceof Error ? err.message : String(err)}`)
     }
+    const unwritableBecause = unwritable(schema) // a cycle in a `default`: no document could hold it
+    if (unwritableBecause !== undefined) throw new InvalidHandlerError(`emits "${event}": the schema cannot be written as JSON: ${unwritableBecause}`)
     this.declared.push({ event, channel: normaliseFilter(channel), schema })
   }
 

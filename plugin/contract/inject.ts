@@ -57,15 +57,23 @@ export class InjectedClients {
     // The client constructs one of these per (re)connect, each over a new in-memory connection.
     class InjectedWebSocket extends WebSocket {
       constructor (url: string) {
+        let serverEnd: Duplex | undefined
         const request: ClientRequestArgs = {
           headers,
           createConnection: (): Duplex => {
-            const { client, server: serverEnd } = memoryConnection()
+            const connection = memoryConnection()
+            serverEnd = connection.server
             server.emit('connection', serverEnd)
-            return client
+            return connection.client
           }
         }
         super(url, request)
+        // Given up before it opened (a timeout, close(), a refusal): the server's end is dropped
+        // too. Node hands an upgrade's socket over unread, so the EOF of the client's end would
+        // go unseen, and an upgrade stuck in a hook that never settles would keep both ends.
+        let opened = false
+        this.once('open', () => { opened = true })
+        this.once('close', () => { if (!opened) serverEnd?.destroy() })
         this.on('unexpected-response', (_request, response) => {
           let body = ''
           response.setEncoding('utf8')

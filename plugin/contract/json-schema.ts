@@ -12,6 +12,9 @@
  * - types JSON cannot hold (`Type.Date`, `Type.Undefined`, `Type.BigInt`...): no JSON value
  *   ever passes them, so they become `{ not: {} }` (an optional such property: "absent"),
  *   with the TypeBox type kept in `x-typebox-type`; `Type.RegExp` becomes a string pattern.
+ *
+ * A schema that JSON cannot hold at all (a cycle, typically in a `default` or `examples` value,
+ * or nesting past `maxSchemaDepth`) is refused with an `UnwritableSchemaError` naming where.
  */
 import type { TSchema } from '@sinclair/typebox'
 
@@ -22,18 +25,65 @@ const jsonTypes = new Set(['string', 'number', 'integer', 'boolean', 'object', '
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 
-/** A JSON copy: string keys only, no functions, undefined or symbols (TypeBox's Kind and Hint). */
-function plainCopy (value: unknown): Json | undefined {
+/** Deepest nesting a schema (its data values included) may have: deeper ones are refused, not a stack overflow. */
+export const maxSchemaDepth = 1000
+
+/** A schema that cannot be written as JSON; `message` says why and where (a JSON pointer). */
+export class UnwritableSchemaError extends Error {
+  override name = 'UnwritableSchemaError'
+}
+
+/** The objects and arrays being copied, root first, with the key that led to each (for a pointer). */
+interface Trail {
+  readonly open: Set<object>
+  readonly keys: string[]
+}
+
+function pointer (keys: readonly string[]): string {
+  return keys.map((key) => '/' + key.replace(/~/g, '~0').replace(/\//g, '~1')).join('')
+}
+
+/**
+ * A JSON copy: string keys only, no functions, undefined or symbols (TypeBox's Kind and Hint).
+ * A value reached twice on different paths is copied twice; one that contains itself throws.
+ */
+function plainCopy (value: unknown, trail: Trail = { open: new Set(), keys: [] }): Json | undefined {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return value
   if (typeof value === 'number') return Number.isFinite(value) ? value : undefined
-  if (Array.isArray(value)) return value.map((item) => plainCopy(item) ?? null)
   if (typeof value !== 'object') return undefined
-  const copy: Record<string, Json> = {}
-  for (const key of Object.keys(value)) {
-    const item = plainCopy((value as Record<string, unknown>)[key])
-    if (item !== undefined) copy[key] = item
+  if (trail.open.has(value)) throw new UnwritableSchemaError(`a cycle at ${pointer(trail.keys) || '/'}`)
+  if (trail.open.size >= maxSchemaDepth) throw new UnwritableSchemaError(`nested deeper than ${maxSchemaDepth} levels at ${pointer(trail.keys)}`)
+  trail.open.add(value)
+  let copy: Json[] | Record<string, Json>
+  if (Array.isArray(value)) {
+    copy = value.map((item, index) => {
+      trail.keys.push(String(index))
+      const itemCopy = plainCopy(item, trail) ?? null
+      trail.keys.pop()
+      return itemCopy
+    })
+  } else {
+    copy = {}
+    for (const key of Object.keys(value)) {
+      trail.keys.push(key)
+      const item = plainCopy((value as Record<string, unknown>)[key], trail)
+      trail.keys.pop()
+      if (item !== undefined) copy[key] = item
+    }
   }
+  trail.open.delete(value)
   return copy
+}
+
+/** Why `schema` cannot be written as JSON (a cycle, too deep), or undefined when it can. */
+export function unwritable (schema: unknown): string | undefined {
+  try {
+    plainCopy(schema)
+    return undefined
+  } catch (err) {
+    if (err instanceof UnwritableSchemaError) return err.message
+    throw err
+  }
 }
 
 function isObject (value: Json | undefined): value is { [key: string]: Json } {
@@ -62,9 +112,44 @@ function walk (node: Json, visit: (object: { [key: string]: Json }) => void): vo
   }
 }
 
-/** A components key: AsyncAPI keys match ^[A-Za-z0-9_.-]+$. */
+/** `wanted` with every run of characters AsyncAPI keys (^[A-Za-z0-9_.-]+$) do not allow made `_`. */
+export function keyOf (wanted: string): string {
+  return wanted.replace(/[^A-Za-z0-9_.-]+/g, '_')
+}
+
+/**
+ * The keys of one map of the document (components, channels, operations and messages): a key
+ * wanted twice gets `_2`, `_3`... Each base remembers the next number to try, so n keys wanted
+ * alike cost n steps, not n².
+ */
+export class KeySpace {
+  private readonly taken = new Set<string>()
+  /** base → the number its next key tries first */
+  private readonly next = new Map<string, number>()
+
+  /** `reserved`: fixed keys (such as `protocol`), never given out */
+  constructor (reserved: Iterable<string> = []) {
+    for (const key of reserved) this.taken.add(key)
+  }
+
+  get size (): number {
+    return this.taken.size
+  }
+
+  /** `base` itself when free, else the first free `base_n` (n ≥ 2); it is taken from now on. */
+  take (base: string): string {
+    let n = this.next.get(base) ?? 1
+    let key = n === 1 ? base : `${base}_${n}`
+    while (this.taken.has(key)) key = `${base}_${++n}`
+    this.next.set(base, n + 1)
+    this.taken.add(key)
+    return key
+  }
+}
+
+/** A components key. */
 function componentKey (id: string): string {
-  const key = id.replace(/[^A-Za-z0-9_.-]+/g, '_')
+  const key = keyOf(id)
   return key.length === 0 ? 'Schema' : key
 }
 
@@ -73,8 +158,10 @@ export class SchemaComponents {
   readonly schemas: Record<string, JsonSchema> = {}
   /** `$id` → its key, over every schema converted so far (a `Type.Ref` may point at another payload's schema) */
   private readonly keyById = new Map<string, string>()
-  /** key → the JSON of the original schema stored under it (to tell a reused id from a clash) */
-  private readonly sourceByKey = new Map<string, string>()
+  /** every key given out so far */
+  private readonly keys = new KeySpace()
+  /** base key → the JSON of each original schema given a key from it → that key (a reused id or a clash) */
+  private readonly keyBySource = new Map<string, Map<string, string>>()
 
   /** The JSON Schema of `schema`, with its referenced parts registered in `schemas`. */
   convert (schema: TSchema): JsonSchema {
@@ -95,7 +182,7 @@ export class SchemaComponents {
     for (const [id, node] of named) scope.set(id, this.reserve(id, JSON.stringify(node)))
     let rootKey: string | undefined
     const rootRef = (): string => {
-      rootKey ??= this.reserve(`Schema${this.sourceByKey.size + 1}`, JSON.stringify(root))
+      rootKey ??= this.reserve(`Schema${this.keys.size + 1}`, JSON.stringify(root))
       return componentsPrefix + rootKey
     }
     const resolve = (ref: string): string => {
@@ -116,15 +203,14 @@ export class SchemaComponents {
     return converted
   }
 
-  /** The key for `id`: its own key when free or held by the same schema, else a numbered one. */
+  /** The key for `id`: the one given to the same schema under that id before, else its own key when free, else a numbered one. */
   private reserve (id: string, source: string): string {
     const base = componentKey(id)
-    for (let n = 1; ; n++) {
-      const key = n === 1 ? base : `${base}_${n}`
-      const holder = this.sourceByKey.get(key)
-      if (holder === undefined) this.sourceByKey.set(key, source)
-      if (holder === undefined || holder === source) return key
-    }
+    let bySource = this.keyBySource.get(base)
+    if (bySource === undefined) this.keyBySource.set(base, bySource = new Map())
+    let key = bySource.get(source)
+    if (key === undefined) bySource.set(source, key = this.keys.take(base))
+    return key
   }
 }
 

@@ -74,12 +74,15 @@ export function allowedOrigins (value: unknown): AllowedOrigins {
 
 /**
  * The origin the request was sent to: scheme, host and port, as Fastify reads them (from
- * `X-Forwarded-Proto`/`X-Forwarded-Host` when `trustProxy` trusts the peer). `undefined` when
- * the Host header is missing or malformed.
+ * `X-Forwarded-Proto`/`X-Forwarded-Host` when `trustProxy` trusts the peer), serialized: scheme
+ * and host lower-cased, the scheme's default port dropped. `undefined` when the Host header is
+ * missing or malformed.
  */
 export function ownOrigin (request: FastifyRequest): string | undefined {
-  // A proxy may name the WebSocket scheme; the page that opened the socket has the http one.
-  const protocol = ({ ws: 'http', wss: 'https' } as Record<string, string>)[request.protocol] ?? request.protocol ?? 'http'
+  // A proxy may name the WebSocket scheme, in any letter case (`X-Forwarded-Proto: WSS`); the
+  // page that opened the socket has the http one. Hosts are compared lower-cased (serializedOrigin).
+  const named = (request.protocol ?? 'http').toLowerCase()
+  const protocol = named === 'ws' ? 'http' : named === 'wss' ? 'https' : named
   if (request.host === '') return undefined
   return serializedOrigin(`${protocol}://${request.host}`)
 }

@@ -3,6 +3,7 @@
  * app's HTTP server and hooks, without `listen`.
  */
 import t from 'tap'
+import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { Type } from '@sinclair/typebox'
@@ -277,4 +278,41 @@ t.test('no welcome within the timeout: FST_CHANNELS_INJECT_FAILED, and the clien
   release()
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.equal(app.channels.stats().sockets, 0, 'the upgrade that came late found the client gone')
+})
+
+t.test('an upgrade given up before it opened drops the server end of its connection (nothing is kept for a hook that never settles)', async (t) => {
+  const stuck: Duplex[] = []
+  let hold = false
+  const sockets = new Map<string, ChannelSocket>()
+  const app = await build(t, (app) => {
+    app.addHook('onRequest', async (request) => {
+      if (!request.ws || !hold) return
+      stuck.push(request.raw.socket)
+      await new Promise<void>(() => {}) // never settles
+    })
+    app.channels.on('connect', (socket) => { sockets.set(socket.id, socket) })
+  })
+  const dropped = (index: number): Promise<boolean> => within(`the server end of upgrade #${index} is destroyed`, (done) => {
+    const check = (): void => { if (stuck[index]?.destroyed === true) done(true); else setTimeout(check, 5) }
+    check()
+  })
+
+  // inject() rejected at its timeout
+  hold = true
+  await t.rejects(app.channels.inject({ timeout: 50 }), { code: 'FST_CHANNELS_INJECT_FAILED' })
+  t.equal(stuck.length, 1)
+  t.ok(await dropped(0), 'the timed-out upgrade')
+
+  // a reconnect stuck in the hook, abandoned by client.close()
+  hold = false
+  const client = await app.channels.inject({ backoff: () => 10 })
+  hold = true
+  sockets.get(client.sessionId as string)?.close(4000)
+  await within('the reconnect reaches the hook', (done) => {
+    const check = (): void => { if (stuck.length === 2) done(true); else setTimeout(check, 5) }
+    check()
+  })
+  t.equal(stuck[1].destroyed, false, 'pending while the client still waits')
+  client.close()
+  t.ok(await dropped(1), 'the abandoned reconnect')
 })

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
-import { SchemaComponents } from '../../plugin/contract/json-schema.js'
+import { KeySpace, SchemaComponents, keyOf } from '../../plugin/contract/json-schema.js'
 
 t.test('plain schemas come out as their JSON', async (t) => {
   const schema = Type.Object({ a: Type.Optional(Type.Union([Type.String(), Type.Null()])), b: Type.Array(Type.Integer(), { maxItems: 3 }) })
@@ -189,4 +189,12 @@ t.test('a schema converted again after another with its id keeps its key; local 
   t.same(Object.keys(components.schemas), ['Node', 'Node_2'])
   const local = components.convert(Type.Unsafe<unknown>({ type: 'array', items: { $ref: '#/definitions/Item' }, definitions: { Item: { type: 'string' } } }))
   t.same(local, { type: 'array', items: { $ref: '#/components/schemas/Item' } })
+})
+
+t.test('KeySpace: a key wanted again is numbered from 2, skipping keys taken otherwise; reserved keys are never given', async (t) => {
+  const keys = new KeySpace(['protocol'])
+  t.equal(keys.take('protocol'), 'protocol_2')
+  t.same(['a', 'a_2', 'a', 'a', 'a_3'].map((base) => keys.take(base)), ['a', 'a_2', 'a_3', 'a_4', 'a_3_2'])
+  t.equal(keys.size, 7)
+  t.equal(keyOf('receive_chat message/ü'), 'receive_chat_message_')
 })

@@ -130,6 +130,43 @@ t.test('behind a trusted proxy the own origin is the one X-Forwarded-Proto and X
   })
 })
 
+t.test('the own origin whatever the letter case of Host, and with its default port or an IPv6 address', async (t) => {
+  const { port, url } = await start(t)
+  t.equal(await attempt(url, `http://localhost:${port}`, { host: `LOCALHOST:${port}` }), 'open', 'Host in upper case')
+  t.equal(await attempt(url, `http://chat.example.com:${port}`, { host: `Chat.Example.COM:${port}` }), 'open', 'Host in mixed case')
+  t.equal(await attempt(url, `http://CHAT.example.com:${port}`, { host: `chat.EXAMPLE.com:${port}` }), 'open',
+    'an Origin in another case than Host (browsers send it lower-cased; compared as serialized origins)')
+  t.equal(await attempt(url, 'http://chat.example.com', { host: 'CHAT.EXAMPLE.COM:80' }), 'open', 'the default port in Host is the same origin')
+  t.equal(await attempt(url, `http://[::1]:${port}`, { host: `[::1]:${port}` }), 'open', 'an IPv6 Host')
+  t.equal(await attempt(url, `http://chat.example.com:${port + 1}`, { host: `CHAT.EXAMPLE.COM:${port}` }), 403, 'case aside, another port is another origin')
+  t.equal(await attempt(url, `http://chat.example.net:${port}`, { host: `CHAT.EXAMPLE.COM:${port}` }), 403, 'and another host another origin')
+})
+
+t.test('behind a trusted proxy, X-Forwarded-Host names the own origin: alone, with a port, in any letter case', async (t) => {
+  const { port, url } = await start(t, {}, true)
+  t.equal(await attempt(url, 'http://chat.example.com', { 'x-forwarded-host': 'chat.example.com' }), 'open',
+    'without X-Forwarded-Proto the scheme is the connection\'s own (http)')
+  t.equal(await attempt(url, 'https://chat.example.com', { 'x-forwarded-host': 'chat.example.com' }), 403, 'so not https')
+  t.equal(await attempt(url, 'https://chat.example.com', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'CHAT.Example.COM' }), 'open',
+    'X-Forwarded-Host in mixed case')
+  t.equal(await attempt(url, 'https://chat.example.com:8443', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'chat.example.com:8443' }), 'open',
+    'a port in X-Forwarded-Host')
+  t.equal(await attempt(url, 'https://chat.example.com', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'Chat.Example.Com:443' }), 'open',
+    'the default port of the forwarded scheme is the same origin')
+  t.equal(await attempt(url, 'https://chat.example.com', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'chat.example.com:8443' }), 403,
+    'a forwarded port other than the default is part of the origin')
+  t.equal(await attempt(url, `http://127.0.0.1:${port}`, { 'x-forwarded-host': 'CHAT.EXAMPLE.COM', host: `127.0.0.1:${port}` }), 403,
+    'X-Forwarded-Host wins over Host: the address behind the proxy is not the page\'s origin')
+  t.equal(await attempt(url, 'http://chat.example.com', { 'x-forwarded-host': 'evil.example.net, CHAT.example.com' }), 'open',
+    'the nearest proxy\'s entry counts, in any case')
+  for (const proto of ['HTTPS', 'WSS', 'Wss', 'http, WSS']) {
+    t.equal(await attempt(url, 'https://chat.example.com', { 'x-forwarded-proto': proto, 'x-forwarded-host': 'chat.example.com' }), 'open',
+      `X-Forwarded-Proto: ${proto}`)
+  }
+  t.equal(await attempt(url, 'http://chat.example.com', { 'x-forwarded-proto': 'WS', 'x-forwarded-host': 'chat.example.com' }), 'open',
+    'X-Forwarded-Proto: WS is the http page')
+})
+
 t.test('a plain HTTP GET of the route is not an upgrade: the origin check leaves it alone', async (t) => {
   const { app } = await start(t)
   const response = await app.inject({ url: '/ws', headers: { origin: 'https://evil.example.net' } })
