@@ -6,13 +6,10 @@
  * the same on every node that shares a Redis broker, and two tabs of one nick show once.
  * Its whole channels API is described at /asyncapi.json (AsyncAPI 3).
  *
- *   npm start                      builds, then serves http://127.0.0.1:3000 (HOST, PORT)
- *   CHAT_PASSWORD=... npm start    the password of the private rooms ['letmein']
- *   CHAT_ORIGINS=http://localhost:5173 npm start
- *                                  other origins (comma-separated) whose pages may open the
- *                                  socket, e.g. a dev server on another port [none: same origin]
- *   REDIS_URL=redis://... npm start   runs on the Redis broker: room history survives a restart,
- *                                     and several chat nodes act as one
+ *   npm start    builds, then serves http://127.0.0.1:3000
+ *
+ * The environment it reads (PORT, HOST, REDIS_URL, CHAT_PASSWORD, CHAT_ORIGINS, LOG_LEVEL,
+ * LOG_FORMAT) is listed in the README's section "The example chat" and in run.ts.
  *
  * Rooms are history channels: a joiner asks for the last 50 lines (`last`), and a page that
  * reconnects gets what it missed (`since`), both from the plugin, on any node.
@@ -22,13 +19,14 @@ import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fastifyChannels, { ChannelError, redisBroker, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
 import type { Static } from '@sinclair/typebox'
 import {
   AnnounceBody, chatEvents, maxRoomLength, type MemberMeta, privatePrefix, RoomHistory, RoomList, RoomParams, roomPattern
 } from './events.js'
 import { Rooms } from './rooms.js'
+import { buildOrExplain, chatLogger, envOrigins, envPort, exitOnStartFailure, listenOrExplain } from './run.js'
 
 declare module '../plugin/types.js' {
   interface ChannelContext {
@@ -61,6 +59,23 @@ export function publicDir (): string {
   return found
 }
 
+/**
+ * Fastify logs two info lines per request; the chat one debug line once it is answered (a
+ * failed request keeps Fastify's error line). At the default level, `npm start` logs what
+ * happens in the chat (listening, sockets, closing), not every page asset it serves.
+ */
+class RequestLog extends LogController {
+  override incomingRequest (): void {}
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error !== null && error !== undefined) {
+      super.requestCompleted(error, request, reply)
+      return
+    }
+    request.log.debug(`${request.method} ${request.url} ${reply.statusCode} (${Math.round(reply.elapsedTime)} ms)`)
+  }
+}
+
 function isRoom (name: string): boolean {
   return name.length <= maxRoomLength && roomPattern.test(name)
 }
@@ -76,7 +91,7 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   const listed = options.rooms ?? ['lobby', 'random', `${privatePrefix}lounge`]
   const historySize = options.historySize ?? 50
   const rooms = new Rooms()
-  const app = Fastify({ logger: options.logger ?? false })
+  const app = Fastify({ logger: options.logger ?? false, logController: new RequestLog() })
 
   await app.register(fastifyChannels, {
     path: '/ws',
@@ -199,16 +214,16 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
 
 async function main (): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1'
-  const port = Number(process.env.PORT ?? 3000)
-  const redisUrl = process.env.REDIS_URL
-  const origins = process.env.CHAT_ORIGINS?.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
-  const app = await buildChatApp({
-    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+  const port = envPort()
+  const redisUrl = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
+  const origins = envOrigins()
+  const app = await buildOrExplain(async () => await buildChatApp({
+    logger: chatLogger(),
     channels: {
       ...(origins === undefined ? {} : { origins }),
-      ...(redisUrl === undefined || redisUrl === '' ? {} : { broker: redisBroker({ url: redisUrl }) })
+      ...(redisUrl === undefined ? {} : { broker: redisBroker({ url: redisUrl }) })
     }
-  })
+  }), redisUrl)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, 'closing')
@@ -218,16 +233,13 @@ async function main (): Promise<void> {
       })
     })
   }
-  const address = await app.listen({ host, port })
-  // One line for the human who typed `npm start` (the JSON log lines are for machines).
+  const address = await listenOrExplain(app, host, port)
+  // One line for the human who typed `npm start`, whatever the log format.
   const url = new URL(address)
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = 'localhost'
   process.stdout.write(`\nChat running at ${url.origin}/ (open it in two browser tabs; Ctrl-C stops it)\n\n`)
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main().catch((err: unknown) => {
-    console.error(err)
-    process.exit(1)
-  })
+  main().catch(exitOnStartFailure)
 }
