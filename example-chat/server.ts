@@ -11,8 +11,8 @@
  *
  *   npm start    builds, then serves http://127.0.0.1:3000
  *
- * The environment it reads (PORT, HOST, REDIS_URL, CHAT_PASSWORD, CHAT_ORIGINS, LOG_LEVEL,
- * LOG_FORMAT) is listed in the README's section "The example chat" and in run.ts.
+ * The environment it reads (PORT, HOST, REDIS_URL, CHAT_REDIS_PREFIX, CHAT_PASSWORD,
+ * CHAT_ORIGINS, LOG_LEVEL, LOG_FORMAT) is listed in README.md beside it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -222,7 +222,8 @@ async function main (): Promise<void> {
     logger: chatLogger(),
     channels: {
       ...(origins === undefined ? {} : { origins }),
-      ...(redisUrl === undefined ? {} : { broker: redisBroker({ url: redisUrl }) })
+      // The same prefix as cluster.ts: chat processes started either way share their rooms.
+      ...(redisUrl === undefined ? {} : { broker: redisBroker({ url: redisUrl, prefix: process.env.CHAT_REDIS_PREFIX ?? 'chat' }) })
     }
   }), redisUrl)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
