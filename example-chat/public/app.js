@@ -352,7 +352,7 @@ function renderMembers () {
   const { members } = current
   const count = members.length
   $('member-count').textContent = String(count)
-  $('people-count').textContent = String(count)
+  $('people-count').textContent = current.joined ? String(count) : '' // not in it: who is there is not known
   $('members').replaceChildren(...members.map(({ nick, devices }) => {
     const item = el('li', nick === state.nick ? 'me' : '')
     const avatar = el('span', 'avatar small')
