@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap'
 import type { AddressInfo } from 'node:net'
-import type { Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import type { FastifyInstance } from 'fastify'
 import { buildChatApp } from '../../example-chat/server.js'
 import type { ChatEvents } from '../../example-chat/events.js'
@@ -68,16 +68,20 @@ async function settled (page: Page, id: string): Promise<void> {
   await page.waitForFunction((id) => (document.getElementById(id) as HTMLElement).getAnimations().length === 0, id, { timeout: 5000 })
 }
 
-t.before(ensureClientBundle)
+/** One Chromium for the file (each page still gets its own context, with its own storage). */
+let browser: Browser
+t.before(async () => {
+  await ensureClientBundle()
+  if (skip === false) browser = await launchChromium()
+})
+t.teardown(async () => { await browser?.close() })
 
 t.test('after 60 messages the newest line and the composer are in view', { skip }, async (t) => {
-  const browser = await launchChromium()
-  t.teardown(() => browser.close())
-
   for (const viewport of [desktop, phone]) {
     await t.test(`at ${viewport.width}x${viewport.height}`, async (t) => {
       const { base } = await startChat(t)
       const reader = await enterChat(browser, base, 'reader', viewport)
+      t.teardown(() => reader.page.context().close())
       // Someone else writes: the page must follow by itself (its own lines it always shows).
       const writer = clientFor<ChatEvents>(t, `${base.replace('http', 'ws')}/ws`)
       writer.onStatus((status) => { if (status === 'open') writer.send('nick', { nick: 'writer' }) })
@@ -120,10 +124,10 @@ t.test('after 60 messages the newest line and the composer are in view', { skip 
 
 t.test('on a phone, the member list and room creation are behind toggles', { skip }, async (t) => {
   const { base } = await startChat(t)
-  const browser = await launchChromium()
-  t.teardown(() => browser.close())
-  await enterChat(browser, base, 'ada')
+  const ada = await enterChat(browser, base, 'ada')
+  t.teardown(() => ada.page.context().close())
   const grace = await enterChat(browser, base, 'grace', phone)
+  t.teardown(() => grace.page.context().close())
   const { page } = grace
 
   t.ok(await page.locator('#members').isHidden(), 'the member list is not in the way')
@@ -174,9 +178,8 @@ t.test('on a phone, the member list and room creation are behind toggles', { ski
 
 t.test('between 640 and 960 px the rooms stay, the member list is behind its toggle', { skip }, async (t) => {
   const { base } = await startChat(t)
-  const browser = await launchChromium()
-  t.teardown(() => browser.close())
   const { page, errors } = await enterChat(browser, base, 'ada', { width: 800, height: 700 })
+  t.teardown(() => page.context().close())
   t.ok(await page.locator('#join-input').isVisible(), 'room creation in the sidebar')
   t.ok(await page.locator('#rooms-toggle').isHidden(), 'no toggle for it')
   t.ok(await page.locator('#members').isHidden())

@@ -51,7 +51,13 @@ async function counts (page: Page, room: string): Promise<Record<string, string>
   }), room)
 }
 
-t.before(ensureClientBundle)
+/** One Chromium for the file (each page still gets its own context, with its own storage). */
+let browser: Browser
+t.before(async () => {
+  await ensureClientBundle()
+  if (skip === false) browser = await launchChromium()
+})
+t.teardown(async () => { await browser?.close() })
 
 t.test('three joiners: every count on every page agrees', { skip }, async (t) => {
   // GET /rooms counts before the joiner is tracked; slowed down, its answer lands after the
@@ -64,11 +70,10 @@ t.test('three joiners: every count on every page agrees', { skip }, async (t) =>
     })
     app.addHook('onResponse', async (request) => { if (request.url === '/rooms') answered++ })
   })
-  const browser = await launchChromium()
-  t.teardown(() => browser.close())
   const pages: Page[] = []
   for (const nick of ['ada', 'grace', 'ben']) {
     const { page } = await enterChat(browser, base, nick)
+    t.teardown(() => page.context().close())
     pages.push(page)
     await pageReaches(page, () => document.querySelectorAll('#members li').length > 0, `${nick} has the presence`)
     // This page's own GET /rooms answered too (and a moment to handle it).
@@ -85,12 +90,12 @@ t.test('three joiners: every count on every page agrees', { skip }, async (t) =>
 
 t.test('join and leave notices are live, never stored; a rename is one line', { skip }, async (t) => {
   const { app, base } = await startChat(t)
-  const browser = await launchChromium()
-  t.teardown(() => browser.close())
   const ada = await enterChat(browser, base, 'ada')
+  t.teardown(() => ada.page.context().close())
   await say(ada.page, 'before anyone came')
 
   const grace = await enterChat(browser, base, 'grace')
+  t.teardown(() => grace.page.context().close())
   await ada.page.waitForSelector('.notice:text-is("grace joined")')
   t.same(await notices(grace.page), [], 'the joiner is told who is there by the member list, not by notices')
 
@@ -104,6 +109,7 @@ t.test('join and leave notices are live, never stored; a rename is one line', { 
 
   // Two tabs of one person: the second is no news, closing one of them neither.
   const tab = await enterChat(browser, base, 'Grace H.')
+  t.teardown(() => tab.page.context().close())
   await ada.page.waitForSelector('#members .member-devices:text-is("2 devices")')
   await tab.page.context().close()
   await ada.page.waitForSelector('#members .member-devices', { state: 'detached' })
@@ -135,9 +141,8 @@ t.test('a reload keeps the nickname, the rooms and the open one', { skip }, asyn
   const { app, base } = await startChat(t)
   const sockets: ChannelSocket[] = []
   app.channels.on('connect', (socket) => { sockets.push(socket) })
-  const browser = await launchChromium()
-  t.teardown(() => browser.close())
   const { page, errors } = await enterChat(browser, base, 'ada')
+  t.teardown(() => page.context().close())
   await say(page, 'in the lobby')
   await join(page, 'side-room')
   await say(page, 'in the side room')
@@ -171,6 +176,7 @@ t.test('a reload keeps the nickname, the rooms and the open one', { skip }, asyn
   // Another tab (the same browser storage, a new session): nickname and rooms, but the
   // private room's password stayed with its tab.
   const other = await returning(browser, base, await page.context().storageState())
+  t.teardown(() => other.page.context().close())
   await other.page.waitForSelector('#status[data-status="open"]')
   t.equal(await other.page.locator('#me-nick').textContent(), 'ada')
   await other.page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
