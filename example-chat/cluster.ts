@@ -9,7 +9,7 @@
  *   WORKERS            worker processes [the number of CPUs]; more than 1 needs REDIS_URL
  *   REDIS_URL          the Redis every worker shares
  *   CHAT_REDIS_PREFIX  the broker's key and channel prefix ['chat']: one per chat deployment
- *   HOST, PORT, LOG_LEVEL, CHAT_PASSWORD, CHAT_ORIGINS   as for server.ts
+ *   HOST, PORT, LOG_LEVEL, LOG_FORMAT, CHAT_PASSWORD, CHAT_ORIGINS   as for server.ts (see run.ts)
  *
  * Each worker sends a new socket one `worker` event ({ worker, pid }): which process serves it.
  * What the chat keeps in memory (room member lists, the history shown to newcomers) is per
@@ -20,6 +20,7 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { redisBroker } from '../plugin/index.js'
 import { buildChatApp } from './server.js'
+import { buildOrExplain, chatLogger, envOrigins, envPort, exitOnStartFailure, listenOrExplain, runCommand, StartError } from './run.js'
 
 /** A worker that dies this soon after its start is not restarted again (a crash loop). */
 const crashLoopMs = 5000
@@ -28,7 +29,7 @@ function workerCount (): number {
   const raw = process.env.WORKERS
   if (raw === undefined || raw === '') return availableParallelism()
   const n = Number(raw)
-  if (!Number.isInteger(n) || n < 1) throw new Error(`WORKERS: expected a whole number of processes ≥ 1, got "${raw}"`)
+  if (!Number.isInteger(n) || n < 1) throw new StartError(`WORKERS: expected a whole number of processes ≥ 1, got "${raw}"`)
   return n
 }
 
@@ -36,7 +37,7 @@ function runPrimary (): void {
   const workers = workerCount()
   if (workers > 1 && (process.env.REDIS_URL === undefined || process.env.REDIS_URL === '')) {
     // Without a shared broker each worker would be its own chat: refuse instead of half-working.
-    throw new Error(`WORKERS=${workers} needs REDIS_URL: the workers share their channels through Redis`)
+    throw new StartError(`WORKERS=${workers} needs REDIS_URL: the workers share their channels through Redis`)
   }
   let stopping = false
   const startedAt = new Map<number, number>()
@@ -73,14 +74,14 @@ function runPrimary (): void {
 
 async function runWorker (): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1'
-  const port = Number(process.env.PORT ?? 3000)
-  const origins = process.env.CHAT_ORIGINS?.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
-  const url = process.env.REDIS_URL
-  const broker = url === undefined || url === '' ? undefined : redisBroker({ url, prefix: process.env.CHAT_REDIS_PREFIX ?? 'chat' })
-  const app = await buildChatApp({
-    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+  const port = envPort()
+  const origins = envOrigins()
+  const url = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
+  const broker = url === undefined ? undefined : redisBroker({ url, prefix: process.env.CHAT_REDIS_PREFIX ?? 'chat' })
+  const app = await buildOrExplain(async () => await buildChatApp({
+    logger: chatLogger(),
     channels: { ...(origins === undefined ? {} : { origins }), ...(broker === undefined ? {} : { broker }) }
-  })
+  }), url)
   const worker = cluster.worker?.id ?? 0
   app.channels.on('connect', (socket) => {
     socket.send({ worker, pid: process.pid }, { event: 'worker' })
@@ -94,21 +95,16 @@ async function runWorker (): Promise<void> {
     })
   }
   // In a worker, listen() asks the primary for the shared socket: every worker gets the same
-  // port, PORT=0 included.
-  await app.listen({ host, port })
+  // port, PORT=0 included. A taken port fails each worker with one line, and the primary, seeing
+  // them die right after starting, gives up.
+  await listenOrExplain(app, host, port, runCommand('dist/example-chat/cluster.js'))
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
     if (cluster.isPrimary) runPrimary()
-    else {
-      runWorker().catch((err: unknown) => {
-        console.error(err)
-        process.exit(1)
-      })
-    }
+    else runWorker().catch(exitOnStartFailure)
   } catch (err) {
-    console.error(err instanceof Error ? err.message : err)
-    process.exit(1)
+    exitOnStartFailure(err)
   }
 }

@@ -25,18 +25,22 @@ export const Ok = Type.Object({ ok: Type.Literal(true) })
 // ---- server → client
 export const ChatLine = Type.Object({ nick: Nick, text: Type.String(), at: Type.Number() })
 export const Announcement = Type.Object({ text: Type.String(), at: Type.Number() })
-/** `joined` / `left`: the notice of who came or went (who is there comes from presence). */
-export const Notice = Type.Object({ nick: Type.String() })
+/**
+ * `renamed`: a rename is said in the room and kept in its history (later lines carry the new
+ * nick). Who comes and goes is not: the pages tell it from presence, live, and history keeps
+ * no join or leave lines.
+ */
 export const Renamed = Type.Object({ from: Type.String(), to: Type.String() })
-/** The presence meta of a member: what the page shows of each of their devices. */
+/**
+ * The presence meta of each device of a member: its nick, and since when it is in the room
+ * (a rename keeps it, so a page can tell a rename from a leave and a join).
+ */
 export const MemberMeta = Type.Object({ nick: Type.String(), since: Type.Number() })
 
 export const chatEvents = {
   nick: { send: SetNick, reply: SetNick },
   unlock: { send: Unlock, reply: Ok },
   chat: { send: ChatMessage, receive: ChatLine, reply: Ok },
-  joined: { receive: Notice },
-  left: { receive: Notice },
   renamed: { receive: Renamed },
   announce: { receive: Announcement }
 }

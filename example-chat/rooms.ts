@@ -1,39 +1,46 @@
 /**
  * The chat's memory on this node: which of its sockets are in each room (the rooms active
- * here). Who is in a room, over every node, comes from presence (see server.ts); the rooms'
- * lines are not kept here: they are the plugin's channel history.
+ * here), and since when. Who is in a room, over every node, comes from presence (see
+ * server.ts); the rooms' lines are not kept here: they are the plugin's channel history.
  */
 
-interface Room {
-  /** session id → nick, in join order */
-  members: Map<string, string>
+/** One socket in one room. */
+export interface Seat {
+  nick: string
+  /** when the socket joined the room (ms since the epoch); a rename keeps it */
+  since: number
 }
 
 export class Rooms {
-  private readonly rooms = new Map<string, Room>()
-
-  private room (name: string): Room {
-    let room = this.rooms.get(name)
-    if (room === undefined) this.rooms.set(name, room = { members: new Map() })
-    return room
-  }
+  /** room → session id → seat, in join order */
+  private readonly rooms = new Map<string, Map<string, Seat>>()
 
   /** the nicks in `name`, sorted for display */
   members (name: string): string[] {
-    return [...this.rooms.get(name)?.members.values() ?? []].sort((a, b) => a.localeCompare(b))
+    return [...this.rooms.get(name)?.values() ?? []].map((seat) => seat.nick).sort((a, b) => a.localeCompare(b))
   }
 
-  join (name: string, sessionId: string, nick: string): void {
-    this.room(name).members.set(sessionId, nick)
+  /** Seats `sessionId` in `name` (now, unless it sits there already); returns its seat. */
+  join (name: string, sessionId: string, nick: string, now = Date.now()): Seat {
+    let room = this.rooms.get(name)
+    if (room === undefined) this.rooms.set(name, room = new Map())
+    let seat = room.get(sessionId)
+    if (seat === undefined) room.set(sessionId, seat = { nick, since: now })
+    else seat.nick = nick
+    return seat
   }
 
-  /** Takes `sessionId` out of `name`; returns the nick it had there, if it was there. */
-  leave (name: string, sessionId: string): string | undefined {
+  seat (name: string, sessionId: string): Seat | undefined {
+    return this.rooms.get(name)?.get(sessionId)
+  }
+
+  /** Takes `sessionId` out of `name`; returns the seat it had there, if it was there. */
+  leave (name: string, sessionId: string): Seat | undefined {
     const room = this.rooms.get(name)
-    const nick = room?.members.get(sessionId)
-    room?.members.delete(sessionId)
-    if (room !== undefined && room.members.size === 0) this.rooms.delete(name)
-    return nick
+    const seat = room?.get(sessionId)
+    room?.delete(sessionId)
+    if (room !== undefined && room.size === 0) this.rooms.delete(name)
+    return seat
   }
 
   /** Takes `sessionId` out of every room (a safety net once a connection is finished). */
@@ -42,14 +49,14 @@ export class Rooms {
   }
 
   rename (name: string, sessionId: string, nick: string): void {
-    const room = this.rooms.get(name)
-    if (room?.members.has(sessionId) === true) room.members.set(sessionId, nick)
+    const seat = this.rooms.get(name)?.get(sessionId)
+    if (seat !== undefined) seat.nick = nick
   }
 
   /** rooms with someone in them, with their head counts */
   active (): Map<string, number> {
     const counts = new Map<string, number>()
-    for (const [name, room] of this.rooms) if (room.members.size > 0) counts.set(name, room.members.size)
+    for (const [name, room] of this.rooms) if (room.size > 0) counts.set(name, room.size)
     return counts
   }
 }

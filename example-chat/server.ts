@@ -1,34 +1,32 @@
 /**
  * The example chat: rooms are channels, nicknames live in `socket.context`, every message is
- * validated by the TypeBox schemas of `events.ts`, join and leave notices come from the
- * subscribe/unsubscribe handlers, and `private-*` rooms refuse whoever has not sent the password.
- * Rooms are presence channels: each socket is tracked under its nick, so the member lists are
- * the same on every node that shares a Redis broker, and two tabs of one nick show once.
+ * validated by the TypeBox schemas of `events.ts`, and `private-*` rooms refuse whoever has
+ * not sent the password. Rooms are history channels: a joiner asks for the last 50 lines
+ * (`last`), and a page that reconnects gets what it missed (`since`), both from the plugin,
+ * on any node. Rooms are presence channels too: each socket is tracked under its nick, so the
+ * member lists are the same on every node that shares a Redis broker, two tabs of one nick
+ * show once, and the pages tell who joined and left from presence, live: those notices are
+ * no publications, so the rooms' history keeps the conversation, not the comings and goings.
  * Its whole channels API is described at /asyncapi.json (AsyncAPI 3).
  *
- *   npm start                      builds, then serves http://127.0.0.1:3000 (HOST, PORT)
- *   CHAT_PASSWORD=... npm start    the password of the private rooms ['letmein']
- *   CHAT_ORIGINS=http://localhost:5173 npm start
- *                                  other origins (comma-separated) whose pages may open the
- *                                  socket, e.g. a dev server on another port [none: same origin]
- *   REDIS_URL=redis://... npm start   runs on the Redis broker: room history survives a restart,
- *                                     and several chat nodes act as one
+ *   npm start    builds, then serves http://127.0.0.1:3000
  *
- * Rooms are history channels: a joiner asks for the last 50 lines (`last`), and a page that
- * reconnects gets what it missed (`since`), both from the plugin, on any node.
+ * The environment it reads (PORT, HOST, REDIS_URL, CHAT_REDIS_PREFIX, CHAT_PASSWORD,
+ * CHAT_ORIGINS, LOG_LEVEL, LOG_FORMAT) is listed in README.md beside it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fastifyChannels, { ChannelError, redisBroker, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
 import type { Static } from '@sinclair/typebox'
 import {
   AnnounceBody, chatEvents, maxRoomLength, type MemberMeta, privatePrefix, RoomHistory, RoomList, RoomParams, roomPattern
 } from './events.js'
 import { Rooms } from './rooms.js'
+import { buildOrExplain, chatLogger, envOrigins, envPort, exitOnStartFailure, listenOrExplain } from './run.js'
 
 declare module '../plugin/types.js' {
   interface ChannelContext {
@@ -53,6 +51,23 @@ export interface ChatOptions {
 
 const here = dirname(fileURLToPath(import.meta.url))
 
+/**
+ * Fastify logs two info lines per request; the chat one debug line once it is answered (a
+ * failed request keeps Fastify's error line). At the default level, `npm start` logs what
+ * happens in the chat (listening, sockets, closing), not every page asset it serves.
+ */
+class RequestLog extends LogController {
+  override incomingRequest (): void {}
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error !== null && error !== undefined) {
+      super.requestCompleted(error, request, reply)
+      return
+    }
+    request.log.debug(`${request.method} ${request.url} ${reply.statusCode} (${Math.round(reply.elapsedTime)} ms)`)
+  }
+}
+
 /** The page's files: beside this module when run from the sources, in the source tree when run from dist/. */
 export function publicDir (): string {
   const candidates = [join(here, 'public'), join(here, '..', '..', 'example-chat', 'public')]
@@ -76,7 +91,7 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   const listed = options.rooms ?? ['lobby', 'random', `${privatePrefix}lounge`]
   const historySize = options.historySize ?? 50
   const rooms = new Rooms()
-  const app = Fastify({ logger: options.logger ?? false })
+  const app = Fastify({ logger: options.logger ?? false, logController: new RequestLog() })
 
   await app.register(fastifyChannels, {
     path: '/ws',
@@ -91,7 +106,8 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
 
   /** Present in `channel` under the socket's nick, with what the page shows of each device. */
   const track = async (socket: ChannelSocket, channel: string): Promise<void> => {
-    const meta: Static<typeof MemberMeta> = { nick: nickOf(socket), since: Date.now() }
+    const since = rooms.seat(channel, socket.id)?.since ?? Date.now()
+    const meta: Static<typeof MemberMeta> = { nick: nickOf(socket), since }
     await socket.track(channel, nickOf(socket), meta)
   }
 
@@ -103,7 +119,7 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     socket.context.unlocked = new Set()
   })
 
-  // ---- subscriptions: the room rules, then the join notice (handlers run in this order)
+  // ---- subscriptions: the room rules, then the seat and the track (handlers run in this order)
   app.channels.on('subscribe', (_socket, channel) => {
     if (!isRoom(channel)) throw new ChannelError('INVALID_ROOM', 'room names are lowercase letters, digits and dashes (at most 32)')
   })
@@ -112,30 +128,28 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
       throw new ChannelError('FORBIDDEN', 'this room is private: send its password first')
     }
   })
-  app.channels.on('subscribe', async (socket, channel) => {
+  app.channels.on('subscribe', (socket, channel) => {
     rooms.join(channel, socket.id, nickOf(socket))
-    // The joiner is not in the channel yet: the others get the notice. The joiner's view comes
-    // from the plugin: the room's lines from its history (the page subscribes with `last`), who
-    // is there from the `presence` frame that follows `subscribed`.
-    await app.broadcastChannel(channel, { nick: nickOf(socket) }, { event: 'joined' })
+    // No join notice is published: a publication to a history channel is stored, and a reload
+    // or a restart would fill the room's last 50 lines with them. The track below is the
+    // notice: every page in the room gets it as a presence diff, live, on every node. The
+    // joiner's view comes from the plugin: the room's lines from its history (the page
+    // subscribes with `last`), who is there from the `presence` frame that follows `subscribed`.
     // A socket holds the channel only once every subscribe handler has passed: track right
     // after (a subscription refused or dropped meanwhile makes this a no-op).
     setImmediate(() => {
       if (socket.channels.has(channel)) track(socket, channel).catch((err: unknown) => app.log.warn({ err, channel }, 'chat: track failed'))
     })
   })
-  app.channels.on('unsubscribe', async (socket, channel) => {
-    // Leaving untracks by itself: the member lists follow through presence.
-    const nick = rooms.leave(channel, socket.id)
-    if (nick !== undefined) await app.broadcastChannel(channel, { nick }, { event: 'left' })
+  app.channels.on('unsubscribe', (socket, channel) => {
+    // Leaving untracks by itself: the member lists, and the pages' leave notices, follow through presence.
+    rooms.leave(channel, socket.id)
   })
   app.channels.on('finish', (socket) => { rooms.forget(socket.id) })
 
   // ---- what the server sends, declared for the contract document served at /asyncapi.json
   app.channels
     .emits('chat', { channel: roomPattern, schema: chatEvents.chat.receive })
-    .emits('joined', { channel: roomPattern, schema: chatEvents.joined.receive })
-    .emits('left', { channel: roomPattern, schema: chatEvents.left.receive })
     .emits('renamed', { channel: roomPattern, schema: chatEvents.renamed.receive })
     .emits('announce', { channel: roomPattern, schema: chatEvents.announce.receive })
 
@@ -146,7 +160,9 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     if (from === nick) return { nick }
     for (const channel of socket.channels) {
       rooms.rename(channel, socket.id, nick)
-      await track(socket, channel) // the key is the nick: a leave under the old, a join under the new
+      // The key is the nick: a leave under the old and a join under the new, in one presence
+      // diff, with the same `since`: the pages show the `renamed` line below, not a leave and a join.
+      await track(socket, channel)
       await app.broadcastChannel(channel, { from, to: nick }, { event: 'renamed' })
     }
     return { nick }
@@ -199,16 +215,17 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
 
 async function main (): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1'
-  const port = Number(process.env.PORT ?? 3000)
-  const redisUrl = process.env.REDIS_URL
-  const origins = process.env.CHAT_ORIGINS?.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
-  const app = await buildChatApp({
-    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+  const port = envPort()
+  const redisUrl = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
+  const origins = envOrigins()
+  const app = await buildOrExplain(async () => await buildChatApp({
+    logger: chatLogger(),
     channels: {
       ...(origins === undefined ? {} : { origins }),
-      ...(redisUrl === undefined || redisUrl === '' ? {} : { broker: redisBroker({ url: redisUrl }) })
+      // The same prefix as cluster.ts: chat processes started either way share their rooms.
+      ...(redisUrl === undefined ? {} : { broker: redisBroker({ url: redisUrl, prefix: process.env.CHAT_REDIS_PREFIX ?? 'chat' }) })
     }
-  })
+  }), redisUrl)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, 'closing')
@@ -218,16 +235,13 @@ async function main (): Promise<void> {
       })
     })
   }
-  const address = await app.listen({ host, port })
-  // One line for the human who typed `npm start` (the JSON log lines are for machines).
+  const address = await listenOrExplain(app, host, port)
+  // One line for the human who typed `npm start`, whatever the log format.
   const url = new URL(address)
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = 'localhost'
   process.stdout.write(`\nChat running at ${url.origin}/ (open it in two browser tabs; Ctrl-C stops it)\n\n`)
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main().catch((err: unknown) => {
-    console.error(err)
-    process.exit(1)
-  })
+  main().catch(exitOnStartFailure)
 }

@@ -6,6 +6,8 @@
  *   - esbuild (watch mode)  rebundles dist/browser/client.js
  *   - node --watch          restarts dist/example-chat/server.js whenever what it imports changes
  * The page's own files (example-chat/public/) are read on each request: just reload the page.
+ * The chat's environment applies as for `npm start` (PORT, REDIS_URL, LOG_LEVEL, ...: see
+ * example-chat/README.md); at a terminal its log is readable lines, and a taken port is one line.
  *
  * The chat's socket admits pages of its own origin only (the `origins` option: a page of any
  * other origin gets 403, see docs/origins-and-limits.md). To serve the page from a dev server

@@ -2,6 +2,10 @@
 /**
  * The chat page. Plain JavaScript, no framework, but type-checked (example-chat/tsconfig.page.json):
  * the client is typed by the same TypeBox schemas the server validates with (../events.ts).
+ *
+ * What the page remembers across reloads (localStorage): the nickname, the rooms it is in and
+ * the open one; the passwords of private rooms only for the tab (sessionStorage). Who joined
+ * and who left is told from presence, live: the rooms' history keeps no such lines.
  */
 import { connect } from 'fastify-channels/client'
 
@@ -9,14 +13,23 @@ import { connect } from 'fastify-channels/client'
 /** @typedef {import('fastify-channels/client').ChannelsClient<ChatEvents>} ChatClient */
 /** @typedef {import('fastify-channels/client').ChannelsClientError} ClientError */
 /** @typedef {import('fastify-channels/client').Status} Status */
+/** @typedef {import('fastify-channels/client').PresenceState} PresenceState */
+/** @typedef {import('fastify-channels/client').PresenceDiff} PresenceDiff */
 /**
- * An item's `offset` is its place in the room's stream (the plugin's channel history).
+ * An item's `offset` is its place in the room's stream (the plugin's channel history); the
+ * notices told from presence have none: they are never stored.
  * @typedef {{ kind: 'chat', nick: string, text: string, at: number, offset?: number }
  *   | { kind: 'announce', text: string, at: number, offset?: number }
  *   | { kind: 'notice', text: string, at: number, offset?: number }} Item
  * @typedef {{ nick: string, devices: number }} Member
- * @typedef {{ name: string, joined: boolean, locked: boolean, members: Member[], items: Item[], unread: number, count: number }} Room
- * @typedef {import('fastify-channels/client').PresenceState} PresenceState
+ * @typedef {{
+ *   name: string, joined: boolean, kept: boolean, locked: boolean, items: Item[], unread: number,
+ *   members: Member[], fresh: boolean, listed: number, joining?: Promise<boolean>
+ * }} Room
+ * `kept`: the user is in it (or was, and the page is getting back in): remembered across
+ * reloads; `members`: the room's presence while joined; `fresh`: waiting for the whole state
+ * that follows a (re)subscription (told quietly, not as comings and goings); `listed`: the
+ * head count GET /rooms gave, shown for rooms the page is not in.
  */
 
 /** Lines a page asks for when it joins a room (and reloads when it could not recover). */
@@ -24,6 +37,8 @@ const backlog = 50
 
 const maxText = 500
 const nickRule = /^\S(?:.*\S)?$/
+const roomRule = /^[a-z0-9]+(?:-[a-z0-9]+)*$/
+const maxRoom = 32
 
 const state = {
   nick: '',
@@ -36,6 +51,71 @@ const state = {
 
 /** @type {ChatClient} */
 let client
+
+// ---- what the page remembers -----------------------------------------------------------------
+
+const keys = {
+  nick: 'channels-chat-nick',
+  rooms: 'channels-chat-rooms',
+  active: 'channels-chat-room',
+  passwords: 'channels-chat-passwords'
+}
+
+/**
+ * Storage may be off (a private window, a setting): the page then forgets on reload, nothing worse.
+ * @param {() => Storage} storage @param {string} key
+ */
+function recall (storage, key) {
+  try {
+    return storage().getItem(key)
+  } catch {
+    return null
+  }
+}
+
+/** @param {() => Storage} storage @param {string} key @param {string} value */
+function keep (storage, key, value) {
+  try {
+    storage().setItem(key, value)
+  } catch {
+    // see recall()
+  }
+}
+
+const local = () => localStorage
+const tab = () => sessionStorage
+
+/** @param {unknown} name @returns {name is string} */
+const isRoomName = (name) => typeof name === 'string' && name.length <= maxRoom && roomRule.test(name)
+
+/** The rooms the page was in, in their sidebar order; the lobby on a first visit. */
+function rememberedRooms () {
+  try {
+    const saved = JSON.parse(recall(local, keys.rooms) ?? 'null')
+    const names = Array.isArray(saved) ? saved.filter(isRoomName) : []
+    return names.length > 0 ? [...new Set(names)] : ['lobby']
+  } catch {
+    return ['lobby']
+  }
+}
+
+/** @returns {Map<string, string>} */
+function rememberedPasswords () {
+  try {
+    const saved = JSON.parse(recall(tab, keys.passwords) ?? '{}')
+    return new Map(Object.entries(saved).filter(([name, password]) => isRoomName(name) && typeof password === 'string'))
+  } catch {
+    return new Map()
+  }
+}
+
+/** Writes down the rooms the user is in and the open one. */
+function remember () {
+  const names = [...state.rooms.values()].filter((r) => r.kept).map((r) => r.name)
+  keep(local, keys.rooms, JSON.stringify(names))
+  keep(local, keys.active, state.active)
+  keep(tab, keys.passwords, JSON.stringify(Object.fromEntries(state.passwords)))
+}
 
 // ---- small DOM helpers ---------------------------------------------------------------------
 
@@ -99,14 +179,56 @@ function paintAvatar (element, nick) {
 /** @param {number} at */
 const time = (at) => new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
 
+// ---- errors in plain words -----------------------------------------------------------------
+
+/** What the fields of the chat's messages are called, and what their pattern asks for. */
+const fields = /** @type {Record<string, { noun: string, pattern?: string }>} */ ({
+  text: { noun: 'Messages', pattern: 'A message needs at least one character that is not a space.' },
+  nick: { noun: 'Nicknames', pattern: 'A nickname cannot start or end with a space.' },
+  room: { noun: 'Room names', pattern: 'Room names are lowercase letters, digits and dashes.' },
+  password: { noun: 'Passwords' }
+})
+
+/**
+ * One schema issue of a VALIDATION_FAILED error, `{ path, message }` as the server words it
+ * (TypeBox's text), as a sentence for people.
+ * @param {{ path: string, message: string }} issue
+ */
+function plainIssue ({ path, message }) {
+  const name = path.split('/').pop() ?? ''
+  const field = fields[name]
+  const noun = field?.noun ?? (name === '' ? 'The message' : `The field "${name}"`)
+  const longest = /length less or equal to (\d+)/.exec(message)
+  if (longest !== null) return `${noun} can be at most ${longest[1]} characters.`
+  const shortest = /length greater or equal to (\d+)/.exec(message)
+  if (shortest !== null) return shortest[1] === '1' ? `${noun} cannot be empty.` : `${noun} need at least ${shortest[1]} characters.`
+  if (/to match/.test(message)) return field?.pattern ?? `${noun} contains characters that are not allowed.`
+  if (/required property/.test(message)) return `${noun} is missing.`
+  if (/Unexpected property/.test(message)) return `The server does not take a field "${name}".`
+  return `${noun}: ${message}.`
+}
+
+/**
+ * The sentences of a VALIDATION_FAILED error: one per field (its first issue: the
+ * others of a field only say the same again).
+ * @param {ReadonlyArray<{ path: string, message: string }>} issues
+ */
+function plainIssues (issues) {
+  /** @type {Map<string, string>} */
+  const byPath = new Map()
+  for (const issue of issues) if (!byPath.has(issue.path)) byPath.set(issue.path, plainIssue(issue))
+  return byPath.size === 0 ? 'The server refused the message.' : [...byPath.values()].join(' ')
+}
+
 /** @param {unknown} error */
 function describe (error) {
   const err = /** @type {Partial<ClientError>} */ (error)
   switch (err.code) {
-    case 'VALIDATION_FAILED': return `Refused by the server: ${(err.errors ?? []).map((issue) => issue.message).join('; ')}`
+    case 'VALIDATION_FAILED': return plainIssues(err.errors ?? [])
     case 'RATE_LIMITED': return 'Slow down: too many messages at once.'
     case 'DISCONNECTED': return 'The connection dropped before the server answered; try again.'
     case 'TIMEOUT': return 'The server did not answer in time.'
+    case 'QUEUE_FULL': return 'Too many messages wait for the connection; try again once it is back.'
     default: return err.message ?? String(error)
   }
 }
@@ -120,17 +242,30 @@ function toast (text, kind = 'error') {
 
 // ---- state -----------------------------------------------------------------------------------
 
+/** Rooms whose presence the page listens to (once each, even if a room is dropped and comes back). */
+const watched = new Set()
+
 /** @param {string} name @returns {Room} */
 function room (name) {
   let found = state.rooms.get(name)
   if (found === undefined) {
-    found = { name, joined: false, locked: false, members: [], items: [], unread: 0, count: 0 }
+    found = { name, joined: false, kept: false, locked: false, items: [], unread: 0, members: [], fresh: true, listed: 0 }
     state.rooms.set(name, found)
+  }
+  if (!watched.has(name)) {
+    watched.add(name)
     // Rooms are presence channels: the member list is the room's presence, over every node.
-    client.onPresence(name, (presence) => setMembers(name, presence))
+    client.onPresence(name, (presence, diff) => presenceChanged(name, presence, diff))
   }
   return found
 }
+
+/**
+ * The head count a room shows: its presence once the page is in it (the same count as its
+ * header and member list), else what GET /rooms said.
+ * @param {Room} r
+ */
+const headCount = (r) => r.joined && r.members.length > 0 ? r.members.length : r.listed
 
 /** @param {string | undefined} channel @param {Item} item */
 function add (channel, item) {
@@ -144,16 +279,47 @@ function add (channel, item) {
   renderRooms()
 }
 
+/** Meta `since` of presence entries: a device keeps it through a rename. @param {PresenceState} part */
+function sinceOf (part) {
+  return new Set(Object.values(part).flat().map((entry) => /** @type {{ since?: unknown }} */ (entry.meta).since).filter((since) => typeof since === 'number'))
+}
+
+/**
+ * Who came and who went, told from a presence change: a nick that was not there and now is
+ * joined, one that was there and now is not left (a second tab of someone present is no
+ * news, and neither is the page's own nick: its track follows the room's first state). A
+ * leave and a join of one device (the same `since`) within one diff is a rename: the room's
+ * `renamed` line tells it.
+ * @param {Set<string>} before @param {PresenceState} presence @param {PresenceDiff} diff
+ */
+function comingsAndGoings (before, presence, diff) {
+  const leftSince = sinceOf(diff.leaves)
+  const joinedSince = sinceOf(diff.joins)
+  const renamed = (/** @type {PresenceState} */ part, /** @type {string} */ nick, /** @type {Set<unknown>} */ other) =>
+    part[nick].some((entry) => other.has(/** @type {{ since?: unknown }} */ (entry.meta).since))
+  const news = (/** @type {string} */ nick) => nick !== state.nick
+  const left = Object.keys(diff.leaves).filter((nick) => news(nick) && before.has(nick) && !Object.hasOwn(presence, nick) && !renamed(diff.leaves, nick, joinedSince))
+  const joined = Object.keys(diff.joins).filter((nick) => news(nick) && !before.has(nick) && Object.hasOwn(presence, nick) && !renamed(diff.joins, nick, leftSince))
+  return [...left.map((nick) => `${nick} left`), ...joined.map((nick) => `${nick} joined`)]
+}
+
 /**
  * One entry per nick (its key), however many tabs or devices it is tracked from.
- * @param {string} channel @param {PresenceState} presence
+ * @param {string} channel @param {PresenceState} presence @param {PresenceDiff} diff
  */
-function setMembers (channel, presence) {
-  const target = room(channel)
-  target.members = Object.entries(presence)
-    .map(([nick, devices]) => ({ nick, devices: devices.length }))
-    .sort((a, b) => a.nick.localeCompare(b.nick))
-  target.count = target.members.length
+function presenceChanged (channel, presence, diff) {
+  const target = state.rooms.get(channel)
+  if (target === undefined) return
+  const before = new Set(target.members.map((member) => member.nick))
+  // The whole state after a (re)subscription is who is there, not who just came; a room the
+  // page left reports everyone as gone.
+  const holding = client.channels.includes(channel)
+  const quiet = target.fresh || !holding
+  target.fresh = false
+  target.members = holding
+    ? Object.entries(presence).map(([nick, devices]) => ({ nick, devices: devices.length })).sort((a, b) => a.nick.localeCompare(b.nick))
+    : []
+  if (!quiet) for (const text of comingsAndGoings(before, presence, diff)) add(channel, { kind: 'notice', text, at: Date.now() })
   if (channel === state.active) renderMembers()
   renderRooms()
 }
@@ -170,17 +336,23 @@ function renderRooms () {
     button.type = 'button'
     button.dataset.room = r.name
     button.append(icon(isPrivate(r.name) ? 'lock' : 'hash'), el('span', 'name', r.name))
+    const count = headCount(r)
     if (r.unread > 0) button.append(el('span', 'badge', String(r.unread)))
-    else if (r.count > 0) button.append(el('span', 'count', String(r.count)))
+    else if (count > 0) button.append(el('span', 'count', String(count)))
     button.addEventListener('click', () => { openRoom(r.name) })
     item.append(button)
     return item
   }))
+  // On a phone the room list is behind a toggle: a dot on it says another room has news.
+  $('rooms-unread').hidden = ![...state.rooms.values()].some((r) => r.name !== state.active && r.unread > 0)
 }
 
 function renderMembers () {
-  const { members } = room(state.active)
-  $('member-count').textContent = String(members.length)
+  const current = room(state.active)
+  const { members } = current
+  const count = members.length
+  $('member-count').textContent = String(count)
+  $('people-count').textContent = current.joined ? String(count) : '' // not in it: who is there is not known
   $('members').replaceChildren(...members.map(({ nick, devices }) => {
     const item = el('li', nick === state.nick ? 'me' : '')
     const avatar = el('span', 'avatar small')
@@ -189,19 +361,29 @@ function renderMembers () {
     if (devices > 1) item.append(el('span', 'member-devices', `${devices} devices`))
     return item
   }))
-  const count = members.length
-  $('room-meta').textContent = room(state.active).joined
-    ? `${count} ${count === 1 ? 'person' : 'people'} here`
-    : (isPrivate(state.active) ? 'private room' : 'not joined')
+  $('room-meta').textContent = current.joined
+    ? (count === 0 ? 'joining…' : `${count} ${count === 1 ? 'person' : 'people'} here`)
+    : (isPrivate(current.name) ? 'private room' : 'not joined')
+}
+
+/** The list follows new lines while it is scrolled to its end (within a line or so). */
+function atEnd () {
+  const list = $('messages')
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 80
+}
+
+function scrollToEnd () {
+  const list = $('messages')
+  list.scrollTop = list.scrollHeight
 }
 
 /** @param {Item} item @param {Item | undefined} previous */
 function appendItem (item, previous) {
   const list = $('messages')
   list.querySelector('.empty')?.remove()
-  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80
+  const follow = atEnd()
   list.append(renderItem(item, previous))
-  if (nearBottom || (item.kind === 'chat' && item.nick === state.nick)) list.scrollTop = list.scrollHeight
+  if (follow || (item.kind === 'chat' && item.nick === state.nick)) scrollToEnd()
 }
 
 /** @param {Item} item @param {Item | undefined} previous */
@@ -228,27 +410,48 @@ function renderItem (item, previous) {
   return li
 }
 
+/**
+ * The curl command that announces in `name`, in short lines (continued with a backslash), so
+ * it fits its box; a URL too long for a line may wrap, but only after a slash. Over plain
+ * HTTP the scheme is left out: it is curl's default.
+ * @param {string} name
+ */
+function announceLines (name) {
+  const base = window.location.protocol === 'http:' ? window.location.host : window.location.origin
+  return [
+    "curl -d '{\"text\":\"hello\"}' \\",
+    '  -H content-type:application/json \\',
+    `  ${base}/rooms/${name}/announce`
+  ]
+}
+
+/** @param {string} name */
+function renderAnnounceCommand (name) {
+  $('announce-command').replaceChildren(...announceLines(name).map((line, index, lines) => {
+    const span = el('span', 'line')
+    // <wbr> after each slash: a break opportunity that copying never turns into a character.
+    line.split(/(?<=\/)/).forEach((part, i) => { if (i > 0) span.append(el('wbr')); span.append(part) })
+    if (index < lines.length - 1) span.append('\n')
+    return span
+  }))
+}
+
 function renderRoom () {
   const current = room(state.active)
   current.unread = 0
-  $('room-title').replaceChildren(icon(isPrivate(current.name) ? 'lock' : 'hash'), current.name)
+  $('room-title').replaceChildren(icon(isPrivate(current.name) ? 'lock' : 'hash'), el('span', 'title-text', current.name))
   $('locked').hidden = !current.locked
   $('locked-room').textContent = current.name
   $('messages').hidden = current.locked
   $('composer').hidden = !current.joined
   $('leave').hidden = !current.joined
   input('text').placeholder = `Message #${current.name}`
-  // One argument per line: the box is narrow, and a URL must never break mid-word.
-  $('announce-command').textContent = [
-    "curl -H 'content-type: application/json' \\",
-    "  -d '{\"text\":\"hello\"}' \\",
-    `  ${window.location.origin}/rooms/${current.name}/announce`
-  ].join('\n')
+  renderAnnounceCommand(current.name)
   $('composer-error').textContent = ''
   const list = $('messages')
   list.replaceChildren(...current.items.map((item, index) => renderItem(item, current.items[index - 1])))
   if (current.items.length === 0 && current.joined) list.append(el('li', 'empty', 'No messages yet. Say hi!'))
-  list.scrollTop = list.scrollHeight
+  scrollToEnd()
   renderMembers()
   renderRooms()
 }
@@ -267,52 +470,101 @@ function renderMe () {
   paintAvatar($('me-avatar'), state.nick)
 }
 
+// ---- drawers: the room list and the member list on narrow screens ----------------------------
+
+/** @type {Record<'rooms' | 'people', { panel: string, toggle: string }>} */
+const drawers = {
+  rooms: { panel: 'sidebar', toggle: 'rooms-toggle' },
+  people: { panel: 'people', toggle: 'people-toggle' }
+}
+
+/**
+ * Opens one drawer (closing the other), or closes both with `undefined`. On a wide screen the
+ * panels are always shown and the toggles hidden; the classes then change nothing.
+ * @param {'rooms' | 'people' | undefined} which
+ */
+function showDrawer (which) {
+  const app = $('app')
+  const wasOpen = /** @type {Array<'rooms' | 'people'>} */ (['rooms', 'people']).find((name) => app.classList.contains(`show-${name}`))
+  for (const [name, { toggle }] of Object.entries(drawers)) {
+    app.classList.toggle(`show-${name}`, name === which)
+    $(toggle).setAttribute('aria-expanded', String(name === which))
+  }
+  if (which !== undefined) $(drawers[which].panel).querySelector('button')?.focus()
+  else if (wasOpen !== undefined && document.activeElement?.closest('.drawer') !== null) $(drawers[wasOpen].toggle).focus()
+}
+
 // ---- actions ---------------------------------------------------------------------------------
 
 /** Client-side failures, after which the server may still accept the room on a later try. */
 const transient = new Set(['DISCONNECTED', 'TIMEOUT', 'CLOSED', 'QUEUE_FULL'])
 
-/** @param {string} name */
-async function openRoom (name) {
-  const previous = state.active
-  state.active = name
+/**
+ * Joins `name` (with its last lines) without opening it; true once in. A private room the
+ * server refuses stays listed, locked; any other refusal drops it from the sidebar.
+ * @param {string} name @returns {Promise<boolean>}
+ */
+function joinRoom (name) {
   const target = room(name)
-  renderRoom()
-  if (target.joined) return
-  try {
-    await client.subscribe(name, { last: backlog })
+  if (target.joined) return Promise.resolve(true)
+  if (target.joining !== undefined) return target.joining
+  target.fresh = true
+  const joining = client.subscribe(name, { last: backlog }).then(() => {
     target.joined = true
+    target.kept = true
     target.locked = false
-  } catch (error) {
+    return true
+  }, (error) => {
     const err = /** @type {ClientError} */ (error)
     if (err.code === 'FORBIDDEN' && isPrivate(name)) {
       target.locked = true // the unlock form is the answer
     } else {
       toast(`Could not join ${name}: ${describe(err)}`)
       // A name the server refused (INVALID_ROOM, ...) leaves no empty room behind in the sidebar.
-      if (!transient.has(err.code) && !target.joined && target.items.length === 0) return dropRoom(name, previous)
+      if (!transient.has(err.code) && target.items.length === 0) dropRoom(name)
     }
-  }
-  if (state.active === name) renderRoom()
+    return false
+  }).finally(() => {
+    target.joining = undefined
+    remember()
+    if (state.active === name) renderRoom()
+    else renderRooms()
+  })
+  target.joining = joining
+  remember()
+  return joining
 }
 
-/** Forgets a room the server refused, and goes back to where the user was. @param {string} name @param {string} previous */
-function dropRoom (name, previous) {
+/** Shows `name`, joining it if the page is not in it yet. @param {string} name */
+async function openRoom (name) {
+  state.active = name
+  room(name)
+  remember()
+  renderRoom()
+  showDrawer(undefined)
+  await joinRoom(name)
+}
+
+/** Forgets a room the server refused; if it was open, goes back to one the page is in. @param {string} name */
+function dropRoom (name) {
   state.rooms.delete(name)
-  if (state.active !== name) return renderRooms()
-  const back = state.rooms.get(previous) ?? [...state.rooms.values()].find((r) => r.joined)
+  remember()
+  if (state.active !== name) return
+  const back = [...state.rooms.values()].find((r) => r.joined)
   state.active = back?.name ?? 'lobby'
+  room(state.active)
   renderRoom()
 }
 
 /** @param {string} name */
 async function leaveRoom (name) {
-  await client.unsubscribe(name)
   const target = room(name)
   target.joined = false
+  target.kept = false
   target.items = []
   target.members = []
-  target.count = 0
+  remember()
+  await client.unsubscribe(name)
   const next = [...state.rooms.values()].find((r) => r.joined)
   if (next !== undefined) await openRoom(next.name)
   else renderRoom()
@@ -328,8 +580,6 @@ function itemOf ({ event, data, offset }) {
   switch (event) {
     case 'chat': return { kind: 'chat', nick: String(payload.nick), text: String(payload.text), at, offset }
     case 'announce': return { kind: 'announce', text: String(payload.text), at, offset }
-    case 'joined': return { kind: 'notice', text: `${String(payload.nick)} joined`, at, offset }
-    case 'left': return { kind: 'notice', text: `${String(payload.nick)} left`, at, offset }
     case 'renamed': return { kind: 'notice', text: `${String(payload.from)} is now known as ${String(payload.to)}`, at, offset }
     default: return { kind: 'notice', text: event, at, offset }
   }
@@ -356,27 +606,37 @@ async function reloadRoom (name) {
   if (name === state.active) renderRoom()
 }
 
+/** Head counts of the listed rooms (and any active room the page does not list yet). */
 async function loadRooms () {
   try {
     const response = await fetch('/rooms')
     const { rooms } = /** @type {{ rooms: Array<{ name: string, members: number }> }} */ (await response.json())
-    for (const listed of rooms) room(listed.name).count = listed.members
+    // A room the page is in counts from its presence: this answer may be older than the
+    // presence frame (it was counted before the page's own track), so it never overrides it.
+    for (const listed of rooms) room(listed.name).listed = listed.members
     renderRooms()
   } catch {
     // the room list is a convenience: joining by name still works
   }
 }
 
-function start () {
+/** Into the chat as `nick`: back into the rooms the page was in, the open one first. @param {string} nick */
+function start (nick) {
+  state.nick = nick
+  state.passwords = rememberedPasswords()
+  $('gate').hidden = true
+  $('app').hidden = false
   client = /** @type {ChatClient} */ (connect('/ws'))
 
   client.onStatus((status) => {
     renderStatus(status)
     if (status !== 'open') return
-    // Sent from the "open" listener, these frames precede the client's resubscribe: the
+    // Sent from the "open" listener, these frames precede the client's (re)subscribe: the
     // server knows the nickname and the passwords before it runs the join handlers.
     client.request('nick', { nick: state.nick }).catch((error) => toast(`Nickname refused: ${describe(error)}`))
     for (const [name, password] of state.passwords) client.send('unlock', { room: name, password })
+    // Each room the client rejoins sends its whole presence again: who is there, not who came.
+    for (const r of state.rooms.values()) if (r.joined) r.fresh = true
   })
   client.onError((error) => {
     if (error.channel !== undefined) {
@@ -399,21 +659,23 @@ function start () {
   })
   client.on('chat', (line, { channel, offset }) => add(channel, { kind: 'chat', ...line, offset }))
   client.on('announce', (announcement, { channel, offset }) => add(channel, { kind: 'announce', ...announcement, offset }))
-  client.on('joined', ({ nick }, { channel, offset }) => {
-    add(channel, { kind: 'notice', text: `${nick} joined`, at: Date.now(), offset })
-  })
-  client.on('left', ({ nick }, { channel, offset }) => {
-    add(channel, { kind: 'notice', text: `${nick} left`, at: Date.now(), offset })
-  })
   client.on('renamed', ({ from, to }, { channel, offset }) => {
     add(channel, { kind: 'notice', text: `${from} is now known as ${to}`, at: Date.now(), offset })
   })
 
   renderStatus(client.status)
   renderMe()
-  room('lobby')
+  const rooms = rememberedRooms()
+  const saved = recall(local, keys.active)
+  const active = saved !== null && rooms.includes(saved) ? saved : rooms[0]
+  for (const name of ['lobby', ...rooms]) room(name)
+  for (const name of rooms) room(name).kept = true
   loadRooms()
-  openRoom('lobby')
+  setInterval(loadRooms, 30_000) // the counts of the rooms the page is not in
+  openRoom(active)
+  for (const name of rooms) if (name !== active) joinRoom(name)
+  // Not on a touch screen: there the keyboard would cover half the room at once.
+  if (window.matchMedia('(pointer: fine)').matches) input('text').focus({ preventScroll: true })
 }
 
 // ---- forms -----------------------------------------------------------------------------------
@@ -433,12 +695,8 @@ onSubmit('nick-form', () => {
     $('nick-error').textContent = 'A nickname is 1–24 characters.'
     return
   }
-  localStorage.setItem('channels-chat-nick', nick)
-  state.nick = nick
-  $('gate').hidden = true
-  $('app').hidden = false
-  start()
-  input('text').focus()
+  keep(local, keys.nick, nick)
+  start(nick)
 })
 
 onSubmit('composer', async () => {
@@ -489,7 +747,7 @@ onSubmit('rename-form', async () => {
   try {
     const reply = await client.request('nick', { nick })
     state.nick = reply.nick
-    localStorage.setItem('channels-chat-nick', reply.nick)
+    keep(local, keys.nick, reply.nick)
     renderMe()
     renderRoom()
   } catch (error) {
@@ -506,6 +764,31 @@ $('me-nick').addEventListener('click', () => {
 
 $('leave').addEventListener('click', () => { leaveRoom(state.active) })
 
+$('rooms-toggle').addEventListener('click', () => { showDrawer($('app').classList.contains('show-rooms') ? undefined : 'rooms') })
+$('people-toggle').addEventListener('click', () => { showDrawer($('app').classList.contains('show-people') ? undefined : 'people') })
+$('scrim').addEventListener('click', () => { showDrawer(undefined) })
+for (const button of document.querySelectorAll('[data-close-drawer]')) button.addEventListener('click', () => { showDrawer(undefined) })
+document.addEventListener('keydown', (event) => { if (event.key === 'Escape') showDrawer(undefined) })
+
+$('copy-command').addEventListener('click', async () => {
+  const button = $('copy-command')
+  const text = $('announce-command').textContent ?? ''
+  try {
+    await navigator.clipboard.writeText(text)
+    button.textContent = 'Copied'
+  } catch {
+    // No clipboard here (a page served over plain HTTP from another host): select it to copy by hand.
+    window.getSelection()?.selectAllChildren($('announce-command'))
+    button.textContent = 'Selected'
+  }
+  setTimeout(() => { button.textContent = 'Copy' }, 2000)
+})
+
+// The list keeps its end in view when its box shrinks (a phone's keyboard, a rotation).
+let wasAtEnd = true
+$('messages').addEventListener('scroll', () => { wasAtEnd = atEnd() }, { passive: true })
+new window.ResizeObserver(() => { if (wasAtEnd) scrollToEnd() }).observe($('messages'))
+
 function updateCounter () {
   $('composer-error').textContent = ''
   const length = input('text').value.length
@@ -515,4 +798,11 @@ function updateCounter () {
 }
 input('text').addEventListener('input', updateCounter)
 
-input('nick-input').value = localStorage.getItem('channels-chat-nick') ?? ''
+// A returning page goes straight in as the nick it had; a first visit picks one.
+const returning = recall(local, keys.nick)?.trim() ?? ''
+if (nickRule.test(returning) && returning.length <= 24) {
+  start(returning)
+} else {
+  $('gate').hidden = false
+  input('nick-input').focus()
+}

@@ -63,8 +63,8 @@ export function screenshotPath (name: string): string {
 }
 
 /** Opens the chat at `base` in a fresh browser context (its own storage), enters as `nick`, waits for the lobby. */
-export async function enterChat (browser: Browser, base: string, nick: string): Promise<{ page: Page, errors: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
+export async function enterChat (browser: Browser, base: string, nick: string, viewport = { width: 1280, height: 760 }): Promise<{ page: Page, errors: string[] }> {
+  const context = await browser.newContext({ viewport })
   // Shorter than Playwright's 30 s: a missing element fails soon, naming its selector.
   context.setDefaultTimeout(10_000)
   const page = await context.newPage()
@@ -72,7 +72,8 @@ export async function enterChat (browser: Browser, base: string, nick: string): 
   await page.goto(base)
   await page.fill('#nick-input', nick)
   await page.click('#nick-form button[type=submit]')
-  await page.waitForSelector('#status[data-status="open"]')
-  await page.waitForSelector('.room-link.active.joined[data-room="lobby"]')
+  // Attached, not visible: on a phone both are in the room drawer, closed.
+  await page.waitForSelector('#status[data-status="open"]', { state: 'attached' })
+  await page.waitForSelector('.room-link.active.joined[data-room="lobby"]', { state: 'attached' })
   return { page, errors }
 }

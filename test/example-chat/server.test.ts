@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildChatApp } from '../../example-chat/server.js'
 import type { ChatEvents } from '../../example-chat/events.js'
-import type { ChannelsClient } from '../../client/index.js'
+import type { ChannelsClient, PresenceDiff } from '../../client/index.js'
 import { clientFor, ensureClientBundle, nextEvent, statusOf } from '../client/helpers.js'
 import { within } from '../helpers/deadline.js'
 
@@ -60,8 +60,20 @@ t.test('serves the page, its assets and the client bundle', async (t) => {
   }
 })
 
-t.test('join notices, members, history and chat lines', async (t) => {
-  const { ws } = await chat(t)
+/** Every presence diff `client` gets for `channel` from now on. */
+function diffsOf (client: ChatClient, channel: string): PresenceDiff[] {
+  const diffs: PresenceDiff[] = []
+  client.onPresence(channel, (_state, diff) => { diffs.push(diff) })
+  return diffs
+}
+
+/** The events stored in `channel`'s history, oldest first. */
+async function storedEvents (app: FastifyInstance, channel: string): Promise<string[]> {
+  return (await app.channels.history(channel, { last: 50 })).messages.map((message) => message.event)
+}
+
+t.test('members, history and chat lines; a join is a presence change, never a stored line', async (t) => {
+  const { app, ws } = await chat(t)
   const ada = await person(t, ws, 'ada')
   await ada.subscribe('lobby')
   await members(ada, 'lobby', ['ada'])
@@ -69,12 +81,12 @@ t.test('join notices, members, history and chat lines', async (t) => {
   t.same(await ada.request('chat', { text: '  first!  ' }, { channel: 'lobby' }), { ok: true })
 
   const grace = await person(t, ws, 'grace')
-  const joined = nextEvent(ada, 'joined')
+  const diffs = diffsOf(ada, 'lobby')
   const backlog = nextEvent<{ nick: string, text: string }>(grace, 'chat')
   await grace.subscribe('lobby', { last: 50 })
-  t.same((await joined).data, { nick: 'grace' }, 'the others get a join notice')
   await members(grace, 'lobby', ['ada', 'grace'])
   await members(ada, 'lobby', ['ada', 'grace'])
+  t.match(diffs, [{ joins: { grace: [{ meta: { nick: 'grace', since: Number } }] }, leaves: {} }], 'the others see the joiner come through presence')
   t.match((await backlog).data, { nick: 'ada', text: 'first!', at: Number }, 'trimmed, and kept for newcomers by the plugin\'s history')
 
   const line = nextEvent(grace, 'chat')
@@ -82,29 +94,39 @@ t.test('join notices, members, history and chat lines', async (t) => {
   await ada.request('chat', { text: 'hello' }, { channel: 'lobby' })
   t.match(await line, { data: { nick: 'ada', text: 'hello', at: Number }, channel: 'lobby' })
   t.match(await echo, { data: { nick: 'ada', text: 'hello' } }, 'the sender gets its own line too')
+
+  await grace.unsubscribe('lobby')
+  await members(ada, 'lobby', ['ada'])
+  t.same(await storedEvents(app, 'lobby'), ['chat', 'chat'], 'the history keeps the lines, not who came and went')
 })
 
-t.test('leave notices on unsubscribe and on disconnect; renames', async (t) => {
-  const { ws } = await chat(t)
+t.test('leaves on unsubscribe and on disconnect are presence changes; a rename is said and kept', async (t) => {
+  const { app, ws } = await chat(t)
   const ada = await person(t, ws, 'ada')
   const grace = await person(t, ws, 'grace')
   const ben = await person(t, ws, 'ben')
   for (const client of [ada, grace, ben]) await client.subscribe('lobby')
+  await members(ada, 'lobby', ['ada', 'ben', 'grace'])
+  const since = ada.presence('lobby').grace[0].meta as { since: number }
 
+  const diffs = diffsOf(ada, 'lobby')
   const renamed = nextEvent(ada, 'renamed')
   t.same(await grace.request('nick', { nick: 'Grace H.' }), { nick: 'Grace H.' })
   t.same((await renamed).data, { from: 'grace', to: 'Grace H.' })
   await members(ada, 'lobby', ['Grace H.', 'ada', 'ben'])
+  t.match(diffs, [{ leaves: { grace: [{ meta: { nick: 'grace' } }] }, joins: { 'Grace H.': [{ meta: { nick: 'Grace H.', since: since.since } }] } }],
+    'one diff: a leave of the old nick and a join of the new, with the same since (the page tells it from a leave and a join)')
 
-  let left = nextEvent(ada, 'left')
+  diffs.length = 0
   await grace.unsubscribe('lobby')
-  t.same((await left).data, { nick: 'Grace H.' })
   await members(ada, 'lobby', ['ada', 'ben'])
+  t.match(diffs, [{ leaves: { 'Grace H.': [{}] }, joins: {} }], 'an unsubscribe is a presence leave')
 
-  left = nextEvent(ada, 'left')
+  diffs.length = 0
   ben.close()
-  t.same((await left).data, { nick: 'ben' }, 'a disconnect leaves every room')
   await members(ada, 'lobby', ['ada'])
+  t.match(diffs, [{ leaves: { ben: [{}] }, joins: {} }], 'a disconnect leaves every room')
+  t.same(await storedEvents(app, 'lobby'), ['renamed'], 'of all that, the history keeps the rename only')
 })
 
 t.test('two tabs of one nick are one member with two devices', async (t) => {
@@ -174,7 +196,9 @@ t.test('POST /rooms/:room/announce reaches the room and its history; GET /rooms 
   t.match((await kept).data, { text: 'maintenance at noon' })
   const history = await app.inject('/rooms/lobby/history')
   t.equal(history.statusCode, 200)
-  t.match(history.json(), { epoch: String, messages: [{ event: 'joined', offset: 1 }, { event: 'announce', data: { text: 'maintenance at noon' } }] })
+  t.match(history.json(), { epoch: String, offset: 1 })
+  t.match(history.json().messages, [{ event: 'announce', offset: 1, data: { text: 'maintenance at noon' } }], 'the announcement, and no join line')
+  t.equal(history.json().messages.length, 1)
   t.equal((await app.inject('/rooms/private-lounge/history')).statusCode, 403, 'a private room\'s history needs its password')
   t.equal((await app.inject({ url: '/rooms/private-lounge/history', headers: { 'x-room-password': 'sesame' } })).statusCode, 200)
   t.equal((await app.inject('/rooms/Bad/history')).statusCode, 400)

@@ -1,11 +1,13 @@
 /**
  * `npm start` runs the built chat (dist/example-chat/server.js): it must find its page from
  * dist/, listen on HOST and PORT, say where in one human line, admit the pages of CHAT_ORIGINS,
- * and close on SIGTERM.
+ * and close on SIGTERM. Its log is JSON when piped and readable with LOG_FORMAT=pretty (or at
+ * a terminal), with no line per request at info; a taken port is one line naming PORT.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { within } from '../helpers/deadline.js'
@@ -23,9 +25,22 @@ async function upgradeFrom (url: string, origin: string): Promise<'open' | numbe
   }), 5000, `the chat answers an upgrade from ${origin}`)
 }
 
-t.test('the built chat listens on HOST:PORT, serves its page and admits the pages of CHAT_ORIGINS', {
-  skip: existsSync(built) ? false : 'dist/example-chat/server.js is not built (npm run build)'
-}, async (t) => {
+const skip = existsSync(built) ? false : 'dist/example-chat/server.js is not built (npm run build)'
+
+/** Resolves with everything the child wrote to stdout once `pattern` matched it; fails if it exits first. */
+async function stdoutUntil (child: ReturnType<typeof spawn>, pattern: RegExp, what: string): Promise<{ output: string, match: RegExpExecArray }> {
+  return await within(new Promise((resolve, reject) => {
+    let output = ''
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      const match = pattern.exec(output)
+      if (match !== null) resolve({ output, match })
+    })
+    child.once('exit', (code) => reject(new Error(`exited with ${String(code)} before ${what}:\n${output}`)))
+  }), 30_000, what)
+}
+
+t.test('the built chat listens on HOST:PORT, serves its page and admits the pages of CHAT_ORIGINS', { skip }, async (t) => {
   const child = spawn(process.execPath, [built], {
     cwd: root,
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', CHAT_ORIGINS: 'http://localhost:5173, http://localhost:8080' },
@@ -34,16 +49,10 @@ t.test('the built chat listens on HOST:PORT, serves its page and admits the page
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
 
-  const address = await within(new Promise<string>((resolve, reject) => {
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      // The human line, on a line of its own (not inside a JSON log line).
-      const match = /^Chat running at (http:\/\/127\.0\.0\.1:\d+)\/ /m.exec(output)
-      if (match !== null) resolve(match[1])
-    })
-    child.once('exit', (code) => reject(new Error(`exited with ${String(code)} before listening:\n${output}`)))
-  }), 30_000, 'the built chat says where it listens')
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  // The human line, on a line of its own (not inside a JSON log line).
+  const address = (await stdoutUntil(child, /^Chat running at (http:\/\/127\.0\.0\.1:\d+)\/ /m, 'the built chat says where it listens')).match[1]
   const page = await fetch(address)
   t.equal(page.status, 200)
   t.match(await page.text(), /<title>Channels chat<\/title>/)
@@ -55,4 +64,49 @@ t.test('the built chat listens on HOST:PORT, serves its page and admits the page
   t.equal(await upgradeFrom(socketUrl, 'http://localhost:5174'), 403, 'any other page')
   child.kill('SIGTERM')
   t.equal(await within(exited, 10_000, 'the chat exits on SIGTERM'), 0, 'a clean exit on SIGTERM')
+
+  // Piped, the log is JSON lines; serving the page, its assets and the sockets logged no request.
+  const logLines = output.split('\n').filter((line) => line.startsWith('{'))
+  const messages = logLines.map((line) => (JSON.parse(line) as { msg: string }).msg)
+  t.match(messages, [/^Server listening at http:\/\/127\.0\.0\.1:\d+$/], 'JSON lines, the listening one first')
+  t.notOk(messages.some((msg) => /incoming request|request completed|^GET /.test(msg)), `no line per request at info: ${JSON.stringify(messages)}`)
+  t.same(output.split('\n').filter((line) => line !== '' && !line.startsWith('{')).map((line) => line.replace(/\d+/g, 'N')),
+    ['Chat running at http://N.N.N.N:N/ (open it in two browser tabs; Ctrl-C stops it)'], 'beside them, the one human line')
+})
+
+t.test('LOG_FORMAT=pretty: readable lines, as at a terminal', { skip }, async (t) => {
+  const child = spawn(process.execPath, [built], {
+    cwd: root,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', LOG_FORMAT: 'pretty' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const { output } = await stdoutUntil(child, /INFO: Server listening at http:\/\/127\.0\.0\.1:\d+/, 'a readable listening line')
+  t.match(output, /^\[\d\d:\d\d:\d\d\] INFO: Server listening at http:\/\/127\.0\.0\.1:\d+$/m, '[time] LEVEL: message')
+  t.notMatch(output, /\{"level"/, 'no JSON line')
+  child.kill('SIGTERM')
+  t.equal(await within(exited, 10_000, 'the chat exits on SIGTERM'), 0)
+})
+
+t.test('a taken port: one line naming PORT, a non-zero exit, no stack', { skip }, async (t) => {
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => taken.close())
+  const { port } = taken.address() as AddressInfo
+  // As `npm start` runs it (npm sets npm_lifecycle_event): the hint names the command typed.
+  const child = spawn(process.execPath, [built], {
+    cwd: root,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), npm_lifecycle_event: 'start' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await within(new Promise<number | null>((resolve) => child.once('exit', resolve)), 30_000, 'the chat exits on a taken port')
+  t.equal(code, 1, 'a non-zero exit')
+  t.equal(stderr, `Port ${port} is in use: set PORT to another port (e.g. PORT=3000 npm start).\n`, 'one line on stderr, no stack')
+  t.notMatch(stdout, /Chat running/)
 })
