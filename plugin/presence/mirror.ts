@@ -60,6 +60,7 @@ export class ChannelMirror<Observer> {
    * outage, it turns whatever was missed into one diff.
    */
   load (tracks: PresenceTrack[]): void {
+    const first = this.state === 'loading'
     this.state = 'ready'
     const loaded = new Set<string>()
     for (const track of tracks) loaded.add(track.ref)
@@ -68,6 +69,10 @@ export class ChannelMirror<Observer> {
     const waiting = this.waiting
     this.waiting = []
     for (const changes of waiting) this.apply(changes)
+    // The first read is the state itself, not a change: nobody has seen anything of this
+    // channel yet, so it is all `base`, and the first `presence` frame holds every member
+    // (not `{}` followed by the members as joins one window later).
+    if (first && this.observers.size === 0) this.takeDiff()
   }
 
   private join ({ ref, key, meta }: PresenceTrack): void {

@@ -7,7 +7,8 @@ const refs = (map: Map<string, unknown>): string[] => [...map.keys()].sort()
 t.test('the window keeps the net change against the last flush', async (t) => {
   const mirror = new ChannelMirror<string>()
   mirror.load([track('a'), track('b')])
-  t.same(refs(mirror.takeDiff().joins), ['a', 'b'], 'the first load is a join of everything')
+  t.notOk(mirror.dirty, 'the first load is the state itself, not a change')
+  t.same(refs(mirror.base()), ['a', 'b'], 'a first observer starts from all of it')
   mirror.apply({ joins: [track('c')], leaves: ['a'] })
   mirror.apply({ joins: [track('d')], leaves: ['c'] })
   t.same(refs(mirror.base()), ['a', 'b'], 'base: the state at the last flush')
@@ -16,6 +17,24 @@ t.test('the window keeps the net change against the last flush', async (t) => {
   t.same(refs(diff.leaves), ['a'])
   t.notOk(mirror.dirty)
   t.same(refs(mirror.base()), ['b', 'd'])
+})
+
+t.test('a second load (after an outage) is a change against what observers have', async (t) => {
+  const mirror = new ChannelMirror<string>()
+  mirror.load([track('a')])
+  mirror.observers.add('socket')
+  mirror.load([track('b')])
+  const diff = mirror.takeDiff()
+  t.same(refs(diff.joins), ['b'])
+  t.same(refs(diff.leaves), ['a'])
+})
+
+t.test('changes that waited for the first load are part of the first state', async (t) => {
+  const mirror = new ChannelMirror<string>()
+  mirror.apply({ joins: [track('own')], leaves: [] })
+  mirror.load([track('a')])
+  t.notOk(mirror.dirty)
+  t.same(refs(mirror.base()), ['a', 'own'])
 })
 
 t.test('repeats, unknown leaves and a track back as it was change nothing', async (t) => {

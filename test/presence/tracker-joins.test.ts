@@ -3,7 +3,7 @@
  * without presence in a presence app, a socket that left, tracks in several channels.
  */
 import t from 'tap'
-import type { ChannelSocket } from '../../plugin/index.js'
+import { memoryBroker, type ChannelSocket } from '../../plugin/index.js'
 import { startApp, TestClient, nextId } from '../helpers/server.js'
 import { Observer, presenceHandlers, startPresenceApp } from './helpers.js'
 
@@ -76,4 +76,18 @@ t.test('tracks in two channels: each untracked on its own; untracking an untrack
   await onB.client.expectNothing((frame) => frame.type === 'presence_diff')
   await s.untrack('b')
   await onB.until((state) => state.ann === undefined, 'ann left b too')
+})
+
+t.test('a node that had no member of a channel sends the whole state first, not {} and then joins', async (t) => {
+  const broker = memoryBroker()
+  const a = await startPresenceApp(t, { broker })
+  const b = await startPresenceApp(t, { broker })
+  const onA = await Observer.join(a.url, 'room')
+  await onA.track('ann')
+  await onA.until((s) => s.ann !== undefined, 'ann on A')
+  const onB = await Observer.join(b.url, 'room') // B had nobody in the room
+  t.same(Object.keys(onB.state), ['ann'], 'the first presence frame on B holds ann')
+  await new Promise((resolve) => setTimeout(resolve, 250)) // past a diff window
+  onB.drain()
+  t.same(onB.diffs, [], 'and no diff brings her in again')
 })
