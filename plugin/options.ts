@@ -71,6 +71,19 @@ export interface ChannelsOptions {
   asyncapi?: string | false
   /** channels whose members are tracked across nodes [false]: `true` for every channel, or a filter */
   presence?: boolean | string | RegExp
+  /**
+   * permessage-deflate for clients that offer it [false]: `true` or `{ threshold? }`. A
+   * broadcast is compressed once and the same frame goes to every socket that negotiated it;
+   * payloads under `threshold` bytes [1024] go uncompressed (docs/wire-efficiency.md).
+   */
+  compression?: boolean | CompressionOptions
+  /** gather a socket's outbound frames for up to this many ms and write them at once [0: none] */
+  writeDelayMs?: number
+}
+
+/** `compression: { threshold }`: payloads of fewer bytes go uncompressed. */
+export interface CompressionOptions {
+  threshold?: number
 }
 
 /** Which channels are presence channels: a filter like a handler's (`undefined` = every channel). */
@@ -95,11 +108,15 @@ export interface ResolvedOptions {
   maxConnections: number
   asyncapi: string | false
   presence: PresenceOptions | false
+  /** false when off */
+  compression: { threshold: number } | false
+  /** 0 when frames are not gathered */
+  writeDelayMs: number
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
-  'asyncapi', 'presence'])
+  'asyncapi', 'presence', 'compression', 'writeDelayMs'])
 
 function prefix (value: unknown): string | false {
   if (value === undefined) return defaultClientPrefix
@@ -143,6 +160,34 @@ function presence (value: unknown): PresenceOptions | false {
   throw new InvalidOptionError('presence: expected a boolean, a channel name or a RegExp')
 }
 
+export const defaultCompressionThreshold = 1024
+/** the longest `writeDelayMs` accepted: gathering is for milliseconds, not for seconds */
+export const maxWriteDelayMs = 1000
+
+function compression (value: unknown): { threshold: number } | false {
+  if (value === undefined || value === false) return false
+  if (value === true) return { threshold: defaultCompressionThreshold }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidOptionError('compression: expected a boolean or { threshold? }')
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'threshold') throw new InvalidOptionError(`compression.${key}: unknown option`)
+  }
+  const { threshold } = value as CompressionOptions
+  if (threshold !== undefined && (typeof threshold !== 'number' || !Number.isSafeInteger(threshold) || threshold < 0)) {
+    throw new InvalidOptionError(`compression.threshold: expected a non-negative integer, got ${String(threshold)}`)
+  }
+  return { threshold: threshold ?? defaultCompressionThreshold }
+}
+
+function writeDelayMs (value: unknown): number {
+  if (value === undefined) return 0
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > maxWriteDelayMs) {
+    throw new InvalidOptionError(`writeDelayMs: expected an integer from 0 to ${maxWriteDelayMs}, got ${String(value)}`)
+  }
+  return value
+}
+
 function broker (value: unknown): Broker | undefined {
   if (value === undefined) return undefined
   const candidate = value as Partial<Broker> | null
@@ -179,7 +224,9 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections),
     history: resolveHistory(options.history),
     asyncapi: asyncapiPath(options.asyncapi),
-    presence: presence(options.presence)
+    presence: presence(options.presence),
+    compression: compression(options.compression),
+    writeDelayMs: writeDelayMs(options.writeDelayMs)
   })
 }
 

@@ -19,6 +19,7 @@ import { ChannelServer } from './node/server.js'
 import { serveClient } from './http/static.js'
 import { endRefusedUpgrades } from './http/upgrades.js'
 import { releaseUpgradeLeftovers, rememberUpgradeResponse } from './http/upgrade-leftovers.js'
+import { defaultWireSettings, perMessageDeflateOptions, prepareSocket } from './outbound/socket-settings.js'
 import type { BroadcastChannelFn, BroadcastFn, ChannelsRegistry, SendFn } from './types.js'
 
 /**
@@ -59,8 +60,13 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   // Reuse an app's own @fastify/websocket: then its options (maxPayload, preClose) apply.
   const ownWebsocket = !fastify.hasDecorator('websocketServer')
   if (ownWebsocket) {
-    await fastify.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload }, errorHandler: onSocketError })
+    // compression: permessage-deflate without context takeover (outbound/socket-settings.ts)
+    const perMessageDeflate = options.compression === false ? false : perMessageDeflateOptions(options.compression.threshold)
+    await fastify.register(fastifyWebsocket, { options: { maxPayload: options.maxPayload, perMessageDeflate }, errorHandler: onSocketError })
   }
+  const wire = options.compression === false && options.writeDelayMs === 0
+    ? defaultWireSettings
+    : Object.freeze({ threshold: options.compression === false ? undefined : options.compression.threshold, writeDelayMs: options.writeDelayMs })
   endRefusedUpgrades(fastify)
 
   const registry: ChannelsRegistry = {
@@ -101,6 +107,7 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       return
     }
     releaseUpgradeLeftovers(socket, request, ownWebsocket ? onSocketError : undefined)
+    prepareSocket(socket, wire)
     const connection = new Connection(server, socket, request)
     connection.start().catch((err: unknown) => connection.reportError(err, undefined))
   })

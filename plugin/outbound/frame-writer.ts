@@ -20,12 +20,26 @@
  * may not be the plugin's own), once per Sender class; package.json pins ws to the minor line
  * these checks were written against (`~8.23`).
  *
+ * permessage-deflate: a socket whose negotiation says `server_no_context_takeover` gets the
+ * message compressed once for every such socket (RFC 7692: DEFLATE of the payload alone, the
+ * trailing 00 00 ff ff dropped, RSV1 set), built on first use and shared like the plain frame;
+ * payloads under the threshold go plain (a valid frame for any peer). A socket that negotiated
+ * deflate with context takeover (an app's own @fastify/websocket registration) must get frames
+ * compressed in its own stream: those go through `ws.send`.
+ *
+ * `writeDelayMs` (socket-settings.ts): a socket's frames are gathered instead, corked from the
+ * first one and handed to the kernel in one writev when the delay is over (gather.ts).
+ *
  * Each frame built is published on the `fastify-channels:frame-built` diagnostics channel
  * (`node:diagnostics_channel`), for tests and profiling; unobserved it costs one flag check.
+ * A compressed frame is published with `compressed: true`.
  */
 import { channel } from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
+import { constants as zlibConstants, deflateRawSync } from 'node:zlib'
 import type WebSocket from 'ws'
+import { gather } from './gather.js'
+import { wireSettingsOf, type PerMessageDeflateInternals } from './socket-settings.js'
 
 /** The parts of ws 8's Sender this module reads (lib/sender.js, not public API). */
 interface SenderInternals {
@@ -38,7 +52,7 @@ interface SenderInternals {
 interface WebSocketInternals {
   _sender: SenderInternals | null
   _socket: Socket | null
-  _extensions: Record<string, unknown>
+  _extensions: Record<string, PerMessageDeflateInternals | undefined>
 }
 
 export type FrameFn = (data: Buffer, options: FrameOptions) => Buffer[]
@@ -47,7 +61,12 @@ interface FrameOptions { fin: boolean, opcode: number, mask: boolean, readOnly: 
 /** ws's Sender state when nothing is being compressed or read (`DEFAULT` in lib/sender.js). */
 const senderIdle = 0
 const textFrame: FrameOptions = { fin: true, opcode: 1, mask: false, readOnly: true, rsv1: false }
+const deflatedTextFrame: FrameOptions = { ...textFrame, rsv1: true }
 const deflate = 'permessage-deflate'
+/** zlib's and RFC 7692's window when the peer asked for no smaller one */
+const defaultWindowBits = 15
+/** ws's default threshold, for sockets of a registration that did not set ours */
+const wsDefaultThreshold = 1024
 
 /** Published once per WebSocket frame built: `{ bytes }`, its size. */
 export const frameBuiltChannel = channel('fastify-channels:frame-built')
@@ -85,22 +104,57 @@ function senderFrameOf (sender: SenderInternals): FrameFn | undefined {
   return probedFrame
 }
 
-/** One outbound message: its text (for `ws.send` and the message log) and, once needed, its frame. */
+/** One outbound message: its text (for `ws.send` and the message log) and, once needed, its frames. */
 export class OutboundFrame {
+  private payload: Buffer | undefined
   private wire: Buffer | undefined
+  /** the compressed frame for the default window; others (rare) in `deflatedByWindow` */
+  private deflated: Buffer | undefined
+  private deflatedByWindow: Map<number, Buffer> | undefined
 
   constructor (readonly text: string) {}
+
+  /** The UTF-8 payload, encoded once. */
+  private utf8 (): Buffer {
+    this.payload ??= Buffer.from(this.text)
+    return this.payload
+  }
+
+  /** The payload's size in bytes. */
+  size (): number {
+    return this.utf8().length
+  }
 
   /** The whole WebSocket frame, built on first use with `frame` and shared by every socket that gets it. */
   bytes (frame: FrameFn): Buffer {
     if (this.wire === undefined) {
-      const parts = frame(Buffer.from(this.text), textFrame)
-      // [header, payload], or [header] alone for an empty payload
-      this.wire = parts.length === 1 ? parts[0] : Buffer.concat(parts, parts[0].length + parts[1].length)
+      this.wire = join(frame(this.utf8(), textFrame))
       if (frameBuiltChannel.hasSubscribers) frameBuiltChannel.publish({ bytes: this.wire.length })
     }
     return this.wire
   }
+
+  /**
+   * The permessage-deflate frame (RSV1 set) for peers that negotiated no server context
+   * takeover and a window of `windowBits`: compressed once, shared by every such socket.
+   */
+  deflatedBytes (frame: FrameFn, windowBits: number): Buffer {
+    let wire = windowBits === defaultWindowBits ? this.deflated : this.deflatedByWindow?.get(windowBits)
+    if (wire === undefined) {
+      const compressed = deflateRawSync(this.utf8(), { windowBits, finishFlush: zlibConstants.Z_SYNC_FLUSH })
+      // RFC 7692 7.2.1: the sync flush ends with an empty stored block, 00 00 ff ff; drop it.
+      wire = join(frame(compressed.subarray(0, compressed.length - 4), deflatedTextFrame))
+      if (windowBits === defaultWindowBits) this.deflated = wire
+      else (this.deflatedByWindow ??= new Map()).set(windowBits, wire)
+      if (frameBuiltChannel.hasSubscribers) frameBuiltChannel.publish({ bytes: wire.length, compressed: true })
+    }
+    return wire
+  }
+}
+
+/** [header, payload], or [header] alone for an empty payload, as one Buffer. */
+function join (parts: Buffer[]): Buffer {
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts, parts[0].length + parts[1].length)
 }
 
 /** A frame as given (already an OutboundFrame) or wrapped from its text. */
@@ -124,8 +178,24 @@ function flush (): void {
 }
 
 /**
+ * The bytes `ws` gets for `frame`: the plain frame, or the shared compressed one where the
+ * socket negotiated deflate without server context takeover and the payload reaches the
+ * threshold; undefined where ws must compress it itself (context takeover).
+ */
+function frameFor (ws: WebSocket, extension: PerMessageDeflateInternals | undefined, frame: OutboundFrame, build: FrameFn): Buffer | undefined {
+  if (extension === undefined) return frame.bytes(build)
+  const params = extension.params
+  if (params === null || params.server_no_context_takeover !== true) return undefined
+  const threshold = wireSettingsOf(ws).threshold ?? extension._threshold ?? wsDefaultThreshold
+  if (frame.size() < threshold) return frame.bytes(build)
+  const bits = params.server_max_window_bits
+  return frame.deflatedBytes(build, typeof bits === 'number' ? bits : defaultWindowBits)
+}
+
+/**
  * Writes `frame` to `ws`, which the caller checked is OPEN. Direct while ws's Sender is idle
- * (the socket's later frames of this turn are coalesced), else through `ws.send`.
+ * (the socket's later frames of this turn are coalesced, or gathered for `writeDelayMs`), else
+ * through `ws.send`.
  */
 export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
   const inner = ws as unknown as WebSocketInternals
@@ -133,19 +203,27 @@ export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
   const socket = inner._socket
   if (sender !== null && sender !== undefined && socket !== null && socket !== undefined) {
     const build = senderFrameOf(sender)
-    if (build !== undefined && sender._state === senderIdle && sender._queue.length === 0 &&
-      sender._firstFragment && inner._extensions[deflate] === undefined) {
-      socket.write(frame.bytes(build))
-      if (socket.writableCorked === 0) {
-        // The turn's first frame is on its way; the rest of the turn queues behind it.
-        socket.cork()
-        corked.push(socket)
-        if (!flushScheduled) {
-          flushScheduled = true
-          setImmediate(flush)
+    if (build !== undefined && sender._state === senderIdle && sender._queue.length === 0 && sender._firstFragment) {
+      const bytes = frameFor(ws, inner._extensions[deflate], frame, build)
+      if (bytes !== undefined) {
+        const delay = wireSettingsOf(ws).writeDelayMs
+        if (delay > 0) {
+          gather(socket, delay)
+          socket.write(bytes)
+          return
         }
+        socket.write(bytes)
+        if (socket.writableCorked === 0) {
+          // The turn's first frame is on its way; the rest of the turn queues behind it.
+          socket.cork()
+          corked.push(socket)
+          if (!flushScheduled) {
+            flushScheduled = true
+            setImmediate(flush)
+          }
+        }
+        return
       }
-      return
     }
   }
   ws.send(frame.text)

@@ -18,7 +18,9 @@ t.test('defaults', async (t) => {
     origins: sameOriginOnly,
     maxConnections: Infinity,
     asyncapi: false,
-    presence: false
+    presence: false,
+    compression: false,
+    writeDelayMs: 0
   })
 })
 
@@ -96,7 +98,19 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { asyncapi: 42 },
     { maxPayLoad: 10 },
     { rateLimit: null },
-    { broker: 'redis' }
+    { broker: 'redis' },
+    { compression: 'deflate' },
+    { compression: null },
+    { compression: [] },
+    { compression: { threshold: -1 } },
+    { compression: { threshold: 1.5 } },
+    { compression: { threshold: '1024' } },
+    { compression: { level: 9 } },
+    { writeDelayMs: -1 },
+    { writeDelayMs: 2.5 },
+    { writeDelayMs: '50' },
+    { writeDelayMs: 1001 },
+    { writeDelayMs: Infinity }
   ]
   for (const options of wrong) {
     const app = Fastify()
@@ -139,4 +153,15 @@ t.test('a presence RegExp is kept as is, or copied without the g and y flags onl
     t.equal(copied.channel.source, '^room-')
     t.equal(copied.channel.flags, stateful.flags.replace(/[gy]/g, ''), `${String(stateful)}: only g and y dropped`)
   }
+})
+
+t.test('compression: true, false or { threshold }; writeDelayMs: 0 to 1000 ms', async (t) => {
+  t.same(resolveOptions({ compression: true }).compression, { threshold: 1024 })
+  t.same(resolveOptions({ compression: {} }).compression, { threshold: 1024 })
+  t.same(resolveOptions({ compression: { threshold: 0 } }).compression, { threshold: 0 })
+  t.same(resolveOptions({ compression: { threshold: 4096 } }).compression, { threshold: 4096 })
+  t.equal(resolveOptions({ compression: false }).compression, false)
+  t.equal(resolveOptions({ writeDelayMs: 0 }).writeDelayMs, 0)
+  t.equal(resolveOptions({ writeDelayMs: 50 }).writeDelayMs, 50)
+  t.equal(resolveOptions({ writeDelayMs: 1000 }).writeDelayMs, 1000)
 })
