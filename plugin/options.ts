@@ -254,21 +254,25 @@ export interface HistoryOptions {
   size?: number
   /** ms a publication is kept [300000] */
   ttl?: number
+  /** clients may subscribe with `{ delta: true }` and get deltas against their previous message [false] */
+  delta?: boolean
 }
 
 export interface HistoryPolicy extends HistoryLimits {
   /** whether `channel` is a history channel */
   covers (channel: string): boolean
+  /** whether a subscriber may ask for deltas */
+  delta: boolean
 }
 
-const knownHistoryOptions = new Set(['channel', 'size', 'ttl'])
+const knownHistoryOptions = new Set(['channel', 'size', 'ttl', 'delta'])
 
 /** `undefined` when history is off (`false` or absent). */
 export function resolveHistory (value: unknown): HistoryPolicy | undefined {
   if (value === undefined || value === false) return undefined
   const options: HistoryOptions = value === true ? {} : value as HistoryOptions
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidOptionError('history: expected true, false or { channel?, size?, ttl? }')
+    throw new InvalidOptionError('history: expected true, false or { channel?, size?, ttl?, delta? }')
   }
   for (const key of Object.keys(options)) {
     if (!knownHistoryOptions.has(key)) throw new InvalidOptionError(`history.${key}: unknown option`)
@@ -280,8 +284,12 @@ export function resolveHistory (value: unknown): HistoryPolicy | undefined {
   } else if (channel !== undefined && typeof channel !== 'string') {
     throw new InvalidOptionError('history.channel: expected a string or a RegExp')
   }
+  if (options.delta !== undefined && typeof options.delta !== 'boolean') {
+    throw new InvalidOptionError('history.delta: expected a boolean')
+  }
   const filter = channel
   return Object.freeze({
+    delta: options.delta ?? false,
     size: positiveInteger('history.size', options.size, defaultHistorySize),
     ttl: positiveInteger('history.ttl', options.ttl, defaultHistoryTtl),
     covers: (name: string) => channelMatches(filter, name)

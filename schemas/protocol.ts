@@ -40,7 +40,9 @@ export const SubscribeFrame = Type.Object({
   /** history channels: replay the last n stored publications after `subscribed` */
   last: optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
   /** history channels: replay what was missed since this point, if all of it is still kept */
-  since: optional(SinceField)
+  since: optional(SinceField),
+  /** history channels with deltas: message frames may carry `delta` instead of `data` */
+  delta: optional(Type.Boolean())
 })
 export type SubscribeFrame = Static<typeof SubscribeFrame>
 
@@ -105,7 +107,12 @@ export const ServerMessageFrame = Type.Object({
   channel: optional(Type.String()),
   data: optional(Type.Unknown()),
   /** history channels: the publication's offset in its channel */
-  offset: optional(Offset)
+  offset: optional(Offset),
+  /**
+   * history channels subscribed with `delta: true`, in place of `data`: the fossil delta that
+   * turns the delta text (`deltaText`, delta.ts) of the data at `offset - 1` into this one's
+   */
+  delta: optional(Type.String())
 })
 export type ServerMessageFrame = Static<typeof ServerMessageFrame>
 

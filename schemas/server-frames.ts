@@ -28,7 +28,7 @@ export const serverFrameFields: FieldGuards = {
   welcome: { sessionId: text(1), protocol: integer(1) },
   subscribed: { channel: text(), id: optional(frameId), epoch: optional(text()), offset: optional(offset), recovered: optional(boolean) },
   unsubscribed: { channel: text(), id: optional(frameId) },
-  message: { event: text(), channel: optional(text()), data: anything, offset: optional(offset) },
+  message: { event: text(), channel: optional(text()), data: anything, offset: optional(offset), delta: optional(text()) },
   ack: { id: frameId, data: anything },
   error: { id: optional(frameId), code: text(1), message: text(), errors: optional(arrayOf(validationIssue)) },
   pong: { id: optional(frameId) },

@@ -9,8 +9,10 @@
  * for, the held-back publications above the top offset, and from then on live ones.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import { createDelta } from 'fossil-delta'
 import { encodeFrame } from '../../schemas/codec.js'
-import type { SinceField, SubscribedFrame } from '../../schemas/protocol.js'
+import { deltaText } from '../../schemas/delta.js'
+import type { ServerMessageFrame, SinceField, SubscribedFrame } from '../../schemas/protocol.js'
 import type { BrokerConnection, HistoryEntry, HistoryPublication, HistoryQuery, HistoryRead } from '../broker/types.js'
 import type { Recipient } from '../outbound/fanout.js'
 import { toOutbound, type OutboundFrame } from '../outbound/frame-writer.js'
@@ -26,6 +28,18 @@ export interface JoinRequest {
   id?: number
   last?: number
   since?: SinceField
+  /** deltas asked for (honoured only when the policy allows them) */
+  delta?: boolean
+}
+
+/**
+ * A delta channel on this node: the previous publication it delivered (offset and delta text)
+ * and, for each socket that asked for deltas, the last offset it was sent.
+ */
+interface DeltaChannel {
+  offset: number
+  text: string | undefined
+  sent: WeakMap<HistoryMember, number>
 }
 
 /** A socket joining a history channel: the publications held back until it is caught up. */
@@ -47,6 +61,8 @@ export interface HistoryView {
 
 export class ChannelHistory implements ChannelStep {
   private readonly catching = new Map<string, Map<HistoryMember, CatchUp>>()
+  /** the channels of this node with at least one socket that asked for deltas */
+  private readonly deltas = new Map<string, DeltaChannel>()
   /** one warn line per run of failed publishes, not one per publish (closed with the broker) */
   readonly publishFailures: PublishFailureLog
 
@@ -86,8 +102,13 @@ export class ChannelHistory implements ChannelStep {
   /** A publication from the broker (any node's, this one's included), in offset order. */
   deliver ({ channel, offset, frame, except }: HistoryPublication): void {
     const members = this.membersOf(channel)
-    if (members === undefined) return
+    if (members === undefined) {
+      this.deltas.delete(channel)
+      return
+    }
     const catching = this.catching.get(channel)
+    const deltas = this.deltas.get(channel)
+    const step = deltas === undefined ? undefined : new DeltaStep(deltas, offset, frame)
     let outbound: OutboundFrame | undefined
     for (const member of members) {
       if (member.id === except) continue
@@ -96,9 +117,15 @@ export class ChannelHistory implements ChannelStep {
         catchUp.held.push({ offset, frame })
         continue
       }
+      const delta = step?.frameFor(member)
+      if (delta !== undefined) {
+        member.sendFrame(delta)
+        continue
+      }
       outbound ??= toOutbound(frame)
       member.sendFrame(outbound)
     }
+    step?.done()
   }
 
   // ---- joining -------------------------------------------------------------------------
@@ -108,6 +135,7 @@ export class ChannelHistory implements ChannelStep {
     let catching = this.catching.get(channel)
     if (catching === undefined) this.catching.set(channel, catching = new Map())
     catching.set(member, { held: [] })
+    this.deltas.get(channel)?.sent.delete(member)
   }
 
   /** `member` left `channel` (or closed) before it was caught up. */
@@ -153,9 +181,32 @@ export class ChannelHistory implements ChannelStep {
       subscribed.recovered = false
     }
     member.sendFrame(toOutbound(encodeFrame(subscribed)))
-    for (const entry of replay) if (entry.offset <= top) member.sendFrame(toOutbound(entry.frame))
-    for (const entry of catchUp.held) if (entry.offset > top) member.sendFrame(toOutbound(entry.frame))
+    // Replayed and held-back publications go whole; the last one sent is a delta subscriber's base.
+    let sent: HistoryEntry | undefined
+    for (const entry of replay) {
+      if (entry.offset > top) continue
+      member.sendFrame(toOutbound(entry.frame))
+      sent = entry
+    }
+    for (const entry of catchUp.held) {
+      if (entry.offset <= top) continue
+      member.sendFrame(toOutbound(entry.frame))
+      sent = entry
+    }
+    if (this.policy.delta && request.delta === true) this.trackDeltas(channel, member, sent)
     return true
+  }
+
+  /** `member` asked for deltas on `channel` and was last sent `sent` (if anything). */
+  private trackDeltas (channel: string, member: HistoryMember, sent: HistoryEntry | undefined): void {
+    let deltas = this.deltas.get(channel)
+    if (deltas === undefined) this.deltas.set(channel, deltas = { offset: 0, text: undefined, sent: new WeakMap() })
+    deltas.sent.set(member, sent?.offset ?? 0) // 0: nothing yet, the next publication goes whole
+    // A newer publication than the node's base (the first delta subscriber's backlog): the next base.
+    if (sent !== undefined && sent.offset > deltas.offset) {
+      deltas.offset = sent.offset
+      deltas.text = deltaText((JSON.parse(sent.frame) as ServerMessageFrame).data)
+    }
   }
 
   // ---- reading -------------------------------------------------------------------------
@@ -178,4 +229,67 @@ export class ChannelHistory implements ChannelStep {
       })
     }
   }
+}
+
+/**
+ * One publication on a delta channel: its delta against the previous one, made at most once
+ * (when a socket's last offset is exactly the previous one) and shared by every such socket.
+ */
+class DeltaStep {
+  private text: string | undefined
+  private parsed: ServerMessageFrame | undefined
+  private made: OutboundFrame | null | undefined
+
+  constructor (private readonly channel: DeltaChannel, private readonly offset: number, private readonly frame: string) {}
+
+  /** the delta frame for `member`, or undefined when it gets the whole payload */
+  frameFor (member: HistoryMember): OutboundFrame | undefined {
+    const { sent } = this.channel
+    // Only a socket that asked for deltas has an entry (from its join on).
+    const last = sent.get(member)
+    if (last === undefined) return undefined
+    sent.set(member, this.offset)
+    if (last !== this.offset - 1 || this.channel.offset !== last) return undefined
+    return this.delta() ?? undefined
+  }
+
+  private delta (): OutboundFrame | null {
+    if (this.made !== undefined) return this.made
+    const base = this.channel.text
+    const text = this.ownText()
+    if (base === undefined || text === undefined || this.parsed === undefined) return (this.made = null)
+    const delta = fromAscii(createDelta(ascii(base), ascii(text)))
+    // A delta no smaller than the payload (a whole new document) is not worth it.
+    if (delta.length >= text.length) return (this.made = null)
+    const { event, channel } = this.parsed
+    const frame: ServerMessageFrame = { type: 'message', event, channel, delta, offset: this.offset }
+    return (this.made = toOutbound(encodeFrame(frame)))
+  }
+
+  private ownText (): string | undefined {
+    if (this.parsed === undefined) {
+      this.parsed = JSON.parse(this.frame) as ServerMessageFrame
+      this.text = deltaText(this.parsed.data)
+    }
+    return this.text
+  }
+
+  /** the publication becomes the next one's base */
+  done (): void {
+    this.channel.offset = this.offset
+    this.channel.text = this.ownText()
+  }
+}
+
+/** The bytes of an ASCII text (a delta text is ASCII). */
+function ascii (text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length)
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i)
+  return bytes
+}
+
+function fromAscii (bytes: Uint8Array): string {
+  let text = ''
+  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192))
+  return text
 }

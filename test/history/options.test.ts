@@ -28,15 +28,24 @@ t.test('a name or a RegExp; a g or y RegExp matches the same every time, its oth
   t.equal(resolveHistory({ channel: /^h-/ })?.covers('h-1'), true)
 })
 
+t.test('delta: false unless true', async (t) => {
+  t.equal(resolveHistory(true)?.delta, false)
+  t.equal(resolveHistory({ delta: false })?.delta, false)
+  t.equal(resolveHistory({ delta: true })?.delta, true)
+})
+
 t.test('each wrong value is refused with its reason', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
-    [null, /history: expected true, false or \{ channel\?, size\?, ttl\? \}/],
+    [null, /history: expected true, false or \{ channel\?, size\?, ttl\?, delta\? \}/],
     ['yes', /history: expected true, false or/],
     [[], /history: expected true, false or/],
     [{ nope: 1 }, /history\.nope: unknown option/],
     [{ channel: 5 }, /history\.channel: expected a string or a RegExp/],
     [{ size: 0 }, /history\.size/],
-    [{ ttl: 1.5 }, /history\.ttl/]
+    [{ ttl: 1.5 }, /history\.ttl/],
+    [{ delta: 'yes' }, /history\.delta: expected a boolean/],
+    [{ delta: 1 }, /history\.delta: expected a boolean/],
+    [{ delta: null }, /history\.delta: expected a boolean/]
   ]
   for (const [value, message] of cases) t.throws(() => resolveHistory(value), { code: 'FST_CHANNELS_INVALID_OPTION', message }, JSON.stringify(value))
 })
