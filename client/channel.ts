@@ -15,7 +15,9 @@
  * whatever its offset (nothing of the new epoch was seen yet, so nothing is a repeat).
  */
 import { encodeFrame } from '../schemas/wire.js'
-import type { SubscribedFrame, SubscribeFrame } from '../schemas/protocol.js'
+import { deltaText, parseDeltaText } from '../schemas/delta.js'
+import type { ServerMessageFrame, SubscribedFrame, SubscribeFrame } from '../schemas/protocol.js'
+import { applyDelta } from './delta.js'
 import { ChannelsClientError, ClientErrorCodes } from './errors.js'
 import { disconnected, errorFromFrame, type Pending, type ReplyFrame } from './push.js'
 
@@ -43,6 +45,8 @@ export interface ChannelHost {
 export interface JoinOptions {
   /** history channels: the last n stored publications after `subscribed` */
   last?: number
+  /** history channels with deltas: ask for them (every join, rejoins too) */
+  delta?: boolean
 }
 
 /** Where this subscription is in its history channel's stream. */
@@ -81,6 +85,8 @@ export class Subscription {
   private position: Position | undefined
   /** the backlog the subscribe frame on the wire asked for */
   private askedLast = 0
+  /** delta subscriptions: the delta text of the last publication, the base of the next delta */
+  private base: { offset: number, text: string } | undefined
 
   constructor (
     readonly channel: string,
@@ -134,6 +140,7 @@ export class Subscription {
       frame.last = this.options.last
     }
     this.askedLast = frame.last ?? 0
+    if (this.options.delta === true) frame.delta = true
     return frame
   }
 
@@ -143,6 +150,7 @@ export class Subscription {
    */
   confirmed (frame: SubscribedFrame, asked = 0): void {
     const { epoch, offset, recovered } = frame
+    this.base = undefined // what follows a `subscribed` comes whole
     if (epoch !== undefined && offset !== undefined) {
       if (frame.id === undefined && recovered === false) {
         // The stream restarted under a new epoch while the channel was held.
@@ -159,6 +167,49 @@ export class Subscription {
     if (epoch !== undefined) info.epoch = epoch
     if (offset !== undefined) info.offset = offset
     this.host.subscribed(this.channel, info)
+  }
+
+  /**
+   * A publication of this channel arrived: false when it is to be dropped (seen already, or a
+   * delta that cannot be applied: then reported and resynced). A delta is replaced by the
+   * `data` it rebuilds, so listeners get whole data.
+   */
+  publication (frame: ServerMessageFrame & { offset: number }): boolean {
+    const { offset, delta } = frame
+    const { position } = this
+    if (position !== undefined && position.restarted !== true && offset <= position.offset) return false
+    let text: string | undefined
+    if (delta !== undefined) {
+      const { base } = this
+      try {
+        if (base === undefined || base.offset !== offset - 1) throw new Error(`no base at offset ${offset - 1}`)
+        text = applyDelta(base.text, delta)
+        frame.data = parseDeltaText(text)
+        delete frame.delta
+      } catch (err) {
+        this.resync(offset, err)
+        return false
+      }
+    } else if (this.options.delta === true) {
+      text = deltaText(frame.data)
+    }
+    this.base = text === undefined ? undefined : { offset, text }
+    return this.seen(offset)
+  }
+
+  /**
+   * A delta could not be applied (a buggy or hostile server): report it, and join again from
+   * the last publication rebuilt (`since`), so what was missed comes whole.
+   */
+  private resync (offset: number, err: unknown): void {
+    this.base = undefined
+    this.host.refused(new ChannelsClientError('BAD_FRAME',
+      `the delta of offset ${offset} on "${this.channel}" could not be applied (${(err as Error).message}); resubscribing`, { channel: this.channel }))
+    if (this.state !== 'joined' || this.inFlight !== undefined) return // a join is on its way already
+    const id = this.host.nextId()
+    if (!this.host.write(encodeFrame({ type: 'unsubscribe', channel: this.channel, id }))) return
+    this.host.expect(id, { answer: () => {}, dropped: () => false })
+    this.join()
   }
 
   /** A publication with `offset` arrived: false when it was seen already (drop it). */

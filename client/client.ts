@@ -78,13 +78,14 @@ export class Client implements SocketOwner, ChannelHost {
     return this.socket.queued
   }
 
-  subscribe (channel: string, options: { timeout?: number, last?: number } = {}): Promise<void> {
+  subscribe (channel: string, options: { timeout?: number, last?: number, delta?: boolean } = {}): Promise<void> {
     if (this.status === 'closed') return Promise.reject(closedError())
     const invalid = invalidChannel(channel)
     if (invalid !== undefined) return Promise.reject(invalid)
     const existing = this.subscriptions.get(channel)
     if (existing !== undefined) return existing.promise ?? Promise.resolve()
     const join: JoinOptions = options.last === undefined ? {} : { last: options.last }
+    if (options.delta === true) join.delta = true
     const subscription = new Subscription(channel, this, 'waiting', join)
     this.subscriptions.set(channel, subscription)
     const joined = subscription.wait(options.timeout ?? this.timeout)
@@ -197,8 +198,10 @@ export class Client implements SocketOwner, ChannelHost {
       case 'message': {
         // A history channel's publication seen already (a replay overlapping live traffic after
         // a resync) is dropped; a newer one moves the channel's position on.
+        // A delta is rebuilt into whole data here.
         if (frame.offset !== undefined && frame.channel !== undefined &&
-          this.subscriptions.get(frame.channel)?.seen(frame.offset) === false) return
+          this.subscriptions.get(frame.channel)?.publication(frame as typeof frame & { offset: number }) === false) return
+        if (frame.delta !== undefined) return // a delta no subscription rebuilt (the channel was left)
         const set = this.listeners.get(frame.event)
         if (set === undefined) return
         const meta: MessageMeta = frame.channel === undefined ? { event: frame.event } : { event: frame.event, channel: frame.channel }
