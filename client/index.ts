@@ -43,8 +43,10 @@ export interface ChannelsClient<E extends EventTypeMap<E> = AnyEvents> {
    * Resolves once subscribed; rejects with the error frame's code (FORBIDDEN, ...). On a
    * history channel, `last` asks for its last n stored publications (they follow `subscribed`
    * as ordinary messages); after a reconnect the client asks for what it missed instead.
+   * `delta: true` asks for deltas on a channel with `history.delta` (listeners still get
+   * whole data; elsewhere whole payloads come).
    */
-  subscribe (channel: string, options?: { timeout?: number, last?: number }): Promise<void>
+  subscribe (channel: string, options?: { timeout?: number, last?: number, delta?: boolean }): Promise<void>
   /** Resolves once unsubscribed (at once when offline: the next session will not hold it). */
   unsubscribe (channel: string, options?: { timeout?: number }): Promise<void>
 
