@@ -167,3 +167,13 @@ t.test('the delta on the wire is fossil\'s, made against the previous data text'
   t.equal(second.delta, String.fromCharCode(...createDelta(ascii(deltaText(a) as string), ascii(deltaText(b) as string))))
   t.same(Object.keys(second).sort(), ['channel', 'delta', 'event', 'offset', 'type'])
 })
+
+t.test('a subscribe frame whose delta is not a boolean is a BAD_FRAME', async (t) => {
+  const { url } = await server(t)
+  const client = await TestClient.connect(url)
+  t.teardown(() => client.close())
+  for (const delta of ['yes', 1, null, {}]) {
+    const answer = await client.request({ type: 'subscribe', channel: 'h-x', id: nextId(), delta })
+    t.match(answer, { type: 'error', code: 'BAD_FRAME' }, JSON.stringify(delta))
+  }
+})
