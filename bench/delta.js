@@ -5,8 +5,15 @@
 // (`fossil-delta`) and as a JSON Patch (RFC 6902, `fast-json-patch`), with the CPU to make one
 // (once per publication) and to apply one (once per delivery, in the client). Pure computation,
 // no sockets: run it alone (`node bench/delta.js`), figures are ratios to the whole payload.
+// Then, when the plugin is built (`npm run build`: it loads `dist/`), the real server path: a
+// node with `history: { delta: true }`, one socket subscribed with `delta: true` and one
+// without on loopback, the bytes of every WebSocket frame each receives.
 import { createStringDelta, applyStringDelta } from 'fossil-delta'
 import jsonPatch from 'fast-json-patch'
+import { existsSync } from 'node:fs'
+import Fastify from 'fastify'
+import WebSocket from 'ws'
+import { listenOnFreePort } from './lib/listen.js'
 
 const publications = Number(process.argv[2] ?? 2000)
 
@@ -85,3 +92,53 @@ measure(12) // warm-up: the JIT settles before the figures that count
 console.log('--- measured:')
 measure(12) // about 2.1 KB
 measure(20) // about 3.5 KB
+
+/** The real server path: whole and delta frames as two sockets receive them. */
+async function measureServer (teams) {
+  const pluginUrl = new URL('../dist/plugin/index.js', import.meta.url)
+  if (!existsSync(pluginUrl)) {
+    console.log('(the real server path: build first, `npm run build`)')
+    return
+  }
+  const { default: fastifyChannels } = await import(pluginUrl.href)
+  const app = Fastify()
+  await app.register(fastifyChannels, { history: { delta: true }, heartbeat: false, client: false })
+  const port = await listenOnFreePort(app, '127.0.0.1')
+  const open = async (delta) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`)
+    const got = { bytes: 0, frames: 0, deltas: 0 }
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+    const subscribed = new Promise((resolve) => {
+      ws.on('message', (data) => {
+        const frame = JSON.parse(data.toString())
+        if (frame.type === 'subscribed') resolve(undefined)
+        if (frame.type !== 'message') return
+        got.frames++
+        got.bytes += data.length
+        if (frame.delta !== undefined) got.deltas++
+      })
+    })
+    ws.send(JSON.stringify({ type: 'subscribe', channel: 'board', id: 1, delta }))
+    await subscribed
+    return { ws, got }
+  }
+  const deltaSocket = await open(true)
+  const wholeSocket = await open(false)
+  let state = scoreboard(teams)
+  const t0 = process.hrtime.bigint()
+  for (let k = 1; k <= publications; k++) {
+    state = step(state, k)
+    await app.broadcastChannel('board', state, { event: 'board' })
+  }
+  while (deltaSocket.got.frames < publications || wholeSocket.got.frames < publications) await new Promise((resolve) => setTimeout(resolve, 10))
+  const perPublication = Number(process.hrtime.bigint() - t0) / 1000 / publications
+  const d = deltaSocket.got
+  const w = wholeSocket.got
+  console.log(`server path, scoreboard of ${teams} teams: whole ${(w.bytes / w.frames).toFixed(0)} B/delivery, with deltas ${(d.bytes / d.frames).toFixed(0)} B/delivery (${((d.bytes / w.bytes) * 100).toFixed(1)} % of whole, ${d.deltas} of ${d.frames} frames deltas), ${perPublication.toFixed(0)} us per publication (two sockets)`)
+  deltaSocket.ws.close()
+  wholeSocket.ws.close()
+  await app.close()
+}
+
+await measureServer(12)
+await measureServer(20)
