@@ -23,6 +23,7 @@ export const mutationMap = {
   'schemas/wire.ts': ['test/schemas/codec.test.ts', 'test/schemas/server-frames.test.ts'],
   'schemas/server-frames.ts': ['test/schemas/server-frames.test.ts', 'test/schemas/protocol.test.ts'],
   'schemas/guards.ts': ['test/schemas/guards.test.ts', 'test/schemas/server-frames.test.ts'],
+  'schemas/delta.ts': ['test/client/delta.test.ts', 'test/client/delta.client.test.ts'],
   'schemas/constants.ts': ['test/schemas/protocol.test.ts'],
   'schemas/protocol.ts': ['test/schemas/protocol.test.ts', 'test/schemas/codec.test.ts'],
 
@@ -30,7 +31,8 @@ export const mutationMap = {
   'client/timer.ts': ['test/client/timer.test.ts'],
   'client/socket.ts': ['test/client/socket.test.ts', 'test/client/liveness.test.ts', 'test/client/client-frames.test.ts', 'test/client/push.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/history.test.ts'],
   'client/push.ts': ['test/client/push.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts'],
-  'client/channel.ts': ['test/client/channel.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/epoch-reset.test.ts'],
+  'client/channel.ts': ['test/client/channel.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/epoch-reset.test.ts', 'test/client/delta.client.test.ts'],
+  'client/delta.ts': ['test/client/delta.test.ts', 'test/client/delta.client.test.ts'],
   'client/client.ts': ['test/client/client.test.ts', 'test/client/client-frames.test.ts', 'test/client/channel.test.ts', 'test/client/reconnect.test.ts', 'test/client/push.test.ts', 'test/client/socket.test.ts', 'test/client/liveness.test.ts', 'test/client/client-helpers.test.ts', 'test/client/presence.test.ts', 'test/client/epoch-reset.test.ts'],
   'client/errors.ts': ['test/client/client.test.ts', 'test/client/push.test.ts'],
   'client/index.ts': ['test/client/client.test.ts', 'test/client/socket.test.ts'],
@@ -81,7 +83,7 @@ export const mutationMap = {
   'plugin/contract/asyncapi-protocol.ts': ['test/contract/asyncapi-protocol.test.ts', 'test/contract/asyncapi.test.ts'],
 
   // history and presence with the memory broker, and the broker interfaces
-  'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/connection/rejoin.test.ts', 'test/client/history.test.ts'],
+  'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/connection/rejoin.test.ts', 'test/client/history.test.ts', 'test/history/delta.test.ts'],
   'plugin/broker/memory/offset-frame.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts'],
   'plugin/broker/memory/history-store.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts'],
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
