@@ -124,7 +124,7 @@ class NodeCore {
   /** The BrokerConnection the plugin uses: a plain object, with the history and presence methods only when the engine has those stores. */
   connection (): BrokerConnection {
     const connection: BrokerConnection = {
-      publish: async (publication) => await this.publish(publication),
+      publish: (publication) => this.publish(publication),
       subscribe: async (channel) => {
         this.channels.add(channel)
         await this.transport.subscribe([channelTopic(channel)])
@@ -156,10 +156,19 @@ class NodeCore {
     return shared
   }
 
-  private async publish (publication: Publication): Promise<void> {
-    const envelope = encodePublication(this.node.nodeId, publication, ++this.seq)
-    const topics = publication.kind === 'all' ? allTopics : publication.channels.map(channelTopic)
-    await this.transport.publish(topics, envelope)
+  /**
+   * The hot path, without an async frame of its own (one would cost every publication a
+   * promise and an await): the transport's promise is handed back as it is, and a throw
+   * becomes a rejection here.
+   */
+  private publish (publication: Publication): Promise<void> {
+    try {
+      const envelope = encodePublication(this.node.nodeId, publication, ++this.seq)
+      const topics = publication.kind === 'all' ? allTopics : publication.channels.map(channelTopic)
+      return this.transport.publish(topics, envelope)
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   private async publishHistory (

@@ -55,6 +55,8 @@ interface Options {
   /** what the transport and registry are asked, in order */
   calls?: string[]
   failSubscribe?: boolean
+  /** a transport whose publish throws at once instead of rejecting */
+  throwOnPublish?: boolean
 }
 
 /** An engine made of the memory parts, with the variations above; `nodes` are the EngineNodes the core handed it. */
@@ -71,10 +73,12 @@ function testEngine (options: Options = {}): { engine: BrokerEngine, nodes: Engi
       nodes.push(node)
       const memory = bus.transport(node)
       const transport: Transport = {
-        publish: async (topics, envelope) => {
+        publish: (topics, envelope) => {
           options.calls?.push('publish')
-          if (options.perTopic === true) for (const topic of topics) bus.publish([topic], envelope)
-          else await memory.publish(topics, envelope)
+          if (options.throwOnPublish === true) throw new Error('cannot publish') // at once, not as a rejection
+          if (options.perTopic !== true) return memory.publish(topics, envelope)
+          for (const topic of topics) bus.publish([topic], envelope)
+          return Promise.resolve()
         },
         subscribe: async (topics) => {
           if (options.failSubscribe === true) throw new Error('cannot subscribe')
@@ -222,6 +226,14 @@ t.test('restore() subscribes every channel and registers every session again', a
   await a.link.publish({ kind: 'all', frame: 'all' })
   await eventually(() => b.node.deliveries.length === 3)
   t.same(b.node.deliveries.map((delivery) => delivery.kind), ['session', 'channels', 'all'])
+})
+
+t.test('a publish the transport cannot take rejects; it never throws at the caller', async (t) => {
+  const { engine } = testEngine({ throwOnPublish: true })
+  const { link } = await connect(t, engine, 'a')
+  let published: Promise<void> | undefined
+  t.doesNotThrow(() => { published = link.publish({ kind: 'all', frame: 'x' }) })
+  await t.rejects(published as Promise<void>, /cannot publish/)
 })
 
 t.test('a node whose setup fails closes what the engine opened', async (t) => {

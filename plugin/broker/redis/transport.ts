@@ -60,10 +60,11 @@ export class RedisTransport implements Transport {
     }
   }
 
-  async publish (topics: readonly Topic[], envelope: string): Promise<void> {
+  /** Not an async function: on the hot path, the publisher's promise is handed back as it is. */
+  publish (topics: readonly Topic[], envelope: string): Promise<void> {
     // One copy per channel, so only nodes with subscribers get it; in one script call so the
     // copies reach each node back to back (the core keeps one per node).
-    await this.publisher.publish(topics.map((topic) => this.name(topic)), envelope)
+    return this.publisher.publish(topics.map((topic) => this.name(topic)), envelope)
   }
 
   /** Sends the waiting batch now (a session route must not overtake it). */
