@@ -17,6 +17,11 @@ import { MemoryBus } from './transport.js'
 const maxSweepInterval = 60_000
 
 export function memoryBroker (): Broker {
+  return composeBroker(memoryEngine())
+}
+
+/** The memory engine: the nodes that connect to one instance share its topics and stores. */
+export function memoryEngine (): BrokerEngine {
   const bus = new MemoryBus()
   const registry = new MemoryRegistry(bus)
   const presence = new MemoryPresence(bus)
@@ -47,7 +52,7 @@ export function memoryBroker (): Broker {
     }
   }
 
-  const engine: BrokerEngine = {
+  return {
     name: 'memory',
     async connect (node): Promise<EngineParts> {
       connected.add(node)
@@ -67,5 +72,4 @@ export function memoryBroker (): Broker {
       }
     }
   }
-  return composeBroker(engine)
 }

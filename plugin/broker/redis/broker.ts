@@ -8,7 +8,7 @@ import type { Cluster, Redis } from 'ioredis'
 import { InvalidOptionError } from '../../errors.js'
 import { positiveInteger } from '../../options.js'
 import { composeBroker } from '../compose.js'
-import type { EngineParts } from '../parts.js'
+import type { BrokerEngine, EngineParts } from '../parts.js'
 import { asCluster, clientOptions, loadIoredis } from './client.js'
 import { RedisEngine } from './engine.js'
 import { classicPubSub, shardedPubSub } from './pubsub.js'
@@ -48,6 +48,11 @@ export interface RedisBrokerOptions {
 const known = new Set(['url', 'redis', 'prefix', 'nodeTtl', 'commandTimeout'])
 
 export function redisBroker (options: RedisBrokerOptions = {}): Broker {
+  return composeBroker(redisEngine(options))
+}
+
+/** The Redis engine: the nodes that connect to it (one Redis or one cluster, one prefix) act as one server. */
+export function redisEngine (options: RedisBrokerOptions = {}): BrokerEngine {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('redisBroker: expected an options object')
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new InvalidOptionError(`redisBroker ${key}: unknown option`)
@@ -82,13 +87,13 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
     return [new Redis(url, pubOptions), new Redis(url, subOptions)]
   }
 
-  return composeBroker({
+  return {
     name: 'redis',
     async connect (node): Promise<EngineParts> {
       const [pub, sub] = await open(node.nodeId)
       return await RedisEngine.open(node, pub, sub, { ...settings, pubsub: cluster === undefined ? classicPubSub : shardedPubSub })
     }
-  })
+  }
 }
 
 /**
