@@ -65,6 +65,12 @@ export const mutationMap = {
   'plugin/http/static.ts': ['test/client/static.test.ts'],
   'plugin/index.ts': ['test/plugin/register.test.ts', 'test/node/server.test.ts'],
   'plugin/broker/memory/broker.ts': ['test/node/server.test.ts', 'test/history/service.test.ts', 'test/presence/tracker.test.ts'],
+  'plugin/broker/compose.ts': ['test/broker/compose.test.ts', 'test/node/server.test.ts', 'test/history/service.test.ts', 'test/presence/tracker.test.ts'],
+  'plugin/broker/envelope.ts': ['test/broker/envelope.test.ts', 'test/broker/compose.test.ts', 'test/history/service.test.ts'],
+  'plugin/broker/recent-ids.ts': ['test/broker/recent-ids.test.ts', 'test/broker/compose.test.ts'],
+  'plugin/broker/registry.ts': ['test/broker/registry.test.ts', 'test/broker/compose.test.ts', 'test/node/server.test.ts'],
+  'plugin/broker/memory/transport.ts': ['test/broker/memory/transport.test.ts', 'test/broker/compose.test.ts', 'test/node/server.test.ts'],
+  'plugin/broker/memory/registry-store.ts': ['test/broker/registry.test.ts', 'test/broker/compose.test.ts', 'test/node/server.test.ts'],
   'plugin/http/upgrade-leftovers.ts': ['test/http/upgrade-leftovers.test.ts'],
   'plugin/contract/memory-socket.ts': ['test/contract/memory-socket.test.ts', 'test/contract/inject.test.ts'],
   'plugin/contract/inject.ts': ['test/contract/inject.test.ts'],
@@ -76,9 +82,9 @@ export const mutationMap = {
 
   // history and presence (memory broker; the Redis ones need Redis and are not mapped)
   'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/connection/rejoin.test.ts', 'test/client/history.test.ts'],
-  'plugin/broker/memory/offset-frame.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts'],
   'plugin/broker/memory/history-store.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts'],
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
   'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
-  'plugin/broker/memory/presence-store.ts': ['test/broker/memory/presence-store.test.ts', 'test/presence/tracker.test.ts', 'test/client/presence.test.ts']
+  'plugin/broker/memory/presence-store.ts': ['test/broker/memory/presence-store.test.ts', 'test/presence/tracker.test.ts', 'test/client/presence.test.ts'],
+  'plugin/broker/presence-sync.ts': ['test/broker/presence-sync.test.ts', 'test/broker/memory/presence-store.test.ts', 'test/presence/tracker.test.ts']
 }
