@@ -82,8 +82,9 @@ class NodeCore {
     this.parts.start?.()
   }
 
-  /** Subscribes and registers everything again (see EngineNode.restore). */
+  /** Subscribes and registers everything again (see EngineNode.restore); nothing once the node is closing. */
   async restore (): Promise<{ channels: number, sessions: number }> {
+    if (this.closed) return { channels: 0, sessions: 0 } // a node on its way out registers nothing again
     const topics = [...this.selfTopics, ...[...this.channels].map(channelTopic)]
     await Promise.all([this.transport.subscribe(topics), this.registry.sync()])
     this.presence?.resync()

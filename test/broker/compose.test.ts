@@ -226,6 +226,10 @@ t.test('restore() subscribes every channel and registers every session again', a
   await a.link.publish({ kind: 'all', frame: 'all' })
   await eventually(() => b.node.deliveries.length === 3)
   t.same(b.node.deliveries.map((delivery) => delivery.kind), ['session', 'channels', 'all'])
+
+  await b.link.close()
+  t.same(await nodes[1].restore(), { channels: 0, sessions: 0 }, 'a closed node restores nothing')
+  t.equal(await a.link.sendToSession('s1', 'gone'), false, 'and stays unregistered')
 })
 
 t.test('a publish the transport cannot take rejects; it never throws at the caller', async (t) => {
