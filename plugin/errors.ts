@@ -21,6 +21,10 @@ export const BrokerUnavailableError = createError(
 export const InvalidChannelError = createError(
   'FST_CHANNELS_INVALID_CHANNEL', 'invalid channel name: %s', 400, TypeError)
 
+/** A broker engine that cannot be reached when a node starts: the plugin's registration fails with it. */
+export const BrokerUnreachableError = createError(
+  'FST_CHANNELS_BROKER_UNREACHABLE', 'fastify-channels: cannot connect to %s: %s', 503)
+
 export const MissingIoredisError = createError(
   'FST_CHANNELS_MISSING_IOREDIS', 'redisBroker needs the optional peer dependency "ioredis": npm install ioredis', 500)
 

@@ -12,11 +12,17 @@ const fastifyChannels = fp(channelsPlugin, {
 export default fastifyChannels
 export { fastifyChannels }
 export {
-  ChannelError, NoSocketError, BrokerUnavailableError, InvalidOptionError, InvalidHandlerError,
+  ChannelError, NoSocketError, BrokerUnavailableError, BrokerUnreachableError, InvalidOptionError, InvalidHandlerError,
   InvalidChannelError, MissingIoredisError, UnserializableDataError, NoHistoryError, InvalidPresenceError
 } from './errors.js'
-export { memoryBroker } from './broker/memory/broker.js'
-export { redisBroker } from './broker/redis/broker.js'
+export { memoryBroker, memoryEngine } from './broker/memory/broker.js'
+export { composeBroker } from './broker/compose.js'
+export { positionedEnvelope } from './broker/envelope.js'
+export type {
+  BrokerEngine, EngineNode, EngineParts, Topic, Transport, RegistryStore, HistoryStore, HistoryAppend, StoredEntry, StreamPosition,
+  StreamRead, PresenceStore, PresenceWrite, PresenceChannelWrite
+} from './broker/parts.js'
+export { redisBroker, redisEngine } from './broker/redis/broker.js'
 export type { RedisBrokerOptions, DuplicableRedis } from './broker/redis/broker.js'
 export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery

@@ -72,6 +72,13 @@ export const mutationMap = {
     'test/http/origins.test.ts'],
   'plugin/http/static.ts': ['test/client/static.test.ts'],
   'plugin/index.ts': ['test/plugin/register.test.ts', 'test/node/server.test.ts'],
+  'plugin/broker/compose.ts': ['test/node/server.test.ts', 'test/history/service.test.ts', 'test/presence/tracker.test.ts'],
+  'plugin/broker/envelope.ts': ['test/broker/envelope.test.ts', 'test/history/service.test.ts'],
+  'plugin/broker/recent-ids.ts': ['test/broker/recent-ids.test.ts'],
+  'plugin/broker/registry.ts': ['test/broker/registry.test.ts', 'test/node/server.test.ts'],
+  'plugin/broker/presence-sync.ts': ['test/broker/memory/presence-store.test.ts', 'test/presence/tracker.test.ts'],
+  'plugin/broker/memory/transport.ts': ['test/broker/memory/transport.test.ts', 'test/node/server.test.ts'],
+  'plugin/broker/memory/registry-store.ts': ['test/broker/registry.test.ts', 'test/node/server.test.ts'],
   'plugin/broker/memory/broker.ts': ['test/node/server.test.ts', 'test/history/service.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/http/upgrade-leftovers.ts': ['test/http/upgrade-leftovers.test.ts'],
   'plugin/contract/memory-socket.ts': ['test/contract/memory-socket.test.ts', 'test/contract/inject.test.ts'],
@@ -84,7 +91,6 @@ export const mutationMap = {
 
   // history and presence with the memory broker, and the broker interfaces
   'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/connection/rejoin.test.ts', 'test/client/history.test.ts', 'test/history/delta.test.ts'],
-  'plugin/broker/memory/offset-frame.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts'],
   'plugin/broker/memory/history-store.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts'],
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
   'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
@@ -94,7 +100,6 @@ export const mutationMap = {
   // the Redis broker's pure parts, whose tests need no Redis
   'plugin/broker/redis/slot.ts': ['test/broker/redis/slot.test.ts', 'test/broker/redis/keys.test.ts'],
   'plugin/broker/redis/keys.ts': ['test/broker/redis/keys.test.ts'],
-  'plugin/broker/redis/envelope.ts': ['test/broker/redis/envelope.test.ts'],
   'plugin/broker/redis/health.ts': ['test/broker/redis/health.test.ts']
 }
 
@@ -106,21 +111,20 @@ const needsRedis = 'its tests need a live Redis and a Redis Cluster (test/broker
 export const unmapped = {
   'plugin/types.ts': typesOnly,
   'plugin/channel-steps.ts': typesOnly,
+  'plugin/broker/parts.ts': typesOnly,
   'schemas/events.ts': typesOnly,
   'schemas/index.ts': typesOnly,
 
   'plugin/broker/redis/broker.ts': needsRedis,
   'plugin/broker/redis/client.ts': needsRedis,
   'plugin/broker/redis/clock.ts': needsRedis,
-  'plugin/broker/redis/connection.ts': needsRedis,
-  'plugin/broker/redis/history-scripts.ts': needsRedis,
-  'plugin/broker/redis/history.ts': needsRedis,
+  'plugin/broker/redis/engine.ts': needsRedis,
+  'plugin/broker/redis/history-store.ts': needsRedis,
   'plugin/broker/redis/link.ts': needsRedis,
-  'plugin/broker/redis/presence-envelope.ts': needsRedis,
   'plugin/broker/redis/presence-store.ts': needsRedis,
-  'plugin/broker/redis/presence.ts': needsRedis,
   'plugin/broker/redis/publisher.ts': needsRedis,
   'plugin/broker/redis/pubsub.ts': needsRedis,
-  'plugin/broker/redis/sessions.ts': needsRedis,
-  'plugin/broker/redis/subscriptions.ts': needsRedis
+  'plugin/broker/redis/registry-store.ts': needsRedis,
+  'plugin/broker/redis/scripts.ts': needsRedis,
+  'plugin/broker/redis/transport.ts': needsRedis
 }

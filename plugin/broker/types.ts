@@ -1,12 +1,16 @@
 /**
- * The broker seam: how one Fastify node hands channel traffic to the others. A `Broker` is a
- * factory: every Fastify instance that registers the plugin with it calls `connect` once and
- * gets its own `BrokerConnection` (one node). Local delivery never waits for the broker: the
- * plugin delivers to its own sockets first, then publishes, and a node must not deliver its
- * own publications back to itself.
+ * The broker seam as the node sees it: how one Fastify node hands channel traffic to the
+ * others. A `Broker` is a factory: every Fastify instance that registers the plugin with it
+ * calls `connect` once and gets its own `BrokerConnection` (one node). Local delivery never
+ * waits for the broker: the plugin delivers to its own sockets first, then publishes, so a
+ * plain publication never comes back to the node that made it. History publications do come
+ * back to their publisher, in offset order, like to every other node.
  *
  * Frames travel pre-encoded (`frame` is the exact text sockets receive), so a message is
  * encoded once per publish and never once per socket.
+ *
+ * The memory and Redis brokers are built by `composeBroker` (compose.ts) from the parts an
+ * engine implements (parts.ts); a Broker may also be written against this seam directly.
  */
 import type { FastifyBaseLogger } from 'fastify'
 
@@ -44,7 +48,7 @@ export interface BrokerNode {
   readonly nodeId: string
   /** delivers a message another node published to this node's local sockets */
   deliver (delivery: Delivery): void
-  /** whether this node holds the session right now */
+  /** whether this node holds the session right now (for brokers written against this seam; composed ones keep a registry) */
   hasSession (sessionId: string): boolean
   /** the Fastify instance's logger */
   readonly log: FastifyBaseLogger
@@ -138,6 +142,8 @@ export interface HistoryEntry {
 /** A publication to a history channel, delivered to every node (the publisher's too) in offset order. */
 export interface HistoryPublication extends HistoryEntry {
   channel: string
+  /** the epoch of the stream the offset belongs to (absent from brokers that do not tell) */
+  epoch?: string
 }
 
 /**

@@ -16,7 +16,7 @@
 import t from 'tap'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -39,13 +39,16 @@ t.teardown(() => rmSync(work, { recursive: true, force: true }))
 const allowed = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/,
   /^dist\/(plugin|client|schemas)\/.+\.(js|d\.ts)$/,
+  /^dist\/plugin\/broker\/redis\/lua\/[a-z-]+\.lua$/,
   /^dist\/browser\/client\.js(\.map)?$/,
   /^docs\/.+\.md$/
 ]
 const required = [
   'package.json', 'README.md', 'LICENSE',
   'dist/plugin/index.js', 'dist/plugin/index.d.ts', 'dist/client/index.js', 'dist/client/index.d.ts',
-  'dist/schemas/index.js', 'dist/schemas/index.d.ts', 'dist/browser/client.js', 'dist/browser/client.js.map'
+  'dist/schemas/index.js', 'dist/schemas/index.d.ts', 'dist/browser/client.js', 'dist/browser/client.js.map',
+  // the Redis engine's scripts, read at run time beside its compiled code
+  ...readdirSync(join(root, 'plugin', 'broker', 'redis', 'lua')).filter((file) => file.endsWith('.lua')).map((file) => `dist/plugin/broker/redis/lua/${file}`)
 ]
 
 interface Packed { tarball: string, files: string[] }

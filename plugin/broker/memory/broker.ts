@@ -1,24 +1,37 @@
 /**
  * The default, in-process broker. One instance per Fastify app is a single node with nothing
  * to publish to. One instance passed to several apps in the same process joins them as nodes
- * of one server, which is how the broker contract is tested without Redis.
+ * of one server, which is how the broker contract is tested without Redis. It is the memory
+ * engine's three parts and registry, composed by the core like any other engine.
  */
+import { composeBroker } from '../compose.js'
+import { positionedEnvelope } from '../envelope.js'
+import type { BrokerEngine, EngineNode, EngineParts, HistoryStore } from '../parts.js'
+import type { Broker, HistoryLimits } from '../types.js'
 import { MemoryHistory } from './history-store.js'
 import { MemoryPresence } from './presence-store.js'
-import type { Broker, BrokerConnection, BrokerNode, HistoryLimits, PresenceBroker, Publication } from '../types.js'
+import { MemoryRegistry } from './registry-store.js'
+import { MemoryBus } from './transport.js'
 
 /** The longest pause between two sweeps of expired history entries. */
 const maxSweepInterval = 60_000
 
 export function memoryBroker (): Broker {
-  const nodes = new Set<BrokerNode>()
-  const presence = new MemoryPresence(nodes)
+  return composeBroker(memoryEngine())
+}
+
+/** The memory engine: the nodes that connect to one instance share its topics and stores. */
+export function memoryEngine (): BrokerEngine {
+  const bus = new MemoryBus()
+  const registry = new MemoryRegistry(bus)
+  const presence = new MemoryPresence(bus)
+  const connected = new Set<EngineNode>()
   // History channels only: one store shared by the nodes, created on first use.
-  let history: MemoryHistory | undefined
+  let streams: MemoryHistory | undefined
   let sweeper: NodeJS.Timeout | undefined
 
-  function historyFor (limits: HistoryLimits): MemoryHistory {
-    const store = history ??= new MemoryHistory()
+  function streamsFor (limits: HistoryLimits): MemoryHistory {
+    const store = streams ??= new MemoryHistory()
     if (sweeper === undefined) {
       sweeper = setInterval(() => store.sweep(limits.ttl), Math.min(limits.ttl, maxSweepInterval))
       sweeper.unref()
@@ -26,49 +39,32 @@ export function memoryBroker (): Broker {
     return store
   }
 
-  // Hand-offs run on a later microtask, as they would through a real engine, so a
-  // publisher's local delivery always completes before any other node sees the message.
-  function toOthers (from: BrokerNode, publication: Publication): void {
-    for (const node of nodes) {
-      if (node !== from) queueMicrotask(() => node.deliver(publication))
+  // An append and its envelope in one synchronous step; the envelope reaches every node
+  // subscribed to the channel, the publisher's too, in the order of the offsets.
+  const history: HistoryStore = {
+    async append (channel, append, limits) {
+      const position = streamsFor(limits).append(channel, append.entry, limits)
+      bus.publish([{ kind: 'channel', channel }], positionedEnvelope(append, position))
+      return position
+    },
+    async read (channel, query, limits) {
+      return streamsFor(limits).read(channel, query, limits)
     }
   }
 
   return {
-    async connect (node: BrokerNode): Promise<BrokerConnection & PresenceBroker> {
-      nodes.add(node)
+    name: 'memory',
+    async connect (node): Promise<EngineParts> {
+      connected.add(node)
       return {
-        async publish (publication) { toOthers(node, publication) },
-        async subscribe () {},
-        async unsubscribe () {},
-        async addSession () {},
-        async removeSession () {},
-        async sendToSession (sessionId, frame) {
-          for (const other of nodes) {
-            if (other !== node && other.hasSession(sessionId)) {
-              queueMicrotask(() => other.deliver({ kind: 'session', sessionId, frame }))
-              return true
-            }
-          }
-          return false
-        },
-        // A history publication reaches every node, this one included, in the same turn: every
-        // node delivers the channel's offsets in one order.
-        async publishHistory (channel, frame, except, limits) {
-          const entry = historyFor(limits).append(channel, frame, except, limits)
-          const publication = { channel, ...entry }
-          for (const each of [...nodes]) each.deliverHistory?.(publication)
-          return entry.offset
-        },
-        async readHistory (channel, query, limits) {
-          return historyFor(limits).read(channel, query, limits)
-        },
-        async presenceUpdate (channel, changes) { presence.update(node, channel, changes) },
-        async presenceState (channel) { return presence.state(channel) },
+        transport: bus.transport(node),
+        registry: registry.forNode(node.nodeId),
+        history,
+        presence: presence.forNode(node),
         async close () {
-          presence.removeNode(node)
-          nodes.delete(node)
-          if (nodes.size === 0) {
+          bus.remove(node)
+          connected.delete(node)
+          if (connected.size === 0) {
             clearInterval(sweeper)
             sweeper = undefined
           }

@@ -1,15 +1,15 @@
 /**
- * The memory broker's history: per history channel a bounded ring of its last publications
- * (each kept `ttl` ms), its epoch and its top offset. Channels without history have no entry
+ * The memory engine's history store: per history channel a bounded ring of its last entries
+ * (each kept `ttl` ms), its epoch and its top offset. Channels without history have no stream
  * here. A stream's epoch and top offset outlive its entries by 24 hours; after that (or a
- * restart of the process) the channel starts a new epoch.
+ * restart of the process) the channel starts a new epoch. Entries are the core's opaque text.
  */
 import { randomBytes } from 'node:crypto'
-import type { HistoryEntry, HistoryLimits, HistoryQuery, HistoryRead } from '../types.js'
+import type { StoredEntry, StreamPosition, StreamRead } from '../parts.js'
+import type { HistoryLimits, HistoryQuery } from '../types.js'
 import { historyStateTtl } from '../types.js'
-import { withOffset } from './offset-frame.js'
 
-interface StoredEntry extends HistoryEntry {
+interface TimedEntry extends StoredEntry {
   /** ms timestamp of the publication */
   at: number
 }
@@ -19,16 +19,16 @@ class Stream {
   readonly epoch = randomBytes(9).toString('base64url')
   top = 0
   lastUsed: number
-  private ring: Array<StoredEntry | undefined>
+  private ring: Array<TimedEntry | undefined>
   private head = 0
   private count = 0
 
   constructor (capacity: number, now: number) {
-    this.ring = new Array<StoredEntry | undefined>(capacity)
+    this.ring = new Array<TimedEntry | undefined>(capacity)
     this.lastUsed = now
   }
 
-  append (entry: StoredEntry, capacity: number): void {
+  append (entry: TimedEntry, capacity: number): void {
     if (capacity !== this.ring.length) this.resize(capacity)
     const size = this.ring.length
     if (this.count < size) {
@@ -42,7 +42,7 @@ class Stream {
 
   /** Drops entries published before `oldestKept`; they are not kept any more. */
   expire (oldestKept: number): void {
-    while (this.count > 0 && (this.ring[this.head] as StoredEntry).at < oldestKept) {
+    while (this.count > 0 && (this.ring[this.head] as TimedEntry).at < oldestKept) {
       this.ring[this.head] = undefined
       this.head = (this.head + 1) % this.ring.length
       this.count--
@@ -50,29 +50,29 @@ class Stream {
   }
 
   /** the kept entries, oldest first, from the newest `n` */
-  newest (n: number): StoredEntry[] {
+  newest (n: number): TimedEntry[] {
     const take = Math.min(n, this.count)
-    const entries: StoredEntry[] = []
-    for (let i = this.count - take; i < this.count; i++) entries.push(this.ring[(this.head + i) % this.ring.length] as StoredEntry)
+    const entries: TimedEntry[] = []
+    for (let i = this.count - take; i < this.count; i++) entries.push(this.ring[(this.head + i) % this.ring.length] as TimedEntry)
     return entries
   }
 
   /** offset of the oldest kept entry; top + 1 when none is kept */
   get oldest (): number {
-    return this.count === 0 ? this.top + 1 : (this.ring[this.head] as StoredEntry).offset
+    return this.count === 0 ? this.top + 1 : (this.ring[this.head] as TimedEntry).offset
   }
 
   private resize (capacity: number): void {
     const kept = this.newest(capacity)
-    this.ring = new Array<StoredEntry | undefined>(capacity)
+    this.ring = new Array<TimedEntry | undefined>(capacity)
     for (let i = 0; i < kept.length; i++) this.ring[i] = kept[i]
     this.head = 0
     this.count = kept.length
   }
 }
 
-function publicEntry ({ offset, frame, except }: StoredEntry): HistoryEntry {
-  return except === undefined ? { offset, frame } : { offset, frame, except }
+function stored ({ offset, entry }: TimedEntry): StoredEntry {
+  return { offset, entry }
 }
 
 export class MemoryHistory {
@@ -87,25 +87,24 @@ export class MemoryHistory {
     return stream
   }
 
-  /** Assigns the next offset, stores the entry; returns it (its frame carries the offset). */
-  append (channel: string, frame: string, except: string | undefined, limits: HistoryLimits): HistoryEntry {
+  /** Assigns the next offset and keeps `entry` under it; returns the stream's new position. */
+  append (channel: string, entry: string, limits: HistoryLimits): StreamPosition {
     const now = this.clock()
     const stream = this.stream(channel, limits, now)
     const offset = ++stream.top
-    const entry: StoredEntry = { offset, frame: withOffset(frame, offset), except, at: now }
-    stream.append(entry, limits.size)
-    return entry
+    stream.append({ offset, entry, at: now }, limits.size)
+    return { offset, epoch: stream.epoch }
   }
 
-  read (channel: string, query: HistoryQuery, limits: HistoryLimits): HistoryRead {
+  read (channel: string, query: HistoryQuery, limits: HistoryLimits): StreamRead {
     const now = this.clock()
     const stream = this.stream(channel, limits, now)
     stream.expire(now - limits.ttl)
     const { epoch, top } = stream
-    if ('last' in query) return { epoch, offset: top, entries: stream.newest(query.last).map(publicEntry), complete: true }
+    if ('last' in query) return { epoch, offset: top, entries: stream.newest(query.last).map(stored), complete: true }
     const { after } = query
     const complete = after <= top && (after === top || stream.oldest <= after + 1)
-    return { epoch, offset: top, entries: complete ? stream.newest(top - after).map(publicEntry) : [], complete }
+    return { epoch, offset: top, entries: complete ? stream.newest(top - after).map(stored) : [], complete }
   }
 
   /** Frees expired entries, and streams unused for 24 hours (or longer than their ttl). */

@@ -1,15 +1,18 @@
 /**
  * The Redis broker: every Fastify node that registers the plugin with `redisBroker()` on one
- * Redis (and one prefix) acts as one server. `ioredis` is an optional peer dependency, loaded
- * only when a node connects, so apps that never use Redis need not install it.
+ * Redis (and one prefix) acts as one server. The Redis engine's parts (engine.ts), composed by
+ * the core like any other engine's. `ioredis` is an optional peer dependency, loaded only when a
+ * node connects, so apps that never use Redis need not install it.
  */
 import type { Cluster, Redis } from 'ioredis'
 import { InvalidOptionError } from '../../errors.js'
 import { positiveInteger } from '../../options.js'
+import { composeBroker } from '../compose.js'
+import type { BrokerEngine, EngineParts } from '../parts.js'
 import { asCluster, clientOptions, loadIoredis } from './client.js'
-import { RedisConnection } from './connection.js'
+import { RedisEngine } from './engine.js'
 import { classicPubSub, shardedPubSub } from './pubsub.js'
-import type { Broker, BrokerConnection, BrokerNode } from '../types.js'
+import type { Broker } from '../types.js'
 
 export const defaultRedisUrl = 'redis://127.0.0.1:6379'
 export const defaultRedisPrefix = 'fastify-channels'
@@ -45,6 +48,11 @@ export interface RedisBrokerOptions {
 const known = new Set(['url', 'redis', 'prefix', 'nodeTtl', 'commandTimeout'])
 
 export function redisBroker (options: RedisBrokerOptions = {}): Broker {
+  return composeBroker(redisEngine(options))
+}
+
+/** The Redis engine: the nodes that connect to it (one Redis or one cluster, one prefix) act as one server. */
+export function redisEngine (options: RedisBrokerOptions = {}): BrokerEngine {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('redisBroker: expected an options object')
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new InvalidOptionError(`redisBroker ${key}: unknown option`)
@@ -80,9 +88,10 @@ export function redisBroker (options: RedisBrokerOptions = {}): Broker {
   }
 
   return {
-    async connect (node: BrokerNode): Promise<BrokerConnection> {
+    name: 'redis',
+    async connect (node): Promise<EngineParts> {
       const [pub, sub] = await open(node.nodeId)
-      return await RedisConnection.open(node, pub, sub, { ...settings, pubsub: cluster === undefined ? classicPubSub : shardedPubSub })
+      return await RedisEngine.open(node, pub, sub, { ...settings, pubsub: cluster === undefined ? classicPubSub : shardedPubSub })
     }
   }
 }

@@ -1,6 +1,6 @@
 /**
- * The ioredis plumbing of the Redis broker: loading the optional peer, the options every
- * connection of ours runs with, waiting for a connection, closing one.
+ * The ioredis plumbing of the Redis engine: loading the optional peer, the options every
+ * connection of ours runs with, waiting for a connection, running a MULTI, closing one.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { MissingIoredisError } from '../../errors.js'
@@ -27,7 +27,7 @@ export async function loadIoredis (specifier = 'ioredis'): Promise<RedisConstruc
 /**
  * Our connections never queue while offline (calls reject at once), never replay a command
  * after a reconnect (a publish the caller saw fail must not arrive late), and resubscribe
- * themselves from the node's own record (see RedisConnection). No ioredis `commandTimeout`:
+ * themselves from the node's own record (see RedisEngine). No ioredis `commandTimeout`:
  * it would leave a timed-out command queued; `Link` times calls out and resets the connection.
  */
 export function clientOptions (): RedisOptions {
@@ -118,6 +118,16 @@ export function onLostClusterNode (client: Redis, onLost: (key: string) => void)
     const answered = (node?.stream?.bytesRead ?? 0) > 0
     if (answered) onLost(key ?? `${node?.options.host ?? ''}:${node?.options.port ?? ''}`)
   })
+}
+
+type Multi = ReturnType<Redis['multi']>
+
+/** Runs a MULTI; a command that failed inside it rejects like a failed MULTI would. Resolves with the replies. */
+export async function execAll (multi: Multi): Promise<unknown[]> {
+  const results = await multi.exec()
+  if (results === null) throw new Error('redis transaction aborted')
+  for (const [err] of results) if (err !== null) throw err
+  return results.map(([, reply]) => reply)
 }
 
 /** How long `close()` waits for QUIT before cutting the connections off. */

@@ -4,7 +4,7 @@
  * A publication or send that the node has reported failed must not be delivered later, even if
  * Redis wakes up and runs it (it may still sit in a socket buffer). So each one carries the
  * Redis time after which Redis must refuse it, and the script that publishes checks Redis' own
- * TIME first. Only one clock decides (Redis'), so clock skew between nodes does not matter, and
+ * TIME first (lua/publish-batch.lua, lua/route-session.lua). Only one clock decides (Redis'), so clock skew between nodes does not matter, and
  * a receiving node that was itself frozen still gets what was published in time.
  *
  * The offset is measured from TIME answers (every registry refresh) and kept as a lower bound:
@@ -39,9 +39,3 @@ export class RedisClock {
     return Math.floor(this.now() + this.offset + budget)
   }
 }
-
-/** The Lua that reads Redis' clock as ms and refuses what is past `deadline` (0: no deadline). */
-export const lateCheck = (deadline: string): string => `
-local t = redis.call('TIME')
-local deadline = tonumber(${deadline})
-if deadline > 0 and tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then return -2 end`

@@ -1,6 +1,6 @@
 /**
- * What Redis holds of presence, and how it is written so that it works on one Redis and on
- * Redis Cluster alike (names in RedisKeys):
+ * The Redis engine's presence store: what Redis holds of presence, and how it is written so
+ * that it works on one Redis and on Redis Cluster alike (names in RedisKeys):
  *
  *   <prefix>:presence:{<channel>}      a hash: ref → "<nodeId>\n<key as JSON>\n<meta as JSON>"
  *                                      (the channel's slot, shared with its pub/sub channel)
@@ -18,36 +18,18 @@
  * which the reaper passes over (it removes nothing there) before deleting the registry.
  * Each channel's change and its envelope stay atomic: every node sees the hash and the diff agree.
  *
- * Dead nodes are reaped channel by channel, with a script that deletes their tracks from the
- * hash and publishes the leaves in one atomic step (so two nodes reaping at once send each
- * leave once); its one key, the hash, routes it to the channel's slot.
+ * A dead node is reaped channel by channel, with a script (lua/presence-reap.lua) that deletes
+ * its tracks from the hash and publishes the leaves in one atomic step (so two nodes reaping at
+ * once send each leave once); its one key, the hash, routes it to the channel's slot.
  */
 import type { Redis } from 'ioredis'
+import { execAll } from './client.js'
 import type { RedisKeys } from './keys.js'
 import type { Link } from './link.js'
 import type { PubSubMode } from './pubsub.js'
-import { encodePresenceEnvelope } from './presence-envelope.js'
-import { execAll } from './sessions.js'
-import type { BrokerNode, PresenceChanges, PresenceTrack } from '../types.js'
-
-/** KEYS[1] the channel's hash; ARGV node id, pub/sub channel, app channel, publish command. Returns the tracks removed. */
-const reapChannel = `
-local node, pubsub, channel = ARGV[1], ARGV[2], ARGV[3]
-local owner = node .. '\\n'
-local all = redis.call('HGETALL', KEYS[1])
-local refs = {}
-for i = 1, #all, 2 do
-  if string.sub(all[i + 1], 1, #owner) == owner then refs[#refs + 1] = all[i] end
-end
-if #refs == 0 then return 0 end
-for i = 1, #refs, 500 do redis.call('HDEL', KEYS[1], unpack(refs, i, math.min(i + 499, #refs))) end
-redis.call(ARGV[4], pubsub, 'p\\n' .. node .. '\\n' .. channel .. '\\n' .. #refs .. '\\n' .. table.concat(refs, '\\n'))
-return #refs
-`
-
-interface WithReap {
-  channelsReapPresence (hash: string, node: string, pubsub: string, channel: string, command: string): Promise<number>
-}
+import { runScript } from './scripts.js'
+import type { PresenceChannelWrite, PresenceStore, PresenceWrite } from '../parts.js'
+import type { PresenceTrack } from '../types.js'
 
 type Multi = ReturnType<Redis['multi']>
 /** commands for one MULTI: all in one slot */
@@ -74,33 +56,17 @@ function parseStored (ref: string, value: string): PresenceTrack | undefined {
   }
 }
 
-/** One change of this node's tracks. */
-export interface PresenceWrite {
-  /** per channel, the tracks to write and to remove */
-  channels: Map<string, PresenceChanges>
-  /** channels where this node has no track any more */
-  forget: string[]
-  /** take this node off the registry altogether (a clean stop) */
-  unregister?: boolean
-}
-
-/** What presence needs of the connection. */
-export interface PresenceStoreSettings {
-  keys: RedisKeys
-  /** classic pub/sub on one Redis, sharded on a cluster (then a MULTI or script stays in one slot) */
-  pubsub: PubSubMode
-}
-
-export class PresenceStore {
-  private readonly names: RedisKeys
-  private readonly pubsub: PubSubMode
-
-  /** every call goes through the publisher's link */
-  constructor (private readonly pub: Link, private readonly node: BrokerNode, settings: PresenceStoreSettings) {
-    this.names = settings.keys
-    this.pubsub = settings.pubsub
-    pub.client.defineCommand('channelsReapPresence', { numberOfKeys: 1, lua: reapChannel })
-  }
+export class RedisPresenceStore implements PresenceStore {
+  /**
+   * @param pub the publisher's link (where the scripts are defined): every call goes through it
+   * @param pubsub classic pub/sub on one Redis, sharded on a cluster (then a MULTI or script stays in one slot)
+   */
+  constructor (
+    private readonly pub: Link,
+    private readonly nodeId: string,
+    private readonly names: RedisKeys,
+    private readonly pubsub: PubSubMode
+  ) {}
 
   /** Writes a change in the steps described above: one MULTI on one Redis, one per slot and step on a cluster. */
   async write (change: PresenceWrite): Promise<void> {
@@ -113,7 +79,7 @@ export class PresenceStore {
   }
 
   private plan ({ channels, forget, unregister = false }: PresenceWrite): [register: SlotWrite[], hashes: SlotWrite[], forget: SlotWrite[]] {
-    const { nodeId } = this.node
+    const { nodeId } = this
     const own = this.names.presenceNode(nodeId)
     const joined = [...channels].filter(([, changes]) => changes.joins.length > 0).map(([channel]) => channel)
     const register: SlotWrite[] = joined.length === 0
@@ -132,16 +98,15 @@ export class PresenceStore {
     return [register, hashes, last]
   }
 
-  private writeChannel (multi: Multi, channel: string, changes: PresenceChanges): void {
+  private writeChannel (multi: Multi, channel: string, { joins, leaves, envelope }: PresenceChannelWrite): void {
     const hash = this.names.presence(channel)
-    const { nodeId } = this.node
-    for (const leaves of chunks(changes.leaves)) multi.hdel(hash, ...leaves)
-    for (const joins of chunks(changes.joins)) {
+    const { nodeId } = this
+    for (const refs of chunks(leaves)) multi.hdel(hash, ...refs)
+    for (const tracks of chunks(joins)) {
       const fields: string[] = []
-      for (const { ref, key, meta } of joins) fields.push(ref, `${nodeId}\n${JSON.stringify(key)}\n${meta}`)
+      for (const { ref, key, meta } of tracks) fields.push(ref, `${nodeId}\n${JSON.stringify(key)}\n${meta}`)
       multi.hset(hash, ...fields)
     }
-    const envelope = encodePresenceEnvelope(nodeId, channel, changes)
     if (this.pubsub.sharded) multi.spublish(this.names.channel(channel), envelope)
     else multi.publish(this.names.channel(channel), envelope)
   }
@@ -155,7 +120,7 @@ export class PresenceStore {
     })
   }
 
-  async state (channel: string): Promise<PresenceTrack[]> {
+  async list (channel: string): Promise<PresenceTrack[]> {
     const stored = await this.pub.run(async (client) => await client.hgetall(this.names.presence(channel)))
     const tracks: PresenceTrack[] = []
     for (const [ref, value] of Object.entries(stored)) {
@@ -165,31 +130,19 @@ export class PresenceStore {
     return tracks
   }
 
-  /** Whether this node is in the registry (false after others reaped it while it stalled). */
-  async registered (): Promise<boolean> {
-    return await this.pub.run(async (client) => await client.sismember(this.names.presenceNodes, this.node.nodeId)) === 1
-  }
-
-  /** Removes the tracks of every registered node whose alive key (redis-sessions.ts) expired. */
-  async reapDead (): Promise<void> {
-    const nodes = await this.pub.run(async (client) => await client.smembers(this.names.presenceNodes))
-    const others = nodes.filter((nodeId) => nodeId !== this.node.nodeId)
-    if (others.length === 0) return
-    const alive = await Promise.all(others.map(async (nodeId) => await this.pub.run(async (client) => await client.exists(this.names.alive(nodeId)))))
-    for (const [i, nodeId] of others.entries()) {
-      if (alive[i] === 0) await this.reap(nodeId)
-    }
+  async nodes (): Promise<string[]> {
+    return await this.pub.run(async (client) => await client.smembers(this.names.presenceNodes))
   }
 
   /** Channel by channel (each script in its channel's slot), then the registry: see the order above. */
-  private async reap (nodeId: string): Promise<void> {
+  async reap (nodeId: string, leavesHead: (channel: string) => string): Promise<number> {
     let removed = 0
     const registry = this.names.presenceNode(nodeId)
     for (const channel of await this.pub.run(async (client) => await client.smembers(registry))) {
-      removed += await this.pub.run(async (client) => await (client as unknown as WithReap)
-        .channelsReapPresence(this.names.presence(channel), nodeId, this.names.channel(channel), channel, this.pubsub.publishCommand))
+      removed += await this.pub.run((client) => runScript(client, 'presenceReap', [this.names.presence(channel)],
+        [nodeId, this.names.channel(channel), leavesHead(channel), this.pubsub.publishCommand]))
     }
     await this.transaction((multi) => { multi.del(registry).srem(this.names.presenceNodes, nodeId) })
-    if (removed > 0) this.node.log.info({ node: nodeId, tracks: removed }, 'channels: removed the presence tracks of a node that stopped')
+    return removed
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Publications on their way to Redis, in batches: everything published in one turn of the
- * event loop (a burst of broadcasts, say) goes out as one script call that checks the deadline
- * once and publishes each envelope in order. The deadline check needs a script (see
+ * event loop (a burst of broadcasts, say) goes out as one script call (lua/publish-batch.lua)
+ * that checks the deadline once and publishes each envelope in order. The deadline check needs a script (see
  * RedisClock), and a script call costs Redis far more than a PUBLISH; batching pays that once
  * per turn instead of once per message, and saves a command per message on this side too.
  *
@@ -11,33 +11,14 @@
  * publication to channels in several slots goes out in several calls); each slot's calls leave
  * in order on its shard's connection, so the order per channel holds.
  */
-import { lateCheck, type RedisClock } from './clock.js'
+import type { RedisClock } from './clock.js'
 import type { Link } from './link.js'
 import type { PubSubMode } from './pubsub.js'
+import { runScript } from './scripts.js'
 
 /** A batch is cut at this many publications or this many payload bytes, whichever comes first. */
 const maxBatchCount = 500
 const maxBatchBytes = 1024 * 1024
-
-/**
- * KEYS[1]: one of the channels (it routes the call to its shard on a cluster); ARGV: deadline,
- * publish command, then per publication: channel count, payload, channels…; -2 when too late
- * (nothing published).
- */
-const publishBatch = `${lateCheck('ARGV[1]')}
-local command = ARGV[2]
-local i = 3
-while i <= #ARGV do
-  local count, payload = tonumber(ARGV[i]), ARGV[i + 1]
-  for j = i + 2, i + 1 + count do redis.call(command, ARGV[j], payload) end
-  i = i + 2 + count
-end
-return 1
-`
-
-interface WithPublishBatch {
-  channelsPublishBatch (...args: Array<string | number>): Promise<number>
-}
 
 interface Waiting {
   channels: string[]
@@ -66,6 +47,7 @@ export class Publisher {
   private scheduled = false
 
   /**
+   * @param link a connection where the scripts are defined (`defineScripts`)
    * @param budget ms after a publication was made until which Redis may still publish it
    * @param onFailed told once per publication that did not reach Redis
    */
@@ -75,9 +57,7 @@ export class Publisher {
     private readonly budget: number,
     private readonly onFailed: () => void,
     private readonly pubsub: PubSubMode
-  ) {
-    link.client.defineCommand('channelsPublishBatch', { numberOfKeys: 1, lua: publishBatch })
-  }
+  ) {}
 
   /** Publishes `payload` to each of `channels` (Redis channel names); settles when Redis answered. */
   publish (channels: string[], payload: string): Promise<void> {
@@ -122,13 +102,13 @@ export class Publisher {
   /** One script call: parts whose channels are all in one slot. */
   private call (group: Part[]): void {
     let bytes = 0
-    const args: Array<string | number> = [group[0].channels[0], this.clock.deadline(this.budget), this.pubsub.publishCommand]
+    const args: Array<string | number> = [this.clock.deadline(this.budget), this.pubsub.publishCommand]
     for (const { publication, channels } of group) {
       args.push(channels.length, publication.payload, ...channels)
       bytes += publication.payload.length
     }
-    this.link.run((redis) => (redis as unknown as WithPublishBatch).channelsPublishBatch(...args), bytes).then((result) => {
-      if (result === -2) this.fail(group, new LateError())
+    this.link.run((redis) => runScript(redis, 'publishBatch', [group[0].channels[0]], args), bytes).then((result) => {
+      if (result === 'late') this.fail(group, new LateError())
       else for (const { publication } of group) this.settle(publication)
     }, (err: unknown) => this.fail(group, err))
   }

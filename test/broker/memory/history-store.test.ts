@@ -1,24 +1,32 @@
+/**
+ * The memory engine's history store: dense offsets and one epoch per channel, a ring of the
+ * last `size` entries each kept `ttl` ms, all-or-nothing `after` reads, and streams dropped
+ * after 24 hours unused. Entries are opaque text, kept and handed back as they are.
+ */
 import { test } from 'tap'
 import { MemoryHistory } from '../../../plugin/broker/memory/history-store.js'
 
 const limits = { size: 3, ttl: 1000 }
-const frame = (n: number): string => JSON.stringify({ type: 'message', event: 'e', channel: 'c', data: n })
+const frame = (n: number): string => `\n{"type":"message","event":"e","channel":"c","data":${n}}`
 
-test('offsets are dense from 1 and frames carry them', async (t) => {
+test('offsets are dense from 1, in one epoch per channel; entries are kept as they are', async (t) => {
   const history = new MemoryHistory()
-  const entries = [1, 2, 3].map((n) => history.append('c', frame(n), undefined, limits))
-  t.same(entries.map((entry) => entry.offset), [1, 2, 3])
-  t.same(JSON.parse(entries[1].frame), { type: 'message', event: 'e', channel: 'c', data: 2, offset: 2 })
-  t.equal(history.append('other', frame(9), undefined, limits).offset, 1, 'each channel has its own offsets')
+  const positions = [1, 2, 3].map((n) => history.append('c', frame(n), limits))
+  t.same(positions.map((position) => position.offset), [1, 2, 3])
+  t.equal(new Set(positions.map((position) => position.epoch)).size, 1, 'one epoch')
+  t.same(history.read('c', { last: 1 }, limits).entries, [{ offset: 3, entry: frame(3) }], 'the entry as it was given')
+  const other = history.append('other', frame(9), limits)
+  t.equal(other.offset, 1, 'each channel has its own offsets')
+  t.not(other.epoch, positions[0].epoch, 'and its own epoch')
 })
 
 test('the ring keeps the last `size` entries; after-queries are all or nothing', async (t) => {
   const history = new MemoryHistory()
-  for (let n = 1; n <= 5; n++) history.append('c', frame(n), n === 4 ? 'sender' : undefined, limits)
+  for (let n = 1; n <= 5; n++) history.append('c', frame(n), limits)
   const last = history.read('c', { last: 10 }, limits)
   t.equal(last.offset, 5)
   t.same(last.entries.map((entry) => entry.offset), [3, 4, 5])
-  t.equal(last.entries[1].except, 'sender')
+  t.equal(last.entries[1].entry, frame(4))
   t.same(history.read('c', { after: 2 }, limits).entries.map((entry) => entry.offset), [3, 4, 5], 'a gap still kept')
   t.same(history.read('c', { after: 2 }, limits).complete, true)
   t.same(history.read('c', { after: 1 }, limits), { epoch: last.epoch, offset: 5, entries: [], complete: false }, 'beyond size')
@@ -29,9 +37,9 @@ test('the ring keeps the last `size` entries; after-queries are all or nothing',
 test('entries older than ttl are gone; the epoch and top offset stay', async (t) => {
   let now = 1_000_000
   const history = new MemoryHistory(() => now)
-  history.append('c', frame(1), undefined, limits)
+  history.append('c', frame(1), limits)
   now += 600
-  history.append('c', frame(2), undefined, limits)
+  history.append('c', frame(2), limits)
   now += 600
   const read = history.read('c', { after: 0 }, limits)
   t.equal(read.complete, false, 'offset 1 expired')
@@ -45,7 +53,7 @@ test('entries older than ttl are gone; the epoch and top offset stay', async (t)
 test('a stream unused for 24 hours is dropped: a new epoch', async (t) => {
   let now = 0
   const history = new MemoryHistory(() => now)
-  history.append('c', frame(1), undefined, limits)
+  history.append('c', frame(1), limits)
   const { epoch } = history.read('c', { last: 0 }, limits)
   now += 24 * 60 * 60 * 1000 + 1
   history.sweep(limits.ttl)
@@ -57,17 +65,17 @@ test('a stream unused for 24 hours is dropped: a new epoch', async (t) => {
 
 test('a larger size keeps what the ring holds', async (t) => {
   const history = new MemoryHistory()
-  for (let n = 1; n <= 3; n++) history.append('c', frame(n), undefined, limits)
-  history.append('c', frame(4), undefined, { size: 5, ttl: 1000 })
+  for (let n = 1; n <= 3; n++) history.append('c', frame(n), limits)
+  history.append('c', frame(4), { size: 5, ttl: 1000 })
   t.same(history.read('c', { last: 5 }, { size: 5, ttl: 1000 }).entries.map((entry) => entry.offset), [1, 2, 3, 4])
-  history.append('c', frame(5), undefined, { size: 2, ttl: 1000 })
+  history.append('c', frame(5), { size: 2, ttl: 1000 })
   t.same(history.read('c', { last: 5 }, limits).entries.map((entry) => entry.offset), [4, 5])
 })
 
 test('an entry is kept for exactly ttl ms; a stream for exactly 24 hours after its last use', async (t) => {
   let now = 0
   const history = new MemoryHistory(() => now)
-  history.append('c', frame(1), undefined, limits)
+  history.append('c', frame(1), limits)
   now += limits.ttl
   t.same(history.read('c', { after: 0 }, limits).entries.map((entry) => entry.offset), [1], 'ttl ms old: still kept')
   now += 1
@@ -87,7 +95,7 @@ test('an entry is kept for exactly ttl ms; a stream for exactly 24 hours after i
 test('once every entry expired, only a since at the top offset is complete', async (t) => {
   let now = 0
   const history = new MemoryHistory(() => now)
-  for (let n = 1; n <= 3; n++) history.append('c', frame(n), undefined, limits)
+  for (let n = 1; n <= 3; n++) history.append('c', frame(n), limits)
   now += limits.ttl + 1
   t.same(history.read('c', { after: 2 }, limits).complete, false, 'offset 3 is gone')
   t.same(history.read('c', { after: 3 }, limits).complete, true)
@@ -96,9 +104,9 @@ test('once every entry expired, only a since at the top offset is complete', asy
 test('a sweep keeps the entries younger than ttl', async (t) => {
   let now = 0
   const history = new MemoryHistory(() => now)
-  history.append('c', frame(1), undefined, limits)
+  history.append('c', frame(1), limits)
   now += 500
-  history.append('c', frame(2), undefined, limits)
+  history.append('c', frame(2), limits)
   now += 600
   history.sweep(limits.ttl)
   t.same(history.read('c', { last: 5 }, limits).entries.map((entry) => entry.offset), [2])

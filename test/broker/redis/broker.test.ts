@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import { InvalidOptionError, MissingIoredisError, redisBroker, type BrokerConnection, type BrokerNode, type Delivery, type RedisBrokerOptions } from '../../../plugin/index.js'
+import fastifyChannels, {
+  BrokerUnreachableError, InvalidOptionError, MissingIoredisError, redisBroker, type BrokerConnection, type BrokerNode, type Delivery, type RedisBrokerOptions
+} from '../../../plugin/index.js'
 import { loadIoredis } from '../../../plugin/broker/redis/client.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { PrivateRedis, deleteKeys, eventually, freePort, redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
@@ -63,9 +65,18 @@ t.test('without ioredis installed the plugin works, and only a Redis broker fail
   t.same(JSON.parse(stdout), { plain: 'ok', code: 'FST_CHANNELS_MISSING_IOREDIS' })
 })
 
-t.test('connecting to a Redis that is not there fails at once and leaves nothing running', async (t) => {
+t.test('connecting to a Redis that is not there fails at once, with a coded error, and leaves nothing running', async (t) => {
   const port = await freePort()
-  await t.rejects(redisBroker({ url: `redis://127.0.0.1:${port}` }).connect(new StandInNode()), /cannot connect to redis/)
+  const started = Date.now()
+  const err = await redisBroker({ url: `redis://127.0.0.1:${port}` }).connect(new StandInNode()).catch((err: unknown) => err)
+  t.ok(err instanceof BrokerUnreachableError)
+  t.match(err, { code: 'FST_CHANNELS_BROKER_UNREACHABLE', statusCode: 503, message: /^fastify-channels: cannot connect to redis: .*ECONNREFUSED/ })
+  t.match((err as Error).cause, { code: 'ECONNREFUSED' }, 'the cause kept')
+  t.ok(Date.now() - started < 2000, 'at once')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => { await app.register(fastifyChannels, { broker: redisBroker({ url: `redis://127.0.0.1:${port}` }) }) },
+    { code: 'FST_CHANNELS_BROKER_UNREACHABLE' }, 'registering the plugin fails with it')
 })
 
 await withRedis(t, async () => {

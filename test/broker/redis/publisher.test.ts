@@ -10,6 +10,7 @@ import { RedisClock, type RedisTime } from '../../../plugin/broker/redis/clock.j
 import { Link } from '../../../plugin/broker/redis/link.js'
 import { LateError, Publisher } from '../../../plugin/broker/redis/publisher.js'
 import { classicPubSub } from '../../../plugin/broker/redis/pubsub.js'
+import { defineScripts } from '../../../plugin/broker/redis/scripts.js'
 import { eventually, redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
 import { within } from '../../helpers/deadline.js'
 
@@ -19,6 +20,7 @@ await withRedis(t, async () => {
   const sub = new Redis(redisUrl, clientOptions())
   t.teardown(() => { pub.disconnect(); sub.disconnect() })
   await Promise.all([ready(pub), ready(sub)])
+  defineScripts(pub)
   const received: Array<[string, string]> = []
   sub.on('message', (channel: string, text: string) => { received.push([channel.slice(prefix.length + 1), text]) })
   await sub.subscribe(`${prefix}:a`, `${prefix}:b`)

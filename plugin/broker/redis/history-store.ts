@@ -1,0 +1,51 @@
+/**
+ * The Redis engine's history store: offsets, epochs and entries live in Redis, so any node can
+ * answer a recovery, also after the node a client left died without closing. Per history
+ * channel, under the prefix, two keys sharing one hash tag with the channel's pub/sub name
+ * (RedisKeys), so on a cluster a script's keys and the shard channel it publishes on are all
+ * in the channel's one slot:
+ *
+ *   <prefix>:hist:{<channel>}:meta   hash: e = epoch, o = top offset   (expires 24 h after use)
+ *   <prefix>:hist:{<channel>}:log    stream of entries, id <offset>-0, fields d (the entry) and
+ *                                    t (ms, Redis' clock); at most `size` entries, the key
+ *                                    expires `ttl` after the last
+ *
+ * An append is one script (lua/history-append.lua): assign the offset, store the entry, publish
+ * its envelope on the channel, so two nodes publishing at once produce one dense order that
+ * every subscriber receives alike, the publisher included. A read is another
+ * (lua/history-read.lua). Calls go through the publisher's link: its deadline and its bound on
+ * bytes in flight apply.
+ */
+import { randomBytes } from 'node:crypto'
+import type { RedisKeys } from './keys.js'
+import type { Link } from './link.js'
+import type { PubSubMode } from './pubsub.js'
+import { runScript } from './scripts.js'
+import { historyStateTtl, type HistoryLimits, type HistoryQuery } from '../types.js'
+import type { HistoryAppend, HistoryStore, StreamPosition, StreamRead } from '../parts.js'
+
+function newEpoch (): string {
+  return randomBytes(9).toString('base64url')
+}
+
+/** How long an epoch and a top offset outlive the stream's last use. */
+function stateTtl (limits: HistoryLimits): number {
+  return Math.max(historyStateTtl, limits.ttl)
+}
+
+export class RedisHistoryStore implements HistoryStore {
+  constructor (private readonly pub: Link, private readonly keys: RedisKeys, private readonly pubsub: PubSubMode) {}
+
+  async append (channel: string, { entry, head }: HistoryAppend, limits: HistoryLimits): Promise<StreamPosition> {
+    const { keys } = this
+    return await this.pub.run((redis) => runScript(redis, 'historyAppend', [keys.historyMeta(channel), keys.historyLog(channel)],
+      [newEpoch(), stateTtl(limits), entry, limits.size, limits.ttl, keys.channel(channel), head, this.pubsub.publishCommand]), entry.length)
+  }
+
+  async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<StreamRead> {
+    const { keys } = this
+    const [mode, n] = 'after' in query ? ['after' as const, query.after] : ['last' as const, query.last]
+    return await this.pub.run((redis) => runScript(redis, 'historyRead', [keys.historyMeta(channel), keys.historyLog(channel)],
+      [newEpoch(), stateTtl(limits), mode, n, limits.ttl]))
+  }
+}

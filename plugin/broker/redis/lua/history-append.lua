@@ -1,0 +1,33 @@
+-- Appends a publication to a history channel's stream and publishes its envelope, in one
+-- atomic step: two nodes publishing at once produce one dense order that every subscriber
+-- receives alike. When the stream's state is gone (expired, or Redis restarted without
+-- persistence), a new epoch begins and the old log, if any, is dropped: offsets of two epochs
+-- never mix.
+--
+-- KEYS[1]  the stream's meta hash: e = epoch, o = top offset   (KEYS share the channel's slot)
+-- KEYS[2]  the stream's log: id <offset>-0, fields d (the entry) and t (ms, Redis' clock)
+-- ARGV[1]  the epoch of a new stream
+-- ARGV[2]  ms the meta hash outlives its last use
+-- ARGV[3]  the entry (opaque)
+-- ARGV[4]  the most entries kept
+-- ARGV[5]  ms the log outlives its last entry
+-- ARGV[6]  the channel's pub/sub name
+-- ARGV[7]  the head of the envelope: it goes out as head .. offset \n epoch \n entry
+-- ARGV[8]  the publish command: PUBLISH, or SPUBLISH on a cluster
+--
+-- Returns { offset, epoch }.
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+
+local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset .. '-0', 'd', ARGV[3], 't', ms)
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call(ARGV[8], ARGV[6], ARGV[7] .. offset .. '\n' .. epoch .. '\n' .. ARGV[3])
+return { offset, epoch }

@@ -1,0 +1,263 @@
+/**
+ * `composeBroker`, the core between the plugin's node and an engine's parts, driven through
+ * the BrokerConnection seam with stand-in nodes on the memory engine's parts. One variant of
+ * its transport delivers like Redis does (one copy per topic, the publisher's own included),
+ * so the core's own work shows: echoes dropped, one delivery per multi-channel publication,
+ * history publications back to every node in offset order, sends after what was published
+ * before, unreadable envelopes logged, everything subscribed and registered again on restore,
+ * and a node whose setup fails closing what the engine opened.
+ */
+import t from 'tap'
+import Fastify from 'fastify'
+import { composeBroker } from '../../plugin/broker/compose.js'
+import { positionedEnvelope } from '../../plugin/broker/envelope.js'
+import { MemoryHistory } from '../../plugin/broker/memory/history-store.js'
+import { MemoryPresence } from '../../plugin/broker/memory/presence-store.js'
+import { MemoryRegistry } from '../../plugin/broker/memory/registry-store.js'
+import { MemoryBus } from '../../plugin/broker/memory/transport.js'
+import type { BrokerEngine, EngineNode, EngineParts, Transport } from '../../plugin/broker/parts.js'
+import { sharesPresence, type BrokerConnection, type BrokerNode, type Delivery, type HistoryPublication, type PresenceChanges } from '../../plugin/broker/types.js'
+import { eventually } from '../redis/helpers.js'
+
+interface Line { level: number, msg: string }
+
+class StandInNode implements BrokerNode {
+  readonly deliveries: Delivery[] = []
+  readonly history: HistoryPublication[] = []
+  readonly lines: Line[] = []
+  readonly told: Array<[string, PresenceChanges]> = []
+  readonly log = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { this.lines.push(JSON.parse(line) as Line) } } } }).log
+
+  constructor (readonly nodeId: string) {}
+
+  deliver (delivery: Delivery): void {
+    this.deliveries.push(delivery)
+  }
+
+  deliverHistory (publication: HistoryPublication): void {
+    this.history.push(publication)
+  }
+
+  hasSession (): boolean {
+    return false
+  }
+
+  presenceChanged (channel: string, changes: PresenceChanges): void {
+    this.told.push([channel, changes])
+  }
+}
+
+interface Options {
+  /** deliver like Redis: one copy per topic, to the publisher too */
+  perTopic?: boolean
+  /** leave out the history and presence stores */
+  bare?: boolean
+  /** what the transport and registry are asked, in order */
+  calls?: string[]
+  failSubscribe?: boolean
+  /** a transport whose publish throws at once instead of rejecting */
+  throwOnPublish?: boolean
+}
+
+/** An engine made of the memory parts, with the variations above; `nodes` are the EngineNodes the core handed it. */
+function testEngine (options: Options = {}): { engine: BrokerEngine, nodes: EngineNode[], closed: string[], bus: MemoryBus, registry: MemoryRegistry } {
+  const bus = new MemoryBus()
+  const registry = new MemoryRegistry(bus)
+  const presence = new MemoryPresence(bus)
+  const streams = new MemoryHistory()
+  const nodes: EngineNode[] = []
+  const closed: string[] = []
+  const engine: BrokerEngine = {
+    name: 'test',
+    async connect (node): Promise<EngineParts> {
+      nodes.push(node)
+      const memory = bus.transport(node)
+      const transport: Transport = {
+        publish: (topics, envelope) => {
+          options.calls?.push('publish')
+          if (options.throwOnPublish === true) throw new Error('cannot publish') // at once, not as a rejection
+          if (options.perTopic !== true) return memory.publish(topics, envelope)
+          for (const topic of topics) bus.publish([topic], envelope)
+          return Promise.resolve()
+        },
+        subscribe: async (topics) => {
+          if (options.failSubscribe === true) throw new Error('cannot subscribe')
+          await memory.subscribe(topics)
+        },
+        unsubscribe: async (topics) => await memory.unsubscribe(topics),
+        flush: () => options.calls?.push('flush')
+      }
+      const store = registry.forNode(node.nodeId)
+      const parts: EngineParts = {
+        transport,
+        registry: { ...store, route: async (id, envelope) => { options.calls?.push('route'); return await store.route(id, envelope) } },
+        async close () { closed.push(node.nodeId); bus.remove(node) }
+      }
+      if (options.bare === true) return parts
+      return {
+        ...parts,
+        presence: presence.forNode(node),
+        history: {
+          async append (channel, append, limits) {
+            const position = streams.append(channel, append.entry, limits)
+            bus.publish([{ kind: 'channel', channel }], positionedEnvelope(append, position))
+            return position
+          },
+          read: async (channel, query, limits) => streams.read(channel, query, limits)
+        }
+      }
+    }
+  }
+  return { engine, nodes, closed, bus, registry }
+}
+
+async function connect (t: { teardown (fn: () => unknown): void }, engine: BrokerEngine, id: string): Promise<{ node: StandInNode, link: BrokerConnection }> {
+  const node = new StandInNode(id)
+  const link = await composeBroker(engine).connect(node)
+  t.teardown(() => link.close())
+  return { node, link }
+}
+
+const settled = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
+const limits = { size: 10, ttl: 60_000 }
+
+t.test('one delivery per publication per node, never back to its publisher, whatever copies the transport makes', async (t) => {
+  const { engine } = testEngine({ perTopic: true })
+  const a = await connect(t, engine, 'a')
+  const b = await connect(t, engine, 'b')
+  const c = await connect(t, engine, 'c')
+  for (const channel of ['x', 'y', 'z']) await b.link.subscribe(channel)
+  await c.link.subscribe('z')
+  await a.link.subscribe('x') // the publisher holds one too: its echo is dropped
+  const frames = ['fx', 'fy', 'fz']
+  await a.link.publish({ kind: 'channels', channels: ['x', 'y', 'z'], frames, except: 'sender' })
+  await a.link.publish({ kind: 'all', frame: 'fence' })
+  await settled()
+  const multi = { kind: 'channels', channels: ['x', 'y', 'z'], frames, except: 'sender' }
+  t.same(b.node.deliveries, [multi, { kind: 'all', frame: 'fence', except: undefined }], 'b holds all three channels: one delivery')
+  t.same(c.node.deliveries, [multi, { kind: 'all', frame: 'fence', except: undefined }], 'c holds one of them: the whole publication')
+  t.same(a.node.deliveries, [], 'the publisher never hears its own messages')
+  await b.link.unsubscribe('y')
+  await b.link.unsubscribe('z')
+  await b.link.unsubscribe('x')
+  await a.link.publish({ kind: 'channels', channels: ['x'], frames: ['again'] })
+  await settled()
+  t.equal(b.node.deliveries.length, 2, 'nothing after the last unsubscribe')
+})
+
+t.test('a send reaches the node that holds the session, after what was published before it', async (t) => {
+  const calls: string[] = []
+  const { engine } = testEngine({ calls })
+  const a = await connect(t, engine, 'a')
+  const b = await connect(t, engine, 'b')
+  await b.link.addSession('s1')
+  await b.link.subscribe('room')
+  const published = a.link.publish({ kind: 'channels', channels: ['room'], frames: ['before'] })
+  t.equal(await a.link.sendToSession('s1', 'hello'), true)
+  await published
+  t.same(calls, ['publish', 'flush', 'route'], 'the transport flushed before the route')
+  await settled()
+  t.same(b.node.deliveries, [
+    { kind: 'channels', channels: ['room'], frames: ['before'], except: undefined },
+    { kind: 'session', sessionId: 's1', frame: 'hello' }
+  ])
+  t.equal(await b.link.sendToSession('s1', 'self'), false, 'a node does not look itself up: the plugin checks locally first')
+  await b.link.removeSession('s1')
+  t.equal(await a.link.sendToSession('s1', 'again'), false)
+})
+
+t.test('history publications come back to every node, the publisher too, in offset order; reads decode the entries', async (t) => {
+  const { engine } = testEngine({ perTopic: true })
+  const a = await connect(t, engine, 'a')
+  const b = await connect(t, engine, 'b')
+  await a.link.subscribe('h')
+  await b.link.subscribe('h')
+  const frame = (n: number): string => `{"type":"message","event":"e","channel":"h","data":${n}}`
+  t.equal(await a.link.publishHistory?.('h', frame(1), 'sender', limits), 1)
+  t.equal(await b.link.publishHistory?.('h', frame(2), undefined, limits), 2)
+  await settled()
+  for (const node of [a.node, b.node]) {
+    t.same(node.history.map(({ offset, frame, except }) => ({ offset, frame, except })), [
+      { offset: 1, frame: '{"type":"message","event":"e","channel":"h","data":1,"offset":1}', except: 'sender' },
+      { offset: 2, frame: '{"type":"message","event":"e","channel":"h","data":2,"offset":2}', except: undefined }
+    ], `node ${node.nodeId}`)
+    t.equal(new Set(node.history.map((publication) => publication.epoch)).size, 1, 'one epoch, told with each')
+  }
+  const read = await b.link.readHistory?.('h', { after: 0 }, limits)
+  t.same(read, { epoch: a.node.history[0].epoch, offset: 2, complete: true, entries: a.node.history.map(({ offset, frame, except }) => except === undefined ? { offset, frame } : { offset, frame, except }) })
+})
+
+t.test('without history and presence stores, the connection has no such methods', async (t) => {
+  const { engine } = testEngine({ bare: true })
+  const { link } = await connect(t, engine, 'a')
+  t.equal(link.publishHistory, undefined)
+  t.equal(link.readHistory, undefined)
+  t.notOk(sharesPresence(link))
+  const full = await connect(t, testEngine().engine, 'b')
+  t.ok(sharesPresence(full.link))
+  t.type(full.link.publishHistory, 'function')
+})
+
+t.test('an envelope this version cannot read is logged and dropped; a delivery that throws is logged', async (t) => {
+  const { engine, nodes } = testEngine()
+  const { node } = await connect(t, engine, 'a')
+  nodes[0].receive('a\nolder\n\n{"type":"message"}')
+  t.match(node.lines, [{ level: 40, msg: 'channels: dropped a test message this version cannot read (another version on the same prefix?)' }])
+  node.deliver = () => { throw new Error('boom') }
+  nodes[0].receive('s1\ns\n{}')
+  t.match(node.lines[1], { level: 50, msg: 'channels: delivering a message from test failed' })
+})
+
+t.test('restore() subscribes every channel and registers every session again', async (t) => {
+  const { engine, nodes, bus, registry } = testEngine()
+  const a = await connect(t, engine, 'a')
+  const b = await connect(t, engine, 'b')
+  await b.link.subscribe('room')
+  await b.link.subscribe('hall')
+  await b.link.addSession('s1')
+  await b.link.unsubscribe('hall')
+  // the engine lost b's subscriptions and registration (a Redis that restarted empty)
+  bus.remove(nodes[1])
+  await registry.forNode('b').unregister()
+  t.equal(await a.link.sendToSession('s1', 'lost'), false, 'unfindable')
+  t.same(await nodes[1].restore(), { channels: 1, sessions: 1 })
+  t.equal(await a.link.sendToSession('s1', 'found'), true)
+  await a.link.publish({ kind: 'channels', channels: ['room'], frames: ['room'] })
+  await a.link.publish({ kind: 'all', frame: 'all' })
+  await eventually(() => b.node.deliveries.length === 3)
+  t.same(b.node.deliveries.map((delivery) => delivery.kind), ['session', 'channels', 'all'])
+
+  await b.link.close()
+  t.same(await nodes[1].restore(), { channels: 0, sessions: 0 }, 'a closed node restores nothing')
+  t.equal(await a.link.sendToSession('s1', 'gone'), false, 'and stays unregistered')
+})
+
+t.test('a publish the transport cannot take rejects; it never throws at the caller', async (t) => {
+  const { engine } = testEngine({ throwOnPublish: true })
+  const { link } = await connect(t, engine, 'a')
+  let published: Promise<void> | undefined
+  t.doesNotThrow(() => { published = link.publish({ kind: 'all', frame: 'x' }) })
+  await t.rejects(published as Promise<void>, /cannot publish/)
+})
+
+t.test('a node whose setup fails closes what the engine opened', async (t) => {
+  const { engine, closed } = testEngine({ failSubscribe: true })
+  await t.rejects(composeBroker(engine).connect(new StandInNode('a')), /cannot subscribe/)
+  t.same(closed, ['a'])
+})
+
+t.test('close() sends the node\'s presence leaves and unregisters it before the engine closes', async (t) => {
+  const { engine, closed } = testEngine()
+  const a = await connect(t, engine, 'a')
+  const b = await connect(t, engine, 'b')
+  await b.link.subscribe('room')
+  await a.link.addSession('sa')
+  if (!sharesPresence(a.link)) throw new Error('the test engine shares presence')
+  await a.link.presenceUpdate('room', { joins: [{ ref: 'r1', key: 'ann', meta: '{}' }], leaves: [] })
+  await a.link.close()
+  await a.link.close()
+  await settled()
+  t.same(closed, ['a'], 'the engine closed once')
+  t.same(b.node.told.at(-1), ['room', { joins: [], leaves: ['r1'] }])
+  t.equal(await b.link.sendToSession('sa', 'x'), false, 'unregistered')
+})

@@ -1,0 +1,82 @@
+/**
+ * The Redis engine's Lua scripts: every .lua file is one script of the typed map and the other
+ * way round; each loads into a real Redis (SCRIPT LOAD, on every master of a cluster), so a
+ * syntax error fails here; a script called through the wrapper reads its reply by name; the
+ * deadline Redis enforces refuses what comes in late, with nothing published.
+ */
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { readdirSync } from 'node:fs'
+import { Redis } from 'ioredis'
+import { RedisClock } from '../../../plugin/broker/redis/clock.js'
+import { defineScripts, luaDirectory, runScript, scriptFile, scriptNames, scriptSources } from '../../../plugin/broker/redis/scripts.js'
+import { redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
+import { forEachTarget } from '../../redis/targets.js'
+
+t.test('every .lua file is a script of the map, and every script has its file', async (t) => {
+  const files = readdirSync(luaDirectory).filter((file) => file.endsWith('.lua')).sort()
+  t.same(scriptNames.map(scriptFile).sort(), files)
+  t.ok(files.length >= 6)
+  for (const [name, source] of scriptSources()) t.ok(source.includes('return'), `${name} has a body`)
+  t.equal(scriptSources(), scriptSources(), 'read once')
+})
+
+await forEachTarget(t, async (t, target) => {
+  t.test('each script loads into Redis: SCRIPT LOAD answers its SHA-1', async (t) => {
+    for (const master of await target.masters()) {
+      for (const [name, source] of scriptSources()) {
+        const sha = createHash('sha1').update(source).digest('hex')
+        t.equal(await master.script('LOAD', source), sha, `${name} on ${master.options.port ?? ''}`)
+      }
+    }
+  })
+})
+
+await withRedis(t, async () => {
+  const redis = new Redis(redisUrl)
+  const sub = new Redis(redisUrl)
+  t.teardown(() => { redis.disconnect(); sub.disconnect() })
+  defineScripts(redis)
+  const clock = new RedisClock()
+  const [seconds, micros] = await redis.time()
+  clock.observe([String(seconds), String(micros)])
+
+  t.test('Redis refuses a publication or a send that reaches it after its deadline, and publishes nothing', async (t) => {
+    const prefix = uniquePrefix()
+    const heard: string[] = []
+    sub.on('message', (_channel: string, text: string) => heard.push(text))
+    await sub.subscribe(`${prefix}:c`, `${prefix}:node:b`)
+    const late = clock.deadline(-1000)
+    const batch = (deadline: number, envelope: string): Array<string | number> => [deadline, 'PUBLISH', 1, envelope, `${prefix}:c`]
+    t.equal(await runScript(redis, 'publishBatch', [`${prefix}:c`], batch(late, 'late')), 'late')
+    t.equal(await runScript(redis, 'publishBatch', [`${prefix}:c`], batch(0, 'no deadline')), 'published')
+    t.equal(await runScript(redis, 'publishBatch', [`${prefix}:c`], batch(clock.deadline(1000), 'in time')), 'published')
+
+    await redis.multi().sadd(`${prefix}:nodes`, 'b').set(`${prefix}:alive:b`, '1', 'PX', 10_000).sadd(`${prefix}:sessions:b`, 's1').exec()
+    const route = (deadline: number, sessionId: string, envelope: string): Promise<string> => runScript(redis, 'routeSession', [`${prefix}:nodes`],
+      [`${prefix}:alive:`, `${prefix}:sessions:`, `${prefix}:node:`, sessionId, envelope, 'a', deadline, 'PUBLISH'])
+    t.equal(await route(late, 's1', 'late send'), 'late')
+    t.equal(await route(clock.deadline(1000), 's1', 'send'), 'sent')
+    t.equal(await route(clock.deadline(1000), 'nobody', 'x'), 'none')
+    await sub.unsubscribe(`${prefix}:node:b`)
+    t.equal(await route(0, 's1', 'unheard'), 'not-listening')
+    await redis.del(`${prefix}:alive:b`)
+    t.equal(await route(0, 's1', 'x'), 'none', 'a node whose alive key expired holds nothing')
+    t.same(await redis.smembers(`${prefix}:nodes`), [], 'and is pruned')
+    await redis.del(`${prefix}:nodes`, `${prefix}:sessions:b`)
+    t.same(heard, ['no deadline', 'in time', 'send'], 'nothing late was published')
+  })
+
+  t.test('a registration is extended only where it still exists', async (t) => {
+    const prefix = uniquePrefix()
+    const keys: [string, string, string] = [`${prefix}:alive:a`, `${prefix}:sessions:a`, `${prefix}:nodes`]
+    t.teardown(() => redis.del(...keys))
+    t.match(await runScript(redis, 'refreshRegistration', keys, [1000, 'a', '0']), { present: false, time: [/^\d+$/, /^\d+$/] })
+    await redis.set(keys[0], '1')
+    t.equal((await runScript(redis, 'refreshRegistration', keys, [1000, 'a', '1'])).present, false, 'its session set is gone')
+    await redis.sadd(keys[1], 's')
+    t.equal((await runScript(redis, 'refreshRegistration', keys, [1000, 'a', '1'])).present, true)
+    t.ok(await redis.pttl(keys[0]) > 900 && await redis.pttl(keys[1]) > 900, 'both extended')
+    t.same(await redis.smembers(keys[2]), ['a'])
+  })
+})
