@@ -20,6 +20,8 @@ export const defaultPresence = false
 /** no cap: `maxConnections` is off unless set (docs/origins-and-limits.md recommends a value) */
 export const defaultMaxConnections = Infinity
 export const defaultAsyncApi = false
+/** on `fastify.close()`, the sockets are closed over 1 s, not all at once */
+export const defaultDrainMs = 1000
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -71,6 +73,12 @@ export interface ChannelsOptions {
   asyncapi?: string | false
   /** channels whose members are tracked across nodes [false]: `true` for every channel, or a filter */
   presence?: boolean | string | RegExp
+  /**
+   * On `fastify.close()`, ms over which the sockets are closed with 1001, in batches spread
+   * evenly, so that their clients do not all come back at once [1000]; `0` closes them all at
+   * once. The node stops accepting connections before the first batch.
+   */
+  drainMs?: number
 }
 
 /** Which channels are presence channels: a filter like a handler's (`undefined` = every channel). */
@@ -95,11 +103,12 @@ export interface ResolvedOptions {
   maxConnections: number
   asyncapi: string | false
   presence: PresenceOptions | false
+  drainMs: number
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
-  'asyncapi', 'presence'])
+  'asyncapi', 'presence', 'drainMs'])
 
 function prefix (value: unknown): string | false {
   if (value === undefined) return defaultClientPrefix
@@ -179,7 +188,8 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     maxConnections: positiveInteger('maxConnections', options.maxConnections, defaultMaxConnections),
     history: resolveHistory(options.history),
     asyncapi: asyncapiPath(options.asyncapi),
-    presence: presence(options.presence)
+    presence: presence(options.presence),
+    drainMs: nonNegativeInteger('drainMs', options.drainMs, defaultDrainMs)
   })
 }
 
@@ -190,6 +200,15 @@ export function positiveInteger (name: string, value: unknown, fallback: number)
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw new InvalidOptionError(`${name}: expected a positive integer, got ${String(value)}`)
+  }
+  return value
+}
+
+/** Like `positiveInteger`, with 0 allowed. */
+export function nonNegativeInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidOptionError(`${name}: expected a non-negative integer, got ${String(value)}`)
   }
   return value
 }

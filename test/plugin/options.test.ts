@@ -18,7 +18,8 @@ t.test('defaults', async (t) => {
     origins: sameOriginOnly,
     maxConnections: Infinity,
     asyncapi: false,
-    presence: false
+    presence: false,
+    drainMs: 1000
   })
 })
 
@@ -50,6 +51,8 @@ t.test('accepted values', async (t) => {
   t.same(resolveOptions({ origins: [] }).origins, sameOriginOnly, 'an empty list: same origin only')
   t.equal(resolveOptions({ asyncapi: '/asyncapi.json' }).asyncapi, '/asyncapi.json')
   t.equal(resolveOptions({ asyncapi: false }).asyncapi, false)
+  t.equal(resolveOptions({ drainMs: 0 }).drainMs, 0, 'drainMs: 0 closes every socket at once')
+  t.equal(resolveOptions({ drainMs: 30_000 }).drainMs, 30_000)
 })
 
 t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', async (t) => {
@@ -96,7 +99,12 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { asyncapi: 42 },
     { maxPayLoad: 10 },
     { rateLimit: null },
-    { broker: 'redis' }
+    { broker: 'redis' },
+    { drainMs: -1 },
+    { drainMs: 1.5 },
+    { drainMs: '1000' },
+    { drainMs: Infinity },
+    { drainMs: null }
   ]
   for (const options of wrong) {
     const app = Fastify()
