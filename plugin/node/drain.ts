@@ -35,24 +35,25 @@ export function drainBatches (count: number, drainMs: number): number {
 
 /**
  * Calls `close` on each of `items`, in order, in batches spread evenly over `drainMs`: batch i
- * of n starts `i * drainMs / n` ms after the first (the first runs synchronously), so the last
- * starts one step before `drainMs`. Stops as soon as `gone` settles (every item already left
- * on its own). Resolves after the last batch.
+ * of n is due `i * drainMs / n` ms after the start (the first runs synchronously), so the last
+ * is due one step before `drainMs`. A wake-up that comes late (a busy event loop: the node is
+ * closing sockets and running their disconnect sequences) closes every batch due by then, so
+ * the drain still ends at `drainMs`, not one loop turn per batch later. Stops as soon as `gone`
+ * settles (every item already left on its own). Resolves after the last batch.
  */
 export async function drain<T> (items: readonly T[], drainMs: number, close: (item: T) => void, gone: Promise<unknown>): Promise<void> {
   const batches = drainBatches(items.length, drainMs)
+  const step = drainMs / batches
   let left = false
   const stop = gone.then(() => { left = true })
   const start = performance.now()
-  for (let i = 0; i < batches; i++) {
-    if (i > 0) {
-      // Aimed at the batch's planned start, not one step after the last batch ended: a slow
-      // batch does not push every later one back.
-      await sleep(start + (i * drainMs) / batches - performance.now(), stop)
-      if (left) return
-    }
-    const from = Math.floor((i * items.length) / batches)
-    const to = Math.floor(((i + 1) * items.length) / batches)
-    for (let k = from; k < to; k++) close(items[k])
+  let closed = 0
+  for (;;) {
+    const due = step === 0 ? batches : Math.min(batches, Math.floor((performance.now() - start) / step) + 1)
+    const upTo = Math.floor((due * items.length) / batches)
+    for (; closed < upTo; closed++) close(items[closed])
+    if (closed >= items.length) return
+    await sleep(start + due * step - performance.now(), stop)
+    if (left) return
   }
 }

@@ -57,6 +57,35 @@ t.test('drain stops as soon as every item is gone', async (t) => {
   t.ok(performance.now() - start < 3000, `without waiting for the next batch, 600 ms later (${Math.round(performance.now() - start)} ms)`)
 })
 
+t.test('a late wake-up closes every batch due by then: a busy event loop does not stretch the drain', async (t) => {
+  // 100 items over 200 ms (20 batches of 5, 10 ms apart). The first batch holds the event loop
+  // for 150 ms, as closing thousands of sockets with their disconnect sequences can: by the
+  // next wake-up 15 batches are due, and they go together.
+  let wakeUps = 0
+  let inWakeUp = false
+  let closed = 0
+  const start = performance.now()
+  await drain(Array.from({ length: 100 }, (_, i) => i), 200, (item) => {
+    // The closes of one wake-up run in one synchronous stretch.
+    if (!inWakeUp) {
+      wakeUps++
+      inWakeUp = true
+      queueMicrotask(() => { inWakeUp = false })
+    }
+    if (item === 0) {
+      const until = performance.now() + 150
+      while (performance.now() < until) { /* busy */ }
+    }
+    closed++
+  }, never)
+  const ms = performance.now() - start
+  t.equal(closed, 100)
+  t.ok(ms < 1000, `the drain still ends near 200 ms (${Math.round(ms)} ms), not one loop turn per batch later`)
+  // The first, one for the 15 batches due after the stall, then the last 4 one by one (a loaded
+  // machine may split a few more); one per batch would be 20.
+  t.ok(wakeUps <= 12, `the batches due during the stall went in one go (${wakeUps} wake-ups for 20 batches)`)
+})
+
 t.test('drain with drainMs 0 closes everything synchronously', async (t) => {
   let closed = 0
   const running = drain(Array.from({ length: 500 }, (_, i) => i), 0, () => { closed++ }, never)
