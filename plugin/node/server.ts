@@ -130,9 +130,12 @@ export class ChannelServer implements BrokerNode, MembershipServer {
       })
       this.subscribing.set(channel, ready)
     }
-    await this.subscribing.get(channel)
+    // Awaited only when there is something to wait for: most joins (a channel already relayed,
+    // no presence) go on without a turn of the microtask queue each.
+    const subscribing = this.subscribing.get(channel)
+    if (subscribing !== undefined) await subscribing
     // Before `subscribed`: the `presence` frame must follow it at once (see the presence step).
-    await this.presence.ready(channel)
+    if (this.options.presence !== false) await this.presence.ready(channel)
   }
 
   removeFromChannel (channel: string, connection: Member): void {
