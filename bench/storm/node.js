@@ -81,7 +81,9 @@ async function publishLoop ({ rooms, rate }) {
 serve({
   /** @param {{ port: number, prefix: string, drainMs: number, heartbeat: number | false }} args */
   async start ({ port, prefix, drainMs, heartbeat }) {
-    app = Fastify({ logger: { level: 'warn' } })
+    // A node restarted in the middle of a storm on a loaded machine may take more than
+    // Fastify's default 10 s to reach Redis: it still starts.
+    app = Fastify({ logger: { level: 'warn' }, pluginTimeout: 120_000 })
     await app.register(mod.default, {
       client: false,
       heartbeat,

@@ -5,9 +5,9 @@
  * every interval); in slices of `heartbeatSliceMs`, a tick pings a few dozen.
  *
  * Each socket belongs to one slice, by its session id, for as long as it lives: it is checked
- * exactly one interval after its last check (a socket that joins mid-round waits for the next
- * round, at most two intervals). A check terminates the peer if it missed the previous ping's
- * pong, else pings it.
+ * exactly one interval after its last check (a new socket is first checked one to two intervals
+ * after it connected). A check terminates the peer if it missed the previous ping's pong, else
+ * pings it.
  *
  * The checks run in a `setImmediate` after the timer fires, not in the timer callback: timers
  * run before the event loop reads sockets, so after a stall (a long GC, a busy handler) longer
@@ -56,39 +56,55 @@ export function heartbeatSlices (intervalMs: number): number {
 }
 
 /**
- * The slice a session id belongs to, in [0, slices): an FNV-1a hash of the id (ids are random,
- * so the slices fill evenly), the same on every call.
+ * The slice a session id belongs to, in [0, slices): an FNV-1a hash of its first 8 characters
+ * (ids are random: 48 bits fill the slices evenly), the same on every call.
  */
 export function sliceOf (id: string, slices: number): number {
   let hash = 0x811c9dc5
-  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193)
+  const end = Math.min(id.length, 8)
+  for (let i = 0; i < end; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193)
   return (hash >>> 0) % slices
 }
 
 /** Starts the heartbeat; returns the function that stops it. */
 export function startHeartbeat (peers: ReadonlyMap<string, HeartbeatPeer>, intervalMs: number): () => void {
   const slices = heartbeatSlices(intervalMs)
-  // The session ids of each slice for the current round, sorted out as the round begins (ids,
-  // not peers: a peer that leaves mid-round is not kept alive until its slice comes).
-  let round: string[][] = []
-  let next = 0
-  let stopped = false
-  const tick = (): void => {
-    if (stopped) return
-    const slice = next
-    next = (next + 1) % slices
-    if (slice === 0) {
-      round = Array.from({ length: slices }, () => [])
-      for (const id of peers.keys()) round[sliceOf(id, slices)].push(id)
-    }
-    const due = round[slice] ?? []
-    round[slice] = []
-    for (const id of due) {
-      const peer = peers.get(id)
-      if (peer !== undefined) checkPulse(peer) // else it left since the round began
-    }
+  const checkAll = (): void => {
+    for (const peer of peers.values()) checkPulse(peer)
   }
-  const timer = setInterval(() => { setImmediate(tick) }, intervalMs / slices)
+  // Each round, the session ids of each slice; the next round's are sorted out a share per tick
+  // during this one (not all in one tick: that would be a spike of its own), from a live
+  // iterator over `peers`, which also visits the sockets that connect meanwhile. Ids, not
+  // peers: a peer that leaves is not kept alive until its slice comes.
+  const empty = (): string[][] => Array.from({ length: slices }, () => [])
+  let current = empty()
+  let next = empty()
+  let sorting = peers.keys()
+  let slice = 0
+  const checkSlice = (): void => {
+    const last = slice === slices - 1
+    let share = last ? Infinity : Math.ceil(peers.size / slices)
+    for (; share > 0; share--) {
+      const step = sorting.next()
+      if (step.done === true) break
+      next[sliceOf(step.value, slices)].push(step.value)
+    }
+    for (const id of current[slice]) {
+      const peer = peers.get(id)
+      if (peer !== undefined) checkPulse(peer) // else it left since it was sorted
+    }
+    current[slice] = []
+    if (last) {
+      current = next
+      next = empty()
+      sorting = peers.keys()
+    }
+    slice = last ? 0 : slice + 1
+  }
+  // Under one slice (an interval under 200 ms): every socket in each tick.
+  const tick = slices === 1 ? checkAll : checkSlice
+  let stopped = false
+  const timer = setInterval(() => { setImmediate(() => { if (!stopped) tick() }) }, intervalMs / slices)
   timer.unref()
   return () => {
     stopped = true
