@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // @ts-check
-// The bench runner: `node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers]
+// The bench runner: `node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers,connect]
 // [--variants a,b,c] [--json out.json] [--max-minutes N]`.
 // Starts every server and load client as a child process (see lib/procs.js), runs each case
 // for each variant, prints a table of medians and ratios, and writes
@@ -21,6 +21,7 @@ import { inbound } from './cases/inbound.js'
 import { crossnode } from './cases/crossnode.js'
 import { density } from './cases/density.js'
 import { workers } from './cases/workers.js'
+import { connect } from './cases/connect.js'
 
 const configs = {
   full: {
@@ -31,7 +32,8 @@ const configs = {
     // n is capped below the open-files limit (see fdLimit below); 4 client processes hold a
     // quarter each, from 127.0.0.2-5.
     density: { n: 19000, clients: 4, headerBytes: 4096, concurrency: 50, probeMs: 20 },
-    workers: { n: 2000, messages: 100, size: 100, rounds: 3, warmup: 1 }
+    workers: { n: 2000, messages: 100, size: 100, rounds: 3, warmup: 1 },
+    connect: { n: 2000, rounds: 11, warmup: 2, concurrency: 50 }
   },
   quick: {
     burst: { n: 500, messages: 100, size: 100, rounds: 3, warmup: 1 },
@@ -39,14 +41,15 @@ const configs = {
     memory: { ns: [1000], rounds: 1 },
     inbound: { conns: 20, perSocket: 5000, rounds: 3, warmup: 2 },
     density: { n: 600, clients: 2, headerBytes: 4096, concurrency: 20, probeMs: 20 },
-    workers: { n: 300, messages: 50, size: 100, rounds: 1, warmup: 1 }
+    workers: { n: 300, messages: 50, size: 100, rounds: 1, warmup: 1 },
+    connect: { n: 500, rounds: 3, warmup: 1, concurrency: 50 }
   }
 }
 
 /** @typedef {{ config: typeof configs.full, log: (line: string) => void, notes: string[] }} Ctx */
 
-const caseFns = { burst, paced, memory, inbound, density }
-const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode', 'density', 'workers']
+const caseFns = { burst, paced, memory, inbound, density, connect }
+const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode', 'density', 'workers', 'connect']
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const distEntry = fileURLToPath(channelsEntry())
 
@@ -62,7 +65,7 @@ const { values: flags } = parseArgs({
 })
 
 if (flags.help) {
-  console.log('usage: node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers] [--variants a,b,c] [--json out.json] [--max-minutes N]')
+  console.log('usage: node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers,connect] [--variants a,b,c] [--json out.json] [--max-minutes N]')
   process.exit(0)
 }
 

@@ -9,7 +9,7 @@ import { ChannelsClientError, ClientErrorCodes } from './errors.js'
 import { PresenceBook, type PresenceListener } from './presence.js'
 import { errorFromFrame, Push, type Pending } from './push.js'
 import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
-import { defaultHeartbeat, defaultMaxQueue, defaultTimeout, type ClientOptions, type SubscribedInfo } from './options.js'
+import { defaultHeartbeat, defaultMaxQueue, defaultReconnectJitter, defaultTimeout, type ClientOptions, type SubscribedInfo } from './options.js'
 import { exponentialBackoff } from './timer.js'
 import { channelNameProblem } from '../schemas/channel.js'
 
@@ -51,6 +51,7 @@ export class Client implements SocketOwner, ChannelHost {
       params: typeof params === 'function' ? params : params === undefined ? undefined : () => params,
       reconnect: options.reconnect ?? true,
       backoff: options.backoff ?? exponentialBackoff(),
+      reconnectJitter: options.reconnectJitter ?? defaultReconnectJitter,
       maxQueue: options.maxQueue ?? defaultMaxQueue,
       heartbeat: options.heartbeat === false ? false : options.heartbeat ?? defaultHeartbeat,
       connectTimeout: this.timeout

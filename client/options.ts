@@ -7,6 +7,7 @@ import type { Backoff } from './timer.js'
 export const defaultTimeout = 10_000
 export const defaultMaxQueue = 100
 export const defaultHeartbeat = 25_000
+export const defaultReconnectJitter = 5000
 
 export interface ClientOptions {
   /** the WebSocket class [globalThis.WebSocket]; in Node < 22 pass `ws`'s: `{ WebSocket }` */
@@ -17,6 +18,13 @@ export interface ClientOptions {
   reconnect?: boolean
   /** ms to wait before reconnect try number n [exponentialBackoff(): 125–250 ms, doubling, up to 5–10 s] */
   backoff?: Backoff
+  /**
+   * After a close that says the server is going away or busy (1001 shutting down, 1012
+   * restarting, 1013 try again later), the first reconnect waits a random time between 0 and
+   * this many ms (full jitter) [5000], so that the clients of a node that shuts down do not all
+   * come back at the same moment. Tries that fail after it follow `backoff`.
+   */
+  reconnectJitter?: number
   /** ms a request or subscription waits for its answer [10000] */
   timeout?: number
   /** sends and requests held while offline [100]; past it `send` returns false and `request` rejects QUEUE_FULL */

@@ -1,6 +1,7 @@
 /**
  * The connection: one WebSocket at a time, the welcome handshake, the status, the send
- * buffer that holds frames while offline, and reconnecting with backoff. It knows frames only
+ * buffer that holds frames while offline, and reconnecting: after a random wait when the
+ * server went away on purpose (1001, 1012, 1013), with backoff after a failure. It knows frames only
  * as text plus the welcome; everything else is handed to its owner (the client).
  */
 import { decodeServerFrame } from '../schemas/server-frames.js'
@@ -8,7 +9,7 @@ import { CloseCodes } from '../schemas/constants.js'
 import type { ServerFrame, WelcomeFrame } from '../schemas/protocol.js'
 import { encodeFrame } from '../schemas/wire.js'
 import { Liveness } from './liveness.js'
-import { Timer, type Backoff } from './timer.js'
+import { fullJitter, Timer, type Backoff } from './timer.js'
 
 /**
  * An event handler as a WebSocket stores it. Written as a method's type (the "bivariance
@@ -38,6 +39,13 @@ const OPEN = 1
 const abnormalClose = 1006
 /** The close code the client sends when it gives up on a silent connection (4000–4999: private use). */
 const closeTimedOut = 4000
+/**
+ * Closes that say the server went away or is busy, not that the connection failed: 1001 going
+ * away (a server shutting down: `fastify.close()`), 1012 service restart (a proxy or server
+ * restarting), 1013 try again later (overloaded; also a slow consumer cut off). After them the
+ * first reconnect waits a random time (full jitter over `reconnectJitter`), not the backoff.
+ */
+const goingAwayCodes: ReadonlySet<number> = new Set([CloseCodes.GOING_AWAY, 1012, CloseCodes.TRY_AGAIN_LATER])
 
 export interface CloseInfo {
   code: number
@@ -65,6 +73,8 @@ export interface SocketOptions {
   params: (() => Record<string, string>) | undefined
   reconnect: boolean
   backoff: Backoff
+  /** ms over which the first reconnect after a 1001, 1012 or 1013 is spread (full jitter) */
+  reconnectJitter: number
   maxQueue: number
   /** ms of silence before a ping (and to wait for an answer), false for none */
   heartbeat: number | false
@@ -241,7 +251,9 @@ export class Socket {
     }
     this.owner.dropped({ code, reason }, false)
     this.setStatus('reconnecting')
-    if (this.status === 'reconnecting') this.timer.schedule() // unless a listener closed the client
+    if (this.status !== 'reconnecting') return // a listener closed the client
+    if (goingAwayCodes.has(code)) this.timer.scheduleIn(fullJitter(this.options.reconnectJitter))
+    else this.timer.schedule()
   }
 
   private finish (info: CloseInfo): void {

@@ -1,6 +1,7 @@
 /**
- * Reconnect timing: exponential backoff with jitter, so that a thousand clients dropped by
- * one restart do not all knock on the server again in the same millisecond.
+ * Reconnect timing: exponential backoff with jitter after a failure, and a full-jitter wait
+ * after a server that went away on purpose, so that a thousand clients dropped by one restart
+ * do not all knock on the servers again in the same millisecond.
  */
 
 /** Milliseconds to wait before attempt number `tries` (1 for the first retry). */
@@ -28,6 +29,15 @@ export function exponentialBackoff ({ initial = 250, max = 10_000, random = Math
 }
 
 /**
+ * "Full jitter": a wait drawn evenly from [0, `windowMs`). The clients of a node that closes
+ * them (1001, drained over the server's `drainMs`) then come back spread over the window plus
+ * the drain, not in one wave; the mean wait is half the window.
+ */
+export function fullJitter (windowMs: number, random: () => number = Math.random): number {
+  return random() * Math.max(0, windowMs)
+}
+
+/**
  * One retry timer that counts its tries (phoenix.js's Timer). The count is not exposed: the
  * backoff function receives it (`backoff(tries)`), which is the seam tests observe it through.
  */
@@ -45,6 +55,18 @@ export class Timer {
       this.handle = undefined
       this.callback()
     }, Math.max(0, this.backoff(this.tries)))
+  }
+
+  /**
+   * Schedules a try after `ms` instead of the backoff (replacing any scheduled one), without
+   * counting it: if it fails, the backoff is asked for try 1 as after any first failure.
+   */
+  scheduleIn (ms: number): void {
+    this.cancel()
+    this.handle = setTimeout(() => {
+      this.handle = undefined
+      this.callback()
+    }, Math.max(0, ms))
   }
 
   /** Forgets the tries (after a success) and cancels any scheduled one. */

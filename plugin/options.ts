@@ -20,6 +20,8 @@ export const defaultPresence = false
 /** no cap: `maxConnections` is off unless set (docs/origins-and-limits.md recommends a value) */
 export const defaultMaxConnections = Infinity
 export const defaultAsyncApi = false
+/** on `fastify.close()`, the sockets are closed over 1 s, not all at once */
+export const defaultDrainMs = 1000
 
 export interface RateLimitOptions {
   /** inbound frames allowed per socket per interval */
@@ -79,6 +81,12 @@ export interface ChannelsOptions {
   compression?: boolean | CompressionOptions
   /** gather a socket's outbound frames for up to this many ms and write them at once [0: none] */
   writeDelayMs?: number
+  /**
+   * On `fastify.close()`, ms over which the sockets are closed with 1001, in batches spread
+   * evenly, so that their clients do not all come back at once [1000]; `0` closes them all at
+   * once. The node stops accepting connections before the first batch.
+   */
+  drainMs?: number
 }
 
 /** `compression: { threshold }`: payloads of fewer bytes go uncompressed. */
@@ -112,11 +120,12 @@ export interface ResolvedOptions {
   compression: { threshold: number } | false
   /** 0 when frames are not gathered */
   writeDelayMs: number
+  drainMs: number
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
-  'asyncapi', 'presence', 'compression', 'writeDelayMs'])
+  'asyncapi', 'presence', 'compression', 'writeDelayMs', 'drainMs'])
 
 function prefix (value: unknown): string | false {
   if (value === undefined) return defaultClientPrefix
@@ -226,7 +235,8 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     asyncapi: asyncapiPath(options.asyncapi),
     presence: presence(options.presence),
     compression: compression(options.compression),
-    writeDelayMs: writeDelayMs(options.writeDelayMs)
+    writeDelayMs: writeDelayMs(options.writeDelayMs),
+    drainMs: nonNegativeInteger('drainMs', options.drainMs, defaultDrainMs)
   })
 }
 
@@ -237,6 +247,15 @@ export function positiveInteger (name: string, value: unknown, fallback: number)
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw new InvalidOptionError(`${name}: expected a positive integer, got ${String(value)}`)
+  }
+  return value
+}
+
+/** Like `positiveInteger`, with 0 allowed. */
+export function nonNegativeInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidOptionError(`${name}: expected a non-negative integer, got ${String(value)}`)
   }
   return value
 }

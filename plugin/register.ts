@@ -50,7 +50,16 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   if (server.history !== undefined) server.channelSteps.push(server.history)
 
   // Added before @fastify/websocket's own preClose, so our sockets close with 1001, not 1005.
-  fastify.addHook('preClose', async () => { await server.closeAll() })
+  fastify.addHook('preClose', async () => {
+    server.closing = true
+    // Stop accepting first: Fastify closes the listener only after every preClose hook, so
+    // during the drain the kernel would go on completing handshakes (and queueing them in the
+    // listen backlog) for connections this node would only refuse. Closed now, a new
+    // connection is refused by the kernel and a load balancer or client tries another node.
+    // Fastify's own server.close() later finds it closed, which it expects.
+    if (fastify.server.listening) fastify.server.close()
+    await server.closeAll()
+  })
   let stopHeartbeat = (): void => {}
   fastify.addHook('onClose', async () => {
     stopHeartbeat()
@@ -98,11 +107,11 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   fastify.decorate('send', send)
 
   // Refusals before any WebSocket exists; they run after the app's own onRequest hooks.
-  const gates = [checkOrigin(options.origins)]
-  if (options.maxConnections !== Infinity) gates.push(capConnections(options.maxConnections).onRequest)
+  const gates = [checkOrigin(options.origins), capConnections(options.maxConnections, () => server.closing).onRequest]
   gates.push(rememberUpgradeResponse)
   fastify.get(options.path, { websocket: true, onRequest: gates }, (socket, request) => {
     if (server.closing) {
+      // Its upgrade passed the gates just before `fastify.close()` began.
       socket.close(CloseCodes.GOING_AWAY, 'server shutting down')
       return
     }

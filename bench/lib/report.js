@@ -53,6 +53,7 @@ export function computeRatios (cases) {
     out.density = {}
     for (const key of densityMetrics.map((m) => m.key)) out.density[key] = againstOthers(cases, 'density', (r) => r.median[key])
   }
+  if (cases.connect) out.connectServerCpuPerConn = againstOthers(cases, 'connect', (r) => r.median.serverCpuUsPerConn)
   const a = cases.inbound?.a
   if (a && !a.error && !a.skipped) {
     out.inboundSchemaOverPlain = ratio(a.schema?.median.msgsPerSec, a.plain?.median.msgsPerSec)
@@ -118,6 +119,11 @@ export function formatTable (results) {
       const label = m.key === 'heapPerConn' && cfg ? `${m.label} (N=${cfg.n}, ${cfg.headerBytes} B headers)` : m.label
       add('density', label, (r) => r.median?.[m.key], m.digits, ratios.density?.[m.key])
     }
+  }
+  if (cases.connect) {
+    const cfg = Object.values(cases.connect).find((r) => r?.config)?.config
+    add('connect', `server CPU us/connection${cfg ? ` (${cfg.n} opening and subscribing)` : ''}`, (r) => r.median.serverCpuUsPerConn, 0, ratios.connectServerCpuPerConn)
+    add('connect', 'connects/s', (r) => r.median.connectsPerSec, 0, null)
   }
   const w = cases.workers
   if (w && w.one) {

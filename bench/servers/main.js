@@ -123,6 +123,12 @@ serve({
     return cpuSinceMark()
   },
 
+  /** Starts a CPU (and event-loop delay) measurement: `cpu` reports what was used since. */
+  mark () {
+    markCpu()
+    return true
+  },
+
   /** Heap and RSS after full GC. */
   async memory () {
     await fullGc()

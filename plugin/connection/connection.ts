@@ -3,12 +3,12 @@
  * handlers, and the wiring from ws events to the inbox (inbox.ts), the dispatcher
  * (dispatch.ts), the join/leave path (membership.ts) and the end of life (lifecycle.ts).
  */
-import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import { encodeFrame } from '../../schemas/codec.js'
 import { CloseCodes, DEFAULT_EVENT, PROTOCOL_VERSION, type ErrorFrame, type ServerFrame } from '../../schemas/protocol.js'
 import { checkedChannel } from '../node/channel-name.js'
+import { sessionId } from '../node/session-id.js'
 import { ConnectionStates, acceptsJoins, nextState, type ConnectionEvent, type ConnectionState } from './state.js'
 import { dispatch, type DispatchTarget } from './dispatch.js'
 import { isChannelError } from '../errors.js'
@@ -35,7 +35,7 @@ type OwnedSocket = WebSocket & { [kConnection]: Connection }
 const settled = Promise.resolve()
 
 export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, LocalSocket {
-  readonly id = randomBytes(18).toString('base64url')
+  readonly id = sessionId()
   deliveryStamp = 0
   alive = true
   pendingJoins = 0

@@ -26,7 +26,8 @@ import type { DisconnectInfo } from '../types.js'
  */
 export async function join (socket: Member, channel: string, frame?: SubscribeFrame): Promise<void> {
   const joined = await admit(socket, channel)
-  if (!joined || !await answered(socket, channel, frame)) socket.sendControl({ type: 'subscribed', channel, id: frame?.id })
+  const steps = socket.server.channelSteps
+  if (!joined || steps.length === 0 || !await answered(socket, channel, frame)) socket.sendControl({ type: 'subscribed', channel, id: frame?.id })
   if (!joined) return // already held: no second replay, no second presence state
   // History replay and the presence state go here: after `subscribed`, in `afterJoin` steps.
   for (const step of socket.server.channelSteps) {

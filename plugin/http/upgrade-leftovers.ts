@@ -27,6 +27,9 @@ export async function rememberUpgradeResponse (request: FastifyRequest, reply: F
 
 type SocketErrorHandler = (error: Error, socket: WebSocket, request: FastifyRequest) => void
 
+/** @fastify/websocket's symbol for the upgrade head on the IncomingMessage, once seen. */
+let headSymbol: symbol | undefined
+
 /**
  * Called from the route handler, right after @fastify/websocket called it with the open socket.
  * `ownErrorHandler` is the plugin's own handler when the plugin registered @fastify/websocket
@@ -41,10 +44,10 @@ export function releaseUpgradeLeftovers (ws: WebSocket, request: FastifyRequest,
     response.detachSocket(raw.socket)
   }
   // The head was handed to ws (unshifted onto the socket) before the handler ran. The symbol is
-  // private to @fastify/websocket: found by its description, and nothing happens if it changes.
-  for (const key of Object.getOwnPropertySymbols(raw)) {
-    if (key.description === 'ws-head') Reflect.set(raw, key, undefined)
-  }
+  // private to @fastify/websocket: found by its description (once: it is one module-level
+  // symbol), and nothing happens if it changes.
+  headSymbol ??= Object.getOwnPropertySymbols(raw).find((key) => key.description === 'ws-head')
+  if (headSymbol !== undefined && Reflect.get(raw, headSymbol) !== undefined) Reflect.set(raw, headSymbol, undefined)
   if (ownErrorHandler !== undefined) {
     // @fastify/websocket added its 'error' listener (a closure over request AND reply) just
     // before calling the route handler, so it is the last one. Ours calls the same handler

@@ -3,7 +3,8 @@
  * an upgrade socket over raw: nobody reads it, so a peer's FIN goes unseen and the socket keeps
  * `server.close()` waiting forever. This module ends such sockets: at once when a hook answered
  * over HTTP (401, 404...), and from `fastify.close()` on for any still pending or arriving (e.g.
- * Fastify's 503 to an upgrade that arrives while closing, which runs no hook at all).
+ * Fastify's 503 to an upgrade that arrives while closing, which runs no hook at all). It also
+ * holds each upgrade's writes for the rest of the turn (`corkForThisTurn`).
  */
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -17,6 +18,34 @@ function end (socket: RawSocket): void {
   // destroySoon flushes the HTTP answer first; streams without it (injectWS) are destroyed.
   if (typeof socket.destroySoon === 'function') socket.destroySoon()
   else socket.destroy()
+}
+
+/** Upgrade sockets corked in this event-loop turn, and whether their uncork is scheduled. */
+let corked: RawSocket[] = []
+let uncorkScheduled = false
+
+function uncorkAll (): void {
+  const sockets = corked
+  corked = []
+  uncorkScheduled = false
+  for (const socket of sockets) socket.uncork()
+}
+
+/**
+ * Holds the upgrade socket's writes until the end of this event-loop turn, so that ws's
+ * `101 Switching Protocols` and the `welcome` frame the route handler writes right behind it
+ * leave in one `writev` instead of two writes (a syscall is a good part of what a connection
+ * costs). An answer over HTTP is not held back: `end()` uncorks. When an app's hook makes the
+ * upgrade wait for I/O, the uncork simply comes first and nothing is held.
+ */
+function corkForThisTurn (socket: RawSocket): void {
+  if (typeof socket.cork !== 'function') return
+  socket.cork()
+  corked.push(socket)
+  if (!uncorkScheduled) {
+    uncorkScheduled = true
+    setImmediate(uncorkAll)
+  }
 }
 
 export function endRefusedUpgrades (fastify: FastifyInstance): void {
@@ -40,13 +69,14 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
       return
     }
     pending.add(socket)
-    socketOf.set(request, socket)
+    if (request.socket !== socket) socketOf.set(request, socket)
     socket.on('close', forget)
+    corkForThisTurn(socket)
   }
   fastify.server.on('upgrade', onUpgrade)
   fastify.websocketServer.on('connection', (_ws: WebSocket, request: IncomingMessage) => {
-    const socket = socketOf.get(request)
-    if (socket === undefined) return
+    const socket = (request.socket as RawSocket | null | undefined) ?? socketOf.get(request)
+    if (socket === undefined || socket === null) return
     pending.delete(socket)
     socket.off('close', forget)
   })

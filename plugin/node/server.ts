@@ -10,6 +10,7 @@ import { encodeMessage } from '../../schemas/codec.js'
 import { CloseCodes, DEFAULT_EVENT } from '../../schemas/protocol.js'
 import type { BrokerConnection, BrokerNode, Delivery, HistoryPublication, PresenceChanges, Publication } from '../broker/types.js'
 import { ChannelMap } from './channel-map.js'
+import { drain } from './drain.js'
 import { checkedChannel } from './channel-name.js'
 import { BrokerUnavailableError, NoSocketError, UnserializableDataError } from '../errors.js'
 import { deliverToAll, deliverToChannels, type Recipient } from '../outbound/fanout.js'
@@ -23,7 +24,7 @@ import { PresenceTracker } from '../presence/tracker.js'
 import { PublishFailureLog } from '../broker/publish-failures.js'
 import type { BroadcastOptions, SendOptions } from '../types.js'
 
-/** How long `fastify.close()` waits for peers to answer the 1001 close before cutting them off. */
+/** How long `fastify.close()` waits, after its last batch of 1001 closes, for peers to answer before cutting them off. */
 export const shutdownGraceMs = 1000
 /** How long `fastify.close()` waits for disconnect/finish handlers before giving up on them. */
 export const shutdownHandlersMs = 5000
@@ -129,9 +130,12 @@ export class ChannelServer implements BrokerNode, MembershipServer {
       })
       this.subscribing.set(channel, ready)
     }
-    await this.subscribing.get(channel)
+    // Awaited only when there is something to wait for: most joins (a channel already relayed,
+    // no presence) go on without a turn of the microtask queue each.
+    const subscribing = this.subscribing.get(channel)
+    if (subscribing !== undefined) await subscribing
     // Before `subscribed`: the `presence` frame must follow it at once (see the presence step).
-    await this.presence.ready(channel)
+    if (this.options.presence !== false) await this.presence.ready(channel)
   }
 
   removeFromChannel (channel: string, connection: Member): void {
@@ -233,15 +237,19 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   // ---- shutdown ------------------------------------------------------------------------
 
   /**
-   * Closes every socket with 1001, gives peers a moment to answer, cuts off the rest, and
-   * waits for their disconnect sequences so `finish` handlers run before the app is gone.
+   * The node's part of `fastify.close()`: no new socket is served (`closing`), the open ones are
+   * closed with 1001 in batches spread evenly over `drainMs` (drain.ts; all at once for 0),
+   * peers get `shutdownGraceMs` after the last batch to answer the close before the rest are
+   * cut off, and their disconnect sequences are awaited so `finish` handlers run before the app
+   * is gone.
    */
   async closeAll (): Promise<void> {
     this.closing = true
     const connections = [...this.sockets.values()]
     if (connections.length === 0) return
-    for (const connection of connections) connection.close(CloseCodes.GOING_AWAY, 'server shutting down')
     const allFinished = Promise.all(connections.map((connection) => connection.finished))
+    await drain(connections, this.options.drainMs, (connection) => connection.close(CloseCodes.GOING_AWAY, 'server shutting down'),
+      allFinished)
     await Promise.race([allFinished, timeout(shutdownGraceMs)])
     for (const connection of connections) connection.ws.terminate()
     await Promise.race([allFinished, timeout(shutdownHandlersMs)])

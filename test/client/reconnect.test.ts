@@ -1,7 +1,8 @@
 /**
- * The client when the connection drops: reconnect with backoff, resubscribe, the offline
- * queue and its bound, DISCONNECTED for requests on the wire, and the closes it must not
- * reconnect after (its own close(), 1008).
+ * The client when the connection drops: reconnect with backoff (the random wait after a server
+ * that went away is reconnect-jitter.test.ts), resubscribe, the offline queue and its bound,
+ * DISCONNECTED for requests on the wire, and the closes it must not reconnect after (its own
+ * close(), 1008).
  */
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -56,7 +57,8 @@ for (const [how, cut] of [
 ] as const) {
   t.test(`reconnects after ${how}, with a new session, and resubscribes every channel`, async (t) => {
     const s = await server(t)
-    const client = clientFor(t, s.url)
+    // A 1001 is followed by a random wait of up to reconnectJitter (reconnect-jitter.test.ts).
+    const client = clientFor(t, s.url, { reconnectJitter: 100 })
     await client.subscribe('room-a')
     await client.subscribe('room-b')
     const first = client.sessionId

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { exponentialBackoff, Timer } from '../../client/timer.js'
+import { exponentialBackoff, fullJitter, Timer } from '../../client/timer.js'
 import { within } from '../helpers/deadline.js'
 
 t.test('exponential backoff: the ceiling doubles up to max, the wait is drawn from its upper half', async (t) => {
@@ -57,4 +57,31 @@ t.test('a cancelled or reset schedule never fires, even later; a scheduled one w
   eager.schedule()
   await after(20)
   t.equal(fired, 1, 'a negative backoff fires at once')
+})
+
+t.test('fullJitter draws evenly from [0, window)', async (t) => {
+  t.equal(fullJitter(1000, () => 0), 0)
+  t.equal(fullJitter(1000, () => 0.5), 500)
+  t.equal(fullJitter(1000, () => 0.999), 999)
+  t.equal(fullJitter(-5, () => 0.5), 0, 'a negative window waits nothing')
+  const waits = Array.from({ length: 1000 }, () => fullJitter(100))
+  t.ok(waits.every((wait) => wait >= 0 && wait < 100))
+  t.ok(waits.some((wait) => wait < 10) && waits.some((wait) => wait >= 90), 'the whole window is used, from 0 on')
+})
+
+t.test('Timer.scheduleIn fires after the given wait and does not count a try', async (t) => {
+  const asked: number[] = []
+  let fired = 0
+  let wake = (): void => {}
+  const timer = new Timer(() => { fired++; wake() }, (tries) => { asked.push(tries); return 1 })
+  const start = performance.now()
+  await within(new Promise<void>((resolve) => { wake = resolve; timer.scheduleIn(30) }), 3000, 'scheduleIn fires')
+  t.ok(performance.now() - start >= 29, 'after its wait')
+  t.same(asked, [], 'the backoff was not asked')
+  await within(new Promise<void>((resolve) => { wake = resolve; timer.schedule() }), 3000, 'the next schedule fires')
+  t.same(asked, [1], 'a failure after it is try 1')
+  timer.scheduleIn(10)
+  timer.cancel()
+  await new Promise((resolve) => setTimeout(resolve, 40))
+  t.equal(fired, 2, 'a cancelled scheduleIn never fires')
 })

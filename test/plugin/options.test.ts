@@ -20,7 +20,8 @@ t.test('defaults', async (t) => {
     asyncapi: false,
     presence: false,
     compression: false,
-    writeDelayMs: 0
+    writeDelayMs: 0,
+    drainMs: 1000
   })
 })
 
@@ -52,6 +53,8 @@ t.test('accepted values', async (t) => {
   t.same(resolveOptions({ origins: [] }).origins, sameOriginOnly, 'an empty list: same origin only')
   t.equal(resolveOptions({ asyncapi: '/asyncapi.json' }).asyncapi, '/asyncapi.json')
   t.equal(resolveOptions({ asyncapi: false }).asyncapi, false)
+  t.equal(resolveOptions({ drainMs: 0 }).drainMs, 0, 'drainMs: 0 closes every socket at once')
+  t.equal(resolveOptions({ drainMs: 30_000 }).drainMs, 30_000)
 })
 
 t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', async (t) => {
@@ -110,7 +113,12 @@ t.test('a wrong option fails registration with FST_CHANNELS_INVALID_OPTION', asy
     { writeDelayMs: 2.5 },
     { writeDelayMs: '50' },
     { writeDelayMs: 1001 },
-    { writeDelayMs: Infinity }
+    { writeDelayMs: Infinity },
+    { drainMs: -1 },
+    { drainMs: 1.5 },
+    { drainMs: '1000' },
+    { drainMs: Infinity },
+    { drainMs: null }
   ]
   for (const options of wrong) {
     const app = Fastify()

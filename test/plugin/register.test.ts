@@ -129,27 +129,37 @@ t.test('an app\'s own @fastify/websocket is reused; the plugin\'s maxPayload sti
 })
 
 for (const return503OnClosing of [true, false]) {
-  t.test(`sockets opened while the server is closing are turned away (return503OnClosing: ${String(return503OnClosing)})`, async (t) => {
+  t.test(`a closing server takes no new connection, and turns away a socket that was already past its gates (return503OnClosing: ${String(return503OnClosing)})`, async (t) => {
     let finishing = (): void => {}
     const finishStarted = new Promise<void>((resolve) => { finishing = resolve })
+    let arrived = (): void => {}
+    const inHook = new Promise<void>((resolve) => { arrived = resolve })
+    let release = (): void => {}
+    const held = new Promise<void>((resolve) => { release = resolve })
     const { app, url } = await startApp({}, (app) => {
-      // The finish handler holds fastify.close() in preClose: the listener is still up.
+      // The finish handler holds fastify.close() in preClose.
       app.channels.on('finish', () => {
         finishing()
         return new Promise((resolve) => setTimeout(resolve, 200))
       })
+      // Past the plugin's onRequest gates, before the route handler.
+      app.addHook('preValidation', async (request) => {
+        if (request.headers['x-hold'] === undefined) return
+        arrived()
+        await held
+      })
     }, { return503OnClosing })
     const c = await TestClient.connect(url)
+    const racing = TestClient.open(url, { headers: { 'x-hold': '1' } })
+    await within(inHook, 3000, 'the racing upgrade is past the gates')
     const closing = app.close()
     await within(finishStarted, 3000, 'fastify.close() runs the finish handler')
-    if (return503OnClosing) {
-      // Fastify answers the upgrade with 503 itself; the plugin never sees it.
-      await t.rejects(TestClient.open(url), /503/, 'refused over HTTP with 503')
-    } else {
-      const late = await TestClient.open(url)
-      t.same(await within(late.closed, 3000, 'a socket opened while closing is closed'), { code: 1001, reason: 'server shutting down' },
-        'the plugin turns it away with 1001')
-    }
+    // The listener is closed before the first socket is: a new connection is refused by the kernel.
+    await t.rejects(TestClient.open(url), { code: 'ECONNREFUSED' }, 'a new connection is refused')
+    release()
+    const late = await within(racing, 3000, 'the racing upgrade completes')
+    t.same(await within(late.closed, 3000, 'a socket opened while closing is closed'), { code: 1001, reason: 'server shutting down' },
+      'the plugin turns it away with 1001')
     await closing
     t.equal((await within(c.closed, 3000, 'fastify.close() closes the open socket')).code, 1001)
   })
