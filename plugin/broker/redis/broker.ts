@@ -28,7 +28,7 @@ export interface DuplicableRedis {
 
 export interface RedisBrokerOptions {
   /** where Redis listens ['redis://127.0.0.1:6379']; ignored when `redis` is given */
-  url?: string
+  url?: string | undefined
   /**
    * an ioredis client to `duplicate()` (its own options apply); it stays yours: never closed
    * here. An ioredis `Cluster` makes the broker use sharded pub/sub (Redis ≥ 7).

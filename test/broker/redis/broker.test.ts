@@ -47,6 +47,7 @@ t.test('options are checked when the broker is made', async (t) => {
   }
   t.throws(() => redisBroker(null as unknown as RedisBrokerOptions), InvalidOptionError)
   t.type(redisBroker().connect, 'function', 'all defaults are fine, and nothing connects before a node does')
+  t.doesNotThrow(() => redisBroker({ url: process.env.UNSET_REDIS_URL_FOR_THIS_TEST }), 'an unset environment variable means the default url')
 })
 
 t.test('a missing ioredis is a coded error', async (t) => {
