@@ -8,7 +8,7 @@
  * history/ or presence/.
  */
 import type { ServerFrame, SubscribeFrame } from '../schemas/protocol.js'
-import type { Recipient } from './outbound/fanout.js'
+import type { Recipient } from './outbound/frame-writer.js'
 import type { ReportingSocket } from './handlers/report.js'
 import type { ResolvedOptions } from './options.js'
 

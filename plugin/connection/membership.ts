@@ -2,7 +2,7 @@
  * The one join path and the one leave path of a socket. Everything that subscribes or
  * unsubscribes goes through here: a client's `subscribe`/`unsubscribe` frame (dispatch.ts),
  * a server-side `socket.subscribe()`/`socket.unsubscribe()` (connection.ts), and the
- * disconnect sequence (below). Callers check the channel name first (node/channel-name.ts).
+ * disconnect sequence (below). Callers check the channel name first (`checkedChannel` in node/server.ts).
  *
  * Join:  maxChannels → `subscribe` handlers → member of the channel (and the broker relays it)
  *        → `subscribed` → the after-join steps.

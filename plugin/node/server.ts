@@ -11,9 +11,8 @@ import { CloseCodes, DEFAULT_EVENT } from '../../schemas/protocol.js'
 import type { BrokerConnection, BrokerNode, Delivery, HistoryPublication, PresenceChanges, Publication } from '../broker/types.js'
 import { ChannelMap } from './channel-map.js'
 import { drain } from './drain.js'
-import { checkedChannel } from './channel-name.js'
-import { BrokerUnavailableError, NoSocketError, UnserializableDataError } from '../errors.js'
-import { deliverToAll, deliverToChannels, type Recipient } from '../outbound/fanout.js'
+import { BrokerUnavailableError, InvalidChannelError, NoSocketError, UnserializableDataError } from '../errors.js'
+import { deliverToAll, deliverToChannels, type Recipient } from '../outbound/frame-writer.js'
 import type { OutboundFrame } from '../outbound/frame-writer.js'
 import { HandlerRegistry } from '../handlers/registry.js'
 import type { HeartbeatPeer } from './heartbeat.js'
@@ -23,6 +22,21 @@ import type { ResolvedOptions } from '../options.js'
 import { PresenceTracker } from '../presence/tracker.js'
 import { PublishFailureLog } from '../broker/publish-failures.js'
 import type { BroadcastOptions, SendOptions } from '../types.js'
+import { channelNameProblem } from '../../schemas/channel.js'
+
+/**
+ * Where a channel name comes in, it is checked once, against the one rule in
+ * schemas/channel.ts. Two entrances, two answers (docs/architecture.md):
+ * - a client frame naming a bad channel gets the `INVALID_CHANNEL` error frame (dispatch.ts);
+ * - a server-side call (`socket.subscribe`, `socket.send`, `fastify.broadcastChannel`, ...)
+ *   throws, or rejects with, `FST_CHANNELS_INVALID_CHANNEL`: a bad name there is a bug in the
+ *   app, not something to tell the peer. This is that check: `channel` when it is a valid name.
+ */
+export function checkedChannel (channel: string): string {
+  const problem = channelNameProblem(channel)
+  if (problem !== undefined) throw new InvalidChannelError(problem)
+  return channel
+}
 
 /** How long `fastify.close()` waits, after its last batch of 1001 closes, for peers to answer before cutting them off. */
 export const shutdownGraceMs = 1000

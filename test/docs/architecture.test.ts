@@ -1,7 +1,7 @@
 /**
  * docs/architecture.md stays in step with the tree: its module map lists every source file of
- * plugin/, client/ and schemas/ and nothing else, and each folder's table sits under that folder's
- * heading.
+ * plugin/, client/ and schemas/ and nothing else, each folder's table sits under that folder's
+ * heading, and the path of one `fastify.broadcastChannel` names real files, at most ten.
  */
 import t from 'tap'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
@@ -64,4 +64,13 @@ t.test('every folder of plugin/ opens with a README saying what it owns and may 
     t.match(text, new RegExp(`^# ${folder.replace(/\//g, '\\/')}\\/`), `${folder}/README.md names its folder first`)
     if (folder !== 'plugin') t.match(text, /May import|never imports|Never `plugin\/`/, `${folder}/README.md says what it may import`)
   }
+})
+
+t.test('the path of one fastify.broadcastChannel names real files, at most ten', async (t) => {
+  const path = section('## The path of one message')
+  t.not(path, '', 'the section is there')
+  const files = new Set([...path.matchAll(/`((?:plugin|schemas|client)\/[^`]+\.ts)`/g)].map((match) => match[1]))
+  t.ok(files.size >= 5, `it names the files it crosses (${files.size})`)
+  t.ok(files.size <= 10, `at most 10 source files (${[...files].join(', ')})`)
+  for (const file of files) t.ok(existsSync(join(root, file)), `${file} exists`)
 })

@@ -1,6 +1,6 @@
 /** The server-side channel-name check (plugin/node/channel-name.ts); the rule itself is tested in test/schemas. */
 import t from 'tap'
-import { checkedChannel } from '../../plugin/node/channel-name.js'
+import { checkedChannel } from '../../plugin/node/server.js'
 import { InvalidChannelError } from '../../plugin/index.js'
 
 t.test('a valid name comes back; a bad one throws FST_CHANNELS_INVALID_CHANNEL with the reason', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { deliverToAll, deliverToChannels, type Recipient } from '../../plugin/outbound/fanout.js'
+import { deliverToAll, deliverToChannels, type Recipient } from '../../plugin/outbound/frame-writer.js'
 import { OutboundFrame } from '../../plugin/outbound/frame-writer.js'
 
 function recipient (id: string): Recipient & { got: string[], objects: OutboundFrame[] } {
