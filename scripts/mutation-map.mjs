@@ -28,8 +28,8 @@ export const mutationMap = {
   'schemas/protocol.ts': ['test/schemas/protocol.test.ts', 'test/schemas/codec.test.ts'],
 
   // client/: the browser client, driven against a real server
-  'client/timer.ts': ['test/client/timer.test.ts'],
-  'client/socket.ts': ['test/client/socket.test.ts', 'test/client/liveness.test.ts', 'test/client/client-frames.test.ts', 'test/client/push.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/history.test.ts'],
+  'client/timer.ts': ['test/client/timer.test.ts', 'test/client/reconnect-jitter.test.ts'],
+  'client/socket.ts': ['test/client/socket.test.ts', 'test/client/liveness.test.ts', 'test/client/client-frames.test.ts', 'test/client/push.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/reconnect-jitter.test.ts', 'test/client/history.test.ts'],
   'client/push.ts': ['test/client/push.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts'],
   'client/channel.ts': ['test/client/channel.test.ts', 'test/client/client-frames.test.ts', 'test/client/client.test.ts', 'test/client/reconnect.test.ts', 'test/client/epoch-reset.test.ts', 'test/client/delta.client.test.ts'],
   'client/delta.ts': ['test/client/delta.test.ts', 'test/client/delta.client.test.ts'],
