@@ -117,14 +117,14 @@ export async function exited (child: ChildProcess, what = 'the child process exi
 
 /**
  * The port a node fixture in `child` listens on: the `{ port }` of the first line it prints.
- * Fails with `what` if the child exits first, or prints nothing within 30 s.
+ * Fails with `what` if the child exits first, or prints nothing within 60 s (a child compiles its TypeScript first: slow on a busy machine).
  */
 export async function listeningPort (child: ChildProcess, what: string): Promise<number> {
   const port = new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { port: number }).port))
     child.once('exit', (code) => reject(new Error(`${what} exited with ${code} before listening`)))
   })
-  return await within(port, 30000, `${what} prints its port`)
+  return await within(port, 60000, `${what} prints its port`)
 }
 
 /** A redis-server of the test's own, on a free port, with no persistence: kill it at will. */
