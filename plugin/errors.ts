@@ -12,6 +12,10 @@ export const InvalidOptionError = createError(
 export const InvalidHandlerError = createError(
   'FST_CHANNELS_INVALID_HANDLER', 'fastify-channels: %s', 500, TypeError)
 
+/** A wrong argument to a method of `fastify.channels` (e.g. `history()`'s `last`); still a TypeError. */
+export const InvalidArgumentError = createError(
+  'FST_CHANNELS_INVALID_ARGUMENT', 'fastify-channels: %s', 500, TypeError)
+
 export const NoSocketError = createError(
   'FST_CHANNELS_NO_SOCKET', 'no connected socket has session id %s', 404)
 

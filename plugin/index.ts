@@ -12,7 +12,7 @@ const fastifyChannels = fp(channelsPlugin, {
 export default fastifyChannels
 export { fastifyChannels }
 export {
-  ChannelError, NoSocketError, BrokerUnavailableError, BrokerUnreachableError, InvalidOptionError, InvalidHandlerError,
+  ChannelError, NoSocketError, BrokerUnavailableError, BrokerUnreachableError, InvalidOptionError, InvalidHandlerError, InvalidArgumentError,
   InvalidChannelError, MissingIoredisError, UnserializableDataError, NoHistoryError, InvalidPresenceError
 } from './errors.js'
 export { memoryBroker, memoryEngine } from './broker/memory/broker.js'

@@ -10,7 +10,7 @@ import { memoryBroker } from './broker/memory/broker.js'
 import { capConnections } from './http/connection-cap.js'
 import { Connection } from './connection/connection.js'
 import { contractMembers } from './contract/contract.js'
-import { InvalidOptionError, NoHistoryError } from './errors.js'
+import { InvalidArgumentError, InvalidOptionError, NoHistoryError } from './errors.js'
 import { startHeartbeat } from './node/heartbeat.js'
 import { resolveOptions, type ChannelsOptions } from './options.js'
 import { checkOrigin } from './http/origins.js'
@@ -88,7 +88,7 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       checkedChannel(channel)
       const { last } = historyOptions
       if (last !== undefined && (!Number.isSafeInteger(last) || last < 0)) {
-        throw new TypeError(`history: last must be a non-negative integer, got ${String(last)}`)
+        throw new InvalidArgumentError(`history: last must be a non-negative integer, got ${String(last)}`)
       }
       if (server.history?.covers(channel) !== true) throw new NoHistoryError(channel)
       return await server.history.view(channel, last)

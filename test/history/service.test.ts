@@ -57,7 +57,10 @@ test('history channels: offsets on messages, epoch and offset on subscribed; oth
   t.same((await app.channels.history('h-never')).offset, 0)
   await t.rejects(app.channels.history('plain'), { code: 'FST_CHANNELS_NO_HISTORY' })
   await t.rejects(app.channels.history('bad name'), { code: 'FST_CHANNELS_INVALID_CHANNEL' })
-  await t.rejects(app.channels.history('h-room', { last: -1 }), TypeError)
+  const badLast = await app.channels.history('h-room', { last: -1 }).then(() => undefined, (err: unknown) => err)
+  t.ok(badLast instanceof TypeError, 'a bad last is a TypeError')
+  t.match(badLast, { code: 'FST_CHANNELS_INVALID_ARGUMENT' }, 'with a code')
+  await t.rejects(app.channels.history('h-room', { last: 1.5 }), { code: 'FST_CHANNELS_INVALID_ARGUMENT' })
 })
 
 test('last: n replays the stored publications after subscribed, then live ones; last and since are ignored without history', async (t) => {
