@@ -5,7 +5,7 @@
 import { encodeFrame } from '../schemas/wire.js'
 import type { MessageFrame, PresenceState, ServerFrame } from '../schemas/protocol.js'
 import { Subscription, type ChannelHost, type JoinOptions } from './channel.js'
-import { ChannelsClientError, ClientErrorCodes } from './errors.js'
+import { ChannelsClientError, ClientErrorCodes, usageError } from './errors.js'
 import { PresenceBook, type PresenceListener } from './presence.js'
 import { errorFromFrame, Push, type Pending } from './push.js'
 import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
@@ -41,7 +41,7 @@ export class Client implements SocketOwner, ChannelHost {
   constructor (url: string, options: ClientOptions = {}) {
     const WebSocket = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (typeof WebSocket !== 'function') {
-      throw new TypeError('fastify-channels: no WebSocket here; pass one: connect(url, { WebSocket }) with `import WebSocket from \'ws\'`')
+      throw usageError(ClientErrorCodes.NO_WEBSOCKET, 'fastify-channels: no WebSocket here; pass one: connect(url, { WebSocket }) with `import WebSocket from \'ws\'`')
     }
     const { params } = options
     this.timeout = options.timeout ?? defaultTimeout

@@ -16,7 +16,11 @@ export const ClientErrorCodes = {
   /** the client was closed (`close()`, or the server refused it with 1008) */
   CLOSED: 'CLOSED',
   /** `unsubscribe()` was called while the subscription was still waiting to be sent */
-  CANCELLED: 'CANCELLED'
+  CANCELLED: 'CANCELLED',
+  /** thrown by `connect()` (a TypeError): no WebSocket class here, and none was passed */
+  NO_WEBSOCKET: 'NO_WEBSOCKET',
+  /** thrown by `connect()` (a TypeError): a URL that cannot be resolved, or not ws(s)/http(s) */
+  INVALID_URL: 'INVALID_URL'
 } as const
 export type ClientErrorCode = typeof ClientErrorCodes[keyof typeof ClientErrorCodes]
 
@@ -34,4 +38,9 @@ export class ChannelsClientError extends Error {
     if (details.errors !== undefined) this.errors = details.errors
     if (details.channel !== undefined) this.channel = details.channel
   }
+}
+
+/** A misuse of `connect()`: a TypeError, as a wrong argument is, with a code to assert on. */
+export function usageError (code: typeof ClientErrorCodes.NO_WEBSOCKET | typeof ClientErrorCodes.INVALID_URL, message: string): TypeError & { code: string } {
+  return Object.assign(new TypeError(message), { code })
 }

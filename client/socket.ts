@@ -10,6 +10,7 @@ import type { ServerFrame, WelcomeFrame } from '../schemas/protocol.js'
 import { encodeFrame } from '../schemas/wire.js'
 import { Liveness } from './liveness.js'
 import { fullJitter, Timer, type Backoff } from './timer.js'
+import { ClientErrorCodes, usageError } from './errors.js'
 
 /**
  * An event handler as a WebSocket stores it. Written as a method's type (the "bivariance
@@ -94,13 +95,13 @@ export function resolveUrl (url: string, params?: Record<string, string>): strin
   try {
     parsed = new URL(url, base)
   } catch {
-    throw new TypeError(`fastify-channels: cannot resolve the URL "${url}"` +
+    throw usageError(ClientErrorCodes.INVALID_URL, `fastify-channels: cannot resolve the URL "${url}"` +
       (base === undefined ? ' (outside a browser, pass an absolute ws:// or wss:// URL)' : ''))
   }
   if (parsed.protocol === 'http:') parsed.protocol = 'ws:'
   else if (parsed.protocol === 'https:') parsed.protocol = 'wss:'
   else if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-    throw new TypeError(`fastify-channels: expected a ws:, wss:, http: or https: URL, got "${url}"`)
+    throw usageError(ClientErrorCodes.INVALID_URL, `fastify-channels: expected a ws:, wss:, http: or https: URL, got "${url}"`)
   }
   for (const [key, value] of Object.entries(params ?? {})) parsed.searchParams.set(key, value)
   return parsed.href

@@ -30,9 +30,11 @@ t.test('relative URLs resolve against the page: ws on http, wss on https', async
 })
 
 t.test('outside a browser a relative URL, or no WebSocket, is a clear TypeError', async (t) => {
-  t.throws(() => resolveUrl('/ws'), { name: 'TypeError', message: /absolute ws:\/\/ or wss:\/\/ URL/ })
+  t.throws(() => resolveUrl('/ws'), { name: 'TypeError', code: 'INVALID_URL', message: /absolute ws:\/\/ or wss:\/\/ URL/ })
+  t.throws(() => resolveUrl('ftp://h/ws'), { name: 'TypeError', code: 'INVALID_URL' })
+  t.throws(() => connect('ws://127.0.0.1:1/ws', { WebSocket: 'not a class' as never }), { name: 'TypeError', code: 'NO_WEBSOCKET' })
   if (typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'undefined') {
-    t.throws(() => connect('ws://127.0.0.1:1/ws'), { name: 'TypeError', message: /pass one: connect\(url, \{ WebSocket \}\)/ })
+    t.throws(() => connect('ws://127.0.0.1:1/ws'), { name: 'TypeError', code: 'NO_WEBSOCKET', message: /pass one: connect\(url, \{ WebSocket \}\)/ })
   }
 })
 
