@@ -147,7 +147,7 @@ export class Client implements SocketOwner, ChannelHost {
     if (this.status === 'closed') return false
     const invalid = options.channel === undefined ? undefined : invalidChannel(options.channel)
     if (invalid !== undefined) throw invalid
-    return this.socket.push(encodeFrame(messageFrame(event, options.channel, data)))
+    return this.socket.push(encodeData(messageFrame(event, options.channel, data)))
   }
 
   request (event: string, data: unknown, options: { channel?: string, timeout?: number } = {}): Promise<unknown> {
@@ -158,7 +158,7 @@ export class Client implements SocketOwner, ChannelHost {
     const id = this.nextId()
     let text: string
     try {
-      text = encodeFrame(messageFrame(event, channel, data, id))
+      text = encodeData(messageFrame(event, channel, data, id))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -320,4 +320,13 @@ export function invalidChannel (channel: string): ChannelsClientError | undefine
 
 export function closedError (): ChannelsClientError {
   return new ChannelsClientError(ClientErrorCodes.CLOSED, 'the client is closed')
+}
+
+/** A message frame as text; data JSON cannot carry (a BigInt, a cycle) is a TypeError coded UNSERIALIZABLE. */
+function encodeData (frame: Parameters<typeof encodeFrame>[0]): string {
+  try {
+    return encodeFrame(frame)
+  } catch (err) {
+    throw usageError(ClientErrorCodes.UNSERIALIZABLE, `fastify-channels: data JSON cannot carry: ${(err as Error).message}`)
+  }
 }

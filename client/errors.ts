@@ -20,7 +20,9 @@ export const ClientErrorCodes = {
   /** thrown by `connect()` (a TypeError): no WebSocket class here, and none was passed */
   NO_WEBSOCKET: 'NO_WEBSOCKET',
   /** thrown by `connect()` (a TypeError): a URL that cannot be resolved, or not ws(s)/http(s) */
-  INVALID_URL: 'INVALID_URL'
+  INVALID_URL: 'INVALID_URL',
+  /** thrown by `send()`, rejected by `request()` (a TypeError): data JSON cannot carry (a BigInt, a cycle) */
+  UNSERIALIZABLE: 'UNSERIALIZABLE'
 } as const
 export type ClientErrorCode = typeof ClientErrorCodes[keyof typeof ClientErrorCodes]
 
@@ -40,7 +42,7 @@ export class ChannelsClientError extends Error {
   }
 }
 
-/** A misuse of `connect()`: a TypeError, as a wrong argument is, with a code to assert on. */
-export function usageError (code: typeof ClientErrorCodes.NO_WEBSOCKET | typeof ClientErrorCodes.INVALID_URL, message: string): TypeError & { code: string } {
+/** A misuse (of `connect()`, or data JSON cannot carry): a TypeError, as a wrong argument is, with a code to assert on. */
+export function usageError (code: typeof ClientErrorCodes.NO_WEBSOCKET | typeof ClientErrorCodes.INVALID_URL | typeof ClientErrorCodes.UNSERIALIZABLE, message: string): TypeError & { code: string } {
   return Object.assign(new TypeError(message), { code })
 }

@@ -96,6 +96,8 @@ t.test('refusals reject with the error frame code (and issues for VALIDATION_FAI
   await t.rejects(client.request('nobody-listens', 1), { code: 'NO_HANDLER' })
   await t.rejects(client.request('boom', 1), { code: 'HANDLER_ERROR', message: 'the handler failed' })
   await t.rejects(client.request('chat', 1n as never), TypeError, 'data JSON cannot carry')
+  await t.rejects(client.request('chat', 1n as never), { code: 'UNSERIALIZABLE' })
+  t.throws(() => client.send('chat', 1n as never), { name: 'TypeError', code: 'UNSERIALIZABLE' })
 })
 
 t.test('errors without an id (after send) reach onError', async (t) => {
