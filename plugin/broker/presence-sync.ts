@@ -32,6 +32,7 @@ export class PresenceSync {
   /** changes published meanwhile may have been missed: the next tick has the node read its channels again */
   private missedChanges = false
   private ticking = false
+  private stopped = false
   /** this node's changes of the current turn, per channel, written together (see update) */
   private queued = new Map<string, { joins: Map<string, PresenceTrack>, leaves: string[] }>()
   private batch: Promise<void> | undefined
@@ -49,7 +50,18 @@ export class PresenceSync {
     this.log = node.log
   }
 
+  /**
+   * Starts the upkeep. An engine whose nodes can die without closing (a registry with a TTL)
+   * needs it at once: this node reaps the others. On an engine without (the in-process one)
+   * nodes leave only by closing, so the upkeep waits until this node uses presence: an app
+   * without presence starts no timer of it.
+   */
   start (): void {
+    if (this.registry.ttl !== undefined) this.arm()
+  }
+
+  private arm (): void {
+    if (this.timer !== undefined || this.stopped) return
     this.timer = setInterval(() => { this.tick().catch(() => {}) }, presenceTickMs(this.registry.ttl))
     this.timer.unref()
   }
@@ -59,6 +71,7 @@ export class PresenceSync {
    * tick, write every own track again and have the node read its channels again.
    */
   resync (): void {
+    this.arm()
     this.synced = false
     this.missedChanges = true
   }
@@ -78,6 +91,7 @@ export class PresenceSync {
    * with a track that came and went in between never written at all.
    */
   update (channel: string, changes: PresenceChanges): Promise<void> {
+    this.arm()
     let tracks = this.own.get(channel)
     for (const ref of changes.leaves) tracks?.delete(ref)
     if (changes.joins.length > 0 && tracks === undefined) this.own.set(channel, tracks = new Map())
@@ -126,6 +140,7 @@ export class PresenceSync {
   }
 
   async state (channel: string): Promise<PresenceTrack[]> {
+    this.arm()
     return await this.store.list(channel)
   }
 
@@ -186,6 +201,7 @@ export class PresenceSync {
 
   /** Stops the timer and removes this node's tracks (best effort: others reap them anyway). */
   async stop (): Promise<void> {
+    this.stopped = true
     clearInterval(this.timer)
     this.timer = undefined
     // Every track this node may have written leaves: its own, and those that left this turn.
