@@ -8,7 +8,6 @@
  * and a node whose setup fails closing what the engine opened.
  */
 import t from 'tap'
-import Fastify from 'fastify'
 import { composeBroker } from '../../plugin/broker/compose.js'
 import { positionedEnvelope } from '../../plugin/broker/envelope.js'
 import { MemoryHistory } from '../../plugin/broker/memory/history-store.js'
@@ -16,36 +15,9 @@ import { MemoryPresence } from '../../plugin/broker/memory/presence-store.js'
 import { MemoryRegistry } from '../../plugin/broker/memory/registry-store.js'
 import { MemoryBus } from '../../plugin/broker/memory/transport.js'
 import type { BrokerEngine, EngineNode, EngineParts, Transport } from '../../plugin/broker/parts.js'
-import { sharesPresence, type BrokerConnection, type BrokerNode, type Delivery, type HistoryPublication, type PresenceChanges } from '../../plugin/broker/types.js'
+import { sharesPresence, type BrokerConnection } from '../../plugin/broker/types.js'
 import { eventually } from '../redis/helpers.js'
-
-interface Line { level: number, msg: string }
-
-class StandInNode implements BrokerNode {
-  readonly deliveries: Delivery[] = []
-  readonly history: HistoryPublication[] = []
-  readonly lines: Line[] = []
-  readonly told: Array<[string, PresenceChanges]> = []
-  readonly log = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { this.lines.push(JSON.parse(line) as Line) } } } }).log
-
-  constructor (readonly nodeId: string) {}
-
-  deliver (delivery: Delivery): void {
-    this.deliveries.push(delivery)
-  }
-
-  deliverHistory (publication: HistoryPublication): void {
-    this.history.push(publication)
-  }
-
-  hasSession (): boolean {
-    return false
-  }
-
-  presenceChanged (channel: string, changes: PresenceChanges): void {
-    this.told.push([channel, changes])
-  }
-}
+import { StandInNode } from './stand-in-node.js'
 
 interface Options {
   /** deliver like Redis: one copy per topic, to the publisher too */

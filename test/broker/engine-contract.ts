@@ -12,36 +12,11 @@ import type { Test } from 'tap'
 import { composeBroker } from '../../plugin/broker/compose.js'
 import { encodePresence } from '../../plugin/broker/envelope.js'
 import type { BrokerEngine, EngineNode } from '../../plugin/broker/parts.js'
-import {
-  sharesPresence, type BrokerConnection, type BrokerNode, type Delivery, type HistoryPublication, type PresenceBroker, type PresenceChanges
-} from '../../plugin/broker/types.js'
+import { sharesPresence, type BrokerConnection, type Delivery, type PresenceBroker } from '../../plugin/broker/types.js'
 import { eventually } from '../redis/helpers.js'
+import { StandInNode } from './stand-in-node.js'
 
 let counter = 0
-
-class StandInNode implements BrokerNode {
-  readonly nodeId = `node-${process.pid}-${++counter}-${Date.now().toString(36)}`
-  readonly deliveries: Delivery[] = []
-  readonly history: HistoryPublication[] = []
-  readonly told: Array<[string, PresenceChanges]> = []
-  readonly log = Fastify({ logger: false }).log
-
-  deliver (delivery: Delivery): void {
-    this.deliveries.push(delivery)
-  }
-
-  deliverHistory (publication: HistoryPublication): void {
-    this.history.push(publication)
-  }
-
-  hasSession (): boolean {
-    return false
-  }
-
-  presenceChanged (channel: string, changes: PresenceChanges): void {
-    this.told.push([channel, changes])
-  }
-}
 
 const frameOf = (channel: string, data: unknown): string => JSON.stringify({ type: 'message', event: 'e', channel, data })
 const limits = { size: 50, ttl: 60_000 }

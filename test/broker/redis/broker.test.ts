@@ -5,34 +5,19 @@
  */
 import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import fastifyChannels, {
-  BrokerUnreachableError, InvalidOptionError, MissingIoredisError, redisBroker, type BrokerConnection, type BrokerNode, type Delivery, type RedisBrokerOptions
+  BrokerUnreachableError, InvalidOptionError, MissingIoredisError, redisBroker, type BrokerConnection, type RedisBrokerOptions
 } from '../../../plugin/index.js'
 import { loadIoredis } from '../../../plugin/broker/redis/client.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { PrivateRedis, deleteKeys, eventually, freePort, redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
+import { StandInNode } from '../stand-in-node.js'
 
 const run = promisify(execFile)
-
-class StandInNode implements BrokerNode {
-  readonly nodeId = randomBytes(9).toString('base64url')
-  readonly deliveries: Delivery[] = []
-  readonly sessions = new Set<string>()
-  readonly log = Fastify({ logger: false }).log
-
-  deliver (delivery: Delivery): void {
-    this.deliveries.push(delivery)
-  }
-
-  hasSession (sessionId: string): boolean {
-    return this.sessions.has(sessionId)
-  }
-}
 
 async function connectNode (t: Test, options: RedisBrokerOptions): Promise<{ node: StandInNode, link: BrokerConnection }> {
   const node = new StandInNode()
