@@ -7,6 +7,13 @@
  * channel to this node), but publications for it are held back while the stream is read.
  * Then, in one synchronous step, it gets `subscribed` (epoch, top offset), the replay it asked
  * for, the held-back publications above the top offset, and from then on live ones.
+ *
+ * A stream can restart under a new epoch while sockets hold its channel (its stored state was
+ * lost: a Redis restarted empty, a flushed or expired key, a memory stream swept while idle).
+ * Each publication carries its epoch, and the node knows the epoch each socket of the channel
+ * is in; a socket that gets a publication of another epoch first gets `subscribed` without an
+ * id (the new epoch, the offset before that publication, `recovered: false`), so its client
+ * starts its position over instead of dropping the new epoch's low offsets as seen.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { createDelta } from 'fossil-delta'
@@ -42,9 +49,24 @@ interface DeltaChannel {
   sent: WeakMap<HistoryMember, number>
 }
 
+/** A publication held back from a joining socket, with its stream's epoch. */
+interface HeldEntry extends HistoryEntry {
+  epoch?: string
+}
+
 /** A socket joining a history channel: the publications held back until it is caught up. */
 interface CatchUp {
-  held: HistoryEntry[]
+  held: HeldEntry[]
+}
+
+/**
+ * The epoch the caught-up sockets of a channel are in on this node: the epoch of the last
+ * publication delivered, else of the first join. `ahead` lists the sockets that joined since
+ * in another epoch (their read saw a newer stream than the last publication did).
+ */
+interface ChannelEpoch {
+  epoch: string | undefined
+  ahead: Map<HistoryMember, string> | undefined
 }
 
 export interface HistoryMessage {
@@ -63,6 +85,11 @@ export class ChannelHistory implements ChannelStep {
   private readonly catching = new Map<string, Map<HistoryMember, CatchUp>>()
   /** the channels of this node with at least one socket that asked for deltas */
   private readonly deltas = new Map<string, DeltaChannel>()
+  /**
+   * Each channel's epoch on this node, keyed by the channel's set of local members: the set
+   * is dropped when the last member leaves, and its entry with it.
+   */
+  private readonly epochs = new WeakMap<object, ChannelEpoch>()
   /** one warn line per run of failed publishes, not one per publish (closed with the broker) */
   readonly publishFailures: PublishFailureLog
 
@@ -100,7 +127,7 @@ export class ChannelHistory implements ChannelStep {
   }
 
   /** A publication from the broker (any node's, this one's included), in offset order. */
-  deliver ({ channel, offset, frame, except }: HistoryPublication): void {
+  deliver ({ channel, offset, frame, except, epoch }: HistoryPublication): void {
     const members = this.membersOf(channel)
     if (members === undefined) {
       this.deltas.delete(channel)
@@ -108,13 +135,14 @@ export class ChannelHistory implements ChannelStep {
     }
     const catching = this.catching.get(channel)
     const deltas = this.deltas.get(channel)
+    if (epoch !== undefined) this.enterEpoch(channel, members, catching, deltas, epoch, offset)
     const step = deltas === undefined ? undefined : new DeltaStep(deltas, offset, frame)
     let outbound: OutboundFrame | undefined
     for (const member of members) {
       if (member.id === except) continue
       const catchUp = catching?.get(member)
       if (catchUp !== undefined) {
-        catchUp.held.push({ offset, frame })
+        catchUp.held.push({ offset, frame, epoch })
         continue
       }
       const delta = step?.frameFor(member)
@@ -126,6 +154,53 @@ export class ChannelHistory implements ChannelStep {
       member.sendFrame(outbound)
     }
     step?.done()
+  }
+
+  /**
+   * A publication of `epoch` at `offset` is about to go to `members`: each caught-up one in
+   * another epoch first gets `subscribed` without an id, at the offset before it (the joining
+   * ones get theirs when they are caught up, from their held-back publications).
+   */
+  private enterEpoch (
+    channel: string, members: Iterable<HistoryMember>, catching: Map<HistoryMember, CatchUp> | undefined,
+    deltas: DeltaChannel | undefined, epoch: string, offset: number
+  ): void {
+    const known = this.epochs.get(members)
+    if (known === undefined) {
+      this.epochs.set(members, { epoch, ahead: undefined })
+      return
+    }
+    if (known.epoch === epoch && known.ahead === undefined) return
+    let restart: OutboundFrame | undefined
+    for (const member of members) {
+      if (catching?.has(member) === true) continue
+      if ((known.ahead?.get(member) ?? known.epoch) === epoch) continue
+      restart ??= restartFrame(channel, epoch, offset - 1)
+      member.sendFrame(restart)
+      if (deltas?.sent.has(member) === true) deltas.sent.set(member, -1) // the next one goes whole
+    }
+    if (restart !== undefined && deltas !== undefined) {
+      deltas.offset = -1
+      deltas.text = undefined
+    }
+    known.epoch = epoch
+    known.ahead = undefined
+  }
+
+  /** `member`, caught up on `channel`, is in `epoch` now. */
+  private joinedEpoch (channel: string, member: HistoryMember, epoch: string): void {
+    const members = this.membersOf(channel)
+    if (members === undefined) return
+    const known = this.epochs.get(members)
+    if (known === undefined) {
+      this.epochs.set(members, { epoch, ahead: undefined })
+    } else if (known.epoch === undefined) {
+      known.epoch = epoch
+    } else if (known.epoch !== epoch) {
+      (known.ahead ??= new Map()).set(member, epoch)
+    } else {
+      known.ahead?.delete(member)
+    }
   }
 
   // ---- joining -------------------------------------------------------------------------
@@ -140,6 +215,8 @@ export class ChannelHistory implements ChannelStep {
 
   /** `member` left `channel` (or closed) before it was caught up. */
   abandon (channel: string, member: HistoryMember): void {
+    const members = this.membersOf(channel)
+    if (members !== undefined) this.epochs.get(members)?.ahead?.delete(member)
     const catching = this.catching.get(channel)
     if (catching === undefined || !catching.delete(member)) return
     if (catching.size === 0) this.catching.delete(channel)
@@ -188,11 +265,20 @@ export class ChannelHistory implements ChannelStep {
       member.sendFrame(toOutbound(entry.frame))
       sent = entry
     }
+    let epoch = read?.epoch
     for (const entry of catchUp.held) {
+      if (entry.epoch !== undefined && entry.epoch !== epoch) {
+        // The stream restarted while the socket was joining (or its read came first): it
+        // starts over in the held publication's epoch.
+        if (epoch !== undefined) member.sendFrame(restartFrame(channel, entry.epoch, entry.offset - 1))
+        epoch = entry.epoch
+        top = entry.offset - 1
+      }
       if (entry.offset <= top) continue
       member.sendFrame(toOutbound(entry.frame))
       sent = entry
     }
+    if (epoch !== undefined) this.joinedEpoch(channel, member, epoch)
     if (this.policy.delta && request.delta === true) this.trackDeltas(channel, member, sent)
     return true
   }
@@ -229,6 +315,12 @@ export class ChannelHistory implements ChannelStep {
       })
     }
   }
+}
+
+/** `subscribed` without an id: the channel's stream restarted under `epoch`, its top at `offset`. */
+function restartFrame (channel: string, epoch: string, offset: number): OutboundFrame {
+  const frame: SubscribedFrame = { type: 'subscribed', channel, epoch, offset: Math.max(offset, 0), recovered: false }
+  return toOutbound(encodeFrame(frame))
 }
 
 /**

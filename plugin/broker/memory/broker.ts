@@ -22,6 +22,11 @@ export function memoryBroker (): Broker {
 
 /** The memory engine: the nodes that connect to one instance share its topics and stores. */
 export function memoryEngine (): BrokerEngine {
+  return clockedMemoryEngine(Date.now)
+}
+
+/** The memory engine on the clock `clock` (ms): tests move it to age history streams. */
+export function clockedMemoryEngine (clock: () => number): BrokerEngine {
   const bus = new MemoryBus()
   const registry = new MemoryRegistry(bus)
   const presence = new MemoryPresence(bus)
@@ -31,7 +36,7 @@ export function memoryEngine (): BrokerEngine {
   let sweeper: NodeJS.Timeout | undefined
 
   function streamsFor (limits: HistoryLimits): MemoryHistory {
-    const store = streams ??= new MemoryHistory()
+    const store = streams ??= new MemoryHistory(clock)
     if (sweeper === undefined) {
       sweeper = setInterval(() => store.sweep(limits.ttl), Math.min(limits.ttl, maxSweepInterval))
       sweeper.unref()
