@@ -82,7 +82,7 @@ export class RedisEngine {
     this.parts = {
       transport: this.transport,
       registry: new RedisRegistry(this.pub, { keys, pubsub, clock, nodeId: node.nodeId, ttl: settings.nodeTtl, budget, onLost: this.lost, onDropped: dropped }),
-      history: new RedisHistoryStore(this.pub, keys, pubsub),
+      history: new RedisHistoryStore(this.pub, keys, pubsub, clock, budget),
       presence: new RedisPresenceStore(this.pub, node.nodeId, keys, pubsub),
       start: () => this.start(),
       close: async () => await this.close()

@@ -14,12 +14,16 @@
  * its envelope on the channel, so two nodes publishing at once produce one dense order that
  * every subscriber receives alike, the publisher included. A read is another
  * (lua/history-read.lua). Calls go through the publisher's link: its deadline and its bound on
- * bytes in flight apply.
+ * bytes in flight apply. An append carries a deadline on Redis' clock (RedisClock), as plain
+ * publications do: one the node gave up on (and reported failed) is refused by Redis if it
+ * arrives later, so it is never stored nor delivered.
  */
 import { randomBytes } from 'node:crypto'
+import type { RedisClock } from './clock.js'
 import type { RedisKeys } from './keys.js'
 import type { Link } from './link.js'
 import type { PubSubMode } from './pubsub.js'
+import { LateError } from './transport.js'
 import { runScript } from './scripts.js'
 import { historyStateTtl, type HistoryLimits, type HistoryQuery } from '../types.js'
 import type { HistoryAppend, HistoryStore, StreamPosition, StreamRead } from '../parts.js'
@@ -34,12 +38,25 @@ function stateTtl (limits: HistoryLimits): number {
 }
 
 export class RedisHistoryStore implements HistoryStore {
-  constructor (private readonly pub: Link, private readonly keys: RedisKeys, private readonly pubsub: PubSubMode) {}
+  /**
+   * @param clock Redis' clock, for the deadline of each append
+   * @param budget ms after an append was made until which Redis may still run it
+   */
+  constructor (
+    private readonly pub: Link,
+    private readonly keys: RedisKeys,
+    private readonly pubsub: PubSubMode,
+    private readonly clock: RedisClock,
+    private readonly budget: number
+  ) {}
 
   async append (channel: string, { entry, head }: HistoryAppend, limits: HistoryLimits): Promise<StreamPosition> {
     const { keys } = this
-    return await this.pub.run((redis) => runScript(redis, 'historyAppend', [keys.historyMeta(channel), keys.historyLog(channel)],
-      [newEpoch(), stateTtl(limits), entry, limits.size, limits.ttl, keys.channel(channel), head, this.pubsub.publishCommand]), entry.length)
+    const deadline = this.clock.deadline(this.budget)
+    const position = await this.pub.run((redis) => runScript(redis, 'historyAppend', [keys.historyMeta(channel), keys.historyLog(channel)],
+      [newEpoch(), stateTtl(limits), entry, limits.size, limits.ttl, keys.channel(channel), head, this.pubsub.publishCommand, deadline]), entry.length)
+    if (position === 'late') throw new LateError()
+    return position
   }
 
   async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<StreamRead> {

@@ -39,8 +39,8 @@ export interface ScriptTypes {
   }
   historyAppend: {
     keys: [meta: string, log: string]
-    args: [newEpoch: string, metaTtl: number, entry: string, size: number, ttl: number, channel: string, head: string, publish: string]
-    reply: { offset: number, epoch: string }
+    args: [newEpoch: string, metaTtl: number, entry: string, size: number, ttl: number, channel: string, head: string, publish: string, deadline: number]
+    reply: { offset: number, epoch: string } | 'late'
   }
   historyRead: {
     keys: [meta: string, log: string]
@@ -109,6 +109,7 @@ const definitions: { [N in ScriptName]: Definition<N> } = {
     file: 'history-append.lua',
     keys: 2,
     read (raw) {
+      if (raw === -2) return 'late'
       const [offset, epoch] = list('historyAppend', raw, 2)
       return { offset: integer('historyAppend', offset), epoch: text('historyAppend', epoch) }
     }

@@ -1,6 +1,7 @@
 -- Appends a publication to a history channel's stream and publishes its envelope, in one
 -- atomic step: two nodes publishing at once produce one dense order that every subscriber
--- receives alike. When the stream's state is gone (expired, or Redis restarted without
+-- receives alike. Unless Redis got the call after its deadline: a publication the node already
+-- reported failed is neither stored nor published later. When the stream's state is gone (expired, or Redis restarted without
 -- persistence), a new epoch begins and the old log, if any, is dropped: offsets of two epochs
 -- never mix.
 --
@@ -14,8 +15,14 @@
 -- ARGV[6]  the channel's pub/sub name
 -- ARGV[7]  the head of the envelope: it goes out as head .. offset \n epoch \n entry
 -- ARGV[8]  the publish command: PUBLISH, or SPUBLISH on a cluster
+-- ARGV[9]  the deadline, ms on Redis' clock (0: none)
 --
--- Returns { offset, epoch }.
+-- Returns { offset, epoch }, or -2 when too late (nothing stored, nothing published).
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local deadline = tonumber(ARGV[9])
+if deadline > 0 and ms > deadline then return -2 end
+
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[1]
@@ -23,8 +30,6 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 
 local offset = redis.call('HINCRBY', KEYS[1], 'o', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset .. '-0', 'd', ARGV[3], 't', ms)
