@@ -5,8 +5,15 @@
  * over HTTP (401, 404...), and from `fastify.close()` on for any still pending or arriving (e.g.
  * Fastify's 503 to an upgrade that arrives while closing, which runs no hook at all). It also
  * holds each upgrade's writes for the rest of the turn (`corkForThisTurn`).
+ *
+ * While an upgrade waits in the app's hooks (an auth lookup, say) its socket is watched for the
+ * peer's FIN without reading any data (`watchForEnd`): a client that gives up closes its socket
+ * and the server drops it at once, with the request the hook holds, even when the hook never
+ * settles. Bytes a client sends before its 101 (none does: it must wait for it) are left for ws;
+ * such a socket is ended on `fastify.close()` as before.
  */
 import type { IncomingMessage } from 'node:http'
+import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type WebSocket from 'ws'
@@ -48,6 +55,38 @@ function corkForThisTurn (socket: RawSocket): void {
   }
 }
 
+/**
+ * 'readable' on a pending upgrade socket: the end of the stream (the peer's FIN) is noticed only
+ * when something reads; `read(0)` reads nothing but lets 'end' come when nothing is buffered.
+ */
+function lookForEnd (this: RawSocket): void {
+  if (this.readableLength === 0) this.read(0)
+}
+
+/** 'end' on a pending upgrade socket: the client is gone, nobody will answer it. */
+function dropEnded (this: RawSocket): void {
+  this.destroy()
+}
+
+/**
+ * Watches a pending upgrade socket for its peer's FIN (see lookForEnd). Only a TCP socket: an
+ * in-process upgrade (injectWS) has a stream pair of its own, and the inject client drops it.
+ */
+function watchForEnd (socket: RawSocket): void {
+  if (!(socket instanceof Socket)) return
+  socket.on('readable', lookForEnd)
+  socket.on('end', dropEnded)
+}
+
+/**
+ * Stops watching once ws owns the socket: with its 'data' listener there, Node puts the stream
+ * back into flowing mode (on the next tick) and ws gets whatever was buffered meanwhile.
+ */
+function unwatch (socket: RawSocket): void {
+  socket.off('readable', lookForEnd)
+  socket.off('end', dropEnded)
+}
+
 export function endRefusedUpgrades (fastify: FastifyInstance): void {
   const pending = new Set<RawSocket>()
   // The socket each upgrade came on, by its request: `request.socket` is not enough, since
@@ -71,6 +110,7 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
     pending.add(socket)
     if (request.socket !== socket) socketOf.set(request, socket)
     socket.on('close', forget)
+    watchForEnd(socket)
     corkForThisTurn(socket)
   }
   fastify.server.on('upgrade', onUpgrade)
@@ -79,6 +119,7 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
     if (socket === undefined || socket === null) return
     pending.delete(socket)
     socket.off('close', forget)
+    unwatch(socket)
   })
 
   fastify.addHook('onResponse', async (request) => {

@@ -36,7 +36,7 @@ async function loggedOnce (t: Test, logs: Array<[string, LogLine[]]>): Promise<v
   for (const [name, lines] of logs) {
     await eventually(() => lines.some((line) => line.msg === back), 15000, `node ${name} logs the end of the outage`)
     const outageLines = lines.filter((line) => line.msg === unreachable || line.msg === back)
-    if (outageLines.length !== 2) for (const line of lines) t.comment(`node ${name}: ${line.time ?? ''} ${line.level} ${line.msg} ${line.err?.message ?? ''}`)
+    if (outageLines.length !== 2) for (const line of lines) t.comment(`node ${name}: ${line.time ?? ''} ${line.level} ${line.msg} ${(line as { shard?: string }).shard ?? ''} ${line.err?.message ?? ''}`)
     t.equal(lines.filter((line) => line.msg === unreachable).length, 1, `node ${name}: the outage begins once`)
     t.equal(lines.filter((line) => line.msg === back).length, 1, `node ${name}: and ends once`)
   }

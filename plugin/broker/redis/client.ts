@@ -4,6 +4,8 @@
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { MissingIoredisError } from '../../errors.js'
+import type { Shard } from './health.js'
+import { slotCount } from './slot.js'
 
 export type RedisConstructor = new (url: string, options: RedisOptions) => Redis
 
@@ -117,6 +119,78 @@ export function onLostClusterNode (client: Redis, onLost: (key: string) => void)
   client.on('-node', (node: Redis | null, key: string | undefined) => {
     const answered = (node?.stream?.bytesRead ?? 0) > 0
     if (answered) onLost(key ?? `${node?.options.host ?? ''}:${node?.options.port ?? ''}`)
+  })
+}
+
+/** The address of a connection (or of a cluster's node) as the logs and slot maps name it. */
+export function addressOf (client: Redis): string {
+  const { host, port, path } = client.options
+  return path ?? `${host ?? '127.0.0.1'}:${port ?? 6379}`
+}
+
+/** The masters of a cluster client's slot map, each with the slot ranges it serves. */
+export function clusterShards (cluster: Cluster): Shard[] {
+  const ranges = new Map<string, Array<[number, number]>>()
+  let from = 0
+  for (let slot = 1; slot <= slotCount; slot++) {
+    const owner = cluster.slots[from]?.[0]
+    if (slot < slotCount && cluster.slots[slot]?.[0] === owner) continue
+    if (owner !== undefined) ranges.set(owner, [...ranges.get(owner) ?? [], [from, slot - 1]])
+    from = slot
+  }
+  return [...ranges].map(([address, ranges]) => ({ address, ranges }))
+}
+
+/**
+ * Asks each master of a cluster whether it answers (a PING on the client's own connection to
+ * it, given up after `timeoutMs`). A master asked before and still silent is not asked again:
+ * what waits on a hung master stays one PING.
+ */
+export class ShardProbe {
+  private readonly asking = new Set<string>()
+
+  constructor (private readonly cluster: Cluster, private readonly timeoutMs: number) {}
+
+  /** The shards of the slot map now, and the addresses of those that answered. */
+  async run (): Promise<{ shards: Shard[], answering: Set<string> }> {
+    const shards = clusterShards(this.cluster)
+    const connections = new Map(this.cluster.nodes('master').map((node) => [addressOf(node), node]))
+    const answering = new Set<string>()
+    await Promise.all(shards.map(async ({ address }) => {
+      if (await this.answers(connections.get(address), address)) answering.add(address)
+    }))
+    return { shards, answering }
+  }
+
+  /** A master still connecting (one just promoted, say) gets the timeout to become ready first. */
+  private async answers (node: Redis | undefined, address: string): Promise<boolean> {
+    if (node === undefined || this.asking.has(address)) return false
+    this.asking.add(address)
+    if (node.status === 'wait') node.connect().catch(() => {})
+    const pong = ready(node).then(async () => await node.ping()).then(() => true, () => false).finally(() => this.asking.delete(address))
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.timeoutMs, false) })
+    try {
+      return await Promise.race([pong, late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** Whether every slot of `shard`'s ranges is served, in `shards`, by a master in `answering`. */
+export function servedAgain (shard: Shard, shards: Shard[], answering: Set<string>): boolean {
+  if (shard.ranges.length === 0) return answering.has(shard.address) || !shards.some((other) => other.address === shard.address)
+  return shard.ranges.every(([from, to]) => {
+    let covered = from
+    // the answering masters' ranges, in order, must cover [from, to] without a gap
+    const pieces = shards.filter((other) => answering.has(other.address)).flatMap((other) => other.ranges)
+      .filter(([a, b]) => b >= from && a <= to).sort(([a], [b]) => a - b)
+    for (const [a, b] of pieces) {
+      if (a > covered) return false
+      covered = Math.max(covered, b + 1)
+    }
+    return covered > to
   })
 }
 

@@ -20,7 +20,7 @@
 import type { Redis } from 'ioredis'
 import { BrokerUnreachableError } from '../../errors.js'
 import type { EngineNode, EngineParts } from '../parts.js'
-import { connectMasters, onLostClusterNode, quit, ready } from './client.js'
+import { ShardProbe, addressOf, asCluster, connectMasters, onLostClusterNode, quit, ready, servedAgain } from './client.js'
 import { RedisClock } from './clock.js'
 import { Health } from './health.js'
 import { RedisHistoryStore } from './history-store.js'
@@ -52,14 +52,32 @@ export class RedisEngine {
   private readies = 0
   private started = false
   private closed = false
+  /** on a cluster: asks the masters which answer */
+  private readonly probe: ShardProbe | undefined
+  /** on a cluster: a search for the shards down is running, and whether another is wanted after it */
+  private locating: { again: boolean, err: unknown, addresses: Set<string> } | undefined
+  /** on a cluster: masters one search found silent; a second one in a row begins their outage */
+  private readonly suspects = new Set<string>()
 
-  /** Whatever the cause; silent once `close()` began (closing the connections is no outage). */
-  private readonly lost = (err: unknown): void => {
-    if (!this.closed) this.health.lost(err)
+  /**
+   * Whatever the cause; silent once `close()` began (closing the connections is no outage).
+   * On one Redis the outage is Redis'; on a cluster the masters are asked which one is down
+   * (`address`: a cluster node whose connection was lost), and each gets its own outage.
+   */
+  private readonly lost = (err: unknown, address?: string): void => {
+    if (this.closed) return
+    if (this.probe === undefined) {
+      this.health.lost({ address: addressOf(this.pub.client), ranges: [] }, err)
+      return
+    }
+    this.health.shaken(err)
+    this.locate(err, address)
   }
 
   private constructor (private readonly node: EngineNode, pub: Redis, sub: Redis, private readonly settings: EngineSettings) {
     this.health = new Health(node.log)
+    const cluster = asCluster(pub)
+    this.probe = cluster === undefined ? undefined : new ShardProbe(cluster, settings.commandTimeout)
     this.pub = new Link(pub, settings.commandTimeout, this.lost)
     this.sub = new Link(sub, settings.commandTimeout, this.lost)
     defineScripts(pub)
@@ -118,7 +136,7 @@ export class RedisEngine {
       })
       // a cluster client lost its connection to a shard (a master failing over, say): its
       // channels are deaf until the node has subscribed again; the tick recovers
-      onLostClusterNode(link.client, (key) => this.lost(new Error(`redis connection ${link.name} lost cluster node ${key}`)))
+      onLostClusterNode(link.client, (key) => this.lost(new Error(`redis connection ${link.name} lost cluster node ${key}`), key))
     }
     this.sub.client.on(this.settings.pubsub.messageEvent, (_channel: string, text: string) => this.node.receive(text))
     this.timer = setInterval(() => this.tick(), Math.max(Math.floor(this.settings.nodeTtl / 3), 50))
@@ -130,7 +148,7 @@ export class RedisEngine {
     if (this.closed) return
     this.pub.checkHandshake()
     this.sub.checkHandshake()
-    if (!this.health.up) {
+    if (this.health.needsRestore) {
       this.recover()
       return
     }
@@ -139,16 +157,70 @@ export class RedisEngine {
   }
 
   /**
-   * Has the core subscribe and register everything again, then ends the outage. Runs when a
-   * connection is (re)established and on every tick of an outage, whatever caused it.
+   * On a cluster: which masters do not answer; each begins an outage of its shard (once) when a
+   * second search, `commandTimeout` later, finds it silent too (while ioredis swaps its
+   * connections in a failover, a healthy master may miss one PING). The node `address` names
+   * begins one at once: its connection was lost, and what the node had on it is gone. One
+   * search at a time; the causes that come meanwhile are looked at after it.
+   */
+  private locate (err: unknown, address: string | undefined): void {
+    const probe = this.probe
+    if (probe === undefined) return
+    if (this.locating !== undefined) {
+      this.locating.again = true
+      this.locating.err = err
+      if (address !== undefined) this.locating.addresses.add(address)
+      return
+    }
+    const locating = { again: false, err, addresses: new Set(address === undefined ? [] : [address]) }
+    this.locating = locating
+    probe.run().then(({ shards, answering }) => {
+      if (this.closed) return
+      let recheck = false
+      for (const shard of shards) {
+        if (answering.has(shard.address)) {
+          this.suspects.delete(shard.address)
+        } else if (this.suspects.has(shard.address) || this.health.down.some((outage) => outage.shard.address === shard.address)) {
+          this.health.lost(shard, locating.err)
+        } else {
+          this.suspects.add(shard.address)
+          recheck = true
+        }
+      }
+      if (recheck) setTimeout(() => { if (!this.closed) this.locate(locating.err, undefined) }, this.settings.commandTimeout).unref()
+      for (const address of locating.addresses) {
+        this.health.lost(shards.find((shard) => shard.address === address) ?? { address, ranges: [] }, locating.err)
+      }
+    }, () => {}).finally(() => {
+      this.locating = undefined
+      if (locating.again && !this.closed) this.locate(locating.err, undefined)
+    })
+  }
+
+  /**
+   * On a cluster: the outages whose shards answer again (every slot they had is served by a
+   * master that answers); on one Redis, all of them (both connections are ready).
+   */
+  private async answering (): Promise<string[] | 'all'> {
+    if (this.probe === undefined) return 'all'
+    const { shards, answering } = await this.probe.run()
+    return this.health.down.filter((outage) => servedAgain(outage.shard, shards, answering)).map((outage) => outage.shard.address)
+  }
+
+  /**
+   * Has the core subscribe and register everything again, then ends the outages of the shards
+   * that answered before it began. Runs when a connection is (re)established and on every tick
+   * while an outage lasts (or a connection was shaken), whatever caused it.
    */
   private recover (): void {
     if (this.recovering || this.closed || !this.pub.ready || !this.sub.ready) return
     this.recovering = true
     const readies = this.readies
-    connectMasters(this.pub.client, this.settings.commandTimeout).then(async () => await this.node.restore()).then((restored) => {
-      if (readies === this.readies && this.pub.ready && this.sub.ready) this.health.back(restored)
-    }, this.lost).finally(() => {
+    connectMasters(this.pub.client, this.settings.commandTimeout).then(async () => {
+      const answering = await this.answering()
+      const restored = await this.node.restore()
+      if (readies === this.readies && this.pub.ready && this.sub.ready) this.health.back(answering, restored)
+    }).catch((err: unknown) => { this.lost(err) }).finally(() => {
       this.recovering = false
       if (readies !== this.readies) this.recover()
     })

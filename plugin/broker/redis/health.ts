@@ -1,44 +1,102 @@
 /**
  * Whether this node reaches Redis, as the operator sees it in the logs: one warn line when an
- * outage begins and one info line when it ends, whatever caused it (an error, a closed
- * connection, a Redis that stopped answering, a failed refresh), and how many publications
- * and sends could not be handed over meanwhile.
+ * outage of a shard begins and one info line when it ends, whatever caused it (an error, a
+ * closed connection, a Redis that stopped answering, a failed refresh), and how many
+ * publications and sends could not be handed over meanwhile.
  *
- *   up ──lost()──▶ down ──back()──▶ up
+ * A shard is what goes down on its own: the one Redis (named by its address), or on a Redis
+ * Cluster one master with the slots it serves (`127.0.0.1:7001 (slots 5461-10922)`). Each
+ * shard has its own outage:
  *
- * `back()` is called only after the node has resubscribed and re-registered everything, so
- * "back" means cross-node delivery works again.
+ *   up ──lost(shard)──▶ down ──back(shard)──▶ up
+ *
+ * `begin()` and `end()` are the two transitions, each written in one place. `back()` is called
+ * only after the shard answers again and the node has resubscribed and re-registered
+ * everything, so "back" means cross-node delivery works again.
  */
 import type { FastifyBaseLogger } from 'fastify'
 
+/** One Redis, or one master of a cluster with its slot ranges (empty on one Redis). */
+export interface Shard {
+  address: string
+  ranges: ReadonlyArray<readonly [number, number]>
+}
+
+/** How a shard is named in the log: its address, and on a cluster its slot ranges. */
+export function shardName (shard: Shard): string {
+  if (shard.ranges.length === 0) return shard.address
+  return `${shard.address} (slots ${shard.ranges.map(([from, to]) => from === to ? `${from}` : `${from}-${to}`).join(', ')})`
+}
+
+function overlaps (a: Shard, b: Shard): boolean {
+  return a.ranges.some(([from, to]) => b.ranges.some(([otherFrom, otherTo]) => otherFrom <= to && otherTo >= from))
+}
+
+export interface Outage {
+  readonly shard: Shard
+  readonly name: string
+  readonly since: number
+}
+
 export class Health {
-  private state: 'up' | 'down' = 'up'
-  private downSince = 0
+  /** the shards down now, by address */
+  private readonly outages = new Map<string, Outage>()
+  /** a connection had trouble that no shard outage accounts for: the node restores silently */
+  private shakenSince: number | undefined
   /** publications and sends that failed since the last line that reported them */
   private dropped = 0
 
   constructor (private readonly log: FastifyBaseLogger) {}
 
+  /** No shard is down. */
   get up (): boolean {
-    return this.state === 'up'
+    return this.outages.size === 0
   }
 
-  lost (err: unknown): void {
-    if (this.state === 'down') {
-      this.log.debug({ err }, 'channels: redis still unreachable')
+  /** Whether the node must subscribe and register everything again (a shard down, or a connection shaken). */
+  get needsRestore (): boolean {
+    return this.outages.size > 0 || this.shakenSince !== undefined
+  }
+
+  /** The outages going on, oldest first. */
+  get down (): Outage[] {
+    return [...this.outages.values()]
+  }
+
+  /**
+   * `shard` does not answer (or lost what the node had on it): begins its outage, once. A shard
+   * is the same while its address or any of its slots is (a replica promoted in its place
+   * takes over the outage of its old master).
+   */
+  lost (shard: Shard, err: unknown): void {
+    const outage = this.outages.get(shard.address) ?? this.down.find((outage) => overlaps(outage.shard, shard))
+    if (outage !== undefined) {
+      this.log.debug({ err, shard: outage.name }, 'channels: redis still unreachable')
       return
     }
-    this.state = 'down'
-    this.downSince = Date.now()
-    this.log.warn({ err }, 'channels: redis unreachable; delivering to local sockets only until it is back')
+    this.begin(shard, err)
   }
 
-  back (details: { channels: number, sessions: number }): void {
-    if (this.state === 'up') return
-    this.state = 'up'
-    const dropped = this.takeDropped()
-    this.log.info({ ...details, outageMs: Date.now() - this.downSince, dropped },
-      'channels: redis is back; channels resubscribed and sessions registered again')
+  /**
+   * Something failed on a connection but no shard is known to be down (yet): a debug line, and
+   * the node restores what it had on Redis at the next chance without an outage line.
+   */
+  shaken (err: unknown): void {
+    this.shakenSince ??= Date.now()
+    this.log.debug({ err }, 'channels: redis call failed')
+  }
+
+  /**
+   * The node restored everything after `shards` (addresses, or every outage) answered again:
+   * ends their outages.
+   */
+  back (shards: Iterable<string> | 'all', details: { channels: number, sessions: number }): void {
+    const addresses = shards === 'all' ? [...this.outages.keys()] : shards
+    for (const address of addresses) {
+      const outage = this.outages.get(address)
+      if (outage !== undefined) this.end(outage, details)
+    }
+    if (this.outages.size === 0) this.shakenSince = undefined
   }
 
   /** One publication or send that did not reach Redis (refused, timed out, or too late). */
@@ -52,10 +110,24 @@ export class Health {
    * for the "back" line.
    */
   reportDrops (): void {
-    if (this.state === 'up' && this.dropped > 0) {
+    if (this.up && this.dropped > 0) {
       const dropped = this.takeDropped()
       this.log.warn({ dropped }, 'channels: publications to redis dropped (redis too slow to take them); delivered locally only')
     }
+  }
+
+  /** The transition up → down of one shard. */
+  private begin (shard: Shard, err: unknown): void {
+    const outage: Outage = { shard, name: shardName(shard), since: Date.now() }
+    this.outages.set(shard.address, outage)
+    this.log.warn({ err, shard: outage.name }, 'channels: redis unreachable; delivering to local sockets only until it is back')
+  }
+
+  /** The transition down → up of one shard. */
+  private end (outage: Outage, details: { channels: number, sessions: number }): void {
+    this.outages.delete(outage.shard.address)
+    this.log.info({ ...details, shard: outage.name, outageMs: Date.now() - outage.since, dropped: this.takeDropped() },
+      'channels: redis is back; channels resubscribed and sessions registered again')
   }
 
   private takeDropped (): number {

@@ -5,12 +5,18 @@
  *
  *   {<prefix>}:nodes               a set of node ids (pruned lazily by routes)
  *   {<prefix>}:alive:<nodeId>      present while the node lives: a TTL refreshed by the core
- *   {<prefix>}:sessions:<nodeId>   the node's session ids, with the same TTL
+ *   {<prefix>}:sessions:<nodeId>   the node's session ids, with a TTL `sessionsTtlFactor` times longer
  *
  * A route runs as one script (lua/route-session.lua): it walks the live nodes (few), finds the
  * one holding the session and publishes the envelope on that node's channel, all in one round
  * trip, unless Redis got it after its deadline. A refresh (lua/refresh-registration.lua) only
  * extends keys that still exist, and reads Redis' clock for the deadlines (RedisClock).
+ *
+ * A node that stalled past the TTL (a long GC pause, a frozen VM) has lost its alive key but not
+ * its session set: a route still finds its sessions there and publishes on its channel, where
+ * its subscriber connection (open all along) takes the send; only a node nobody listens for is
+ * taken for dead. So a `send` to a session of a node that stalls never fails with NO_SOCKET
+ * before that node has written its registration again.
  */
 import type { Redis } from 'ioredis'
 import { execAll } from './client.js'
@@ -23,6 +29,13 @@ import type { RegistryStore } from '../parts.js'
 
 /** session ids per SADD, so one command never carries an unbounded argument list */
 const chunkSize = 1000
+
+/**
+ * How many times `nodeTtl` a node's session set outlives its alive key: how long a node may
+ * stall and still get the sends to its sessions (a dead node's set is pruned as soon as a
+ * route finds that nobody listens for it).
+ */
+export const sessionsTtlFactor = 10
 
 type Multi = ReturnType<Redis['multi']>
 
@@ -45,12 +58,14 @@ export class RedisRegistry implements RegistryStore {
   readonly ttl: number
   private readonly aliveKey: string
   private readonly sessionsKey: string
+  private readonly sessionsTtl: number
 
   /** every call goes through the publisher's link (where the scripts are defined) */
   constructor (private readonly link: Link, private readonly settings: RedisRegistrySettings) {
     this.ttl = settings.ttl
     this.aliveKey = settings.keys.alive(settings.nodeId)
     this.sessionsKey = settings.keys.sessions(settings.nodeId)
+    this.sessionsTtl = settings.ttl * sessionsTtlFactor
   }
 
   async register (sessions: readonly string[]): Promise<void> {
@@ -58,7 +73,7 @@ export class RedisRegistry implements RegistryStore {
     const replies = await this.link.run((redis) => {
       const multi = redis.multi().del(this.sessionsKey)
       for (let i = 0; i < sessions.length; i += chunkSize) multi.sadd(this.sessionsKey, sessions.slice(i, i + chunkSize))
-      return execAll(multi.set(this.aliveKey, '1', 'PX', ttl).pexpire(this.sessionsKey, ttl).sadd(keys.nodes, nodeId).time())
+      return execAll(multi.set(this.aliveKey, '1', 'PX', ttl).pexpire(this.sessionsKey, this.sessionsTtl).sadd(keys.nodes, nodeId).time())
     })
     const time = replies[replies.length - 1]
     if (Array.isArray(time)) this.settings.clock.observe([String(time[0]), String(time[1])])
@@ -68,7 +83,7 @@ export class RedisRegistry implements RegistryStore {
     const { keys, nodeId, ttl } = this.settings
     try {
       const { present, time } = await this.link.run((redis) =>
-        runScript(redis, 'refreshRegistration', [this.aliveKey, this.sessionsKey, keys.nodes], [ttl, nodeId, holdsSessions ? '1' : '0']))
+        runScript(redis, 'refreshRegistration', [this.aliveKey, this.sessionsKey, keys.nodes], [ttl, nodeId, holdsSessions ? '1' : '0', this.sessionsTtl]))
       this.settings.clock.observe(time)
       return present
     } catch (err) {
@@ -78,7 +93,7 @@ export class RedisRegistry implements RegistryStore {
   }
 
   async add (sessionId: string): Promise<void> {
-    await this.write((redis) => redis.multi().sadd(this.sessionsKey, sessionId).pexpire(this.sessionsKey, this.settings.ttl))
+    await this.write((redis) => redis.multi().sadd(this.sessionsKey, sessionId).pexpire(this.sessionsKey, this.sessionsTtl))
   }
 
   async remove (sessionId: string): Promise<void> {

@@ -34,7 +34,7 @@ export interface ScriptTypes {
   }
   refreshRegistration: {
     keys: [alive: string, sessions: string, nodes: string]
-    args: [ttl: number, nodeId: string, holdsSessions: '1' | '0']
+    args: [ttl: number, nodeId: string, holdsSessions: '1' | '0', sessionsTtl: number]
     reply: { present: boolean, time: RedisTime }
   }
   historyAppend: {

@@ -1,6 +1,12 @@
--- Finds the live node holding a session and publishes the envelope on that node's channel, in
--- one step, unless Redis got the call after its deadline. Prunes the nodes whose alive key
--- expired (they died without closing) on the way.
+-- Finds the node holding a session and publishes the envelope on that node's channel, in one
+-- step, unless Redis got the call after its deadline.
+--
+-- A node whose alive key expired either died without closing or stalled (a long GC pause, a
+-- frozen VM) and is about to register again. Its session set outlives the alive key (see
+-- RedisRegistry): when it holds the session, the envelope is published on its channel all the
+-- same, and the node is taken for dead (pruned) only when nobody listens there. A stalled
+-- node's connection stays open, so it gets the send when it wakes instead of the sender being
+-- told there is no such socket. A node whose session set expired too is pruned on the way.
 --
 -- KEYS[1]  the set of registered node ids
 -- ARGV[1]  the alive key of a node, without its id       (every name in KEYS[1]'s slot)
@@ -25,13 +31,16 @@ end
 
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if node ~= asker then
-    if redis.call('EXISTS', alive .. node) == 0 then
+    local live = redis.call('EXISTS', alive .. node) == 1
+    if redis.call('SISMEMBER', sessions .. node, session) == 1 then
+      local receivers = redis.call(ARGV[8], direct .. node, envelope)
+      if receivers > 0 then return receivers end
+      if live then return -1 end
+      -- expired and nobody listens: it died
       redis.call('SREM', KEYS[1], node)
       redis.call('DEL', sessions .. node)
-    elseif redis.call('SISMEMBER', sessions .. node, session) == 1 then
-      local receivers = redis.call(ARGV[8], direct .. node, envelope)
-      if receivers == 0 then return -1 end
-      return receivers
+    elseif not live and redis.call('EXISTS', sessions .. node) == 0 then
+      redis.call('SREM', KEYS[1], node)
     end
   end
 end
