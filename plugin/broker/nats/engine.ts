@@ -101,7 +101,13 @@ export class NatsEngine {
     this.parts = {
       transport: this.transport,
       registry: this.registry = new NatsRegistry(nc, stores.nodes, {
-        names, clock, headers, nodeId: node.nodeId, ttl: settings.nodeTtl, timeoutMs, budgetMs,
+        names,
+        clock,
+        headers,
+        nodeId: node.nodeId,
+        ttl: settings.nodeTtl,
+        timeoutMs,
+        budgetMs,
         receive: (envelope) => node.receive(envelope),
         onLost: this.lost,
         onDropped: dropped,
