@@ -11,8 +11,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, type NatsConnection } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
+import { natsBroker, type ChannelsOptions, type NatsBrokerOptions } from '../../../plugin/index.js'
 import { NatsNames } from '../../../plugin/broker/nats/names.js'
+import { startApp, type TestApp } from '../../helpers/server.js'
+import { exited, listeningPort } from '../../redis/helpers.js'
+
+export { eventually } from '../../redis/helpers.js'
 
 export const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222'
 
@@ -144,5 +151,73 @@ export class NatsServer {
   async stop (): Promise<void> {
     await this.kill()
     this.child = undefined
+  }
+}
+
+/** A node in this process on NATS; closed at teardown. */
+export async function startNatsNode (
+  t: Test,
+  broker: NatsBrokerOptions,
+  setup?: (app: FastifyInstance) => void | Promise<void>,
+  options: ChannelsOptions = {},
+  fastifyOptions: FastifyServerOptions = {}
+): Promise<TestApp> {
+  const node = await startApp({ broker: natsBroker({ servers: natsUrl, ...broker }), heartbeat: false, rateLimit: false, ...options }, setup, fastifyOptions)
+  t.teardown(() => node.app.close())
+  return node
+}
+
+const fixture = fileURLToPath(new URL('./fixtures/node.ts', import.meta.url))
+const tsImport = import.meta.resolve('@tapjs/typescript/import')
+
+/** A NATS node in a child process (fixtures/node.ts), to kill or freeze; killed at teardown. */
+export class ChildNatsNode {
+  private constructor (readonly child: ChildProcess, readonly port: number) {}
+
+  get url (): string {
+    return `ws://127.0.0.1:${this.port}/ws`
+  }
+
+  static async start (t: Test, env: { PREFIX: string, NATS_URL?: string, NODE_TTL?: string, COMMAND_TIMEOUT?: string, LOG_LEVEL?: string }, nodeFlags: string[] = []): Promise<ChildNatsNode> {
+    const childEnv: NodeJS.ProcessEnv = { ...process.env, NATS_URL: natsUrl, ...env }
+    delete childEnv.NODE_OPTIONS
+    const child = spawn(process.execPath, [...nodeFlags, `--import=${tsImport}`, fixture], { env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
+    const node = new ChildNatsNode(child, await listeningPort(child, 'NATS fixture node'))
+    t.teardown(() => node.kill('SIGKILL'))
+    return node
+  }
+
+  async post (path: string, data: unknown, event?: string): Promise<{ ok: boolean, code?: string }> {
+    return await this.postJson(path, { data, event }) as { ok: boolean, code?: string }
+  }
+
+  async presence (channel: string): Promise<Record<string, Array<{ ref: string, meta: unknown }>>> {
+    const response = await fetch(`http://127.0.0.1:${this.port}/presence/${encodeURIComponent(channel)}`)
+    return await response.json() as Record<string, Array<{ ref: string, meta: unknown }>>
+  }
+
+  async postJson (path: string, body: unknown): Promise<unknown> {
+    const response = await fetch(`http://127.0.0.1:${this.port}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body)
+    })
+    return await response.json()
+  }
+
+  pause (): void {
+    this.child.kill('SIGSTOP')
+  }
+
+  resume (): void {
+    this.child.kill('SIGCONT')
+  }
+
+  async kill (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGCONT')
+      this.child.kill(signal)
+    }
+    await exited(this.child)
   }
 }
