@@ -42,6 +42,7 @@ export async function scan (
   let done: () => void = () => {}
   let fail: (err: Error) => void = () => {}
   const finished = new Promise<void>((resolve, reject) => { done = resolve; fail = reject })
+  finished.catch(() => {}) // awaited below, unless the consumer could not even be created
   const sub = nc.subscribe(inbox, {
     callback: (err, msg) => {
       if (err !== null) {
