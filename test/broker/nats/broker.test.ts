@@ -30,7 +30,7 @@ t.test('a server that cannot be reached fails the registration', async (t) => {
   const port = await freePort()
   const app = Fastify({ logger: false })
   t.teardown(() => app.close())
-  await t.rejects(app.register(fastifyChannels, { broker: natsBroker({ servers: `nats://127.0.0.1:${port}`, commandTimeout: 500 }) }).ready(),
+  await t.rejects(async () => { await app.register(fastifyChannels, { broker: natsBroker({ servers: `nats://127.0.0.1:${port}`, commandTimeout: 500 }) }).ready() },
     { code: 'FST_CHANNELS_BROKER_UNREACHABLE' })
 })
 
@@ -51,7 +51,7 @@ await withNatsServer(t, async () => {
     t.equal(await natsReachable(url), false, 'no JetStream there')
     const app = Fastify({ logger: false })
     t.teardown(() => app.close())
-    await t.rejects(app.register(fastifyChannels, { broker: natsBroker({ servers: url, commandTimeout: 500 }) }).ready(),
+    await t.rejects(async () => { await app.register(fastifyChannels, { broker: natsBroker({ servers: url, commandTimeout: 500 }) }).ready() },
       { code: 'FST_CHANNELS_BROKER_UNREACHABLE', message: /JetStream/ })
   })
 })
