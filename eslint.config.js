@@ -18,6 +18,7 @@ const layers = [
       './plugin/contract', './plugin/handlers', './plugin/outbound', './plugin/channel-steps.ts'],
     message: 'a broker knows no sockets, no channel state and no node'
   },
+  { target: './plugin/broker/nats', from: ['./plugin/broker/redis', './plugin/broker/memory'], message: 'an engine never imports another engine' },
   {
     target: ['./plugin/history', './plugin/presence'],
     from: ['./plugin/connection', './plugin/node', './plugin/http', './plugin/contract'],

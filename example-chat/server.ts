@@ -11,7 +11,7 @@
  *
  *   npm start    builds, then serves http://127.0.0.1:3000
  *
- * The environment it reads (PORT, HOST, REDIS_URL, CHAT_REDIS_PREFIX, CHAT_PASSWORD,
+ * The environment it reads (PORT, HOST, REDIS_URL, NATS_URL, CHAT_REDIS_PREFIX, CHAT_PASSWORD,
  * CHAT_ORIGINS, LOG_LEVEL, LOG_FORMAT) is listed in README.md beside it.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fastifyStatic from '@fastify/static'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
-import fastifyChannels, { ChannelError, redisBroker, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
+import fastifyChannels, { ChannelError, natsBroker, redisBroker, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
 import type { Static } from '@sinclair/typebox'
 import {
   AnnounceBody, chatEvents, maxRoomLength, type MemberMeta, privatePrefix, RoomHistory, RoomList, RoomParams, roomPattern
@@ -217,15 +217,21 @@ async function main (): Promise<void> {
   const host = process.env.HOST ?? '127.0.0.1'
   const port = envPort()
   const redisUrl = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
+  const natsUrl = process.env.NATS_URL === '' ? undefined : process.env.NATS_URL
   const origins = envOrigins()
+  const prefix = process.env.CHAT_REDIS_PREFIX ?? 'chat'
+  // NATS_URL wins over REDIS_URL; neither: the memory broker
+  const broker = natsUrl !== undefined
+    ? natsBroker({ servers: natsUrl, prefix })
+    : redisUrl === undefined ? undefined : redisBroker({ url: redisUrl, prefix })
   const app = await buildOrExplain(async () => await buildChatApp({
     logger: chatLogger(),
     channels: {
       ...(origins === undefined ? {} : { origins }),
       // The same prefix as cluster.ts: chat processes started either way share their rooms.
-      ...(redisUrl === undefined ? {} : { broker: redisBroker({ url: redisUrl, prefix: process.env.CHAT_REDIS_PREFIX ?? 'chat' }) })
+      ...(broker === undefined ? {} : { broker })
     }
-  }), redisUrl)
+  }), natsUrl === undefined ? redisUrl : undefined)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, 'closing')

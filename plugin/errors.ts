@@ -32,6 +32,11 @@ export const BrokerUnreachableError = createError(
 export const MissingIoredisError = createError(
   'FST_CHANNELS_MISSING_IOREDIS', 'redisBroker needs the optional peer dependency "ioredis": npm install ioredis', 500)
 
+export const MissingNatsError = createError(
+  'FST_CHANNELS_MISSING_NATS',
+  'natsBroker needs the optional peer dependencies "@nats-io/transport-node", "@nats-io/jetstream" and "@nats-io/kv": npm install @nats-io/transport-node @nats-io/jetstream @nats-io/kv',
+  500)
+
 /**
  * An error meant for the client: thrown from any handler, its `code` and `message` reach
  * the client as they are (`{"type":"error","code":...,"message":...}`).

@@ -13,7 +13,7 @@ export default fastifyChannels
 export { fastifyChannels }
 export {
   ChannelError, NoSocketError, BrokerUnavailableError, BrokerUnreachableError, InvalidOptionError, InvalidHandlerError, InvalidArgumentError,
-  InvalidChannelError, MissingIoredisError, UnserializableDataError, NoHistoryError, InvalidPresenceError
+  InvalidChannelError, MissingIoredisError, MissingNatsError, UnserializableDataError, NoHistoryError, InvalidPresenceError
 } from './errors.js'
 export { memoryBroker, memoryEngine } from './broker/memory/broker.js'
 export { composeBroker } from './broker/compose.js'
@@ -24,6 +24,8 @@ export type {
 } from './broker/parts.js'
 export { redisBroker, redisEngine } from './broker/redis/broker.js'
 export type { RedisBrokerOptions, DuplicableRedis } from './broker/redis/broker.js'
+export { natsBroker, natsEngine } from './broker/nats/broker.js'
+export type { NatsBrokerOptions } from './broker/nats/broker.js'
 export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
 } from './broker/types.js'

@@ -100,11 +100,16 @@ export const mutationMap = {
   // the Redis broker's pure parts, whose tests need no Redis
   'plugin/broker/redis/slot.ts': ['test/broker/redis/slot.test.ts', 'test/broker/redis/keys.test.ts'],
   'plugin/broker/redis/keys.ts': ['test/broker/redis/keys.test.ts'],
-  'plugin/broker/redis/health.ts': ['test/broker/redis/health.test.ts']
+  'plugin/broker/redis/health.ts': ['test/broker/redis/health.test.ts'],
+
+  // the NATS broker's pure parts, whose tests need no NATS
+  'plugin/broker/nats/names.ts': ['test/broker/nats/names.test.ts'],
+  'plugin/broker/nats/clock.ts': ['test/broker/nats/clock.test.ts']
 }
 
 /** The reason of a module that holds only types and re-exports (the map's test checks it has no code). */
 export const typesOnly = 'types and re-exports only: nothing to mutate'
+const needsNats = 'its tests need a live NATS with JetStream (test/broker/nats/): too slow to run per mutant, and they skip without NATS'
 const needsRedis = 'its tests need a live Redis and a Redis Cluster (test/broker/redis/, test/redis/): too slow to run per mutant, and they skip without Redis'
 
 /** Source modules left out of `npm run mutate` on purpose, each with its reason. */
@@ -125,5 +130,15 @@ export const unmapped = {
   'plugin/broker/redis/pubsub.ts': needsRedis,
   'plugin/broker/redis/registry-store.ts': needsRedis,
   'plugin/broker/redis/scripts.ts': needsRedis,
-  'plugin/broker/redis/transport.ts': needsRedis
+  'plugin/broker/redis/transport.ts': needsRedis,
+
+  'plugin/broker/nats/broker.ts': needsNats,
+  'plugin/broker/nats/client.ts': needsNats,
+  'plugin/broker/nats/engine.ts': needsNats,
+  'plugin/broker/nats/health.ts': needsNats,
+  'plugin/broker/nats/history-store.ts': needsNats,
+  'plugin/broker/nats/presence-store.ts': needsNats,
+  'plugin/broker/nats/registry-store.ts': needsNats,
+  'plugin/broker/nats/scan.ts': needsNats,
+  'plugin/broker/nats/transport.ts': needsNats
 }

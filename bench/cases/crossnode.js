@@ -10,14 +10,17 @@
 //              The cluster: BENCH_REDIS_CLUSTER_URL (seed URLs as scripts/redis-cluster.sh prints
 //              them), else 3 masters started with that script and stopped at the end; without
 //              redis-server the setup is skipped with its reason.
+//   two nodes via NATS  the same, on NATS with JetStream (`natsBroker({ servers, prefix })`):
+//              BENCH_NATS_URL (default nats://127.0.0.1:4222); skipped with its reason when it
+//              does not answer or has no JetStream. Its stream and buckets are deleted at the end.
 //
 // In every setup the N subscribers are spread over 6 channels, two on each master of a 3-master
 // cluster made by redis-cli (equal slot ranges); a payload is broadcast once to each channel, so
 // every socket still gets every payload (N*M deliveries) in order, from 6*M broadcasts.
 // Per setup: a burst round (M payloads back to back, deliveries/s = N*M / time from node 1's
 // first broadcast to the last subscriber's last message, on the shared monotonic clock) and a
-// paced round (latency p50/p90/p99/max). Reported: each setup's medians, two nodes / one node and
-// cluster / one Redis.
+// paced round (latency p50/p90/p99/max). Reported: each setup's medians, two nodes / one node,
+// cluster / one Redis and NATS / one Redis.
 // With BENCH_CROSSNODE_BASELINE=<another build's dist/plugin/index.js> (main's, say), a fourth
 // setup runs in the same interleaved rounds: two nodes of that build on the same Redis, so a
 // change to the Redis broker is compared with its baseline under the same machine load.
@@ -57,16 +60,18 @@ async function runServer () {
     return app
   }
   serve({
-    /** @param {{ redisUrl?: string, clusterSeeds?: string[], prefix?: string, entry?: string }} args */
-    async start ({ redisUrl, clusterSeeds, prefix, entry }) {
-      const { default: fastifyChannels, redisBroker } = await import(entry ?? channelsEntry().href)
+    /** @param {{ redisUrl?: string, clusterSeeds?: string[], natsUrl?: string, prefix?: string, entry?: string }} args */
+    async start ({ redisUrl, clusterSeeds, natsUrl, prefix, entry }) {
+      const { default: fastifyChannels, redisBroker, natsBroker } = await import(entry ?? channelsEntry().href)
       const { default: Fastify } = await import('fastify')
       app = Fastify({ logger: false })
       if (clusterSeeds) {
         const { Cluster } = await import('ioredis')
         cluster = new Cluster(clusterSeeds.map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port) })), { lazyConnect: true })
       }
-      const broker = cluster ? redisBroker({ redis: cluster, prefix }) : redisUrl ? redisBroker({ url: redisUrl, prefix }) : undefined
+      const broker = natsUrl
+        ? natsBroker({ servers: natsUrl, prefix })
+        : cluster ? redisBroker({ redis: cluster, prefix }) : redisUrl ? redisBroker({ url: redisUrl, prefix }) : undefined
       await app.register(fastifyChannels, { path: '/ws', client: false, rateLimit: false, heartbeat: false, broker })
       await app.listen({ host: '127.0.0.1', port: 0 })
       return { port: app.server.address().port, path: '/ws' }
@@ -119,15 +124,15 @@ async function runServer () {
 // ---- the case --------------------------------------------------------------------------
 
 /**
- * @typedef {{ key: 'oneNode' | 'twoNodes' | 'twoNodesCluster' | 'twoNodesBaseline', label: string, publisher: import('../lib/rpc.js').Child,
+ * @typedef {{ key: 'oneNode' | 'twoNodes' | 'twoNodesCluster' | 'twoNodesNats' | 'twoNodesBaseline', label: string, publisher: import('../lib/rpc.js').Child,
  *   receiver: import('../lib/rpc.js').Child, client: import('../lib/rpc.js').Child }} Setup
  */
 
-const labels = { oneNode: 'one node', twoNodes: 'two nodes via Redis', twoNodesCluster: 'two nodes on a Redis Cluster', twoNodesBaseline: 'two nodes via Redis (baseline build)' }
+const labels = { oneNode: 'one node', twoNodes: 'two nodes via Redis', twoNodesCluster: 'two nodes on a Redis Cluster', twoNodesNats: 'two nodes via NATS', twoNodesBaseline: 'two nodes via Redis (baseline build)' }
 
 /**
  * @param {Setup['key']} key
- * @param {{ redisUrl?: string, clusterSeeds?: string[], prefix: string, entry?: string } | null} redis
+ * @param {{ redisUrl?: string, clusterSeeds?: string[], natsUrl?: string, prefix: string, entry?: string } | null} redis
  * @param {number} n
  * @returns {Promise<Setup>}
  */
@@ -181,6 +186,44 @@ async function pacedRound (s, { rate, seconds, size }) {
 }
 
 /**
+ * The NATS to run the NATS setup on (BENCH_NATS_URL, default nats://127.0.0.1:4222) and how to
+ * delete what a prefix created there, or why there is none.
+ * @returns {Promise<{ natsUrl: string, cleanup: (prefix: string) => Promise<void> } | { skipped: string }>}
+ */
+async function natsReady () {
+  const natsUrl = process.env.BENCH_NATS_URL ?? 'nats://127.0.0.1:4222'
+  /** @type {any} */
+  let nats
+  /** @type {any} */
+  let jetstream
+  try {
+    nats = await import('@nats-io/transport-node')
+    jetstream = await import('@nats-io/jetstream')
+  } catch {
+    return { skipped: 'the @nats-io packages are not installed' }
+  }
+  const open = async () => {
+    const nc = await nats.connect({ servers: natsUrl, timeout: 1000, reconnect: false })
+    return { nc, jsm: await jetstream.jetstreamManager(nc, { timeout: 2000 }) }
+  }
+  try {
+    const { nc } = await open()
+    await nc.close()
+  } catch (err) {
+    return { skipped: `NATS with JetStream is not reachable at ${natsUrl} (set BENCH_NATS_URL): ${/** @type {Error} */ (err).message}` }
+  }
+  const cleanup = async (/** @type {string} */ prefix) => {
+    // the plugin's names for a plain prefix: FC-<prefix>-history, KV_FC-<prefix>-nodes, KV_FC-<prefix>-presence
+    try {
+      const { nc, jsm } = await open()
+      for (const name of [`FC-${prefix}-history`, `KV_FC-${prefix}-nodes`, `KV_FC-${prefix}-presence`]) await jsm.streams.delete(name).catch(() => {})
+      await nc.close()
+    } catch {}
+  }
+  return { natsUrl, cleanup }
+}
+
+/**
  * @param {import('../run.js').Ctx} ctx
  * @returns {Promise<null | Record<string, unknown>>}
  */
@@ -210,14 +253,18 @@ export async function crossnode (ctx) {
   }
   const cluster = await redisClusterReady()
   if ('skipped' in cluster) ctx.log(`  two nodes on a Redis Cluster SKIPPED — ${cluster.skipped}`)
+  const nats = await natsReady()
+  if ('skipped' in nats) ctx.log(`  two nodes via NATS SKIPPED — ${nats.skipped}`)
+  const natsPrefix = `${prefix}-nats`
   /** @type {Setup[]} */
   const setups = []
   /** @type {Record<string, { burst: Array<Record<string, number>>, paced: Array<Record<string, number>> }>} */
-  const measured = { oneNode: { burst: [], paced: [] }, twoNodes: { burst: [], paced: [] }, twoNodesCluster: { burst: [], paced: [] }, twoNodesBaseline: { burst: [], paced: [] } }
+  const measured = { oneNode: { burst: [], paced: [] }, twoNodes: { burst: [], paced: [] }, twoNodesCluster: { burst: [], paced: [] }, twoNodesNats: { burst: [], paced: [] }, twoNodesBaseline: { burst: [], paced: [] } }
   try {
     setups.push(await openSetup('oneNode', null, cfg.n))
     setups.push(await openSetup('twoNodes', { redisUrl, prefix }, cfg.n))
     if ('seeds' in cluster) setups.push(await openSetup('twoNodesCluster', { clusterSeeds: cluster.seeds, prefix: `${prefix}-cluster` }, cfg.n))
+    if ('natsUrl' in nats) setups.push(await openSetup('twoNodesNats', { natsUrl: nats.natsUrl, prefix: natsPrefix }, cfg.n))
     if (baseline) setups.push(await openSetup('twoNodesBaseline', { redisUrl, prefix: `${prefix}-baseline`, entry: pathToFileURL(baseline).href }, cfg.n))
     const total = cfg.warmup + cfg.rounds
     for (let r = 0; r < total; r++) {
@@ -242,6 +289,7 @@ export async function crossnode (ctx) {
   } finally {
     await Promise.all(setups.map(closeSetup))
     if ('seeds' in cluster) await cluster.stop()
+    if ('natsUrl' in nats) await nats.cleanup(natsPrefix)
   }
 
   const summary = (/** @type {Setup['key']} */ key) => ({
@@ -252,6 +300,7 @@ export async function crossnode (ctx) {
   const twoNodes = summary('twoNodes')
   const twoNodesBaseline = baseline ? summary('twoNodesBaseline') : undefined
   const twoNodesCluster = 'seeds' in cluster ? summary('twoNodesCluster') : undefined
+  const twoNodesNats = 'natsUrl' in nats ? summary('twoNodesNats') : undefined
   const ratios = {
     deliveriesPerSec: ratio(twoNodes.burst.median.deliveriesPerSec, oneNode.burst.median.deliveriesPerSec),
     baselineDeliveriesPerSec: twoNodesBaseline ? ratio(twoNodesBaseline.burst.median.deliveriesPerSec, oneNode.burst.median.deliveriesPerSec) : null,
@@ -259,6 +308,9 @@ export async function crossnode (ctx) {
     // cluster / one Redis, both two nodes
     clusterDeliveriesPerSec: twoNodesCluster ? ratio(twoNodesCluster.burst.median.deliveriesPerSec, twoNodes.burst.median.deliveriesPerSec) : null,
     clusterP99: twoNodesCluster ? ratio(twoNodesCluster.paced.median.p99Ms, twoNodes.paced.median.p99Ms) : null,
+    // NATS / one Redis, both two nodes
+    natsDeliveriesPerSec: twoNodesNats ? ratio(twoNodesNats.burst.median.deliveriesPerSec, twoNodes.burst.median.deliveriesPerSec) : null,
+    natsP99: twoNodesNats ? ratio(twoNodesNats.paced.median.p99Ms, twoNodes.paced.median.p99Ms) : null,
     serverCpuUsPerDelivery: ratio(twoNodes.burst.median.serverCpuUsPerDelivery, oneNode.burst.median.serverCpuUsPerDelivery),
     p50: ratio(twoNodes.paced.median.p50Ms, oneNode.paced.median.p50Ms),
     p99: ratio(twoNodes.paced.median.p99Ms, oneNode.paced.median.p99Ms)
@@ -271,6 +323,9 @@ export async function crossnode (ctx) {
   if (twoNodesCluster) {
     ctx.log(`  Redis Cluster, two nodes ${Math.round(twoNodesCluster.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')} deliveries/s, p99 ${fmt(twoNodesCluster.paced.median.p99Ms)} ms; cluster / one Redis: deliveries/s ${fmt(ratios.clusterDeliveriesPerSec)}, p99 ${fmt(ratios.clusterP99)}`)
   }
+  if (twoNodesNats) {
+    ctx.log(`  NATS, two nodes ${Math.round(twoNodesNats.burst.median.deliveriesPerSec ?? NaN).toLocaleString('en-US')} deliveries/s, p99 ${fmt(twoNodesNats.paced.median.p99Ms)} ms; NATS / one Redis: deliveries/s ${fmt(ratios.natsDeliveriesPerSec)}, p99 ${fmt(ratios.natsP99)}`)
+  }
   ctx.log(`  median paced latency (${cfg.rate}/s): p50 ${fmt(oneNode.paced.median.p50Ms)} vs ${fmt(twoNodes.paced.median.p50Ms)} ms, p99 ${fmt(oneNode.paced.median.p99Ms)} vs ${fmt(twoNodes.paced.median.p99Ms)} ms (two/one ${fmt(ratios.p50)}, ${fmt(ratios.p99)})`)
   return {
     config: cfg,
@@ -280,6 +335,7 @@ export async function crossnode (ctx) {
     twoNodes,
     channels,
     ...(twoNodesCluster && 'seeds' in cluster ? { cluster: cluster.seeds, twoNodesCluster } : { clusterSkipped: 'skipped' in cluster ? cluster.skipped : undefined }),
+    ...(twoNodesNats && 'natsUrl' in nats ? { nats: nats.natsUrl, twoNodesNats } : { natsSkipped: 'skipped' in nats ? nats.skipped : undefined }),
     ...(twoNodesBaseline ? { baseline, twoNodesBaseline } : {}),
     ratios
   }
