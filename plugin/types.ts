@@ -104,7 +104,7 @@ export interface EmitsOptions<S extends TSchema = TSchema> {
   schema: S
 }
 
-export type ChannelEvent = 'connect' | 'message' | 'subscribe' | 'unsubscribe' | 'error' | 'disconnect' | 'finish'
+export type ChannelEvent = 'connect' | 'message' | 'subscribe' | 'subscribed' | 'unsubscribe' | 'error' | 'disconnect' | 'finish'
 
 export type SocketHandler = (socket: ChannelSocket) => unknown
 export type MessageHandler<Data = unknown> = (socket: ChannelSocket, data: Data, meta: MessageMeta) => unknown
@@ -118,8 +118,8 @@ export interface ChannelsRegistry {
   on<S extends TSchema>(event: 'message', options: MessageHandlerOptions<S> & { schema: S }, handler: MessageHandler<Static<S>>): ChannelsRegistry
   on (event: 'message', options: Omit<MessageHandlerOptions, 'schema'>, handler: MessageHandler<unknown>): ChannelsRegistry
   on (event: 'message', handler: MessageHandler<unknown>): ChannelsRegistry
-  on (event: 'subscribe' | 'unsubscribe', options: ChannelFilterOptions, handler: SubscriptionHandler): ChannelsRegistry
-  on (event: 'subscribe' | 'unsubscribe', handler: SubscriptionHandler): ChannelsRegistry
+  on (event: 'subscribe' | 'subscribed' | 'unsubscribe', options: ChannelFilterOptions, handler: SubscriptionHandler): ChannelsRegistry
+  on (event: 'subscribe' | 'subscribed' | 'unsubscribe', handler: SubscriptionHandler): ChannelsRegistry
   on (event: 'error', options: ChannelFilterOptions, handler: ErrorHandler): ChannelsRegistry
   on (event: 'error', handler: ErrorHandler): ChannelsRegistry
   on (event: 'disconnect', options: ChannelFilterOptions, handler: DisconnectHandler): ChannelsRegistry

@@ -56,7 +56,7 @@ export const mutationMap = {
   'plugin/node/heartbeat.ts': ['test/node/heartbeat.test.ts', 'test/hardening/heartbeat.test.ts'],
   'plugin/node/drain.ts': ['test/node/drain.test.ts', 'test/plugin/register.test.ts'],
   'plugin/node/session-id.ts': ['test/node/session-id.test.ts', 'test/connection/connection.test.ts'],
-  'plugin/connection/membership.ts': ['test/connection/membership.test.ts', 'test/connection/connection.test.ts', 'test/hardening/auth.test.ts', 'test/connection/lifecycle.test.ts'],
+  'plugin/connection/membership.ts': ['test/connection/membership.test.ts', 'test/handlers/subscribed-event.test.ts', 'test/connection/connection.test.ts', 'test/hardening/auth.test.ts', 'test/connection/lifecycle.test.ts'],
   'plugin/connection/connection.ts': [...app, 'test/hardening/auth.test.ts', 'test/connection/lifecycle.test.ts', 'test/plugin/register.test.ts', 'test/hardening/rate-limit.test.ts', 'test/connection/rejoin.test.ts', 'test/hardening/heartbeat.test.ts', 'test/presence/tracker.test.ts', 'test/connection/readonly-set.test.ts'],
   'plugin/connection/state.ts': ['test/connection/state.test.ts', 'test/connection/connection.test.ts'],
   'plugin/http/connection-cap.ts': ['test/http/connection-cap.test.ts', 'test/node/drain.test.ts'],
