@@ -93,6 +93,8 @@ export const mutationMap = {
   'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/connection/rejoin.test.ts', 'test/client/history.test.ts', 'test/history/delta.test.ts'],
   'plugin/broker/memory/history-store.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts'],
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
+  'plugin/users/directory.ts': ['test/users/users.test.ts'],
+  'plugin/users/identify.ts': ['test/users/users.test.ts'],
   'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/broker/memory/presence-store.ts': ['test/broker/memory/presence-store.test.ts', 'test/presence/tracker.test.ts', 'test/client/presence.test.ts'],
   'plugin/broker/types.ts': ['test/history/options.test.ts', 'test/broker/memory/history-store.test.ts', 'test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts'],
