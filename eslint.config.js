@@ -24,6 +24,11 @@ const layers = [
     from: ['./plugin/connection', './plugin/node', './plugin/http', './plugin/contract'],
     message: 'channel state knows no connection (its hooks are in plugin/channel-steps.ts)'
   },
+  {
+    target: './plugin/users',
+    from: ['./plugin/connection', './plugin/node', './plugin/http', './plugin/contract', './plugin/history', './plugin/presence'],
+    message: 'users know connections only by an interface (UserSocket, Identifiable)'
+  },
   { target: './plugin/history', from: './plugin/presence', message: 'history and presence are apart' },
   { target: './plugin/presence', from: './plugin/history', message: 'history and presence are apart' },
   {

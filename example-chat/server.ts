@@ -131,15 +131,15 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   app.channels.on('subscribe', (socket, channel) => {
     rooms.join(channel, socket.id, nickOf(socket))
     // No join notice is published: a publication to a history channel is stored, and a reload
-    // or a restart would fill the room's last 50 lines with them. The track below is the
+    // or a restart would fill the room's last 50 lines with them. The track (`subscribed`) is the
     // notice: every page in the room gets it as a presence diff, live, on every node. The
     // joiner's view comes from the plugin: the room's lines from its history (the page
     // subscribes with `last`), who is there from the `presence` frame that follows `subscribed`.
-    // A socket holds the channel only once every subscribe handler has passed: track right
-    // after (a subscription refused or dropped meanwhile makes this a no-op).
-    setImmediate(() => {
-      if (socket.channels.has(channel)) track(socket, channel).catch((err: unknown) => app.log.warn({ err, channel }, 'chat: track failed'))
-    })
+  })
+  // `subscribed` runs once the socket holds the channel (after its `subscribed` and `presence`
+  // frames): the track is the join notice every page in the room gets as a presence diff.
+  app.channels.on('subscribed', async (socket, channel) => {
+    await track(socket, channel)
   })
   app.channels.on('unsubscribe', (socket, channel) => {
     // Leaving untracks by itself: the member lists, and the pages' leave notices, follow through presence.

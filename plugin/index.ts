@@ -34,6 +34,7 @@ export type {
   HistoryConnection, HistoryEntry, HistoryLimits, HistoryNode, HistoryPublication, HistoryQuery, HistoryRead
 } from './broker/types.js'
 export type { HistoryOptions } from './options.js'
+export type { UserHandle, UserLookup } from './users/directory.js'
 export { InjectFailedError, InjectRefusedError } from './errors.js'
 export type { AsyncApiDocument, AsyncApiOptions } from './types.js'
 export type { InjectOptions, InjectRefusal } from './contract/inject.js'

@@ -7,6 +7,7 @@ import { InvalidOptionError } from './errors.js'
 import { allowedOrigins, type AllowedOrigins } from './http/origins.js'
 import { channelMatches } from './handlers/registry.js'
 import type { ChannelFilter } from './types.js'
+import type { UserLookup } from './users/directory.js'
 
 export const defaultPath = '/ws'
 export const defaultClientPrefix = '/channels/'
@@ -31,6 +32,12 @@ export interface RateLimitOptions {
 }
 
 export interface ChannelsOptions {
+  /**
+   * The user id of a connection, read from its upgrade request after the app's hooks ran
+   * (e.g. `(req) => req.user?.id`); may be async. `undefined`: an anonymous connection. See
+   * docs/users-and-requests.md.
+   */
+  user?: UserLookup
   /** the route upgraded to WebSocket ['/ws'] */
   path?: string
   /** prefix of the bundled browser client ['/channels/'], `false` to serve nothing */
@@ -100,6 +107,8 @@ export interface PresenceOptions {
 }
 
 export interface ResolvedOptions {
+  /** undefined when connections have no user */
+  user: UserLookup | undefined
   path: string
   client: string | false
   broker: Broker | undefined
@@ -123,7 +132,7 @@ export interface ResolvedOptions {
   drainMs: number
 }
 
-const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
+const known = new Set(['user', 'path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
   'asyncapi', 'presence', 'compression', 'writeDelayMs', 'drainMs'])
 
@@ -219,7 +228,11 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
   if (options.messageLog !== undefined && typeof options.messageLog !== 'boolean') {
     throw new InvalidOptionError('messageLog: expected a boolean')
   }
+  if (options.user !== undefined && typeof options.user !== 'function') {
+    throw new InvalidOptionError('user: expected a function (request) => user id | undefined')
+  }
   return Object.freeze({
+    user: options.user,
     path,
     client: prefix(options.client),
     broker: broker(options.broker),

@@ -5,7 +5,7 @@
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type WebSocket from 'ws'
-import { CloseCodes } from '../schemas/protocol.js'
+import { CloseCodes, DEFAULT_EVENT } from '../schemas/protocol.js'
 import { memoryBroker } from './broker/memory/broker.js'
 import { capConnections } from './http/connection-cap.js'
 import { Connection } from './connection/connection.js'
@@ -94,6 +94,8 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       return await server.history.view(channel, last)
     },
     presence: async (channel: string) => await server.presence.presence(checkedChannel(channel)),
+    user: (userId: string) => server.users.handle(userId, (data, { event, channel }) =>
+      server.encodeMessage(event ?? DEFAULT_EVENT, channel === undefined ? undefined : checkedChannel(channel), data)),
     ...contractMembers(fastify, server.handlers, options, () => registry)
   } as ChannelsRegistry
   fastify.decorate('channels', registry)

@@ -7,6 +7,7 @@ import type { ChannelsClient } from '../client/index.js'
 import type { AnyEvents, EventTypeMap } from '../schemas/events.js'
 import type { InjectOptions } from './contract/inject.js'
 import type { PresenceState } from '../schemas/protocol.js'
+import type { UserHandle } from './users/directory.js'
 
 /**
  * The per-connection context: a plain object that lives as long as the connection. Augment it
@@ -42,6 +43,8 @@ export interface ChannelSocket {
   readonly id: string
   /** the Fastify request of the upgrade */
   readonly request: FastifyRequest
+  /** the connection's user id (the `user` option); undefined for an anonymous connection */
+  readonly user?: string
   /** a plain object that lives as long as the connection */
   readonly context: ChannelContext
   /** the channels this socket is subscribed to, in subscription order */
@@ -64,9 +67,10 @@ export interface ChannelSocket {
   close (code?: number, reason?: string): void
   /**
    * presence: this socket, which must hold `channel` (else a ChannelError NOT_SUBSCRIBED), is
-   * present in it under `key` with `meta` (JSON data, default {}); tracking again replaces the meta
+   * present in it under `key` with `meta` (JSON data, default {}); tracking again replaces the meta.
+   * Without a key, under the connection's user (a ChannelError INVALID_PRESENCE when it has none).
    */
-  track (channel: string, key: string, meta?: unknown): Promise<void>
+  track (channel: string, key?: string, meta?: unknown): Promise<void>
   /** presence: this socket is no longer present in `channel` (leaving or closing untracks too) */
   untrack (channel: string): Promise<void>
 }
@@ -104,7 +108,7 @@ export interface EmitsOptions<S extends TSchema = TSchema> {
   schema: S
 }
 
-export type ChannelEvent = 'connect' | 'message' | 'subscribe' | 'unsubscribe' | 'error' | 'disconnect' | 'finish'
+export type ChannelEvent = 'connect' | 'message' | 'subscribe' | 'subscribed' | 'unsubscribe' | 'error' | 'disconnect' | 'finish'
 
 export type SocketHandler = (socket: ChannelSocket) => unknown
 export type MessageHandler<Data = unknown> = (socket: ChannelSocket, data: Data, meta: MessageMeta) => unknown
@@ -118,8 +122,8 @@ export interface ChannelsRegistry {
   on<S extends TSchema>(event: 'message', options: MessageHandlerOptions<S> & { schema: S }, handler: MessageHandler<Static<S>>): ChannelsRegistry
   on (event: 'message', options: Omit<MessageHandlerOptions, 'schema'>, handler: MessageHandler<unknown>): ChannelsRegistry
   on (event: 'message', handler: MessageHandler<unknown>): ChannelsRegistry
-  on (event: 'subscribe' | 'unsubscribe', options: ChannelFilterOptions, handler: SubscriptionHandler): ChannelsRegistry
-  on (event: 'subscribe' | 'unsubscribe', handler: SubscriptionHandler): ChannelsRegistry
+  on (event: 'subscribe' | 'subscribed' | 'unsubscribe', options: ChannelFilterOptions, handler: SubscriptionHandler): ChannelsRegistry
+  on (event: 'subscribe' | 'subscribed' | 'unsubscribe', handler: SubscriptionHandler): ChannelsRegistry
   on (event: 'error', options: ChannelFilterOptions, handler: ErrorHandler): ChannelsRegistry
   on (event: 'error', handler: ErrorHandler): ChannelsRegistry
   on (event: 'disconnect', options: ChannelFilterOptions, handler: DisconnectHandler): ChannelsRegistry
@@ -140,6 +144,8 @@ export interface ChannelsRegistry {
   inject<E extends EventTypeMap<E> = AnyEvents> (options?: InjectOptions): Promise<ChannelsClient<E>>
   /** presence: who is in `channel` over every node: `{ [key]: [{ ref, meta }, ...] }` */
   presence (channel: string): Promise<PresenceState>
+  /** a user's connections over every node (the `user` option): send, disconnect, sessions */
+  user (userId: string): UserHandle
 }
 
 /** What `fastify.channels.history()` resolves. */

@@ -11,7 +11,7 @@ import { checkedChannel } from '../node/server.js'
 import { sessionId } from '../node/session-id.js'
 import { ConnectionStates, acceptsJoins, nextState, type ConnectionEvent, type ConnectionState } from './state.js'
 import { dispatch, type DispatchTarget } from './dispatch.js'
-import { isChannelError } from '../errors.js'
+import { ChannelError, isChannelError } from '../errors.js'
 import { flushBeforeErrors, toOutbound, type OutboundFrame } from '../outbound/frame-writer.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { HeartbeatPeer } from '../node/heartbeat.js'
@@ -21,6 +21,7 @@ import { join, leave } from './membership.js'
 import { closeReason, isWritable, slowConsumerClose, writeWithinLimit } from '../outbound/slow-consumer.js'
 import { RateWindow, RejoinAllowance } from './rate-limit.js'
 import { reportError } from '../handlers/report.js'
+import { identify } from '../users/identify.js'
 import type { ChannelServer, LocalSocket } from '../node/server.js'
 import type {
 
@@ -40,6 +41,8 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
   alive = true
   pendingJoins = 0
   readonly subscriptions = new Set<string>()
+  /** the connection's user id (the `user` option), undefined for an anonymous one */
+  user: string | undefined
 
   private state: ConnectionState = ConnectionStates.CONNECTING
   /** how the socket closed, once it did: what `disconnect` handlers get */
@@ -124,8 +127,13 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     await leave(this, checkedChannel(channel))
   }
 
-  track (channel: string, key: string, meta?: unknown): Promise<void> {
-    return this.server.presence.track(this, channel, key, meta)
+  track (channel: string, key?: string, meta?: unknown): Promise<void> {
+    // Without a key: the connection's user (see Users).
+    const trackKey = key ?? this.user
+    if (trackKey === undefined) {
+      return Promise.reject(new ChannelError('INVALID_PRESENCE', 'track() without a key needs a connection with a user (the user option)'))
+    }
+    return this.server.presence.track(this, channel, trackKey, meta)
   }
 
   untrack (channel: string): Promise<void> {
@@ -198,6 +206,15 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     flushBeforeErrors(ws)
 
     this.server.attach(this)
+    if (this.server.options.user !== undefined) {
+      // Who it is, before `welcome`: the app's hooks ran on the upgrade; then its user's list holds it.
+      const refusal = await identify(this, this.server.options.user)
+      if (refusal !== undefined) {
+        await this.move('refused', refusal)
+        return
+      }
+      await this.server.users.add(this)
+    }
     this.sendControl({ type: 'welcome', sessionId: this.id, protocol: PROTOCOL_VERSION })
     try {
       for (const entry of this.handlers.list('connect')) await entry.fn(this)

@@ -5,7 +5,7 @@
  * disconnect sequence (below). Callers check the channel name first (`checkedChannel` in node/server.ts).
  *
  * Join:  maxChannels → `subscribe` handlers → member of the channel (and the broker relays it)
- *        → `subscribed` → the after-join steps.
+ *        → `subscribed` → the after-join steps → `subscribed` handlers.
  * Leave: out of the channel → the on-leave steps → `unsubscribe` handlers → `unsubscribed`.
  *
  * The after-join / on-leave steps are `ChannelStep`s registered on the server
@@ -37,6 +37,12 @@ export async function join (socket: Member, channel: string, frame?: SubscribeFr
     } catch (err) {
       reportError(socket, err, channel)
     }
+  }
+  // The socket holds the channel and has its state (presence, replay): `track()` works here.
+  // A failure is reported like an `unsubscribe` handler's; the subscription stands.
+  for (const entry of socket.handlers.forChannel('subscribed', channel)) {
+    if (!socket.subscriptions.has(channel)) return // it left while an earlier handler ran
+    await runReportingErrors(socket, entry, channel, channel)
   }
 }
 

@@ -8,7 +8,7 @@ import { compileSchema, type CompiledSchema } from './validate.js'
 import type { ChannelEvent, ChannelFilter } from '../types.js'
 
 const events: ReadonlySet<ChannelEvent> = new Set<ChannelEvent>(
-  ['connect', 'message', 'subscribe', 'unsubscribe', 'error', 'disconnect', 'finish'])
+  ['connect', 'message', 'subscribe', 'subscribed', 'unsubscribe', 'error', 'disconnect', 'finish'])
 const unfiltered: ReadonlySet<ChannelEvent> = new Set<ChannelEvent>(['connect', 'finish'])
 
 type AnyHandler = (...args: any[]) => unknown

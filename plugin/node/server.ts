@@ -23,6 +23,7 @@ import { PresenceTracker } from '../presence/tracker.js'
 import { PublishFailureLog } from '../broker/publish-failures.js'
 import type { BroadcastOptions, SendOptions } from '../types.js'
 import { channelNameProblem } from '../../schemas/channel.js'
+import { UserDirectory, isUserTopic, type UserSocket } from '../users/directory.js'
 
 /**
  * Where a channel name comes in, it is checked once, against the one rule in
@@ -44,7 +45,7 @@ export const shutdownGraceMs = 1000
 export const shutdownHandlersMs = 5000
 
 /** What the node needs of one of its local sockets (a Connection). */
-export interface LocalSocket extends Recipient, HeartbeatPeer {
+export interface LocalSocket extends Recipient, HeartbeatPeer, UserSocket {
   sendFrame (frame: string | OutboundFrame): void
   close (code?: number, reason?: string): void
   /** resolves once the socket's disconnect sequence is over */
@@ -72,6 +73,8 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   readonly presence: PresenceTracker
   /** one warn line per run of failed publishes, not one per publish */
   private readonly publishFailures: PublishFailureLog
+  /** the connections of each user, and the user commands over every node (users/directory.ts) */
+  readonly users: UserDirectory
 
   constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
     this.history = options.history === undefined
@@ -79,6 +82,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
       : new ChannelHistory(options.history, () => this.broker, (channel) => this.channels.get(channel), log)
     this.presence = new PresenceTracker(options.presence, log)
     this.publishFailures = new PublishFailureLog(log)
+    this.users = new UserDirectory(() => this.broker, log)
     if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
   }
 
@@ -103,6 +107,10 @@ export class ChannelServer implements BrokerNode, MembershipServer {
         deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
         break
       case 'channels':
+        if (isUserTopic(delivery.channels[0])) {
+          this.users.deliver(delivery.channels[0], delivery.frames[0])
+          break
+        }
         deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
         break
       case 'session':
@@ -130,6 +138,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     if (this.sockets.get(connection.id) !== connection) return
     this.sockets.delete(connection.id)
     this.brokerCall('removeSession', connection.id)
+    this.users.remove(connection)
   }
 
   /** `connection` now holds `channel`; resolves once the broker relays it too. */
@@ -272,6 +281,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   async closeBroker (): Promise<void> {
     this.presence.close()
     this.publishFailures.close()
+    this.users.close()
     this.history?.publishFailures.close()
     const broker = this.broker
     this.broker = undefined

@@ -17,7 +17,8 @@ export function literal (text: string): unknown {
 export const defaultsInWords: Readonly<Record<string, Readonly<Record<string, unknown>>>> = {
   broker: { 'in-process memory broker': undefined },
   origins: { 'same origin': sameOriginOnly },
-  maxConnections: { unlimited: Infinity }
+  maxConnections: { unlimited: Infinity },
+  user: { none: undefined }
 }
 
 /** What `resolveOptions({})` gives for `name`, as the docs state it (`false` for a history that is off). */
