@@ -59,7 +59,7 @@ export class RedisEngine {
   }
 
   private constructor (private readonly node: EngineNode, pub: Redis, sub: Redis, private readonly settings: EngineSettings) {
-    this.health = new Health(node.log)
+    this.health = new Health(node.log, node.nodeId)
     this.pub = new Link(pub, settings.commandTimeout, this.lost)
     this.sub = new Link(sub, settings.commandTimeout, this.lost)
     defineScripts(pub)

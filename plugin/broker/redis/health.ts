@@ -10,6 +10,7 @@
  * "back" means cross-node delivery works again.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import { events } from '../../observability/events.js'
 
 export class Health {
   private state: 'up' | 'down' = 'up'
@@ -17,7 +18,7 @@ export class Health {
   /** publications and sends that failed since the last line that reported them */
   private dropped = 0
 
-  constructor (private readonly log: FastifyBaseLogger) {}
+  constructor (private readonly log: FastifyBaseLogger, private readonly nodeId = '') {}
 
   get up (): boolean {
     return this.state === 'up'
@@ -31,12 +32,14 @@ export class Health {
     this.state = 'down'
     this.downSince = Date.now()
     this.log.warn({ err }, 'channels: redis unreachable; delivering to local sockets only until it is back')
+    if (events.brokerDown.hasSubscribers) events.brokerDown.publish({ nodeId: this.nodeId, engine: 'redis', error: err })
   }
 
   back (details: { channels: number, sessions: number }): void {
     if (this.state === 'up') return
     this.state = 'up'
     const dropped = this.takeDropped()
+    if (events.brokerUp.hasSubscribers) events.brokerUp.publish({ nodeId: this.nodeId, engine: 'redis', outageMs: Date.now() - this.downSince, dropped })
     this.log.info({ ...details, outageMs: Date.now() - this.downSince, dropped },
       'channels: redis is back; channels resubscribed and sessions registered again')
   }

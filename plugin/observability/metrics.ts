@@ -1,0 +1,140 @@
+/**
+ * The `metrics` option: Prometheus series (prom-client, an optional peer loaded on first use)
+ * fed by the plugin's events (events.ts) and, for the two gauges of what the node holds now,
+ * read from the node when scraped. A channel name is never a label value (there may be any
+ * number of them); an event name is one only when a handler is registered for it.
+ */
+import { InvalidOptionError, MissingPromClientError } from '../errors.js'
+import { events, type ChannelsEvents } from './events.js'
+
+/** What the series need of a prom-client `Registry` (the app's own, to join, or one of ours). */
+export interface MetricsRegistry {
+  readonly contentType: string
+  metrics (): Promise<string>
+  getSingleMetric (name: string): unknown
+}
+
+/** What the gauges read from the node when scraped. */
+export interface MetricsSource {
+  readonly nodeId: string
+  /** open WebSocket connections */
+  connections (): number
+  /** subscriptions all sockets hold, summed */
+  subscriptions (): number
+  /** whether the session is this node's (events without a node id) */
+  holds (sessionId: string): boolean
+}
+
+/** The label of a message whose event no handler is registered for: one fixed value, never the client's text. */
+export const unhandledEventLabel = '(unhandled)'
+
+/** Handler and broker round trips: from 0.5 ms to 5 s. */
+const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+interface PromClient {
+  Registry: new () => MetricsRegistry
+  Counter: new (config: object) => { inc (labels?: Record<string, string> | number, value?: number): void }
+  Gauge: new (config: { name: string, help: string, registers: MetricsRegistry[], collect?: (this: { set (value: number): void }) => void }) => {
+    set (value: number): void
+  }
+  Histogram: new (config: object) => { observe (labels: Record<string, string> | number, value?: number): void }
+}
+
+/** Loads prom-client on first use (`specifier` is there for tests of the missing-peer error). */
+export async function loadPromClient (specifier = 'prom-client'): Promise<PromClient> {
+  try {
+    const mod = await import(specifier) as Partial<PromClient> & { default?: PromClient }
+    const client = typeof mod.Registry === 'function' ? mod as PromClient : mod.default
+    if (client === undefined || typeof client.Registry !== 'function') throw new Error(`${specifier} has no Registry export`)
+    return client
+  } catch (err) {
+    // Node says ERR_MODULE_NOT_FOUND; some loaders (ts-node's, tap's) throw the same message without a code.
+    const { code, message } = err as { code?: string, message?: string }
+    const notFound = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ||
+      (code === undefined && /cannot find/i.test(message ?? '') && (message ?? '').includes(specifier))
+    if (notFound) throw new MissingPromClientError({ cause: err })
+    throw err
+  }
+}
+
+/** The series' names, each registered once per registry. */
+export const seriesNames = [
+  'channels_connections', 'channels_connections_total', 'channels_disconnects_total', 'channels_subscriptions',
+  'channels_messages_received_total', 'channels_errors_sent_total', 'channels_deliveries_total', 'channels_publications_total',
+  'channels_handler_duration_seconds', 'channels_broker_up', 'channels_broker_publish_duration_seconds', 'channels_recoveries_total',
+  'channels_rate_limited_total', 'channels_slow_consumers_total'
+] as const
+
+type Listener = [keyof ChannelsEvents, (message: never) => void]
+
+/**
+ * Registers the series in `registry` (a new one when undefined) and subscribes them to this
+ * node's events. Returns the registry and `stop`, which unsubscribes (on `fastify.close()`).
+ */
+export function startMetrics (
+  prom: PromClient, source: MetricsSource, given: MetricsRegistry | undefined
+): { registry: MetricsRegistry, stop: () => void } {
+  const registry = given ?? new prom.Registry()
+  for (const name of seriesNames) {
+    if (registry.getSingleMetric(name) !== undefined) {
+      throw new InvalidOptionError(`metrics.registry: it already holds ${name} (is fastify-channels registered twice with one registry?)`)
+    }
+  }
+  const registers = [registry]
+  const { nodeId } = source
+  // The two gauges are read from the node when scraped (collect): nothing holds them but the registry.
+  // eslint-disable-next-line no-new
+  new prom.Gauge({ name: 'channels_connections', help: 'open WebSocket connections', registers, collect () { this.set(source.connections()) } })
+  // eslint-disable-next-line no-new
+  new prom.Gauge({ name: 'channels_subscriptions', help: 'channel subscriptions held by open connections', registers, collect () { this.set(source.subscriptions()) } })
+  const connectionsTotal = new prom.Counter({ name: 'channels_connections_total', help: 'WebSocket upgrades by result', labelNames: ['result'], registers })
+  const disconnects = new prom.Counter({ name: 'channels_disconnects_total', help: 'closed connections by close code', labelNames: ['code'], registers })
+  const received = new prom.Counter({ name: 'channels_messages_received_total', help: 'message frames received by event', labelNames: ['event'], registers })
+  const errorsSent = new prom.Counter({ name: 'channels_errors_sent_total', help: 'error frames sent by code', labelNames: ['code'], registers })
+  const deliveries = new prom.Counter({ name: 'channels_deliveries_total', help: 'messages delivered to local sockets (one per socket)', registers })
+  const publications = new prom.Counter({ name: 'channels_publications_total', help: 'publications handed to the broker by kind', labelNames: ['kind'], registers })
+  const handlerDuration = new prom.Histogram({
+    name: 'channels_handler_duration_seconds', help: 'run time of the message handlers of one message', labelNames: ['event'], buckets: durationBuckets, registers
+  })
+  const brokerUp = new prom.Gauge({ name: 'channels_broker_up', help: '1 while the broker is reachable, 0 during an outage', registers })
+  brokerUp.set(1)
+  const publishDuration = new prom.Histogram({
+    name: 'channels_broker_publish_duration_seconds', help: 'time for the broker to take one publication', buckets: durationBuckets, registers
+  })
+  const recoveries = new prom.Counter({ name: 'channels_recoveries_total', help: 'history recoveries (subscribe with since) by result', labelNames: ['result'], registers })
+  const rateLimited = new prom.Counter({ name: 'channels_rate_limited_total', help: 'frames refused by the rate limit (once per window)', registers })
+  const slowConsumers = new prom.Counter({ name: 'channels_slow_consumers_total', help: 'sockets closed as slow consumers (1013)', registers })
+
+  const listeners: Listener[] = [
+    ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) connectionsTotal.inc({ result: 'accepted' }) }],
+    ['connectionRefused', (m: { nodeId: string, reason: string }) => { if (m.nodeId === nodeId) connectionsTotal.inc({ result: `refused_${m.reason}` }) }],
+    ['connectionClose', (m: { nodeId: string, code: number }) => { if (m.nodeId === nodeId) disconnects.inc({ code: String(m.code) }) }],
+    ['messageReceived', (m: { nodeId: string, event: string, handled: boolean }) => {
+      if (m.nodeId === nodeId) received.inc({ event: m.handled ? m.event : unhandledEventLabel })
+    }],
+    ['errorSent', (m: { nodeId: string, code: string }) => { if (m.nodeId === nodeId) errorsSent.inc({ code: m.code }) }],
+    ['delivery', (m: { nodeId: string, count: number }) => { if (m.nodeId === nodeId && m.count > 0) deliveries.inc(m.count) }],
+    ['publicationEnd', (m: { nodeId: string, kind: string, durationMs: number, failed: boolean }) => {
+      if (m.nodeId !== nodeId) return
+      publications.inc({ kind: m.kind })
+      if (!m.failed) publishDuration.observe(m.durationMs / 1000)
+    }],
+    ['handlerEnd', (m: { nodeId: string, event: string, durationMs: number }) => {
+      if (m.nodeId === nodeId) handlerDuration.observe({ event: m.event }, m.durationMs / 1000)
+    }],
+    ['brokerDown', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(0) }],
+    ['brokerUp', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(1) }],
+    ['recovery', (m: { sessionId: string, recovered: boolean }) => {
+      if (source.holds(m.sessionId)) recoveries.inc({ result: m.recovered ? 'recovered' : 'not_recovered' })
+    }],
+    ['rateLimited', (m: { nodeId: string }) => { if (m.nodeId === nodeId) rateLimited.inc() }],
+    ['slowConsumer', (m: { nodeId: string }) => { if (m.nodeId === nodeId) slowConsumers.inc() }]
+  ]
+  for (const [name, listener] of listeners) events[name].subscribe(listener as (message: unknown) => void)
+  return {
+    registry,
+    stop () {
+      for (const [name, listener] of listeners) events[name].unsubscribe(listener as (message: unknown) => void)
+    }
+  }
+}
