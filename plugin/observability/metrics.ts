@@ -28,16 +28,27 @@ export interface MetricsSource {
 /** The label of a message whose event no handler is registered for: one fixed value, never the client's text. */
 export const unhandledEventLabel = '(unhandled)'
 
+/**
+ * A close code as a label: the protocol's own (1000-2999) as they are; the application ranges,
+ * which a client may pick freely (3000-4999), as `3xxx`/`4xxx`, so a peer cannot mint series.
+ */
+export function closeCodeLabel (code: number): string {
+  return code >= 3000 && code <= 4999 ? `${Math.floor(code / 1000)}xxx` : String(code)
+}
+
 /** Handler and broker round trips: from 0.5 ms to 5 s. */
 const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
+interface CounterChild { inc (value?: number): void }
+interface HistogramChild { observe (value: number): void }
+
 interface PromClient {
   Registry: new () => MetricsRegistry
-  Counter: new (config: object) => { inc (labels?: Record<string, string> | number, value?: number): void }
+  Counter: new (config: object) => { inc (value?: number): void, labels (...values: string[]): CounterChild }
   Gauge: new (config: { name: string, help: string, registers: MetricsRegistry[], collect?: (this: { set (value: number): void }) => void }) => {
     set (value: number): void
   }
-  Histogram: new (config: object) => { observe (labels: Record<string, string> | number, value?: number): void }
+  Histogram: new (config: object) => { observe (value: number): void, labels (...values: string[]): HistogramChild }
 }
 
 /** Loads prom-client on first use (`specifier` is there for tests of the missing-peer error). */
@@ -66,6 +77,20 @@ export const seriesNames = [
 ] as const
 
 type Listener = [keyof ChannelsEvents, (message: never) => void]
+
+/**
+ * A labelled series' child per label value, looked up once: prom-client hashes the labels on
+ * every `inc({ ... })`, a Map lookup is cheaper on the hot path. The values are bounded (codes,
+ * registered event names, a few kinds), so the map is too.
+ */
+function children<Child> (metric: { labels (...values: string[]): Child }): (value: string) => Child {
+  const made = new Map<string, Child>()
+  return (value) => {
+    let child = made.get(value)
+    if (child === undefined) made.set(value, child = metric.labels(value))
+    return child
+  }
+}
 
 /**
  * Registers the series in `registry` (a new one when undefined) and subscribes them to this
@@ -105,27 +130,36 @@ export function startMetrics (
   const rateLimited = new prom.Counter({ name: 'channels_rate_limited_total', help: 'frames refused by the rate limit (once per window)', registers })
   const slowConsumers = new prom.Counter({ name: 'channels_slow_consumers_total', help: 'sockets closed as slow consumers (1013)', registers })
 
+  const accepted = connectionsTotal.labels('accepted')
+  const refused = children(connectionsTotal)
+  const disconnectsBy = children(disconnects)
+  const receivedBy = children(received)
+  const errorsBy = children(errorsSent)
+  const publicationsBy = children(publications)
+  const handlerDurationBy = children(handlerDuration)
+  const recovered = recoveries.labels('recovered')
+  const notRecovered = recoveries.labels('not_recovered')
   const listeners: Listener[] = [
-    ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) connectionsTotal.inc({ result: 'accepted' }) }],
-    ['connectionRefused', (m: { nodeId: string, reason: string }) => { if (m.nodeId === nodeId) connectionsTotal.inc({ result: `refused_${m.reason}` }) }],
-    ['connectionClose', (m: { nodeId: string, code: number }) => { if (m.nodeId === nodeId) disconnects.inc({ code: String(m.code) }) }],
+    ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) accepted.inc() }],
+    ['connectionRefused', (m: { nodeId: string, reason: string }) => { if (m.nodeId === nodeId) refused(`refused_${m.reason}`).inc() }],
+    ['connectionClose', (m: { nodeId: string, code: number }) => { if (m.nodeId === nodeId) disconnectsBy(closeCodeLabel(m.code)).inc() }],
     ['messageReceived', (m: { nodeId: string, event: string, handled: boolean }) => {
-      if (m.nodeId === nodeId) received.inc({ event: m.handled ? m.event : unhandledEventLabel })
+      if (m.nodeId === nodeId) receivedBy(m.handled ? m.event : unhandledEventLabel).inc()
     }],
-    ['errorSent', (m: { nodeId: string, code: string }) => { if (m.nodeId === nodeId) errorsSent.inc({ code: m.code }) }],
+    ['errorSent', (m: { nodeId: string, code: string }) => { if (m.nodeId === nodeId) errorsBy(m.code).inc() }],
     ['delivery', (m: { nodeId: string, count: number }) => { if (m.nodeId === nodeId && m.count > 0) deliveries.inc(m.count) }],
     ['publicationEnd', (m: { nodeId: string, kind: string, durationMs: number, failed: boolean }) => {
       if (m.nodeId !== nodeId) return
-      publications.inc({ kind: m.kind })
+      publicationsBy(m.kind).inc()
       if (!m.failed) publishDuration.observe(m.durationMs / 1000)
     }],
     ['handlerEnd', (m: { nodeId: string, event: string, durationMs: number }) => {
-      if (m.nodeId === nodeId) handlerDuration.observe({ event: m.event }, m.durationMs / 1000)
+      if (m.nodeId === nodeId) handlerDurationBy(m.event).observe(m.durationMs / 1000)
     }],
     ['brokerDown', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(0) }],
     ['brokerUp', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(1) }],
     ['recovery', (m: { sessionId: string, recovered: boolean }) => {
-      if (source.holds(m.sessionId)) recoveries.inc({ result: m.recovered ? 'recovered' : 'not_recovered' })
+      if (source.holds(m.sessionId)) (m.recovered ? recovered : notRecovered).inc()
     }],
     ['rateLimited', (m: { nodeId: string }) => { if (m.nodeId === nodeId) rateLimited.inc() }],
     ['slowConsumer', (m: { nodeId: string }) => { if (m.nodeId === nodeId) slowConsumers.inc() }]
