@@ -47,6 +47,12 @@ const layers = [
     message: 'outbound writes and the handler registry sit below every feature that uses them'
   },
   {
+    target: './plugin/observability',
+    from: ['./plugin/connection', './plugin/node', './plugin/http', './plugin/contract', './plugin/handlers', './plugin/outbound',
+      './plugin/history', './plugin/presence', './plugin/broker', './plugin/channel-steps.ts', './plugin/register.ts', './plugin/index.ts'],
+    message: 'the events sit below everything that publishes them: observability imports no feature of the plugin'
+  },
+  {
     target: './plugin/http',
     from: ['./plugin/connection', './plugin/node', './plugin/history', './plugin/presence', './plugin/broker', './plugin/contract'],
     message: 'the HTTP side (upgrades, origins, cap, static client) stands alone'

@@ -71,3 +71,7 @@ export const InjectFailedError = createError(
 /** A `socket.track()` the plugin cannot honour: a channel without presence, a bad key or meta. */
 export const InvalidPresenceError = createError(
   'FST_CHANNELS_INVALID_PRESENCE', 'fastify-channels presence: %s', 400, TypeError)
+
+// ---- observability (docs/observability.md)
+export const MissingPromClientError = createError(
+  'FST_CHANNELS_MISSING_PROM_CLIENT', 'the metrics option needs the optional peer dependency "prom-client": npm install prom-client', 500)

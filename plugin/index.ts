@@ -13,7 +13,7 @@ export default fastifyChannels
 export { fastifyChannels }
 export {
   ChannelError, NoSocketError, BrokerUnavailableError, BrokerUnreachableError, InvalidOptionError, InvalidHandlerError, InvalidArgumentError,
-  InvalidChannelError, MissingIoredisError, MissingNatsError, UnserializableDataError, NoHistoryError, InvalidPresenceError
+  InvalidChannelError, MissingIoredisError, MissingNatsError, UnserializableDataError, NoHistoryError, InvalidPresenceError, MissingPromClientError
 } from './errors.js'
 export { memoryBroker, memoryEngine } from './broker/memory/broker.js'
 export { composeBroker } from './broker/compose.js'
@@ -29,7 +29,13 @@ export type { NatsBrokerOptions } from './broker/nats/broker.js'
 export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
 } from './broker/types.js'
-export type { ChannelsOptions, RateLimitOptions } from './options.js'
+export type { ChannelsOptions, RateLimitOptions, MetricsOptions } from './options.js'
+export type { MetricsRegistry } from './observability/metrics.js'
+export type {
+  ChannelsEvents, EventChannel, RefusalReason, ConnectionOpenEvent, ConnectionRefusedEvent, ConnectionCloseEvent, FrameEvent, MessageReceivedEvent,
+  ErrorSentEvent, HandlerRunEvent, PublicationKind, PublicationEvent, DeliveryEvent, SlowConsumerEvent, RateLimitedEvent, BrokerDownEvent,
+  BrokerUpEvent, RecoveryEvent
+} from './observability/events.js'
 export type {
   HistoryConnection, HistoryEntry, HistoryLimits, HistoryNode, HistoryPublication, HistoryQuery, HistoryRead
 } from './broker/types.js'

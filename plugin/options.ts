@@ -8,6 +8,7 @@ import { allowedOrigins, type AllowedOrigins } from './http/origins.js'
 import { channelMatches } from './handlers/registry.js'
 import type { ChannelFilter } from './types.js'
 import type { UserLookup } from './users/directory.js'
+import type { MetricsRegistry } from './observability/metrics.js'
 
 export const defaultPath = '/ws'
 export const defaultClientPrefix = '/channels/'
@@ -94,7 +95,22 @@ export interface ChannelsOptions {
    * once. The node stops accepting connections before the first batch.
    */
   drainMs?: number
+  /**
+   * Prometheus metrics (needs the optional peer `prom-client`) [false]: `true` serves them at
+   * `/metrics`; `{ path?, registry? }` serves them at `path` (`false`: the app serves
+   * `registry.metrics()` itself) and registers the series in `registry`, a prom-client
+   * Registry to join (the app's own, so one scrape gets everything) [a new one].
+   */
+  metrics?: boolean | MetricsOptions
 }
+
+/** `metrics: { path, registry }` */
+export interface MetricsOptions {
+  path?: string | false
+  registry?: MetricsRegistry
+}
+
+export const defaultMetricsPath = '/metrics'
 
 /** `compression: { threshold }`: payloads of fewer bytes go uncompressed. */
 export interface CompressionOptions {
@@ -130,11 +146,13 @@ export interface ResolvedOptions {
   /** 0 when frames are not gathered */
   writeDelayMs: number
   drainMs: number
+  /** false when off */
+  metrics: { path: string | false, registry: MetricsRegistry | undefined } | false
 }
 
 const known = new Set(['user', 'path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
-  'asyncapi', 'presence', 'compression', 'writeDelayMs', 'drainMs'])
+  'asyncapi', 'presence', 'compression', 'writeDelayMs', 'drainMs', 'metrics'])
 
 function prefix (value: unknown): string | false {
   if (value === undefined) return defaultClientPrefix
@@ -206,6 +224,27 @@ function writeDelayMs (value: unknown): number {
   return value
 }
 
+function metrics (value: unknown): ResolvedOptions['metrics'] {
+  if (value === undefined || value === false) return false
+  if (value === true) return { path: defaultMetricsPath, registry: undefined }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidOptionError('metrics: expected a boolean or { path?, registry? }')
+  }
+  for (const key of Object.keys(value)) {
+    if (key !== 'path' && key !== 'registry') throw new InvalidOptionError(`metrics.${key}: unknown option`)
+  }
+  const { path = defaultMetricsPath, registry } = value as MetricsOptions
+  if (path !== false && (typeof path !== 'string' || !path.startsWith('/'))) {
+    throw new InvalidOptionError(`metrics.path: expected false or a route path starting with "/", got ${String(path)}`)
+  }
+  const candidate = registry as Partial<MetricsRegistry> | null | undefined
+  if (candidate !== undefined && (candidate === null || typeof candidate !== 'object' || typeof candidate.metrics !== 'function' ||
+    typeof candidate.getSingleMetric !== 'function')) {
+    throw new InvalidOptionError('metrics.registry: expected a prom-client Registry')
+  }
+  return { path, registry }
+}
+
 function broker (value: unknown): Broker | undefined {
   if (value === undefined) return undefined
   const candidate = value as Partial<Broker> | null
@@ -249,7 +288,8 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     presence: presence(options.presence),
     compression: compression(options.compression),
     writeDelayMs: writeDelayMs(options.writeDelayMs),
-    drainMs: nonNegativeInteger('drainMs', options.drainMs, defaultDrainMs)
+    drainMs: nonNegativeInteger('drainMs', options.drainMs, defaultDrainMs),
+    metrics: metrics(options.metrics)
   })
 }
 

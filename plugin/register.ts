@@ -20,6 +20,7 @@ import { serveClient } from './http/static.js'
 import { endRefusedUpgrades } from './http/upgrades.js'
 import { releaseUpgradeLeftovers, rememberUpgradeResponse } from './http/upgrade-leftovers.js'
 import { defaultWireSettings, perMessageDeflateOptions, prepareSocket } from './outbound/socket-settings.js'
+import { observe, refusalEvents } from './observability/observe.js'
 import type { BroadcastChannelFn, BroadcastFn, ChannelsRegistry, SendFn } from './types.js'
 
 /**
@@ -48,6 +49,19 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   }
   server.useBroker(connection)
   if (server.history !== undefined) server.channelSteps.push(server.history)
+  const stopObserving = await observe(fastify, options, {
+    nodeId: server.nodeId,
+    connections: () => server.sockets.size,
+    subscriptions: () => {
+      let held = 0
+      for (const socket of server.sockets.values()) held += (socket as Connection).subscriptions.size
+      return held
+    },
+    holds: (sessionId) => server.sockets.has(sessionId)
+  }).catch(async (err: unknown) => {
+    await connection.close()
+    throw err
+  })
 
   // Added before @fastify/websocket's own preClose, so our sockets close with 1001, not 1005.
   fastify.addHook('preClose', async () => {
@@ -63,6 +77,7 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   let stopHeartbeat = (): void => {}
   fastify.addHook('onClose', async () => {
     stopHeartbeat()
+    stopObserving()
     await server.closeBroker()
   })
 
@@ -109,9 +124,10 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
   fastify.decorate('send', send)
 
   // Refusals before any WebSocket exists; they run after the app's own onRequest hooks.
-  const gates = [checkOrigin(options.origins), capConnections(options.maxConnections, () => server.closing).onRequest]
+  const refusals = refusalEvents(server.nodeId, () => server.closing)
+  const gates = [refusals.gate(checkOrigin(options.origins), 'origin'), refusals.gate(capConnections(options.maxConnections, () => server.closing).onRequest, 'cap')]
   gates.push(rememberUpgradeResponse)
-  fastify.get(options.path, { websocket: true, onRequest: gates }, (socket, request) => {
+  fastify.get(options.path, { websocket: true, onRequest: gates, onResponse: refusals.onResponse }, (socket, request) => {
     if (server.closing) {
       // Its upgrade passed the gates just before `fastify.close()` began.
       socket.close(CloseCodes.GOING_AWAY, 'server shutting down')

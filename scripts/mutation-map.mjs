@@ -102,11 +102,18 @@ export const mutationMap = {
   // the Redis broker's pure parts, whose tests need no Redis
   'plugin/broker/redis/slot.ts': ['test/broker/redis/slot.test.ts', 'test/broker/redis/keys.test.ts'],
   'plugin/broker/redis/keys.ts': ['test/broker/redis/keys.test.ts'],
-  'plugin/broker/redis/health.ts': ['test/broker/redis/health.test.ts'],
+  'plugin/broker/redis/health.ts': ['test/broker/redis/health.test.ts', 'test/observability/events.test.ts'],
 
   // the NATS broker's pure parts, whose tests need no NATS
   'plugin/broker/nats/names.ts': ['test/broker/nats/names.test.ts'],
-  'plugin/broker/nats/clock.ts': ['test/broker/nats/clock.test.ts']
+  'plugin/broker/nats/clock.ts': ['test/broker/nats/clock.test.ts'],
+
+    // observability: the events and their subscribers
+  'plugin/observability/events.ts': ['test/observability/events.test.ts'],
+  'plugin/observability/observe.ts': ['test/observability/events.test.ts', 'test/observability/metrics.test.ts'],
+  'plugin/observability/message-log.ts': ['test/connection/connection.test.ts'],
+  'plugin/observability/metrics.ts': ['test/observability/metrics.test.ts'],
+  'plugin/observability/tracing.ts': ['test/observability/tracing.test.ts']
 }
 
 /** The reason of a module that holds only types and re-exports (the map's test checks it has no code). */

@@ -17,6 +17,11 @@
  * itself, between the head and the entry the core gives it (`positionedEnvelope`), and a
  * presence store reaping a dead node appends its refs to a head (`presenceLeavesHead`): the
  * only bytes an engine writes. A text of another kind or version decodes to `undefined`.
+ *
+ * A publication (`a1`, `c1`) that carries a trace context (a tracer is watching the publisher)
+ * is prefixed with one more line, itself versioned: `t1 \n traceparent \n` then the envelope.
+ * A decoder that predates it reads an unknown kind and drops the text, as it drops any kind it
+ * cannot read; without a trace nothing changes on the wire.
  */
 import type { ChannelsDelivery, BroadcastDelivery, HistoryPublication, PresenceChanges, PresenceTrack, Publication, SessionDelivery } from './types.js'
 import type { HistoryAppend, StreamPosition } from './parts.js'
@@ -37,10 +42,31 @@ const versionMark = 48 + envelopeVersion // '1'
 /** `seq`: the publishing node's counter, read only for a publication to several channels. */
 export function encodePublication (nodeId: string, publication: Publication, seq: number): string {
   const except = publication.except ?? ''
-  if (publication.kind === 'all') return `a1\n${nodeId}\n${except}\n${publication.frame}`
+  const trace = publication.traceContext === undefined ? '' : tracePrefix(publication.traceContext)
+  if (publication.kind === 'all') return `${trace}a1\n${nodeId}\n${except}\n${publication.frame}`
   const { channels, frames } = publication
   const seqText = channels.length > 1 ? String(seq) : ''
-  return `c1\n${nodeId}\n${seqText}\n${except}\n${channels.length}\n${channels.join('\n')}\n${frames.join('\n')}`
+  return `${trace}c1\n${nodeId}\n${seqText}\n${except}\n${channels.length}\n${channels.join('\n')}\n${frames.join('\n')}`
+}
+
+/** A W3C traceparent: `version-traceid-parentid-flags`, lower-case hex. */
+const traceparentPattern = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
+
+/** The trace line before a publication; nothing for a context that is not a traceparent (it could break the framing). */
+function tracePrefix (traceContext: string): string {
+  return traceparentPattern.test(traceContext) ? `t1\n${traceContext}\n` : ''
+}
+
+/** A traced publication: its trace context, then the envelope as usual. */
+function decodeTraced (text: string): Envelope | undefined {
+  const end = text.indexOf('\n', 3)
+  if (end === -1) return undefined
+  const traceContext = text.slice(3, end)
+  if (!traceparentPattern.test(traceContext) || text.charCodeAt(end + 1) === 116) return undefined
+  const envelope = decodeEnvelope(text.slice(end + 1))
+  if (envelope === undefined || (envelope.kind !== 'all' && envelope.kind !== 'channels')) return undefined
+  envelope.delivery.traceContext = traceContext
+  return envelope
 }
 
 export function encodeSessionSend (sessionId: string, frame: string): string {
@@ -158,6 +184,8 @@ export function decodeEnvelope (text: string): Envelope | undefined {
       return decodeHistory(text)
     case 112: // p
       return decodePresence(text)
+    case 116: // t
+      return decodeTraced(text)
     default:
       return undefined
   }

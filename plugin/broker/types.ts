@@ -19,6 +19,8 @@ export interface BroadcastDelivery {
   kind: 'all'
   frame: string
   except?: string
+  /** the publisher's trace context (a W3C `traceparent`), carried across the broker when a tracer gave it one */
+  traceContext?: string
 }
 
 /**
@@ -30,6 +32,8 @@ export interface ChannelsDelivery {
   channels: string[]
   frames: string[]
   except?: string
+  /** the publisher's trace context (a W3C `traceparent`), carried across the broker when a tracer gave it one */
+  traceContext?: string
 }
 
 /** To the one socket with `sessionId`. */

@@ -21,6 +21,7 @@ import { join, leave } from './membership.js'
 import { closeReason, isWritable, slowConsumerClose, writeWithinLimit } from '../outbound/slow-consumer.js'
 import { RateWindow, RejoinAllowance } from './rate-limit.js'
 import { reportError } from '../handlers/report.js'
+import { events } from '../observability/events.js'
 import { identify } from '../users/identify.js'
 import type { ChannelServer, LocalSocket } from '../node/server.js'
 import type {
@@ -161,9 +162,12 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     if (!isWritable(this.ws)) return
     const outbound = toOutbound(frame)
     const { options } = this.server
-    if (options.messageLog) this.log.info({ sessionId: this.id, frame: outbound.text }, 'channels: message out')
+    if (events.frameOut.hasSubscribers) events.frameOut.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, frame: outbound.text })
     if (!writeWithinLimit(this.ws, outbound, options.maxBufferedBytes)) {
       this.log.warn({ sessionId: this.id, bufferedAmount: this.ws.bufferedAmount }, 'channels: slow consumer closed')
+      if (events.slowConsumer.hasSubscribers) {
+        events.slowConsumer.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, bufferedAmount: this.ws.bufferedAmount })
+      }
       // The close frame is queued, then the socket destroyed at once: the peer may never read it.
       this.ws.close(slowConsumerClose.code, slowConsumerClose.reason)
       this.terminate(slowConsumerClose)
@@ -175,6 +179,7 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
   }
 
   sendError (code: string, message: string, id?: number, errors?: ErrorFrame['errors']): void {
+    if (events.errorSent.hasSubscribers) events.errorSent.publish({ nodeId: this.server.nodeId, sessionId: this.id, code })
     this.sendControl({ type: 'error', id, code, message, errors })
   }
 
@@ -215,6 +220,7 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
       }
       await this.server.users.add(this)
     }
+    if (events.connectionOpen.hasSubscribers) events.connectionOpen.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this })
     this.sendControl({ type: 'welcome', sessionId: this.id, protocol: PROTOCOL_VERSION })
     try {
       for (const entry of this.handlers.list('connect')) await entry.fn(this)
@@ -277,6 +283,9 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     this.inbox.clear()
     this.server.detach(this)
     this.closeInfo = this.terminatedFor ?? { code, reason }
+    if (events.connectionClose.hasSubscribers) {
+      events.connectionClose.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, ...this.closeInfo })
+    }
     this.move('socketClosed').catch((err: unknown) => this.reportError(err, undefined))
   }
 
@@ -299,7 +308,7 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     }
     // ws hands a Buffer by default: decode it in place (Buffer.from would copy it first).
     const text = Buffer.isBuffer(data) ? data.toString() : Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data).toString()
-    if (this.server.options.messageLog) this.log.info({ sessionId: this.id, frame: text }, 'channels: message in')
+    if (events.frameIn.hasSubscribers) events.frameIn.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, frame: text })
     this.inbox.push(text)
   }
 
@@ -308,6 +317,9 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     const verdict = (this.rate as RateWindow).take(performance.now())
     if (verdict === 'allow') return true
     if (verdict !== 'drop') {
+      if (events.rateLimited.hasSubscribers) {
+        events.rateLimited.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, closed: verdict === 'abuse' })
+      }
       this.sendError('RATE_LIMITED', 'too many frames: slow down')
       if (verdict === 'abuse') this.close(CloseCodes.POLICY_VIOLATION, 'rate limit exceeded repeatedly')
     }

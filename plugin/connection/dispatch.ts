@@ -11,12 +11,14 @@ import { isChannelError } from '../errors.js'
 import type { OutboundFrame } from '../outbound/frame-writer.js'
 import type { HandlerEntry } from '../handlers/registry.js'
 import { join, leave } from './membership.js'
-import type { Member } from '../channel-steps.js'
+import type { Member, MembershipServer } from '../channel-steps.js'
+import { events, handlerRunEnd, handlerRunStart, type HandlerRunEvent } from '../observability/events.js'
 import { isThenable, reportError } from '../handlers/report.js'
 import type { MessageMeta } from '../types.js'
 
 /** What dispatch needs of a connection. */
 export interface DispatchTarget extends Member {
+  readonly server: MembershipServer & { readonly nodeId: string }
   sendFrame (frame: string | OutboundFrame): void
   sendError (code: string, message: string, id?: number, errors?: ErrorFrame['errors']): void
 }
@@ -55,6 +57,9 @@ function onMessage (socket: DispatchTarget, { event = DEFAULT_EVENT, channel, da
     return socket.sendError('NOT_SUBSCRIBED', `not subscribed to channel "${channel}"`, id)
   }
   const handlers = socket.handlers.forMessage(event, channel)
+  if (events.messageReceived.hasSubscribers) {
+    events.messageReceived.publish({ nodeId: socket.server.nodeId, sessionId: socket.id, event, channel, handled: handlers.length > 0 })
+  }
   if (handlers.length === 0) return socket.sendError('NO_HANDLER', `no handler for event "${event}"`, id)
   for (const entry of handlers) {
     if (entry.schema !== undefined && !entry.schema.check(data)) {
@@ -62,31 +67,35 @@ function onMessage (socket: DispatchTarget, { event = DEFAULT_EVENT, channel, da
     }
   }
   const meta: MessageMeta = channel === undefined ? { event, id } : { event, channel, id }
-  return runMessageHandlers(socket, handlers, data, meta)
+  return runMessageHandlers(socket, handlers, data, meta, handlerRunStart(socket.server.nodeId, socket.id, event, channel))
 }
 
 /**
  * Runs matching handlers in order; the ack carries the first value other than undefined.
  * Stays synchronous until a handler returns a promise, so sync handlers cost no microtask.
  */
-function runMessageHandlers (socket: DispatchTarget, handlers: HandlerEntry[], data: unknown, meta: MessageMeta): Promise<void> | void {
+function runMessageHandlers (
+  socket: DispatchTarget, handlers: HandlerEntry[], data: unknown, meta: MessageMeta, run: HandlerRunEvent | undefined
+): Promise<void> | void {
   let reply: unknown
   for (let i = 0; i < handlers.length; i++) {
     let result: unknown
     try {
       result = handlers[i].fn(socket, data, meta)
     } catch (err) {
+      if (run !== undefined) handlerRunEnd(run, true)
       return messageFailed(socket, err, meta)
     }
-    if (isThenable(result)) return finishMessageHandlers(socket, handlers, i, result, reply, data, meta)
+    if (isThenable(result)) return finishMessageHandlers(socket, handlers, i, result, reply, data, meta, run)
     if (reply === undefined) reply = result
   }
+  if (run !== undefined) handlerRunEnd(run, false)
   acknowledge(socket, meta, reply)
 }
 
 async function finishMessageHandlers (
   socket: DispatchTarget, handlers: HandlerEntry[], index: number, pending: PromiseLike<unknown>,
-  reply: unknown, data: unknown, meta: MessageMeta
+  reply: unknown, data: unknown, meta: MessageMeta, run: HandlerRunEvent | undefined
 ): Promise<void> {
   try {
     let result = await pending
@@ -97,8 +106,10 @@ async function finishMessageHandlers (
       if (reply === undefined) reply = result
     }
   } catch (err) {
+    if (run !== undefined) handlerRunEnd(run, true)
     return messageFailed(socket, err, meta)
   }
+  if (run !== undefined) handlerRunEnd(run, false)
   acknowledge(socket, meta, reply)
 }
 

@@ -26,6 +26,7 @@ import { toOutbound, type OutboundFrame } from '../outbound/frame-writer.js'
 import type { ChannelStep } from '../channel-steps.js'
 import { PublishFailureLog, historyPublishWording, publishFailureSummaryMs } from '../broker/publish-failures.js'
 import type { HistoryPolicy } from '../options.js'
+import { events } from '../observability/events.js'
 
 /** What the history needs of a socket. */
 export type HistoryMember = Recipient
@@ -257,6 +258,7 @@ export class ChannelHistory implements ChannelStep {
     } else if (since !== undefined) {
       subscribed.recovered = false
     }
+    if (subscribed.recovered !== undefined && events.recovery.hasSubscribers) events.recovery.publish({ sessionId: member.id, channel, recovered: subscribed.recovered })
     member.sendFrame(toOutbound(encodeFrame(subscribed)))
     // Replayed and held-back publications go whole; the last one sent is a delta subscriber's base.
     let sent: HistoryEntry | undefined

@@ -24,6 +24,7 @@ import { PublishFailureLog } from '../broker/publish-failures.js'
 import type { BroadcastOptions, SendOptions } from '../types.js'
 import { channelNameProblem } from '../../schemas/channel.js'
 import { UserDirectory, isUserTopic, type UserSocket } from '../users/directory.js'
+import { events, publicationEnd, publicationStart, type PublicationEvent } from '../observability/events.js'
 
 /**
  * Where a channel name comes in, it is checked once, against the one rule in
@@ -101,26 +102,40 @@ export class ChannelServer implements BrokerNode, MembershipServer {
 
   // ---- BrokerNode: traffic from other nodes ------------------------------------------
 
-  deliver (delivery: Delivery): void {
+  /** `remote`: it came from another node through the broker (the `delivery` event says so). */
+  deliver (delivery: Delivery, remote = true): void {
+    let count = 0
     switch (delivery.kind) {
       case 'all':
-        deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
+        count = deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
         break
       case 'channels':
         if (isUserTopic(delivery.channels[0])) {
           this.users.deliver(delivery.channels[0], delivery.frames[0])
           break
         }
-        deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
+        count = deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
         break
-      case 'session':
-        this.sockets.get(delivery.sessionId)?.sendFrame(delivery.frame)
+      case 'session': {
+        const socket = this.sockets.get(delivery.sessionId)
+        socket?.sendFrame(delivery.frame)
+        if (socket !== undefined) count = 1
         break
+      }
+    }
+    if (events.delivery.hasSubscribers) {
+      events.delivery.publish({ nodeId: this.nodeId, kind: delivery.kind, count, remote, traceContext: delivery.kind === 'session' ? undefined : delivery.traceContext })
     }
   }
 
   deliverHistory (publication: HistoryPublication): void {
     this.history?.deliver(publication)
+    if (events.delivery.hasSubscribers) {
+      const members = this.channels.get(publication.channel)
+      let count = 0
+      if (members !== undefined) for (const member of members) if (member.id !== publication.except) count++
+      events.delivery.publish({ nodeId: this.nodeId, kind: 'history', count, remote: true })
+    }
   }
 
   hasSession (sessionId: string): boolean {
@@ -185,14 +200,19 @@ export class ChannelServer implements BrokerNode, MembershipServer {
 
   /** Local delivery first, then one hand-off to the broker; a failed publish is only logged. */
   private async publish (publication: Publication): Promise<void> {
-    this.deliver(publication)
+    this.deliver(publication, false)
     if (this.broker === undefined) return
+    const observed = publicationStart(this.nodeId, publication.kind, publication.kind === 'all' ? 0 : publication.channels.length)
+    // a tracer subscribed to the start may have given the publication a trace context to carry
+    if (observed?.traceContext !== undefined) publication.traceContext = observed.traceContext
     try {
       await this.broker.publish(publication)
     } catch (err) {
+      if (observed !== undefined) publicationEnd(observed, true)
       this.publishFailures.failed(err, { kind: publication.kind })
       return
     }
+    if (observed !== undefined) publicationEnd(observed, false)
     this.publishFailures.succeeded()
   }
 
@@ -228,15 +248,24 @@ export class ChannelServer implements BrokerNode, MembershipServer {
         continue
       }
       const frame = this.encodeMessage(event, channel, data)
-      pending.push(history.publish(channel, frame, except, () => {
-        this.deliver({ kind: 'channels', channels: [channel], frames: [frame], except })
-      }))
+      pending.push(this.observedHistoryPublish(history, channel, frame, except))
     }
     if (plain.length > 0) {
       const frames = plain.map((channel) => this.encodeMessage(event, channel, data))
       pending.push(this.publish({ kind: 'channels', channels: plain, frames, except }))
     }
     await Promise.all(pending)
+  }
+
+  /** One history publication, as a `publication` event of kind `history` (its failure falls back to local delivery). */
+  private async observedHistoryPublish (history: ChannelHistory, channel: string, frame: string, except: string | undefined): Promise<void> {
+    const observed: PublicationEvent | undefined = publicationStart(this.nodeId, 'history', 1)
+    let failed = false
+    await history.publish(channel, frame, except, () => {
+      failed = true
+      this.deliver({ kind: 'channels', channels: [channel], frames: [frame], except }, false)
+    })
+    if (observed !== undefined) publicationEnd(observed, failed)
   }
 
   async sendTo (sessionId: string, data: unknown, options: SendOptions = {}): Promise<void> {

@@ -21,7 +21,8 @@ t.test('defaults', async (t) => {
     presence: false,
     compression: false,
     writeDelayMs: 0,
-    drainMs: 1000
+    drainMs: 1000,
+    metrics: false
   })
 })
 

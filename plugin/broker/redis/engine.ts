@@ -75,7 +75,7 @@ export class RedisEngine {
   }
 
   private constructor (private readonly node: EngineNode, pub: Redis, sub: Redis, private readonly settings: EngineSettings) {
-    this.health = new Health(node.log)
+    this.health = new Health(node.log, node.nodeId)
     const cluster = asCluster(pub)
     this.probe = cluster === undefined ? undefined : new ShardProbe(cluster, settings.commandTimeout)
     this.pub = new Link(pub, settings.commandTimeout, this.lost)

@@ -15,6 +15,7 @@
  * everything, so "back" means cross-node delivery works again.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import { events } from '../../observability/events.js'
 
 /** One Redis, or one master of a cluster with its slot ranges (empty on one Redis). */
 export interface Shard {
@@ -46,7 +47,7 @@ export class Health {
   /** publications and sends that failed since the last line that reported them */
   private dropped = 0
 
-  constructor (private readonly log: FastifyBaseLogger) {}
+  constructor (private readonly log: FastifyBaseLogger, private readonly nodeId = '') {}
 
   /** No shard is down. */
   get up (): boolean {
@@ -121,13 +122,21 @@ export class Health {
     const outage: Outage = { shard, name: shardName(shard), since: Date.now() }
     this.outages.set(shard.address, outage)
     this.log.warn({ err, shard: outage.name }, 'channels: redis unreachable; delivering to local sockets only until it is back')
+    if (events.brokerDown.hasSubscribers) {
+      events.brokerDown.publish({ nodeId: this.nodeId, engine: 'redis', shard: outage.name, outages: this.outages.size, error: err })
+    }
   }
 
   /** The transition down → up of one shard. */
   private end (outage: Outage, details: { channels: number, sessions: number }): void {
     this.outages.delete(outage.shard.address)
-    this.log.info({ ...details, shard: outage.name, outageMs: Date.now() - outage.since, dropped: this.takeDropped() },
+    const outageMs = Date.now() - outage.since
+    const dropped = this.takeDropped()
+    this.log.info({ ...details, shard: outage.name, outageMs, dropped },
       'channels: redis is back; channels resubscribed and sessions registered again')
+    if (events.brokerUp.hasSubscribers) {
+      events.brokerUp.publish({ nodeId: this.nodeId, engine: 'redis', shard: outage.name, outages: this.outages.size, outageMs, dropped })
+    }
   }
 
   private takeDropped (): number {

@@ -1,0 +1,174 @@
+/**
+ * The `metrics` option: Prometheus series (prom-client, an optional peer loaded on first use)
+ * fed by the plugin's events (events.ts) and, for the two gauges of what the node holds now,
+ * read from the node when scraped. A channel name is never a label value (there may be any
+ * number of them); an event name is one only when a handler is registered for it.
+ */
+import { InvalidOptionError, MissingPromClientError } from '../errors.js'
+import { events, type ChannelsEvents } from './events.js'
+
+/** What the series need of a prom-client `Registry` (the app's own, to join, or one of ours). */
+export interface MetricsRegistry {
+  readonly contentType: string
+  metrics (): Promise<string>
+  getSingleMetric (name: string): unknown
+}
+
+/** What the gauges read from the node when scraped. */
+export interface MetricsSource {
+  readonly nodeId: string
+  /** open WebSocket connections */
+  connections (): number
+  /** subscriptions all sockets hold, summed */
+  subscriptions (): number
+  /** whether the session is this node's (events without a node id) */
+  holds (sessionId: string): boolean
+}
+
+/** The label of a message whose event no handler is registered for: one fixed value, never the client's text. */
+export const unhandledEventLabel = '(unhandled)'
+
+/**
+ * A close code as a label: the protocol's own (1000-2999) as they are; the application ranges,
+ * which a client may pick freely (3000-4999), as `3xxx`/`4xxx`, so a peer cannot mint series.
+ */
+export function closeCodeLabel (code: number): string {
+  return code >= 3000 && code <= 4999 ? `${Math.floor(code / 1000)}xxx` : String(code)
+}
+
+/** Handler and broker round trips: from 0.5 ms to 5 s. */
+const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+interface CounterChild { inc (value?: number): void }
+interface HistogramChild { observe (value: number): void }
+
+interface PromClient {
+  Registry: new () => MetricsRegistry
+  Counter: new (config: object) => { inc (value?: number): void, labels (...values: string[]): CounterChild }
+  Gauge: new (config: { name: string, help: string, registers: MetricsRegistry[], collect?: (this: { set (value: number): void }) => void }) => {
+    set (value: number): void
+  }
+  Histogram: new (config: object) => { observe (value: number): void, labels (...values: string[]): HistogramChild }
+}
+
+/** Loads prom-client on first use (`specifier` is there for tests of the missing-peer error). */
+export async function loadPromClient (specifier = 'prom-client'): Promise<PromClient> {
+  try {
+    const mod = await import(specifier) as Partial<PromClient> & { default?: PromClient }
+    const client = typeof mod.Registry === 'function' ? mod as PromClient : mod.default
+    if (client === undefined || typeof client.Registry !== 'function') throw new Error(`${specifier} has no Registry export`)
+    return client
+  } catch (err) {
+    // Node says ERR_MODULE_NOT_FOUND; some loaders (ts-node's, tap's) throw the same message without a code.
+    const { code, message } = err as { code?: string, message?: string }
+    const notFound = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' ||
+      (code === undefined && /cannot find/i.test(message ?? '') && (message ?? '').includes(specifier))
+    if (notFound) throw new MissingPromClientError({ cause: err })
+    throw err
+  }
+}
+
+/** The series' names, each registered once per registry. */
+export const seriesNames = [
+  'channels_connections', 'channels_connections_total', 'channels_disconnects_total', 'channels_subscriptions',
+  'channels_messages_received_total', 'channels_errors_sent_total', 'channels_deliveries_total', 'channels_publications_total',
+  'channels_handler_duration_seconds', 'channels_broker_up', 'channels_broker_publish_duration_seconds', 'channels_recoveries_total',
+  'channels_rate_limited_total', 'channels_slow_consumers_total'
+] as const
+
+type Listener = [keyof ChannelsEvents, (message: never) => void]
+
+/**
+ * A labelled series' child per label value, looked up once: prom-client hashes the labels on
+ * every `inc({ ... })`, a Map lookup is cheaper on the hot path. The values are bounded (codes,
+ * registered event names, a few kinds), so the map is too.
+ */
+function children<Child> (metric: { labels (...values: string[]): Child }): (value: string) => Child {
+  const made = new Map<string, Child>()
+  return (value) => {
+    let child = made.get(value)
+    if (child === undefined) made.set(value, child = metric.labels(value))
+    return child
+  }
+}
+
+/**
+ * Registers the series in `registry` (a new one when undefined) and subscribes them to this
+ * node's events. Returns the registry and `stop`, which unsubscribes (on `fastify.close()`).
+ */
+export function startMetrics (
+  prom: PromClient, source: MetricsSource, given: MetricsRegistry | undefined
+): { registry: MetricsRegistry, stop: () => void } {
+  const registry = given ?? new prom.Registry()
+  for (const name of seriesNames) {
+    if (registry.getSingleMetric(name) !== undefined) {
+      throw new InvalidOptionError(`metrics.registry: it already holds ${name} (is fastify-channels registered twice with one registry?)`)
+    }
+  }
+  const registers = [registry]
+  const { nodeId } = source
+  // The two gauges are read from the node when scraped (collect): nothing holds them but the registry.
+  // eslint-disable-next-line no-new
+  new prom.Gauge({ name: 'channels_connections', help: 'open WebSocket connections', registers, collect () { this.set(source.connections()) } })
+  // eslint-disable-next-line no-new
+  new prom.Gauge({ name: 'channels_subscriptions', help: 'channel subscriptions held by open connections', registers, collect () { this.set(source.subscriptions()) } })
+  const connectionsTotal = new prom.Counter({ name: 'channels_connections_total', help: 'WebSocket upgrades by result', labelNames: ['result'], registers })
+  const disconnects = new prom.Counter({ name: 'channels_disconnects_total', help: 'closed connections by close code', labelNames: ['code'], registers })
+  const received = new prom.Counter({ name: 'channels_messages_received_total', help: 'message frames received by event', labelNames: ['event'], registers })
+  const errorsSent = new prom.Counter({ name: 'channels_errors_sent_total', help: 'error frames sent by code', labelNames: ['code'], registers })
+  const deliveries = new prom.Counter({ name: 'channels_deliveries_total', help: 'messages delivered to local sockets (one per socket)', registers })
+  const publications = new prom.Counter({ name: 'channels_publications_total', help: 'publications handed to the broker by kind', labelNames: ['kind'], registers })
+  const handlerDuration = new prom.Histogram({
+    name: 'channels_handler_duration_seconds', help: 'run time of the message handlers of one message', labelNames: ['event'], buckets: durationBuckets, registers
+  })
+  const brokerUp = new prom.Gauge({ name: 'channels_broker_up', help: '1 while the broker is reachable, 0 during an outage', registers })
+  brokerUp.set(1)
+  const publishDuration = new prom.Histogram({
+    name: 'channels_broker_publish_duration_seconds', help: 'time for the broker to take one publication', buckets: durationBuckets, registers
+  })
+  const recoveries = new prom.Counter({ name: 'channels_recoveries_total', help: 'history recoveries (subscribe with since) by result', labelNames: ['result'], registers })
+  const rateLimited = new prom.Counter({ name: 'channels_rate_limited_total', help: 'frames refused by the rate limit (once per window)', registers })
+  const slowConsumers = new prom.Counter({ name: 'channels_slow_consumers_total', help: 'sockets closed as slow consumers (1013)', registers })
+
+  const accepted = connectionsTotal.labels('accepted')
+  const refused = children(connectionsTotal)
+  const disconnectsBy = children(disconnects)
+  const receivedBy = children(received)
+  const errorsBy = children(errorsSent)
+  const publicationsBy = children(publications)
+  const handlerDurationBy = children(handlerDuration)
+  const recovered = recoveries.labels('recovered')
+  const notRecovered = recoveries.labels('not_recovered')
+  const listeners: Listener[] = [
+    ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) accepted.inc() }],
+    ['connectionRefused', (m: { nodeId: string, reason: string }) => { if (m.nodeId === nodeId) refused(`refused_${m.reason}`).inc() }],
+    ['connectionClose', (m: { nodeId: string, code: number }) => { if (m.nodeId === nodeId) disconnectsBy(closeCodeLabel(m.code)).inc() }],
+    ['messageReceived', (m: { nodeId: string, event: string, handled: boolean }) => {
+      if (m.nodeId === nodeId) receivedBy(m.handled ? m.event : unhandledEventLabel).inc()
+    }],
+    ['errorSent', (m: { nodeId: string, code: string }) => { if (m.nodeId === nodeId) errorsBy(m.code).inc() }],
+    ['delivery', (m: { nodeId: string, count: number }) => { if (m.nodeId === nodeId && m.count > 0) deliveries.inc(m.count) }],
+    ['publicationEnd', (m: { nodeId: string, kind: string, durationMs: number, failed: boolean }) => {
+      if (m.nodeId !== nodeId) return
+      publicationsBy(m.kind).inc()
+      if (!m.failed) publishDuration.observe(m.durationMs / 1000)
+    }],
+    ['handlerEnd', (m: { nodeId: string, event: string, durationMs: number }) => {
+      if (m.nodeId === nodeId) handlerDurationBy(m.event).observe(m.durationMs / 1000)
+    }],
+    ['brokerDown', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(0) }],
+    ['brokerUp', (m: { nodeId: string, outages: number }) => { if (m.nodeId === nodeId) brokerUp.set(m.outages === 0 ? 1 : 0) }],
+    ['recovery', (m: { sessionId: string, recovered: boolean }) => {
+      if (source.holds(m.sessionId)) (m.recovered ? recovered : notRecovered).inc()
+    }],
+    ['rateLimited', (m: { nodeId: string }) => { if (m.nodeId === nodeId) rateLimited.inc() }],
+    ['slowConsumer', (m: { nodeId: string }) => { if (m.nodeId === nodeId) slowConsumers.inc() }]
+  ]
+  for (const [name, listener] of listeners) events[name].subscribe(listener as (message: unknown) => void)
+  return {
+    registry,
+    stop () {
+      for (const [name, listener] of listeners) events[name].unsubscribe(listener as (message: unknown) => void)
+    }
+  }
+}

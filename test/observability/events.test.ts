@@ -1,0 +1,189 @@
+/**
+ * The plugin's diagnostics-channel events (plugin/observability/events.ts) fire with their
+ * fields: one node over in-memory connections, and two nodes over Redis for the deliveries
+ * that come through the broker.
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import { events } from '../../plugin/observability/events.js'
+import { Health } from '../../plugin/broker/redis/health.js'
+import { startInMemory } from '../helpers/in-memory.js'
+import { TestClient, until } from '../helpers/server.js'
+import { startNode, uniquePrefix, deleteKeys, withRedis } from '../redis/helpers.js'
+
+type Recorded = Record<string, unknown> & { on: string }
+
+/** Records every event of every `fastify-channels:*` channel while the test runs. */
+function record (t: Test): Recorded[] {
+  const seen: Recorded[] = []
+  for (const channel of Object.values(events)) {
+    const name = String(channel.name)
+    const listener = (message: unknown): void => { seen.push({ ...(message as object), on: name.slice('fastify-channels:'.length) }) }
+    subscribe(name, listener)
+    t.teardown(() => { unsubscribe(name, listener) })
+  }
+  return seen
+}
+
+const of = (seen: Recorded[], event: string, nodeId?: string): Recorded[] =>
+  seen.filter((entry) => entry.on === event && (nodeId === undefined || entry.nodeId === undefined || entry.nodeId === nodeId))
+
+t.test('every channel is named fastify-channels:* and nobody listens by default', async (t) => {
+  for (const channel of Object.values(events)) {
+    t.match(String(channel.name), /^fastify-channels:[a-z-]+$/)
+    t.equal(channel.hasSubscribers, false, `${String(channel.name)} has no subscriber`)
+  }
+})
+
+t.test('one node: open, frames, messages, handler runs, errors, publications, deliveries, close', async (t) => {
+  const seen = record(t)
+  let nodeId = ''
+  const { app, connect } = await startInMemory({}, (app) => {
+    app.channels.on('message', { event: 'say' }, (socket, data) => {
+      socket.send({ echo: data })
+      return 'ok'
+    })
+    app.channels.on('message', { event: 'slow' }, async () => { await new Promise((resolve) => setTimeout(resolve, 20)) })
+    app.channels.on('message', { event: 'boom' }, () => { throw new Error('boom') })
+  })
+  t.teardown(() => app.close())
+  const client = await connect()
+  const open = of(seen, 'connection-open')
+  t.equal(open.length, 1)
+  nodeId = open[0].nodeId as string
+  t.equal(open[0].sessionId, client.sessionId)
+  t.equal((open[0].socket as { id: string }).id, client.sessionId, 'the ChannelSocket comes along')
+  t.match(of(seen, 'frame-out', nodeId)[0], { sessionId: client.sessionId, frame: /"type":"welcome"/ })
+
+  t.match(await client.request({ type: 'message', event: 'say', data: 'hi', id: 1 }), { type: 'ack', data: 'ok' })
+  t.match(of(seen, 'frame-in', nodeId), [{ sessionId: client.sessionId, frame: '{"type":"message","event":"say","data":"hi","id":1}' }])
+  t.match(of(seen, 'message-received', nodeId), [{ sessionId: client.sessionId, event: 'say', channel: undefined, handled: true }])
+  const sayRuns = of(seen, 'handler-end', nodeId)
+  t.equal(of(seen, 'handler-start', nodeId).length, 1)
+  t.match(sayRuns, [{ event: 'say', sessionId: client.sessionId, failed: false }])
+  t.ok((sayRuns[0].durationMs as number) >= 0 && (sayRuns[0].durationMs as number) < 1000, 'a sync run has a small duration')
+  t.ok(of(seen, 'frame-out', nodeId).some((entry) => /"echo":"hi"/.test(entry.frame as string)), 'the handler\'s send is a frame out')
+
+  await client.request({ type: 'message', event: 'slow', id: 2 })
+  const slow = of(seen, 'handler-end', nodeId).find((entry) => entry.event === 'slow')
+  t.ok(slow !== undefined && (slow.durationMs as number) >= 15, `an async run lasts until its promise settles (${String(slow?.durationMs)} ms)`)
+
+  t.match(await client.request({ type: 'message', event: 'boom', id: 3 }), { type: 'error', code: 'HANDLER_ERROR' })
+  t.match(of(seen, 'handler-end', nodeId).find((entry) => entry.event === 'boom'), { failed: true })
+  t.match(await client.request({ type: 'message', event: 'nobody-listens', id: 4 }), { code: 'NO_HANDLER' })
+  t.match(of(seen, 'message-received', nodeId).at(-1), { event: 'nobody-listens', handled: false })
+  t.same(of(seen, 'error-sent', nodeId).map((entry) => entry.code), ['HANDLER_ERROR', 'NO_HANDLER'])
+  t.equal(of(seen, 'handler-start', nodeId).length, 3, 'no run for a message nobody handles')
+
+  await client.subscribe('room')
+  const other = await connect()
+  await other.subscribe('room')
+  seen.length = 0
+  await app.broadcastChannel('room', { n: 1 })
+  await client.next((frame) => frame.type === 'message')
+  t.match(of(seen, 'publication-start', nodeId), [{ kind: 'channels', channels: 1 }])
+  const published = of(seen, 'publication-end', nodeId)
+  t.match(published, [{ kind: 'channels', channels: 1, failed: false }])
+  t.type(published[0].durationMs, 'number')
+  t.match(of(seen, 'delivery', nodeId), [{ kind: 'channels', count: 2, remote: false }], 'local delivery: both members, once')
+  seen.length = 0
+  await app.broadcast({ n: 2 })
+  t.match(of(seen, 'delivery', nodeId), [{ kind: 'all', count: 2, remote: false }])
+  t.match(of(seen, 'publication-end', nodeId), [{ kind: 'all', channels: 0 }])
+
+  client.ws.close(4000, 'bye')
+  await until(() => of(seen, 'connection-close', nodeId).length === 1)
+  t.match(of(seen, 'connection-close', nodeId)[0], { sessionId: client.sessionId, code: 4000, reason: 'bye' })
+  other.close()
+})
+
+t.test('refused upgrades name their reason: origin, cap, an app hook', async (t) => {
+  const seen = record(t)
+  const { app, connect, open } = await startInMemory({ maxConnections: 1 }, (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.headers['x-deny'] !== undefined) await reply.code(401).send({ message: 'who are you' })
+    })
+  })
+  t.teardown(() => app.close())
+  await t.rejects(open({ origin: 'https://evil.example.net' }), { statusCode: 403 } as object as Error)
+  await t.rejects(open({ headers: { 'x-deny': '1' } }), { statusCode: 401 } as object as Error)
+  const first = await connect()
+  await t.rejects(open(), { statusCode: 503 } as object as Error)
+  t.match(of(seen, 'connection-refused'), [
+    { reason: 'origin', statusCode: 403 }, { reason: 'hook', statusCode: 401 }, { reason: 'cap', statusCode: 503 }
+  ])
+  t.equal(of(seen, 'connection-open').length, 1)
+  first.close()
+})
+
+t.test('rate limited, with closed: true when the socket is closed for it; recovery results', async (t) => {
+  const seen = record(t)
+  const { app, connect } = await startInMemory({ rateLimit: { max: 1, interval: 60_000 }, history: true }, (app) => {
+    app.channels.on('message', { event: 'x' }, () => {})
+  })
+  t.teardown(() => app.close())
+  const client = await connect()
+  for (let i = 0; i < 3; i++) client.send({ type: 'message', event: 'x' })
+  await client.next((frame) => frame.code === 'RATE_LIMITED')
+  t.match(of(seen, 'rate-limited'), [{ sessionId: client.sessionId, closed: false }], 'once per window, not per frame')
+
+  const joiner = await connect()
+  const joined = await joiner.subscribe('h')
+  await app.broadcastChannel('h', 'one')
+  const again = await connect()
+  await again.request({ type: 'subscribe', channel: 'h', id: 7, since: { epoch: joined.epoch, offset: 0 } })
+  await again.request({ type: 'subscribe', channel: 'h2', id: 8, since: { epoch: 'not-the-epoch', offset: 0 } })
+  t.match(of(seen, 'recovery'), [
+    { sessionId: again.sessionId, channel: 'h', recovered: true }, { sessionId: again.sessionId, channel: 'h2', recovered: false }
+  ])
+  for (const c of [client, joiner, again]) c.close()
+})
+
+t.test('broker down and up are published where the outage log is written, with the node id', async (t) => {
+  const seen = record(t)
+  const app = Fastify({ logger: false })
+  const health = new Health(app.log, 'node-a')
+  const error = new Error('connection lost')
+  const one = { address: '127.0.0.1:7001', ranges: [[0, 5460]] as Array<[number, number]> }
+  const two = { address: '127.0.0.1:7002', ranges: [[5461, 10922]] as Array<[number, number]> }
+  health.lost(one, error)
+  health.lost(one, new Error('still lost'))
+  health.lost(two, error)
+  health.drop()
+  health.back(['127.0.0.1:7001'], { channels: 1, sessions: 2 })
+  health.back(['127.0.0.1:7001'], { channels: 1, sessions: 2 })
+  health.back('all', { channels: 1, sessions: 2 })
+  t.match(of(seen, 'broker-down'), [
+    { nodeId: 'node-a', engine: 'redis', shard: '127.0.0.1:7001 (slots 0-5460)', outages: 1, error },
+    { shard: '127.0.0.1:7002 (slots 5461-10922)', outages: 2 }
+  ], 'once per shard outage')
+  t.match(of(seen, 'broker-up'), [
+    { nodeId: 'node-a', engine: 'redis', shard: '127.0.0.1:7001 (slots 0-5460)', outages: 1, dropped: 1 },
+    { shard: '127.0.0.1:7002 (slots 5461-10922)', outages: 0 }
+  ], 'the broker is up again when no shard is down')
+  t.type(of(seen, 'broker-up')[0].outageMs, 'number')
+})
+
+t.test('two nodes over Redis: the delivery on the other node is remote, with its count', async (t) => {
+  await withRedis(t, async () => {
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteKeys(prefix))
+    const seen = record(t)
+    const a = await startNode(t, { prefix })
+    const b = await startNode(t, { prefix })
+    const onB = [await TestClient.connect(b.url), await TestClient.connect(b.url)]
+    const onA = await TestClient.connect(a.url)
+    t.teardown(() => { for (const client of [...onB, onA]) client.close() })
+    for (const client of onB) await client.subscribe('room')
+    const bNode = of(seen, 'connection-open').find((entry) => entry.sessionId === onB[0].sessionId)?.nodeId as string
+    const aNode = of(seen, 'connection-open').find((entry) => entry.sessionId === onA.sessionId)?.nodeId as string
+    t.not(aNode, bNode)
+    await a.app.broadcastChannel('room', { hello: 1 })
+    for (const client of onB) await client.next((frame) => frame.type === 'message')
+    t.match(of(seen, 'delivery', bNode), [{ kind: 'channels', count: 2, remote: true }])
+    t.match(of(seen, 'delivery', aNode), [{ kind: 'channels', count: 0, remote: false }])
+    t.match(of(seen, 'publication-end', aNode), [{ kind: 'channels', failed: false }])
+    t.equal(of(seen, 'delivery', bNode)[0].traceContext, undefined, 'no trace context without a tracer')
+  })
+})
