@@ -7,6 +7,7 @@ import { InvalidOptionError } from './errors.js'
 import { allowedOrigins, type AllowedOrigins } from './http/origins.js'
 import { channelMatches } from './handlers/registry.js'
 import type { ChannelFilter } from './types.js'
+import { resolveAdmin, type AdminOptions, type ResolvedAdmin } from './admin/options.js'
 
 export const defaultPath = '/ws'
 export const defaultClientPrefix = '/channels/'
@@ -87,6 +88,12 @@ export interface ChannelsOptions {
    * once. The node stops accepting connections before the first batch.
    */
   drainMs?: number
+  /**
+   * A live admin page [false]: `{ path? = '/channels/admin', authorize }`. `authorize(request)`
+   * runs on every request of the page and its live feed; only `true` lets one through, else 401
+   * (docs/admin.md).
+   */
+  admin?: false | AdminOptions
 }
 
 /** `compression: { threshold }`: payloads of fewer bytes go uncompressed. */
@@ -121,11 +128,12 @@ export interface ResolvedOptions {
   /** 0 when frames are not gathered */
   writeDelayMs: number
   drainMs: number
+  admin: ResolvedAdmin | false
 }
 
 const known = new Set(['path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
-  'asyncapi', 'presence', 'compression', 'writeDelayMs', 'drainMs'])
+  'asyncapi', 'presence', 'compression', 'writeDelayMs', 'drainMs', 'admin'])
 
 function prefix (value: unknown): string | false {
   if (value === undefined) return defaultClientPrefix
@@ -236,7 +244,8 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     presence: presence(options.presence),
     compression: compression(options.compression),
     writeDelayMs: writeDelayMs(options.writeDelayMs),
-    drainMs: nonNegativeInteger('drainMs', options.drainMs, defaultDrainMs)
+    drainMs: nonNegativeInteger('drainMs', options.drainMs, defaultDrainMs),
+    admin: resolveAdmin(options.admin)
   })
 }
 

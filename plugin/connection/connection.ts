@@ -156,6 +156,7 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     if (options.messageLog) this.log.info({ sessionId: this.id, frame: outbound.text }, 'channels: message out')
     if (!writeWithinLimit(this.ws, outbound, options.maxBufferedBytes)) {
       this.log.warn({ sessionId: this.id, bufferedAmount: this.ws.bufferedAmount }, 'channels: slow consumer closed')
+      this.server.stats.note('slow-consumer', `closed with 1013: ${this.ws.bufferedAmount} bytes queued`, this.id)
       // The close frame is queued, then the socket destroyed at once: the peer may never read it.
       this.ws.close(slowConsumerClose.code, slowConsumerClose.reason)
       this.terminate(slowConsumerClose)
@@ -174,6 +175,10 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
   terminate (why: DisconnectInfo): void {
     this.terminatedFor = why
     this.ws.terminate()
+  }
+
+  noteError (error: Error, channel: string | undefined): void {
+    this.server.stats.note('error', `${error.name}: ${error.message}`, this.id, channel)
   }
 
   /** Logs a handler failure and hands it to the `error` handlers (report.ts). */

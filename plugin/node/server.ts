@@ -23,6 +23,8 @@ import { PresenceTracker } from '../presence/tracker.js'
 import { PublishFailureLog } from '../broker/publish-failures.js'
 import type { BroadcastOptions, SendOptions } from '../types.js'
 import { channelNameProblem } from '../../schemas/channel.js'
+import { isNotice } from './notices.js'
+import { StatsKeeper } from './stats.js'
 
 /**
  * Where a channel name comes in, it is checked once, against the one rule in
@@ -72,6 +74,8 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   readonly presence: PresenceTracker
   /** one warn line per run of failed publishes, not one per publish */
   private readonly publishFailures: PublishFailureLog
+  /** counters, `stats()`, `nodes()` and the notices between nodes (stats.ts) */
+  readonly stats: StatsKeeper
 
   constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
     this.history = options.history === undefined
@@ -80,6 +84,20 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     this.presence = new PresenceTracker(options.presence, log)
     this.publishFailures = new PublishFailureLog(log)
     if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
+    this.stats = new StatsKeeper({
+      nodeId: this.nodeId,
+      sockets: () => this.sockets.size,
+      channels: () => this.channels.size,
+      subscriptions: () => this.channels.subscriptions,
+      closing: () => this.closing,
+      subscribers: (channel) => this.channels.get(channel)?.size ?? 0,
+      publish: (frame) => this.broker?.publish({ kind: 'all', frame }),
+      closeSession: (sessionId, code, reason) => {
+        const socket = this.sockets.get(sessionId)
+        socket?.close(code, reason)
+        return socket !== undefined
+      }
+    })
   }
 
   useBroker (broker: BrokerConnection): void {
@@ -100,18 +118,25 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   deliver (delivery: Delivery): void {
     switch (delivery.kind) {
       case 'all':
-        deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
+        if (isNotice(delivery.frame)) this.stats.receive(delivery.frame)
+        else this.stats.deliveries += deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
         break
       case 'channels':
-        deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
+        this.stats.deliveries += deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
         break
-      case 'session':
-        this.sockets.get(delivery.sessionId)?.sendFrame(delivery.frame)
+      case 'session': {
+        const socket = this.sockets.get(delivery.sessionId)
+        if (socket === undefined) break
+        socket.sendFrame(delivery.frame)
+        this.stats.deliveries++
         break
+      }
     }
   }
 
   deliverHistory (publication: HistoryPublication): void {
+    // about: a joiner still catching up gets it later, from its backlog
+    this.stats.deliveries += this.channels.get(publication.channel)?.size ?? 0
     this.history?.deliver(publication)
   }
 
@@ -176,12 +201,14 @@ export class ChannelServer implements BrokerNode, MembershipServer {
 
   /** Local delivery first, then one hand-off to the broker; a failed publish is only logged. */
   private async publish (publication: Publication): Promise<void> {
+    this.stats.published(publication.kind === 'channels' ? publication.channels : undefined)
     this.deliver(publication)
     if (this.broker === undefined) return
     try {
       await this.broker.publish(publication)
     } catch (err) {
       this.publishFailures.failed(err, { kind: publication.kind })
+      this.stats.note('publish-failed', (err as Error).message)
       return
     }
     this.publishFailures.succeeded()
@@ -219,6 +246,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
         continue
       }
       const frame = this.encodeMessage(event, channel, data)
+      this.stats.published([channel])
       pending.push(history.publish(channel, frame, except, () => {
         this.deliver({ kind: 'channels', channels: [channel], frames: [frame], except })
       }))
@@ -236,6 +264,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     const local = this.sockets.get(sessionId)
     if (local !== undefined) {
       local.sendFrame(frame)
+      this.stats.deliveries++
       return
     }
     if (typeof sessionId !== 'string' || this.broker === undefined) throw new NoSocketError(String(sessionId))
@@ -270,6 +299,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   }
 
   async closeBroker (): Promise<void> {
+    await this.stats.close() // its goodbye leaves before the broker goes
     this.presence.close()
     this.publishFailures.close()
     this.history?.publishFailures.close()
