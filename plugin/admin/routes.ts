@@ -85,6 +85,14 @@ class FeedHub {
   }
 }
 
+/** The session id of a disconnect's body, `{ sessionId }` and nothing else; undefined when it is not one. */
+function disconnectTarget (body: unknown): string | undefined {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined
+  const { sessionId, ...rest } = body as { sessionId?: unknown }
+  if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 200 || Object.keys(rest).length > 0) return undefined
+  return sessionId
+}
+
 export async function serveAdmin (fastify: FastifyInstance, server: ChannelServer, admin: ResolvedAdmin): Promise<void> {
   const { path } = admin
   const html = adminHtml(path)
@@ -131,17 +139,15 @@ export async function serveAdmin (fastify: FastifyInstance, server: ChannelServe
       }
     })
 
-    scope.post(`${path}/api/disconnect`, {
-      schema: {
-        body: {
-          type: 'object',
-          properties: { sessionId: { type: 'string', minLength: 1, maxLength: 200 } },
-          required: ['sessionId'],
-          additionalProperties: false
-        }
+    scope.post(`${path}/api/disconnect`, async (request, reply) => {
+      // JSON only: a cross-site form (text/plain, urlencoded) cannot post it without a CORS preflight
+      if (request.headers['content-type']?.split(';')[0].trim().toLowerCase() !== 'application/json') {
+        return await reply.code(415).send({ statusCode: 415, error: 'Unsupported Media Type', message: 'expected application/json' })
       }
-    }, async (request, reply) => {
-      const { sessionId } = request.body as { sessionId: string }
+      const sessionId = disconnectTarget(request.body)
+      if (sessionId === undefined) {
+        return await reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'expected { "sessionId": string }' })
+      }
       try {
         const here = await server.stats.closeSession(sessionId, CloseCodes.POLICY_VIOLATION, disconnectReason)
         request.log.info({ sessionId, here }, 'channels: admin disconnected a session')
