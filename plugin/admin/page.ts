@@ -10,18 +10,24 @@ function escapeHtml (text: string): string {
   return text.replace(/[&<>"']/g, (char) => escapes[char])
 }
 
-/** The page for the admin routes under `base` (the `admin.path` option). */
-export function adminHtml (base: string): string {
+/**
+ * The page for the admin routes under `base` (the `admin.path` option). `query` is the page
+ * request's own query string (`?token=...`, or ''): its assets are asked for with it, as the
+ * script asks for everything else, so an `authorize` that reads the query lets them through.
+ */
+export function adminHtml (base: string, query = ''): string {
   const at = escapeHtml(base)
+  const q = escapeHtml(query)
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+<link rel="icon" href="data:,">
 <title>fastify-channels admin</title>
-<link rel="stylesheet" href="${at}/admin.css">
-<script type="module" src="${at}/admin.js"></script>
+<link rel="stylesheet" href="${at}/admin.css${q}">
+<script type="module" src="${at}/admin.js${q}"></script>
 </head>
 <body data-base="${at}">
 <header>

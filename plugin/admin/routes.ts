@@ -27,7 +27,7 @@ export const historyShown = 10
 export const disconnectReason = 'disconnected by an administrator'
 
 const pageHeaders = {
-  'content-security-policy': "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'content-security-policy': "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer'
 }
@@ -95,7 +95,6 @@ function disconnectTarget (body: unknown): string | undefined {
 
 export async function serveAdmin (fastify: FastifyInstance, server: ChannelServer, admin: ResolvedAdmin): Promise<void> {
   const { path } = admin
-  const html = adminHtml(path)
   const script = adminScript()
   const feeds = new FeedHub(server)
   fastify.addHook('preClose', async () => feeds.close())
@@ -103,8 +102,9 @@ export async function serveAdmin (fastify: FastifyInstance, server: ChannelServe
   await fastify.register(async (scope) => {
     scope.addHook('onRequest', gate(admin.authorize))
 
-    scope.get(path, async (_request, reply) => {
-      await reply.headers(pageHeaders).type('text/html; charset=utf-8').send(html)
+    scope.get(path, async (request, reply) => {
+      const at = request.url.indexOf('?')
+      await reply.headers(pageHeaders).type('text/html; charset=utf-8').send(adminHtml(path, at === -1 ? '' : request.url.slice(at)))
     })
     scope.get(`${path}/admin.js`, async (_request, reply) => {
       await reply.type('text/javascript; charset=utf-8').send(script)

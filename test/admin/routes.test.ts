@@ -10,6 +10,7 @@ import type { FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
 import fastifyChannels, { memoryBroker } from '../../plugin/index.js'
 import { disconnectReason } from '../../plugin/admin/routes.js'
+import { adminHtml } from '../../plugin/admin/page.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, TestClient } from '../helpers/server.js'
 
@@ -93,6 +94,12 @@ t.test('the page and its assets, with headers that keep it out of frames and cac
   t.match(page.headers['content-security-policy'], /frame-ancestors 'none'/)
   t.equal(page.headers['x-frame-options'], 'DENY')
   t.match(page.body, 'src="/ops/admin.js"')
+  const withQuery = await app.inject({ url: '/ops?token=a&b="1"', headers: auth })
+  t.match(withQuery.body, 'src="/ops/admin.js?token=a&amp;b=%221%22"', 'the assets are asked for with the page\'s query')
+  t.match(withQuery.body, 'href="/ops/admin.css?token=a&amp;b=%221%22"')
+  const raw = adminHtml('/ops', '?a="><script>alert(1)</script>')
+  t.notMatch(raw, '"><script>alert', 'a query is escaped in the HTML')
+  t.match(raw, 'src="/ops/admin.js?a=&quot;&gt;&lt;script&gt;')
   t.match(page.body, 'data-base="/ops"')
   const script = await app.inject({ url: '/ops/admin.js', headers: auth })
   t.match(script.headers['content-type'], /^text\/javascript/)
