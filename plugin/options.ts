@@ -9,6 +9,7 @@ import { channelMatches } from './handlers/registry.js'
 import type { ChannelFilter } from './types.js'
 import type { UserLookup } from './users/directory.js'
 import type { MetricsRegistry } from './observability/metrics.js'
+import { resolveAdmin, type AdminOptions, type ResolvedAdmin } from './admin/options.js'
 
 export const defaultPath = '/ws'
 export const defaultClientPrefix = '/channels/'
@@ -102,6 +103,12 @@ export interface ChannelsOptions {
    * Registry to join (the app's own, so one scrape gets everything) [a new one].
    */
   metrics?: boolean | MetricsOptions
+  /**
+   * A live admin page [false]: `{ path? = '/channels/admin', authorize }`. `authorize(request)`
+   * runs on every request of the page and its live feed; only `true` lets one through, else 401
+   * (docs/admin.md).
+   */
+  admin?: false | AdminOptions
 }
 
 /** `metrics: { path, registry }` */
@@ -148,11 +155,12 @@ export interface ResolvedOptions {
   drainMs: number
   /** false when off */
   metrics: { path: string | false, registry: MetricsRegistry | undefined } | false
+  admin: ResolvedAdmin | false
 }
 
 const known = new Set(['user', 'path', 'client', 'broker', 'maxPayload', 'maxChannels', 'heartbeat',
   'maxBufferedBytes', 'rateLimit', 'messageLog', 'origins', 'maxConnections', 'history',
-  'asyncapi', 'presence', 'compression', 'writeDelayMs', 'drainMs', 'metrics'])
+  'asyncapi', 'presence', 'compression', 'writeDelayMs', 'drainMs', 'metrics', 'admin'])
 
 function prefix (value: unknown): string | false {
   if (value === undefined) return defaultClientPrefix
@@ -289,7 +297,8 @@ export function resolveOptions (options: ChannelsOptions = {}): ResolvedOptions 
     compression: compression(options.compression),
     writeDelayMs: writeDelayMs(options.writeDelayMs),
     drainMs: nonNegativeInteger('drainMs', options.drainMs, defaultDrainMs),
-    metrics: metrics(options.metrics)
+    metrics: metrics(options.metrics),
+    admin: resolveAdmin(options.admin)
   })
 }
 

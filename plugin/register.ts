@@ -17,6 +17,7 @@ import { checkOrigin } from './http/origins.js'
 import { checkedChannel } from './node/server.js'
 import { ChannelServer } from './node/server.js'
 import { serveClient } from './http/static.js'
+import { serveAdmin } from './admin/routes.js'
 import { endRefusedUpgrades } from './http/upgrades.js'
 import { releaseUpgradeLeftovers, rememberUpgradeResponse } from './http/upgrade-leftovers.js'
 import { defaultWireSettings, perMessageDeflateOptions, prepareSocket } from './outbound/socket-settings.js'
@@ -98,7 +99,8 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
       server.handlers.on(event, optionsOrHandler, handler)
       return registry
     },
-    stats: () => ({ sockets: server.sockets.size, channels: server.channels.size }),
+    stats: () => server.stats.snapshot(),
+    nodes: async () => await server.stats.nodes(),
     async history (channel: string, historyOptions: { last?: number } = {}) {
       checkedChannel(channel)
       const { last } = historyOptions
@@ -141,4 +143,5 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
 
   if (options.heartbeat !== false) stopHeartbeat = startHeartbeat(server.sockets, options.heartbeat)
   if (options.client !== false) await serveClient(fastify, options.client)
+  if (options.admin !== false) await serveAdmin(fastify, server, options.admin)
 }

@@ -8,6 +8,9 @@ import type { AnyEvents, EventTypeMap } from '../schemas/events.js'
 import type { InjectOptions } from './contract/inject.js'
 import type { PresenceState } from '../schemas/protocol.js'
 import type { UserHandle } from './users/directory.js'
+import type { NodeStats } from './node/notices.js'
+
+export type { NodeStats, NodeEvent, BusyChannel } from './node/notices.js'
 
 /**
  * The per-connection context: a plain object that lives as long as the connection. Augment it
@@ -128,8 +131,17 @@ export interface ChannelsRegistry {
   on (event: 'error', handler: ErrorHandler): ChannelsRegistry
   on (event: 'disconnect', options: ChannelFilterOptions, handler: DisconnectHandler): ChannelsRegistry
   on (event: 'disconnect', handler: DisconnectHandler): ChannelsRegistry
-  /** what this node holds now: connected sockets and channels with a local subscriber */
-  stats (): { sockets: number, channels: number }
+  /**
+   * This node now: `{ node, connections, subscriptions, channels, publicationsPerSecond,
+   * deliveriesPerSecond, busiest, events, ... }` (`sockets` is `connections`). See docs/admin.md.
+   */
+  stats (): NodeStats
+  /**
+   * The stats of every live node that shares the broker, this one first, each at most 2 s old.
+   * The first call waits half a second for the other nodes' first answers; calls keep the nodes
+   * publishing their stats (once a second) for 30 s after the last one.
+   */
+  nodes (): Promise<NodeStats[]>
   /**
    * A history channel's stream: its epoch, top offset and last `last` stored messages [the
    * `history` option's size], oldest first. Rejects with FST_CHANNELS_NO_HISTORY on a channel

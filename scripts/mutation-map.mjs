@@ -108,7 +108,7 @@ export const mutationMap = {
   'plugin/broker/nats/names.ts': ['test/broker/nats/names.test.ts'],
   'plugin/broker/nats/clock.ts': ['test/broker/nats/clock.test.ts'],
 
-    // observability: the events and their subscribers
+  // observability: the events and their subscribers
   'plugin/observability/events.ts': ['test/observability/events.test.ts'],
   'plugin/observability/observe.ts': ['test/observability/events.test.ts', 'test/observability/metrics.test.ts'],
   'plugin/observability/message-log.ts': ['test/connection/connection.test.ts'],

@@ -168,6 +168,7 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
       if (events.slowConsumer.hasSubscribers) {
         events.slowConsumer.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, bufferedAmount: this.ws.bufferedAmount })
       }
+      this.server.stats.note('slow-consumer', `closed with 1013: ${this.ws.bufferedAmount} bytes queued`, this.id)
       // The close frame is queued, then the socket destroyed at once: the peer may never read it.
       this.ws.close(slowConsumerClose.code, slowConsumerClose.reason)
       this.terminate(slowConsumerClose)
@@ -187,6 +188,10 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
   terminate (why: DisconnectInfo): void {
     this.terminatedFor = why
     this.ws.terminate()
+  }
+
+  noteError (error: Error, channel: string | undefined): void {
+    this.server.stats.note('error', `${error.name}: ${error.message}`, this.id, channel)
   }
 
   /** Logs a handler failure and hands it to the `error` handlers (report.ts). */

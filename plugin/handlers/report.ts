@@ -14,12 +14,15 @@ export function isThenable (value: unknown): value is PromiseLike<unknown> {
 export interface ReportingSocket extends ChannelSocket {
   readonly handlers: HandlerRegistry
   readonly log: FastifyBaseLogger
+  /** keeps the failure among the node's recent events (the admin page) */
+  noteError? (error: Error, channel: string | undefined): void
 }
 
 /** Logs a handler error and hands it to the `error` handlers whose filter matches `channel`. */
 export function reportError (socket: ReportingSocket, err: unknown, channel: string | undefined): void {
   const error = err instanceof Error ? err : new Error(String(err))
   socket.log.error({ err: error, sessionId: socket.id, channel }, 'channels: handler failed')
+  socket.noteError?.(error, channel)
   for (const entry of socket.handlers.forChannel('error', channel)) {
     try {
       const result = entry.fn(socket, error)

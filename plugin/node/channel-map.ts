@@ -4,14 +4,17 @@
  */
 export class ChannelMap<Member> {
   private readonly members = new Map<string, Set<Member>>()
+  private held = 0
 
   /** Adds `member`; true when it is the channel's first local subscriber. */
   add (channel: string, member: Member): boolean {
     const set = this.members.get(channel)
     if (set === undefined) {
       this.members.set(channel, new Set([member]))
+      this.held++
       return true
     }
+    if (!set.has(member)) this.held++
     set.add(member)
     return false
   }
@@ -20,6 +23,7 @@ export class ChannelMap<Member> {
   remove (channel: string, member: Member): boolean {
     const set = this.members.get(channel)
     if (set === undefined || !set.delete(member)) return false
+    this.held--
     if (set.size > 0) return false
     this.members.delete(channel)
     return true
@@ -27,6 +31,11 @@ export class ChannelMap<Member> {
 
   get (channel: string): ReadonlySet<Member> | undefined {
     return this.members.get(channel)
+  }
+
+  /** subscriptions held, over every channel (a member of three channels counts three) */
+  get subscriptions (): number {
+    return this.held
   }
 
   /** how many channels have a local subscriber */

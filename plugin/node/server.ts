@@ -25,6 +25,8 @@ import type { BroadcastOptions, SendOptions } from '../types.js'
 import { channelNameProblem } from '../../schemas/channel.js'
 import { UserDirectory, isUserTopic, type UserSocket } from '../users/directory.js'
 import { events, publicationEnd, publicationStart, type PublicationEvent } from '../observability/events.js'
+import { isNotice } from './notices.js'
+import { StatsKeeper } from './stats.js'
 
 /**
  * Where a channel name comes in, it is checked once, against the one rule in
@@ -76,6 +78,8 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   private readonly publishFailures: PublishFailureLog
   /** the connections of each user, and the user commands over every node (users/directory.ts) */
   readonly users: UserDirectory
+  /** counters, `stats()`, `nodes()` and the notices between nodes (stats.ts) */
+  readonly stats: StatsKeeper
 
   constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
     this.history = options.history === undefined
@@ -85,6 +89,20 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     this.publishFailures = new PublishFailureLog(log)
     this.users = new UserDirectory(() => this.broker, log)
     if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
+    this.stats = new StatsKeeper({
+      nodeId: this.nodeId,
+      sockets: () => this.sockets.size,
+      channels: () => this.channels.size,
+      subscriptions: () => this.channels.subscriptions,
+      closing: () => this.closing,
+      subscribers: (channel) => this.channels.get(channel)?.size ?? 0,
+      publish: (frame) => this.broker?.publish({ kind: 'all', frame }),
+      closeSession: (sessionId, code, reason) => {
+        const socket = this.sockets.get(sessionId)
+        socket?.close(code, reason)
+        return socket !== undefined
+      }
+    })
   }
 
   useBroker (broker: BrokerConnection): void {
@@ -107,7 +125,8 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     let count = 0
     switch (delivery.kind) {
       case 'all':
-        count = deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
+        if (isNotice(delivery.frame)) this.stats.receive(delivery.frame)
+        else count = deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
         break
       case 'channels':
         if (isUserTopic(delivery.channels[0])) {
@@ -123,12 +142,15 @@ export class ChannelServer implements BrokerNode, MembershipServer {
         break
       }
     }
+    this.stats.deliveries += count
     if (events.delivery.hasSubscribers) {
       events.delivery.publish({ nodeId: this.nodeId, kind: delivery.kind, count, remote, traceContext: delivery.kind === 'session' ? undefined : delivery.traceContext })
     }
   }
 
   deliverHistory (publication: HistoryPublication): void {
+    // about: a joiner still catching up gets it later, from its backlog
+    this.stats.deliveries += this.channels.get(publication.channel)?.size ?? 0
     this.history?.deliver(publication)
     if (events.delivery.hasSubscribers) {
       const members = this.channels.get(publication.channel)
@@ -200,6 +222,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
 
   /** Local delivery first, then one hand-off to the broker; a failed publish is only logged. */
   private async publish (publication: Publication): Promise<void> {
+    this.stats.published(publication.kind === 'channels' ? publication.channels : undefined)
     this.deliver(publication, false)
     if (this.broker === undefined) return
     const observed = publicationStart(this.nodeId, publication.kind, publication.kind === 'all' ? 0 : publication.channels.length)
@@ -210,6 +233,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     } catch (err) {
       if (observed !== undefined) publicationEnd(observed, true)
       this.publishFailures.failed(err, { kind: publication.kind })
+      this.stats.note('publish-failed', (err as Error).message)
       return
     }
     if (observed !== undefined) publicationEnd(observed, false)
@@ -248,6 +272,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
         continue
       }
       const frame = this.encodeMessage(event, channel, data)
+      this.stats.published([channel])
       pending.push(this.observedHistoryPublish(history, channel, frame, except))
     }
     if (plain.length > 0) {
@@ -274,6 +299,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     const local = this.sockets.get(sessionId)
     if (local !== undefined) {
       local.sendFrame(frame)
+      this.stats.deliveries++
       return
     }
     if (typeof sessionId !== 'string' || this.broker === undefined) throw new NoSocketError(String(sessionId))
@@ -308,6 +334,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   }
 
   async closeBroker (): Promise<void> {
+    await this.stats.close() // its goodbye leaves before the broker goes
     this.presence.close()
     this.publishFailures.close()
     this.users.close()

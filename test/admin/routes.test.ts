@@ -1,0 +1,186 @@
+/**
+ * The admin routes on one node: the `admin` option's checks, `authorize` on every route (the
+ * page, its assets, the API and the live feed: 401 and nothing of the page otherwise), the feed,
+ * a channel's presence and history, and a session disconnect. The page in a browser, on two
+ * nodes over Redis, is browser.test.ts.
+ */
+import t from 'tap'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import type { FastifyRequest } from 'fastify'
+import Fastify from 'fastify'
+import fastifyChannels, { memoryBroker } from '../../plugin/index.js'
+import { disconnectReason } from '../../plugin/admin/routes.js'
+import { adminHtml } from '../../plugin/admin/page.js'
+import { within } from '../helpers/deadline.js'
+import { startApp, TestClient } from '../helpers/server.js'
+
+const token = 'secret-token'
+const authorize = (request: FastifyRequest): boolean => request.headers.authorization === `Bearer ${token}`
+const auth = { authorization: `Bearer ${token}` }
+
+/** Opens the live feed; resolves with the response and its first `nodes` event. */
+function openFeed (port: number, path: string, headers: Record<string, string>): Promise<{ response: IncomingMessage, first: Promise<unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (response) => {
+      let text = ''
+      const first = new Promise((resolve) => {
+        response.on('data', (chunk: Buffer) => {
+          text += chunk.toString()
+          const match = /event: nodes\ndata: (.*)\n\n/.exec(text)
+          if (match !== null) resolve(JSON.parse(match[1]))
+        })
+      })
+      resolve({ response, first })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+t.test('the admin option: authorize is required, a path must be a route path', async (t) => {
+  const bad: unknown[] = [true, {}, { path: '/x' }, { authorize: 'yes' }, { authorize, path: 'admin' }, { authorize, path: '/' },
+    { authorize, path: '/admin/' }, { authorize, extra: 1 }, null, []]
+  for (const admin of bad) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(fastifyChannels, { admin } as never) }, { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(admin))
+    await app.close()
+  }
+  const app = Fastify()
+  await app.register(fastifyChannels, { admin: false, client: false })
+  t.equal((await app.inject('/channels/admin')).statusCode, 404, 'off by default: nothing served')
+  await app.close()
+})
+
+t.test('without authorize saying true, every route answers 401 and nothing of the page', async (t) => {
+  const calls: string[] = []
+  const { app } = await startApp({
+    admin: {
+      authorize: async (request) => {
+        calls.push(request.url)
+        if (request.headers['x-throw'] !== undefined) throw new Error('authorize broke')
+        if (request.headers['x-truthy'] !== undefined) return 'yes' as unknown as boolean
+        return authorize(request)
+      }
+    }
+  })
+  t.teardown(() => app.close())
+  const routes: Array<{ method: 'GET' | 'POST' | 'HEAD', url: string }> = [
+    { method: 'GET', url: '/channels/admin' }, { method: 'HEAD', url: '/channels/admin' },
+    { method: 'GET', url: '/channels/admin/admin.js' }, { method: 'GET', url: '/channels/admin/admin.css' },
+    { method: 'GET', url: '/channels/admin/api/nodes' }, { method: 'GET', url: '/channels/admin/api/feed' },
+    { method: 'GET', url: '/channels/admin/api/channel?name=room' }, { method: 'POST', url: '/channels/admin/api/disconnect' }
+  ]
+  for (const headers of [{}, { authorization: 'Bearer wrong' }, { ...auth, 'x-throw': '1' }, { ...auth, 'x-truthy': '1' }]) {
+    for (const route of routes) {
+      const reply = await app.inject({ ...route, headers, ...(route.method === 'POST' ? { payload: { sessionId: 'x' } } : {}) })
+      t.equal(reply.statusCode, 401, `${route.method} ${route.url} ${JSON.stringify(headers)}`)
+      t.notMatch(reply.body, /admin|<html|nodes|EventSource/i, 'nothing of the page in the answer')
+      t.equal(reply.headers['cache-control'], 'no-store')
+    }
+  }
+  t.equal(calls.length, routes.length * 4, 'authorize ran for every request')
+  for (const route of routes.filter((route) => route.method === 'GET' && !route.url.endsWith('/feed'))) { // the feed, a stream: below
+    const reply = await app.inject({ ...route, headers: auth })
+    t.equal(reply.statusCode, 200, `${route.url} with authorize true`)
+  }
+})
+
+t.test('the page and its assets, with headers that keep it out of frames and caches', async (t) => {
+  const { app } = await startApp({ admin: { path: '/ops', authorize } })
+  t.teardown(() => app.close())
+  const page = await app.inject({ url: '/ops', headers: auth })
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.headers['content-security-policy'], /frame-ancestors 'none'/)
+  t.equal(page.headers['x-frame-options'], 'DENY')
+  t.match(page.body, 'src="/ops/admin.js"')
+  const withQuery = await app.inject({ url: '/ops?token=a&b="1"', headers: auth })
+  t.match(withQuery.body, 'src="/ops/admin.js?token=a&amp;b=%221%22"', 'the assets are asked for with the page\'s query')
+  t.match(withQuery.body, 'href="/ops/admin.css?token=a&amp;b=%221%22"')
+  const raw = adminHtml('/ops', '?a="><script>alert(1)</script>')
+  t.notMatch(raw, '"><script>alert', 'a query is escaped in the HTML')
+  t.match(raw, 'src="/ops/admin.js?a=&quot;&gt;&lt;script&gt;')
+  t.match(page.body, 'data-base="/ops"')
+  const script = await app.inject({ url: '/ops/admin.js', headers: auth })
+  t.match(script.headers['content-type'], /^text\/javascript/)
+  t.match(script.body, /EventSource/)
+  t.doesNotThrow(() => new Function(script.body), 'the served script parses') // eslint-disable-line no-new-func
+  const css = await app.inject({ url: '/ops/admin.css', headers: auth })
+  t.match(css.headers['content-type'], /^text\/css/)
+  t.equal((await app.inject({ url: '/channels/admin', headers: auth })).statusCode, 404, 'only under the path asked for')
+})
+
+t.test('the live feed: nodes() once a second, through authorize; fastify.close() ends it', async (t) => {
+  const { app, port, url } = await startApp({ admin: { authorize } })
+  let closed = false
+  t.teardown(async () => { if (!closed) await app.close() })
+  const refused = await openFeed(port, '/channels/admin/api/feed', {})
+  t.equal(refused.response.statusCode, 401, 'the feed refused without authorize')
+  refused.response.resume()
+
+  const client = await TestClient.connect(url)
+  t.teardown(() => client.close())
+  const { response, first } = await openFeed(port, '/channels/admin/api/feed', auth)
+  t.equal(response.statusCode, 200)
+  t.match(response.headers['content-type'], /^text\/event-stream/)
+  const feed = await within(first, 3000, 'the first nodes event') as { nodes: Array<{ connections: number, node: string }> }
+  t.equal(feed.nodes.length, 1)
+  t.equal(feed.nodes[0].connections, 1)
+  t.equal(feed.nodes[0].node, app.channels.stats().node)
+  const ended = new Promise((resolve) => response.on('end', resolve))
+  closed = true
+  await within(app.close(), 5000, 'fastify.close() does not wait on an open feed')
+  await within(ended, 1000, 'the feed ends on close')
+})
+
+t.test('a channel: its presence and its last history entries', async (t) => {
+  const { app, url } = await startApp({ admin: { authorize }, presence: /^room-/, history: { channel: /^room-/, size: 50 } }, (app) => {
+    app.channels.on('message', { event: 'here' }, async (socket, _data, meta) => {
+      await socket.track(meta.channel ?? '', 'ada', { device: 'phone' })
+    })
+  })
+  t.teardown(() => app.close())
+  const client = await TestClient.connect(url)
+  t.teardown(() => client.close())
+  await client.subscribe('room-1')
+  await client.request({ type: 'message', event: 'here', channel: 'room-1', data: null, id: 9 })
+  for (let i = 1; i <= 12; i++) await app.broadcastChannel('room-1', { i }, { event: 'chat' })
+  const reply = await app.inject({ url: '/channels/admin/api/channel?name=room-1', headers: auth })
+  t.equal(reply.statusCode, 200)
+  const view = reply.json()
+  t.equal(view.channel, 'room-1')
+  t.equal(view.subscribers, 1)
+  t.match(view.presence, { ada: [{ meta: { device: 'phone' } }] })
+  t.equal(view.history.messages.length, 10, 'the last 10')
+  t.same(view.history.messages.at(-1), { offset: 12, event: 'chat', data: { i: 12 } })
+
+  const plain = (await app.inject({ url: '/channels/admin/api/channel?name=lobby', headers: auth })).json()
+  t.same(plain, { channel: 'lobby', subscribers: 0, presence: null, history: null }, 'neither presence nor history')
+  for (const query of ['', '?name=', '?name=a%20b', `?name=${'x'.repeat(201)}`]) {
+    const bad = await app.inject({ url: `/channels/admin/api/channel${query}`, headers: auth })
+    t.equal(bad.statusCode, 400, `bad name: ${query}`)
+  }
+})
+
+t.test('disconnect: a session here, one on another node, one nobody holds, bad bodies', async (t) => {
+  const broker = memoryBroker()
+  const one = await startApp({ broker, admin: { authorize } })
+  const two = await startApp({ broker })
+  t.teardown(() => Promise.all([one.app.close(), two.app.close()]))
+  const here = await TestClient.connect(one.url)
+  const there = await TestClient.connect(two.url)
+  const post = async (payload: unknown): Promise<{ statusCode: number, body: unknown }> => {
+    const reply = await one.app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers: auth, payload: payload as object })
+    return { statusCode: reply.statusCode, body: reply.json() }
+  }
+  t.same(await post({ sessionId: here.sessionId }), { statusCode: 200, body: { here: true } })
+  t.same(await within(here.closed, 3000, 'closed here'), { code: 1008, reason: disconnectReason })
+  t.same(await post({ sessionId: there.sessionId }), { statusCode: 200, body: { here: false } })
+  t.same(await within(there.closed, 3000, 'closed on the node that holds it'), { code: 1008, reason: disconnectReason })
+  t.same(await post({ sessionId: 'nobody' }), { statusCode: 200, body: { here: false } }, 'nobody holds it: nothing happens')
+  for (const payload of [{}, [], { sessionId: 5 }, { sessionId: '' }, { sessionId: 'x', more: 1 }]) {
+    t.equal((await post(payload)).statusCode, 400, JSON.stringify(payload))
+  }
+  const form = await one.app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers: { ...auth, 'content-type': 'text/plain' }, payload: JSON.stringify({ sessionId: 'x' }) })
+  t.equal(form.statusCode, 415, 'only JSON: a cross-site form cannot post here')
+})
