@@ -149,6 +149,11 @@ export function scriptFile (name: ScriptName): string {
   return definitions[name].file
 }
 
+/** The prelude prepended to a script, if any. */
+export function preludeFile (name: ScriptName): string | undefined {
+  return definitions[name].prelude
+}
+
 /** The folder of the .lua files, beside this module (in the sources and in dist/ alike). */
 export const luaDirectory = new URL('./lua/', import.meta.url)
 
