@@ -117,7 +117,7 @@ async function redisMemory () {
 
 const results = { channels, node: process.version, at: new Date().toISOString() }
 results.memory = await memoryHeap()
-console.log(`memory broker: ${channels} never-published channels read: heap +${(results.memory.heapBytes / 1048576).toFixed(2)} MB (${results.memory.bytesPerChannel.toFixed(1)} B per channel)`)
+console.log(`memory broker: ${channels} never-published channels read: heap +${(Math.max(0, results.memory.heapBytes) / 1048576).toFixed(2)} MB (${results.memory.bytesPerChannel.toFixed(1)} B per channel)`)
 try {
   results.redis = await redisMemory()
   console.log(`Redis (${results.redis.server}): used_memory +${(results.redis.usedMemoryBytes / 1048576).toFixed(2)} MB (${results.redis.bytesPerChannel.toFixed(1)} B per channel)`)
