@@ -91,7 +91,7 @@ export const mutationMap = {
 
   // history and presence with the memory broker, and the broker interfaces
   'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/history/stream-restart.test.ts', 'test/connection/rejoin.test.ts', 'test/client/history.test.ts', 'test/history/delta.test.ts'],
-  'plugin/broker/memory/history-store.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts'],
+  'plugin/broker/memory/history-store.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts', 'test/history/idle-state.test.ts'],
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
   'plugin/users/directory.ts': ['test/users/users.test.ts'],
   'plugin/users/identify.ts': ['test/users/users.test.ts'],

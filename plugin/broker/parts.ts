@@ -106,8 +106,8 @@ export interface StreamRead extends StreamPosition {
 }
 
 /**
- * A channel's stream: its epoch (created on first use), its top offset, its last `size`
- * entries, each kept `ttl` ms. Only history channels have one.
+ * A channel's stream: its epoch, its top offset, its last `size` entries, each kept `ttl` ms.
+ * Only history channels have one, created by the first append.
  */
 export interface HistoryStore {
   /**
@@ -117,7 +117,11 @@ export interface HistoryStore {
    * own appends come back to it. Rejects when it cannot, and then publishes nothing later.
    */
   append (channel: string, append: HistoryAppend, limits: HistoryLimits): Promise<StreamPosition>
-  /** The stream's position and the entries `query` asks for (`after`: all or nothing). */
+  /**
+   * The stream's position and the entries `query` asks for (`after`: all or nothing). A
+   * channel without a stream answers offset 0 and the epoch its first append will get, and
+   * keeps the state such reads create bounded (docs/writing-a-broker.md).
+   */
   read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<StreamRead>
 }
 

@@ -3,11 +3,27 @@
  * (each kept `ttl` ms), its epoch and its top offset. Channels without history have no stream
  * here. A stream's epoch and top offset outlive its entries by 24 hours; after that (or a
  * restart of the process) the channel starts a new epoch. Entries are the core's opaque text.
+ *
+ * Only a publication creates a stream. Reading a channel never published (a subscribe, a
+ * `history()`) stores nothing: it answers offset 0 and the epoch the channel's first
+ * publication would get now, so subscriptions alone cost no memory here, however many
+ * channels they name. That epoch is derived, not drawn: a hash of the store's random base
+ * (a new one per process), the channel and the current *period* (time divided by how long a
+ * stream outlives its last use, `stateTtl`). A stream lives at least one period after it
+ * starts, so two streams of one channel never start in the same period: they never share an
+ * epoch, and a client's position in a lost stream never matches a later one. A client that
+ * joined a never-published channel keeps its position when the first publication comes in
+ * the same period (the usual case); across a period's end it gets `recovered: false` once.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { StoredEntry, StreamPosition, StreamRead } from '../parts.js'
 import type { HistoryLimits, HistoryQuery } from '../types.js'
 import { historyStateTtl } from '../types.js'
+
+/** How long a stream outlives its last use: also the length of an epoch period. */
+function stateTtl (ttl: number): number {
+  return Math.max(historyStateTtl, ttl)
+}
 
 interface TimedEntry extends StoredEntry {
   /** ms timestamp of the publication */
@@ -16,14 +32,13 @@ interface TimedEntry extends StoredEntry {
 
 /** One channel's stream: a ring holding at most `capacity` entries, oldest at `head`. */
 class Stream {
-  readonly epoch = randomBytes(9).toString('base64url')
   top = 0
   lastUsed: number
   private ring: Array<TimedEntry | undefined>
   private head = 0
   private count = 0
 
-  constructor (capacity: number, now: number) {
+  constructor (readonly epoch: string, capacity: number, now: number) {
     this.ring = new Array<TimedEntry | undefined>(capacity)
     this.lastUsed = now
   }
@@ -77,28 +92,36 @@ function stored ({ offset, entry }: TimedEntry): StoredEntry {
 
 export class MemoryHistory {
   private readonly streams = new Map<string, Stream>()
+  /** the random part of every epoch this store gives: a new one per store (per process) */
+  private readonly base = randomBytes(9).toString('base64url')
 
   constructor (private readonly clock: () => number = Date.now) {}
 
-  private stream (channel: string, limits: HistoryLimits, now: number): Stream {
-    let stream = this.streams.get(channel)
-    if (stream === undefined) this.streams.set(channel, stream = new Stream(limits.size, now))
-    stream.lastUsed = now
-    return stream
+  /** The epoch a stream of `channel` that starts at `now` gets (see above). */
+  private startingEpoch (channel: string, now: number, limits: HistoryLimits): string {
+    const period = Math.floor(now / stateTtl(limits.ttl))
+    return createHash('sha1').update(`${this.base}\n${period}\n${channel}`).digest('base64url').slice(0, 16)
   }
 
   /** Assigns the next offset and keeps `entry` under it; returns the stream's new position. */
   append (channel: string, entry: string, limits: HistoryLimits): StreamPosition {
     const now = this.clock()
-    const stream = this.stream(channel, limits, now)
+    let stream = this.streams.get(channel)
+    if (stream === undefined) this.streams.set(channel, stream = new Stream(this.startingEpoch(channel, now, limits), limits.size, now))
+    stream.lastUsed = now
     const offset = ++stream.top
     stream.append({ offset, entry, at: now }, limits.size)
     return { offset, epoch: stream.epoch }
   }
 
+  /** A read of a channel without a stream stores nothing: offset 0, the epoch it would start with. */
   read (channel: string, query: HistoryQuery, limits: HistoryLimits): StreamRead {
     const now = this.clock()
-    const stream = this.stream(channel, limits, now)
+    const stream = this.streams.get(channel)
+    if (stream === undefined) {
+      return { epoch: this.startingEpoch(channel, now, limits), offset: 0, entries: [], complete: 'last' in query || query.after === 0 }
+    }
+    stream.lastUsed = now
     stream.expire(now - limits.ttl)
     const { epoch, top } = stream
     if ('last' in query) return { epoch, offset: top, entries: stream.newest(query.last).map(stored), complete: true }
@@ -110,7 +133,7 @@ export class MemoryHistory {
   /** Frees expired entries, and streams unused for 24 hours (or longer than their ttl). */
   sweep (ttl: number): void {
     const now = this.clock()
-    const idle = Math.max(historyStateTtl, ttl)
+    const idle = stateTtl(ttl)
     for (const [channel, stream] of this.streams) {
       if (now - stream.lastUsed > idle) this.streams.delete(channel)
       else stream.expire(now - ttl)

@@ -9,6 +9,14 @@
  *   <prefix>:hist:{<channel>}:log    stream of entries, id <offset>-0, fields d (the entry) and
  *                                    t (ms, Redis' clock); at most `size` entries, the key
  *                                    expires `ttl` after the last
+ *   <prefix>:hist-base:{<tag>}       per slot (not per channel): the random base of the
+ *                                    epochs of the streams in the slot; `<tag>` is a short
+ *                                    hash tag of that slot (expires 24 h after use)
+ *
+ * Only a publication creates a channel's two keys: a read of a channel never published (a
+ * subscribe, a `history()`) answers offset 0 and the epoch the first publication would get,
+ * derived from the slot's base (lua/prelude-stream.lua), so subscriptions alone add at most
+ * one small key per slot (16384 in all), whatever the number of channels.
  *
  * An append is one script (lua/history-append.lua): assign the offset, store the entry, publish
  * its envelope on the channel, so two nodes publishing at once produce one dense order that
@@ -25,11 +33,33 @@ import type { Link } from './link.js'
 import type { PubSubMode } from './pubsub.js'
 import { LateError } from './transport.js'
 import { runScript } from './scripts.js'
+import { keySlot, slotCount } from './slot.js'
 import { historyStateTtl, type HistoryLimits, type HistoryQuery } from '../types.js'
 import type { HistoryAppend, HistoryStore, StreamPosition, StreamRead } from '../parts.js'
 
-function newEpoch (): string {
+function newBase (): string {
   return randomBytes(9).toString('base64url')
+}
+
+/** For each slot, a number whose decimal text, as a hash tag, lies in that slot (filled on first use). */
+let slotTags: Uint32Array | undefined
+
+/** A short hash tag in `slot`: the base key of a channel's slot lies beside its other keys. */
+function tagOf (slot: number): string {
+  if (slotTags === undefined) {
+    const tags = new Uint32Array(slotCount)
+    const found = new Uint8Array(slotCount)
+    let left = slotCount
+    for (let n = 0; left > 0; n++) {
+      const at = keySlot(String(n))
+      if (found[at] === 1) continue
+      found[at] = 1
+      tags[at] = n
+      left--
+    }
+    slotTags = tags
+  }
+  return String(slotTags[slot])
 }
 
 /** How long an epoch and a top offset outlive the stream's last use. */
@@ -50,19 +80,25 @@ export class RedisHistoryStore implements HistoryStore {
     private readonly budget: number
   ) {}
 
+  /** A script's keys for `channel`: its meta, its log and its slot's base, all in one slot. */
+  private keysOf (channel: string): [meta: string, log: string, base: string] {
+    const { keys } = this
+    const meta = keys.historyMeta(channel)
+    return [meta, keys.historyLog(channel), keys.historyBase(tagOf(keySlot(meta)))]
+  }
+
   async append (channel: string, { entry, head }: HistoryAppend, limits: HistoryLimits): Promise<StreamPosition> {
     const { keys } = this
     const deadline = this.clock.deadline(this.budget)
-    const position = await this.pub.run((redis) => runScript(redis, 'historyAppend', [keys.historyMeta(channel), keys.historyLog(channel)],
-      [newEpoch(), stateTtl(limits), entry, limits.size, limits.ttl, keys.channel(channel), head, this.pubsub.publishCommand, deadline]), entry.length)
+    const position = await this.pub.run((redis) => runScript(redis, 'historyAppend', this.keysOf(channel),
+      [newBase(), stateTtl(limits), entry, limits.size, limits.ttl, keys.channel(channel), head, this.pubsub.publishCommand, deadline]), entry.length)
     if (position === 'late') throw new LateError()
     return position
   }
 
   async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<StreamRead> {
-    const { keys } = this
     const [mode, n] = 'after' in query ? ['after' as const, query.after] : ['last' as const, query.last]
-    return await this.pub.run((redis) => runScript(redis, 'historyRead', [keys.historyMeta(channel), keys.historyLog(channel)],
-      [newEpoch(), stateTtl(limits), mode, n, limits.ttl]))
+    return await this.pub.run((redis) => runScript(redis, 'historyRead', this.keysOf(channel),
+      [newBase(), stateTtl(limits), mode, n, limits.ttl]))
   }
 }

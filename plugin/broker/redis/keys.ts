@@ -55,6 +55,12 @@ export class RedisKeys {
   /** a history channel's stream of entries */
   historyLog (channel: string): string { return `${this.prefix}:hist:${this.tag(channel)}:log` }
 
+  /**
+   * the random base of the epochs of the history streams in one slot, and of the epoch a
+   * never-published channel answers; `tag` is a hash tag of that slot (history-store.ts)
+   */
+  historyBase (tag: string): string { return `${this.prefix}:hist-base:{${tag}}` }
+
   /** a presence channel's hash: ref → the track */
   presence (channel: string): string { return `${this.prefix}:presence:${this.tag(channel)}` }
 

@@ -38,13 +38,13 @@ export interface ScriptTypes {
     reply: { present: boolean, time: RedisTime }
   }
   historyAppend: {
-    keys: [meta: string, log: string]
-    args: [newEpoch: string, metaTtl: number, entry: string, size: number, ttl: number, channel: string, head: string, publish: string, deadline: number]
+    keys: [meta: string, log: string, base: string]
+    args: [newBase: string, metaTtl: number, entry: string, size: number, ttl: number, channel: string, head: string, publish: string, deadline: number]
     reply: { offset: number, epoch: string } | 'late'
   }
   historyRead: {
-    keys: [meta: string, log: string]
-    args: [newEpoch: string, metaTtl: number, mode: 'after' | 'last', n: number, ttl: number]
+    keys: [meta: string, log: string, base: string]
+    args: [newBase: string, metaTtl: number, mode: 'after' | 'last', n: number, ttl: number]
     reply: StreamReply
   }
   presenceReap: {
@@ -79,6 +79,8 @@ function list (script: ScriptName, raw: unknown, length?: number): unknown[] {
 
 interface Definition<N extends ScriptName> {
   file: string
+  /** a file of Lua both history scripts share, prepended to this one's */
+  prelude?: string
   keys: ScriptTypes[N]['keys']['length']
   read: (raw: unknown) => ScriptTypes[N]['reply']
 }
@@ -107,7 +109,8 @@ const definitions: { [N in ScriptName]: Definition<N> } = {
   },
   historyAppend: {
     file: 'history-append.lua',
-    keys: 2,
+    prelude: 'prelude-stream.lua',
+    keys: 3,
     read (raw) {
       if (raw === -2) return 'late'
       const [offset, epoch] = list('historyAppend', raw, 2)
@@ -116,7 +119,8 @@ const definitions: { [N in ScriptName]: Definition<N> } = {
   },
   historyRead: {
     file: 'history-read.lua',
-    keys: 2,
+    prelude: 'prelude-stream.lua',
+    keys: 3,
     read (raw) {
       const [epoch, offset, complete, flat] = list('historyRead', raw, 4)
       const pairs = list('historyRead', flat)
@@ -145,14 +149,26 @@ export function scriptFile (name: ScriptName): string {
   return definitions[name].file
 }
 
+/** The prelude prepended to a script, if any. */
+export function preludeFile (name: ScriptName): string | undefined {
+  return definitions[name].prelude
+}
+
 /** The folder of the .lua files, beside this module (in the sources and in dist/ alike). */
 export const luaDirectory = new URL('./lua/', import.meta.url)
 
 let sources: Map<ScriptName, string> | undefined
 
-/** Every script's source, read from its file on first use. */
+function readLua (file: string): string {
+  return readFileSync(new URL(file, luaDirectory), 'utf8')
+}
+
+/** Every script's source (its prelude first, if any), read from its files on first use. */
 export function scriptSources (): Map<ScriptName, string> {
-  sources ??= new Map(scriptNames.map((name) => [name, readFileSync(new URL(definitions[name].file, luaDirectory), 'utf8')]))
+  sources ??= new Map(scriptNames.map((name) => {
+    const { file, prelude } = definitions[name]
+    return [name, prelude === undefined ? readLua(file) : `${readLua(prelude)}\n${readLua(file)}`]
+  }))
   return sources
 }
 

@@ -69,7 +69,9 @@ await forEachTarget(t, async (t, target) => {
     await beyond.expectNothing(isMessage)
 
     const keys = (await keysUnder(target, prefix)).filter((key) => key.includes(':hist:'))
-    t.same(keys, [`${prefix}:hist:{h-other}:meta`, `${prefix}:hist:{h-room}:log`, `${prefix}:hist:{h-room}:meta`], 'channels without history store nothing')
+    t.same(keys, [`${prefix}:hist:{h-room}:log`, `${prefix}:hist:{h-room}:meta`], 'channels without history store nothing; h-other, only read, nothing either')
+    const bases = (await keysUnder(target, prefix)).filter((key) => key.includes(':hist-base:'))
+    t.ok(bases.length >= 1 && bases.length <= 2, `one epoch base per slot used (${bases.join(', ')})`)
     const log = `${prefix}:hist:{h-room}:log`
     const meta = `${prefix}:hist:{h-room}:meta`
     t.equal(await target.admin.xlen(log), 5, 'the log holds at most size entries')
@@ -117,6 +119,10 @@ await forEachTarget(t, async (t, target) => {
       }
     }
     t.same((await keysUnder(target, prefix)).filter((key) => key.includes(':hist:')), expected.sort(), 'and on the master owning it')
+    const slots = new Set(await Promise.all(channels.map(async (channel) => await slotOf(admin, names.channel(channel)))))
+    const bases = (await keysUnder(target, prefix)).filter((key) => key.includes(':hist-base:'))
+    t.equal(bases.length, slots.size, 'one epoch base per slot of the channels')
+    for (const base of bases) t.ok(slots.has(await slotOf(admin, base)), `${base} in the slot of one of the channels`)
   })
 
   t.test('session exclusion and expired entries on Redis', async (t) => {

@@ -9,13 +9,18 @@ import { createHash } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { RedisClock } from '../../../plugin/broker/redis/clock.js'
-import { defineScripts, luaDirectory, runScript, scriptFile, scriptNames, scriptSources } from '../../../plugin/broker/redis/scripts.js'
+import { defineScripts, luaDirectory, preludeFile, runScript, scriptFile, scriptNames, scriptSources } from '../../../plugin/broker/redis/scripts.js'
 import { redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
 import { forEachTarget } from '../../redis/targets.js'
 
-t.test('every .lua file is a script of the map, and every script has its file', async (t) => {
+t.test('every .lua file is a script of the map or a prelude of some, and every script has its file', async (t) => {
   const files = readdirSync(luaDirectory).filter((file) => file.endsWith('.lua')).sort()
-  t.same(scriptNames.map(scriptFile).sort(), files)
+  const preludes = scriptNames.map(preludeFile).filter((file) => file !== undefined)
+  t.same([...new Set([...scriptNames.map(scriptFile), ...preludes])].sort(), files)
+  t.same([...new Set(preludes)], ['prelude-stream.lua'], 'the history scripts share one')
+  for (const name of ['historyAppend', 'historyRead'] as const) {
+    t.ok(scriptSources().get(name)?.startsWith('-- Prepended to history-append.lua and history-read.lua'), `${name} starts with it`)
+  }
   t.ok(files.length >= 6)
   for (const [name, source] of scriptSources()) t.ok(source.includes('return'), `${name} has a body`)
   t.equal(scriptSources(), scriptSources(), 'read once')
@@ -71,6 +76,28 @@ await withRedis(t, async () => {
     t.same((await redis.smembers(`${prefix}:nodes`)).sort(), ['b'], 'a node with neither alive key nor sessions is pruned on the way')
     await redis.del(`${prefix}:nodes`, `${prefix}:sessions:b`, `${prefix}:alive:b`)
     t.same(heard, ['no deadline', 'in time', 'send', 'stalled'], 'nothing late was published')
+  })
+
+  t.test('Redis refuses a history append after its deadline: nothing stored, nothing published', async (t) => {
+    const prefix = uniquePrefix()
+    const keys: [string, string, string] = [`${prefix}:hist:{c}:meta`, `${prefix}:hist:{c}:log`, `${prefix}:hist-base:{c}`]
+    t.teardown(() => redis.del(...keys))
+    const heard: string[] = []
+    const listener = new Redis(redisUrl)
+    t.teardown(() => { listener.disconnect() })
+    listener.on('message', (_channel: string, text: string) => heard.push(text))
+    await listener.subscribe(`${prefix}:ch:{c}`)
+    const append = async (deadline: number, entry: string): Promise<unknown> => await runScript(redis, 'historyAppend', keys,
+      ['base', 86_400_000, entry, 10, 60_000, `${prefix}:ch:{c}`, 'h|', 'PUBLISH', deadline])
+    t.equal(await append(clock.deadline(-1000), 'late'), 'late')
+    t.equal(await redis.exists(...keys), 0, 'a late append stores nothing, not even the stream or the base')
+    t.match(await append(clock.deadline(1000), 'in time'), { offset: 1 })
+    t.match(await append(0, 'no deadline'), { offset: 2 })
+    t.match(await append(clock.deadline(-1000), 'late again'), 'late')
+    t.equal(await redis.xlen(keys[1]), 2)
+    await redis.ping()
+    await listener.ping()
+    t.same(heard.map((text) => text.split('\n').at(-1)), ['in time', 'no deadline'], 'nothing late was published')
   })
 
   t.test('a registration is extended only where it still exists', async (t) => {

@@ -1,14 +1,11 @@
 -- Appends a publication to a history channel's stream and publishes its envelope, in one
 -- atomic step: two nodes publishing at once produce one dense order that every subscriber
 -- receives alike. Unless Redis got the call after its deadline: a publication the node already
--- reported failed is neither stored nor published later. When the stream's state is gone (expired, or Redis restarted without
--- persistence), a new epoch begins and the old log, if any, is dropped: offsets of two epochs
--- never mix.
+-- reported failed is neither stored nor published later. When the stream's state is gone
+-- (expired, or Redis restarted without persistence), a new epoch begins and the old log, if
+-- any, is dropped: offsets of two epochs never mix.
 --
--- KEYS[1]  the stream's meta hash: e = epoch, o = top offset   (KEYS share the channel's slot)
--- KEYS[2]  the stream's log: id <offset>-0, fields d (the entry) and t (ms, Redis' clock)
--- ARGV[1]  the epoch of a new stream
--- ARGV[2]  ms the meta hash outlives its last use
+-- After prelude-stream.lua (KEYS[1] to KEYS[3], ARGV[1] and ARGV[2] as it says), and:
 -- ARGV[3]  the entry (opaque)
 -- ARGV[4]  the most entries kept
 -- ARGV[5]  ms the log outlives its last entry
@@ -18,14 +15,12 @@
 -- ARGV[9]  the deadline, ms on Redis' clock (0: none)
 --
 -- Returns { offset, epoch }, or -2 when too late (nothing stored, nothing published).
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local deadline = tonumber(ARGV[9])
 if deadline > 0 and ms > deadline then return -2 end
 
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
-  epoch = ARGV[1]
+  epoch = startingEpoch()
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
 end

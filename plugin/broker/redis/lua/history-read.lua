@@ -1,28 +1,25 @@
--- Reads a history channel's stream: its epoch (created when missing, as on an append), its top
--- offset and the entries asked for, oldest first. 'after' is all or nothing: entries only when
--- every publication after n is still kept.
+-- Reads a history channel's stream: its epoch, its top offset and the entries asked for, oldest
+-- first. 'after' is all or nothing: entries only when every publication after n is still kept.
+-- A channel without a stream (never published, or its state is gone) answers offset 0 and the
+-- epoch its first publication would get now, and stores nothing of the channel.
 --
--- KEYS[1]  the stream's meta hash: e = epoch, o = top offset
--- KEYS[2]  the stream's log: id <offset>-0, fields d (the entry) and t (ms, Redis' clock)
--- ARGV[1]  the epoch of a new stream
--- ARGV[2]  ms the meta hash outlives its last use
+-- After prelude-stream.lua (KEYS[1] to KEYS[3], ARGV[1] and ARGV[2] as it says), and:
 -- ARGV[3]  'after' or 'last'
 -- ARGV[4]  n: the offset after which to read, or how many of the last entries
 -- ARGV[5]  ms an entry is kept
 --
 -- Returns { epoch, top offset, complete (1 or 0), { offset1, entry1, offset2, entry2, ... } }.
+local n = tonumber(ARGV[4])
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'o', 0)
+  local complete = 0
+  if ARGV[3] == 'last' or n == 0 then complete = 1 end
+  return { startingEpoch(), 0, complete, {} }
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-local now = redis.call('TIME')
-local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - tonumber(ARGV[5])
+local oldest = ms - tonumber(ARGV[5])
 
 local top = tonumber(redis.call('HGET', KEYS[1], 'o'))
-local n = tonumber(ARGV[4])
 
 -- a log entry as { id, offset, entry, at }, its fields read by name
 local function read (raw)
