@@ -4,7 +4,11 @@
 // of the variants interleaved, figures are medians over rounds; compare the RATIOS, not the
 // absolute figures (a shared machine).
 //
-//   node bench/wire.js [--quick] [--cases compression,paced,memory,burst]
+//   node bench/wire.js [--quick] [--cases compression,paced,memory,burst] [--baseline <dir>]
+//
+// --baseline <dir>: the compression and memory cases also run "compression on" with the plugin
+//              built in <dir> (a copy of an earlier dist/, inside this checkout so that its
+//              imports resolve): a change against the code before it, side by side in one run.
 //
 // compression  1,000 subscribers whose clients offer permessage-deflate, 2 KB JSON documents:
 //              bytes on the wire per delivery (what the clients' TCP sockets read) and server CPU
@@ -27,6 +31,10 @@ const quick = args.includes('--quick')
 const casesArg = args.indexOf('--cases')
 const cases = casesArg === -1 ? ['compression', 'paced', 'memory', 'burst'] : args[casesArg + 1].split(',')
 const rounds = quick ? 2 : 4
+const baselineArg = args.indexOf('--baseline')
+const baseline = baselineArg === -1 ? undefined : new URL(`${args[baselineArg + 1].replace(/\/$/, '')}/plugin/index.js`, pathToFileURL(`${process.cwd()}/`)).href
+/** The "compression on" variant with the baseline build, when one was given. */
+const baselineVariants = baseline === undefined ? [] : [{ label: 'channels, compression on (baseline)', kind: 'channels', entry: baseline, options: { compression: true } }]
 
 /** A 2 KB-ish JSON document that compresses like real data (repeated keys, varied values). */
 export function document (bytes, seq) {
@@ -46,7 +54,7 @@ async function serve (variant) {
   /** @type {(data: unknown) => Promise<void> | void} */
   let publish
   if (variant.kind === 'channels') {
-    const entry = process.env.BENCH_CHANNELS_ENTRY ?? new URL('../dist/plugin/index.js', import.meta.url).href
+    const entry = variant.entry ?? process.env.BENCH_CHANNELS_ENTRY ?? new URL('../dist/plugin/index.js', import.meta.url).href
     const channels = (await import(entry)).default
     await app.register(channels, { client: false, rateLimit: false, heartbeat: false, maxChannels: 10, ...variant.options })
     publish = (data) => /** @type {any} */ (app).broadcastChannel('bench', data, { event: 'tick' })
@@ -207,6 +215,7 @@ async function compressionCase () {
   const sessions = await withSessions([
     { label: 'channels, compression off', kind: 'channels', options: {} },
     { label: 'channels, compression on', kind: 'channels', options: { compression: true } },
+    ...baselineVariants,
     { label: 'Socket.IO, perMessageDeflate', kind: 'socketio' }
   ], n, {}, async (sessions) => {
     await interleave(sessions, rounds + 1, async (s, r) => {
@@ -249,6 +258,7 @@ async function memoryCase () {
   const variants = [
     { label: 'channels, compression off', kind: 'channels', options: {} },
     { label: 'channels, compression on', kind: 'channels', options: { compression: true } },
+    ...baselineVariants,
     { label: 'Socket.IO, perMessageDeflate', kind: 'socketio' }
   ]
   const rows = variants.map(() => /** @type {Array<{ heap: number, external: number }>} */ ([]))

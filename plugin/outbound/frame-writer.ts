@@ -36,7 +36,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import type { Socket } from 'node:net'
-import { constants as zlibConstants, deflateRawSync } from 'node:zlib'
+import { constants as zlibConstants, createDeflateRaw, deflateRawSync, type DeflateRaw } from 'node:zlib'
 import type WebSocket from 'ws'
 import { gather } from './gather.js'
 import { wireSettingsOf, type PerMessageDeflateInternals } from './socket-settings.js'
@@ -67,6 +67,105 @@ const deflate = 'permessage-deflate'
 const defaultWindowBits = 15
 /** ws's default threshold, for sockets of a registration that did not set ours */
 const wsDefaultThreshold = 1024
+
+/**
+ * The zlib level of the shared compressed frame. Level 3 costs about half of the default (6)
+ * for documents of a few KB and makes them about 8 % larger (bench/README.md, "Wire efficiency").
+ */
+export const deflateLevel = 3
+
+/** The parts of Node's zlib stream `SharedDeflate` drives (lib/zlib.js, not public API). */
+interface ZlibInternals {
+  _handle: { writeSync: (flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number) => void } | null
+  _writeState: Uint32Array
+  _hadError?: boolean
+}
+
+/** Whether Node's zlib stream reported an error (its native handle calls back synchronously). */
+function failed (stream: ZlibInternals): boolean {
+  return stream._hadError === true
+}
+
+/**
+ * One raw deflate stream per window size, kept for the node's lifetime: each message is
+ * compressed in it and ended with a full flush (Z_FULL_FLUSH), which empties the stream's
+ * history, so each message's bytes stand alone, exactly what a peer that negotiated
+ * `server_no_context_takeover` inflates (and the same bytes for the same message every time).
+ * `zlib.deflateRawSync` would set up (and allocate, about 256 KB) a new zlib stream per
+ * publication, about a third of what a 2 KB document costs to compress. Node has no public
+ * synchronous API on a stream: this drives the stream's native handle the way Node's own
+ * `deflateRawSync` does, and falls back to `deflateRawSync` where those internals are missing
+ * or the stream fails (checked once, on a round trip, when the stream is made).
+ */
+class SharedDeflate {
+  private readonly stream: DeflateRaw & ZlibInternals
+  private out = Buffer.allocUnsafe(16 * 1024)
+
+  private constructor (readonly windowBits: number) {
+    this.stream = createDeflateRaw({ windowBits, level: deflateLevel }) as DeflateRaw & ZlibInternals
+    this.stream.on('error', () => {}) // reported by `compress` as a failure: the fallback takes over
+  }
+
+  /** A stream for `windowBits` whose internals work, else undefined. */
+  static open (windowBits: number): SharedDeflate | undefined {
+    try {
+      const shared = new SharedDeflate(windowBits)
+      const probe = Buffer.from('{"probe":"probe probe probe"}')
+      const first = shared.compress(probe)
+      const second = shared.compress(probe)
+      if (first === undefined || second === undefined || !first.equals(second)) return undefined
+      const expected = deflateRawSync(probe, { windowBits, level: deflateLevel, finishFlush: zlibConstants.Z_SYNC_FLUSH })
+      return first.equals(expected) ? shared : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  /** The DEFLATE bytes of `input` alone, ending with the flush's 00 00 ff ff; undefined when the stream failed. */
+  compress (input: Buffer): Buffer | undefined {
+    const { stream } = this
+    const handle = stream._handle
+    const state = stream._writeState
+    if (handle === null || handle === undefined || !(state instanceof Uint32Array) || failed(stream)) return undefined
+    let chunks: Buffer[] | undefined
+    let offset = 0
+    let inOff = 0
+    let availIn = input.length
+    for (;;) {
+      const out = this.out
+      handle.writeSync(zlibConstants.Z_FULL_FLUSH, input, inOff, availIn, out, offset, out.length - offset)
+      if (failed(stream)) return undefined
+      const availOut = state[0]
+      const used = out.length - offset - availOut
+      inOff += availIn - state[1]
+      availIn = state[1]
+      offset += used
+      if (availOut !== 0) break
+      // the output buffer is full: keep what it holds and go on in a fresh one
+      ;(chunks ??= []).push(out.subarray(0, offset))
+      this.out = Buffer.allocUnsafe(out.length * 2)
+      offset = 0
+    }
+    const last = Buffer.from(this.out.subarray(0, offset))
+    return chunks === undefined ? last : Buffer.concat([...chunks, last])
+  }
+}
+
+/** The shared streams by window size; `null` where the fallback is used. */
+const sharedDeflates = new Map<number, SharedDeflate | null>()
+
+/** `payload` compressed for a peer without server context takeover, ending with 00 00 ff ff. */
+function deflateAlone (payload: Buffer, windowBits: number): Buffer {
+  let shared = sharedDeflates.get(windowBits)
+  if (shared === undefined) {
+    shared = SharedDeflate.open(windowBits) ?? null
+    sharedDeflates.set(windowBits, shared)
+  }
+  const compressed = shared?.compress(payload)
+  if (compressed !== undefined) return compressed
+  if (shared !== null) sharedDeflates.set(windowBits, null)
+  return deflateRawSync(payload, { windowBits, level: deflateLevel, finishFlush: zlibConstants.Z_SYNC_FLUSH })
+}
 
 /** Published once per WebSocket frame built: `{ bytes }`, its size. */
 export const frameBuiltChannel = channel('fastify-channels:frame-built')
@@ -141,8 +240,8 @@ export class OutboundFrame {
   deflatedBytes (frame: FrameFn, windowBits: number): Buffer {
     let wire = windowBits === defaultWindowBits ? this.deflated : this.deflatedByWindow?.get(windowBits)
     if (wire === undefined) {
-      const compressed = deflateRawSync(this.utf8(), { windowBits, finishFlush: zlibConstants.Z_SYNC_FLUSH })
-      // RFC 7692 7.2.1: the sync flush ends with an empty stored block, 00 00 ff ff; drop it.
+      const compressed = deflateAlone(this.utf8(), windowBits)
+      // RFC 7692 7.2.1: the flush ends with an empty stored block, 00 00 ff ff; drop it.
       wire = join(frame(compressed.subarray(0, compressed.length - 4), deflatedTextFrame))
       if (windowBits === defaultWindowBits) this.deflated = wire
       else (this.deflatedByWindow ??= new Map()).set(windowBits, wire)

@@ -123,6 +123,26 @@ t.test('no socket keeps a zlib context: ws never deflates, and an inbound inflat
   client.close()
 })
 
+t.test('what ws keeps per socket for the extension is shared: its options, the parameters, the release of the inflate stream', async (t) => {
+  const { url, sockets } = await compressedApp(t)
+  const clients = [
+    await TestClient.connect(url, { perMessageDeflate: { threshold: 0 } }),
+    await TestClient.connect(url, { perMessageDeflate: { threshold: 0 } })
+  ]
+  t.teardown(() => { for (const client of clients) client.close() })
+  const [a, b] = sockets.map((socket) => extensionOf(socket) as Extension & { _options: unknown })
+  t.equal(a.params, b.params, 'one parameters object')
+  t.same({ ...a.params }, { server_no_context_takeover: true, client_no_context_takeover: true }, 'with what was negotiated')
+  t.equal(a._options, b._options, 'one options object')
+  t.notOk(Object.hasOwn(a, '_decompress'), 'no per-socket function')
+  for (const [i, client] of clients.entries()) {
+    const data = doc(3000, i)
+    t.same(await client.request({ type: 'message', event: 'echo', data, id: 200 + i }), { type: 'ack', id: 200 + i, data }, 'compressed inbound messages are still read')
+  }
+  t.equal(a._inflate, null, 'and their inflate streams closed')
+  t.equal(b._inflate, null)
+})
+
 t.test('a peer that asks for a smaller window gets frames compressed with it', async (t) => {
   const { app, url } = await compressedApp(t)
   const small = await TestClient.connect(url, { perMessageDeflate: { serverMaxWindowBits: 9 } })

@@ -9,7 +9,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { AddressInfo, Socket } from 'node:net'
+import { randomBytes } from 'node:crypto'
 import { PassThrough } from 'node:stream'
+import { constants as zlibConstants, inflateRawSync } from 'node:zlib'
 import WebSocket from 'ws'
 import fastifyChannels, { type ChannelSocket } from '../../plugin/index.js'
 import {
@@ -303,4 +305,37 @@ t.test('a protocol violation right after an answer: the answer and ws\'s close f
   await within(raw.ended, 3000, 'a frame over maxPayload cuts the peer off')
   t.same(raw.json().slice(1), [{ type: 'ack', id: 1, data: 'ok' }])
   t.equal(raw.closeCode(), 1009)
+})
+
+/** The payload of a server frame (no mask), with the 00 00 ff ff the sender dropped put back. */
+function inflateFrame (wire: Buffer, windowBits: number): string {
+  let length = wire[1] & 127
+  let offset = 2
+  if (length === 126) {
+    length = wire.readUInt16BE(2)
+    offset = 4
+  } else if (length === 127) {
+    length = Number(wire.readBigUInt64BE(2))
+    offset = 10
+  }
+  t.equal(wire.length - offset, length, 'the header gives the payload length')
+  const payload = Buffer.concat([wire.subarray(offset), Buffer.from([0, 0, 0xff, 0xff])])
+  // a fresh inflater per message: what a peer with server_no_context_takeover does
+  return inflateRawSync(payload, { windowBits, finishFlush: zlibConstants.Z_SYNC_FLUSH }).toString()
+}
+
+t.test('compressed frames stand alone: each one inflates by itself, the same message gives the same bytes', async (t) => {
+  const build = detectSenderFrame(new Sender(new PassThrough()))!
+  // varied sizes: tiny, a document, and incompressible data larger than the stream's output buffer
+  const noise = (n: number): string => randomBytes(n).toString('base64')
+  const texts = ['{"a":1}', JSON.stringify({ rows: Array.from({ length: 60 }, (_, i) => ({ id: i, name: `player-${i % 7}` })) }), noise(30_000), '{"a":1}', noise(300)]
+  for (const windowBits of [15, 10]) {
+    const wires = texts.map((text) => new OutboundFrame(text).deflatedBytes(build, windowBits))
+    for (let i = 0; i < texts.length; i++) {
+      t.equal((wires[i][0] & 0x40) !== 0, true, 'RSV1 set')
+      t.equal(inflateFrame(wires[i], windowBits), texts[i], `message ${i} inflates alone (window ${windowBits})`)
+    }
+    t.ok(wires[0].equals(wires[3]), 'the same message, the same bytes: nothing of the ones between leaks in')
+    t.ok(wires[2].length > 16 * 1024, 'a compressed payload larger than one output buffer')
+  }
 })
