@@ -134,6 +134,11 @@ export class NatsServer {
     this.child?.kill('SIGSTOP')
   }
 
+  /** Deletes its store (while it is stopped): it starts again without streams or buckets. */
+  wipe (): void {
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+
   resume (): void {
     this.child?.kill('SIGCONT')
   }
