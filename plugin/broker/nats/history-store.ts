@@ -199,7 +199,7 @@ export class NatsHistoryStore implements HistoryStore {
         if (isWrongSequence(err)) continue // another node appended first: read again
         throw err
       }
-      if (settings.clock.now() > deadline) await this.checkInTime(subject, seq, deadline)
+      if (settings.clock.latest() > deadline) await this.checkInTime(subject, seq, deadline)
       return position
     }
   }
