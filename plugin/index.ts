@@ -25,7 +25,7 @@ export type {
 export { redisBroker, redisEngine } from './broker/redis/broker.js'
 export type { RedisBrokerOptions, DuplicableRedis } from './broker/redis/broker.js'
 export { natsBroker, natsEngine } from './broker/nats/broker.js'
-export type { NatsBrokerOptions } from './broker/nats/broker.js'
+export type { NatsBrokerOptions, NatsConnectionLike } from './broker/nats/broker.js'
 export type {
   Broker, BrokerConnection, BrokerNode, Delivery, Publication, BroadcastDelivery, ChannelsDelivery, SessionDelivery
 } from './broker/types.js'

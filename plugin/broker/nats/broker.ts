@@ -20,6 +20,19 @@ export const defaultNatsNodeTtl = 10000
 const minNodeTtl = 1000
 export const defaultNatsCommandTimeout = 2000
 
+/**
+ * What `natsBroker` needs of a connection passed in: a `NatsConnection` of
+ * `@nats-io/transport-node` fits (typed here without the package, which is an optional peer).
+ */
+export interface NatsConnectionLike {
+  publish (...args: never[]): unknown
+  subscribe (...args: never[]): unknown
+  request (...args: never[]): Promise<unknown>
+  flush (): Promise<void>
+  status (): AsyncIterable<unknown>
+  isClosed (): boolean
+}
+
 export interface NatsBrokerOptions {
   /** where NATS listens ['nats://127.0.0.1:4222']: one URL or several (a cluster); ignored when `connection` is given */
   servers?: string | string[]
@@ -27,7 +40,7 @@ export interface NatsBrokerOptions {
    * a connection of `@nats-io/transport-node` to use instead of opening one per node; it stays
    * yours: never closed here (and never made to reconnect)
    */
-  connection?: NatsConnection
+  connection?: NatsConnectionLike
   /** keeps apps that share one NATS apart ['fastify-channels']; any 1-100 characters */
   prefix?: string
   /** ms a node that died without closing keeps its sessions' presence [10000], at least 1000 */
@@ -45,10 +58,11 @@ export function natsBroker (options: NatsBrokerOptions = {}): Broker {
   return composeBroker(natsEngine(options))
 }
 
-function isConnection (value: unknown): value is NatsConnection {
-  const connection = value as Partial<NatsConnection> | null
+function isConnection (value: unknown): value is NatsConnectionLike {
+  const connection = value as Partial<NatsConnectionLike> | null
   return typeof connection?.publish === 'function' && typeof connection.subscribe === 'function' &&
-    typeof connection.flush === 'function' && typeof connection.status === 'function'
+    typeof connection.request === 'function' && typeof connection.flush === 'function' &&
+    typeof connection.status === 'function' && typeof connection.isClosed === 'function'
 }
 
 /** The NATS engine: the nodes that connect to it (one NATS, one prefix) act as one server. */
@@ -80,7 +94,7 @@ export function natsEngine (options: NatsBrokerOptions = {}): BrokerEngine {
     name: 'nats',
     async connect (node): Promise<EngineParts> {
       const lib = await loadNats()
-      return await NatsEngine.open(node, lib, settings, connection)
+      return await NatsEngine.open(node, lib, settings, connection as NatsConnection | undefined)
     }
   }
 }

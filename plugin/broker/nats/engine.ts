@@ -52,6 +52,9 @@ export class NatsEngine {
   private readonly health: NatsHealth
   private readonly transport: NatsTransport
   private readonly registry: NatsRegistry
+  private readonly history: NatsHistoryStore
+  private readonly names: NatsNames
+  private readonly lib: NatsLibrary
   private readonly parts: EngineParts
   private timer: NodeJS.Timeout | undefined
   private connected = true
@@ -77,7 +80,8 @@ export class NatsEngine {
     stores: { lib: NatsLibrary, nodes: KV, presence: KV, jsm: Awaited<ReturnType<NatsLibrary['jetstreamManager']>> }
   ) {
     this.health = new NatsHealth(node.log)
-    const names = new NatsNames(settings.prefix)
+    const names = this.names = new NatsNames(settings.prefix)
+    this.lib = stores.lib
     const clock = new NatsClock()
     const timeoutMs = settings.commandTimeout
     // a quarter of the timeout before a publication would be reported failed: the margin for clocks
@@ -113,7 +117,7 @@ export class NatsEngine {
         onDropped: dropped,
         onLate: late
       }),
-      history: new NatsHistoryStore(nc, js, stores.jsm, { names, clock, headers, timeoutMs, budgetMs }),
+      history: this.history = new NatsHistoryStore(nc, js, stores.jsm, { names, clock, headers, timeoutMs, budgetMs }),
       presence: new NatsPresenceStore(nc, js, stores.presence, { names, headers, nodeId: node.nodeId, timeoutMs }),
       start: () => this.start(),
       close: async () => await this.close()
@@ -135,12 +139,20 @@ export class NatsEngine {
     }
     try {
       const jsm = await lib.jetstreamManager(nc, { timeout })
-      const nodes = await bucket(lib, nc, timeout, names.nodesBucket, { history: 1, ttl: settings.nodeTtl })
-      const presence = await bucket(lib, nc, timeout, names.presenceBucket, { history: 1, republish: names.presenceRepublish })
+      const { nodes, presence } = await NatsEngine.buckets(lib, nc, settings, names)
       return new NatsEngine(node, nc, given === undefined, settings, { lib, nodes, presence, jsm }).parts
     } catch (err) {
       if (given === undefined) await nc.close().catch(() => {})
       throw new BrokerUnreachableError('nats', `JetStream is not usable: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  /** The two buckets, created when missing (at start, and after a server that lost its store). */
+  private static async buckets (lib: NatsLibrary, nc: NatsConnection, settings: NatsEngineSettings, names: NatsNames): Promise<{ nodes: KV, presence: KV }> {
+    const timeout = settings.commandTimeout
+    return {
+      nodes: await bucket(lib, nc, timeout, names.nodesBucket, { history: 1, ttl: settings.nodeTtl }),
+      presence: await bucket(lib, nc, timeout, names.presenceBucket, { history: 1, republish: names.presenceRepublish })
     }
   }
 
@@ -183,12 +195,14 @@ export class NatsEngine {
     this.transport.check().catch(this.lost)
   }
 
-  /** Has the core subscribe and register everything again, then ends the outage. */
+  /** Has the core subscribe and register everything again (the buckets made again if missing), then ends the outage. */
   private recover (): void {
     if (this.recovering || this.closed || !this.connected || this.nc.isClosed()) return
     this.recovering = true
     const readies = this.readies
-    this.node.restore().then((restored) => {
+    // a server restarted without its store has lost the buckets and the stream: made again first
+    this.history.forget()
+    NatsEngine.buckets(this.lib, this.nc, this.settings, this.names).then(async () => await this.node.restore()).then((restored) => {
       if (readies === this.readies && this.connected) this.health.back(restored)
     }, this.lost).finally(() => {
       this.recovering = false

@@ -108,6 +108,11 @@ export class NatsHistoryStore implements HistoryStore {
     private readonly settings: NatsHistorySettings
   ) {}
 
+  /** The stream may be gone (a server restarted without its store): the next use sets it up again. */
+  forget (): void {
+    this.perSubject = 0
+  }
+
   /** Creates the stream on first use, and lets it keep more per subject when `size` grew. */
   private async ensure (limits: HistoryLimits): Promise<void> {
     const wanted = limits.size + 1
@@ -161,6 +166,9 @@ export class NatsHistoryStore implements HistoryStore {
     this.chains.set(channel, run)
     try {
       return await run
+    } catch (err) {
+      this.forget() // the stream may be gone (deleted): the next use sets it up again
+      throw err
     } finally {
       if (this.chains.get(channel) === run) this.chains.delete(channel)
     }
@@ -191,7 +199,7 @@ export class NatsHistoryStore implements HistoryStore {
         if (isWrongSequence(err)) continue // another node appended first: read again
         throw err
       }
-      if (settings.clock.now() > deadline) await this.checkInTime(subject, seq, deadline)
+      if (settings.clock.latest() > deadline) await this.checkInTime(subject, seq, deadline)
       return position
     }
   }
@@ -223,6 +231,15 @@ export class NatsHistoryStore implements HistoryStore {
   }
 
   async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<StreamRead> {
+    try {
+      return await this.readNow(channel, query, limits)
+    } catch (err) {
+      this.forget()
+      throw err
+    }
+  }
+
+  private async readNow (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<StreamRead> {
     await this.ensure(limits)
     const { settings } = this
     const subject = settings.names.history(channel)

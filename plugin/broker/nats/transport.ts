@@ -59,7 +59,7 @@ export function envelopeOf (msg: Msg, clock: NatsClock, onLate: () => void): str
   if (headers === undefined) return msg.string()
   if (headers.get(kindHeader) !== '') return undefined
   const deadline = headers.get(deadlineHeader)
-  if (deadline !== '' && clock.now() > Number(deadline)) {
+  if (deadline !== '' && clock.latest() > Number(deadline)) {
     onLate()
     return undefined
   }

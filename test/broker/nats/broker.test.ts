@@ -3,7 +3,9 @@
  * `@nats-io/*` package fails with FST_CHANNELS_MISSING_NATS, and a server that cannot be
  * reached, or has no JetStream, fails the registration with FST_CHANNELS_BROKER_UNREACHABLE.
  */
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import t from 'tap'
 import Fastify from 'fastify'
 import fastifyChannels, { natsBroker, MissingNatsError } from '../../../plugin/index.js'
@@ -24,6 +26,16 @@ t.test('bad options are refused', async (t) => {
 t.test('without the @nats-io packages: a coded error', async (t) => {
   await t.rejects(loadNats({ transport: '@nats-io/not-installed', jetstream: '@nats-io/jetstream', kv: '@nats-io/kv' }), { code: 'FST_CHANNELS_MISSING_NATS' })
   await t.rejects(loadNats({ transport: '@nats-io/transport-node', jetstream: '@nats-io/jetstream', kv: 'nats-kv-not-installed' }), MissingNatsError)
+})
+
+t.test('with the @nats-io packages hidden the plugin works, and only a NATS broker fails, with a coded error', async (t) => {
+  const dir = new URL('./fixtures/', import.meta.url)
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    `--import=${import.meta.resolve('@tapjs/typescript/import')}`,
+    `--import=${new URL('hide-nats.mjs', dir).href}`,
+    fileURLToPath(new URL('without-nats.ts', dir))
+  ], { env: { ...process.env, NODE_OPTIONS: '' } })
+  t.same(JSON.parse(stdout), { plain: 'ok', code: 'FST_CHANNELS_MISSING_NATS' })
 })
 
 t.test('a server that cannot be reached fails the registration', async (t) => {

@@ -1,27 +1,49 @@
 /**
- * The NATS engine's estimate of the server's clock (no server needed): the sample with the
- * shortest round trip wins, and deadlines are on that clock.
+ * The NATS engine's bounds on the server's clock (no server needed): samples bound the offset
+ * from both sides and are intersected; a deadline is written from the lowest bound and checked
+ * against the highest, so lateness is never missed whatever the round trips were.
  */
 import t from 'tap'
 import { NatsClock } from '../../../plugin/broker/nats/clock.js'
 
-t.test('the shortest round trip wins', async (t) => {
+const near = (a: number, b: number): boolean => Math.abs(a - b) < 50
+
+t.test('samples bound the offset; bounds are intersected', async (t) => {
   const clock = new NatsClock()
   const now = Date.now()
-  t.ok(Math.abs(clock.now() - now) < 50, 'without a sample: this node\'s clock')
-  clock.observe(now + 10_000, now - 100, now + 100) // server 10 s ahead, ±100 ms
-  t.ok(Math.abs(clock.now() - (Date.now() + 10_000)) < 50)
-  clock.observe(now + 5_000, now - 1, now + 1) // a better sample
-  t.ok(Math.abs(clock.now() - (Date.now() + 5_000)) < 50)
-  clock.observe(now - 5_000, now - 500, now + 500) // a worse one does not win
-  t.ok(Math.abs(clock.now() - (Date.now() + 5_000)) < 50)
-  t.ok(Math.abs(clock.deadline(1000) - (Date.now() + 6_000)) < 50, 'a deadline on the server\'s clock')
+  t.ok(near(clock.now(), now) && near(clock.latest(), now) && near(clock.deadline(0), now), 'without a sample: this node\'s clock')
+  clock.observe(now + 10_000, now - 1000, now + 1000) // server 10 s ahead, ±1 s
+  t.ok(near(clock.now(), Date.now() + 10_000))
+  t.ok(near(clock.latest(), Date.now() + 11_000), 'the latest it may be')
+  t.ok(near(clock.deadline(0), Date.now() + 9_000), 'the earliest it may be')
+  clock.observe(now + 10_000, now - 100, now + 100) // a tighter sample narrows both sides
+  t.ok(near(clock.latest(), Date.now() + 10_100))
+  t.ok(near(clock.deadline(500), Date.now() + 10_400), 'a deadline from the earliest')
+  clock.observe(now + 10_500, now - 1000, now + 1000) // a loose one within does not widen them
+  t.ok(near(clock.latest(), Date.now() + 10_100))
 })
 
-t.test('samples that cannot be right are ignored', async (t) => {
+t.test('a deadline is never missed by a receiver, whatever the samples', async (t) => {
+  const publisher = new NatsClock()
+  const receiver = new NatsClock()
+  const now = Date.now()
+  publisher.observe(now + 5_000, now - 200, now + 200) // a slower round trip: wider bounds
+  receiver.observe(now + 5_000, now - 300, now + 300)
+  const deadline = publisher.deadline(1000)
+  t.ok(receiver.latest() <= deadline, 'in time now (the bounds cost the budget their width)')
+  t.ok(receiver.latest() + 1001 > deadline, 'late once more than the budget has passed')
+  const loose = new NatsClock()
+  loose.observe(now + 5_000, now - 2000, now + 2000)
+  t.ok(receiver.latest() > loose.deadline(1000), 'bounds wider than the budget: dropped at once, never late')
+})
+
+t.test('samples that cannot be right are ignored, and disagreeing ones start over', async (t) => {
   const clock = new NatsClock()
   const now = Date.now()
   clock.observe(Number.NaN, now, now)
   clock.observe(now + 10_000, now, now - 5)
-  t.ok(Math.abs(clock.now() - Date.now()) < 50)
+  t.ok(near(clock.now(), Date.now()))
+  clock.observe(now + 10_000, now - 10, now + 10)
+  clock.observe(now - 10_000, now - 10, now + 10) // the server's clock was set back
+  t.ok(near(clock.now(), Date.now() - 10_000), 'the latest sample wins')
 })

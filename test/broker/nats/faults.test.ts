@@ -67,6 +67,29 @@ await withNatsServer(t, async () => {
     t.equal(back.length, 1, 'one info line when it ended')
   })
 
+  t.test('restarted without its store: the buckets and the stream are made again, everything heals', async (t) => {
+    const server = await NatsServer.start(t)
+    const prefix = uniquePrefix()
+    const broker = { servers: server.url, prefix, commandTimeout, nodeTtl: 3000 }
+    const options = { history: { channel: /^h-/, size: 10, ttl: 60_000 }, presence: true }
+    const a = await startNatsNode(t, broker, socketMethods, options)
+    const b = await startNatsNode(t, broker, socketMethods, options)
+    const onB = await connect(t, b, ['h-room'])
+    await a.app.broadcastChannel('h-room', 'before', { event: 'got' })
+    const before = await onB.next(isGot, 5000)
+    t.match(before, { data: 'before', offset: 1 })
+    const { epoch } = await b.app.channels.history('h-room')
+
+    await server.kill()
+    server.wipe()
+    await server.run()
+    await resumed(probe(a.app, 'h-room'), onB.frames, 'history publications reach the other node again')
+    const now = await b.app.channels.history('h-room')
+    t.not(now.epoch, epoch, 'the lost stream has a new epoch')
+    await eventually(async () => await a.app.send(onB.sessionId, 'send', { event: 'got' }).then(() => true, () => false), 10000, 'sends find the session again')
+    t.match(await onB.next((frame) => isGot(frame) && frame.data === 'send', 5000), { data: 'send' })
+  })
+
   t.test('a publish storm into a hung NATS: heap bounded, and none of it delivered afterwards', async (t) => {
     const server = await NatsServer.start(t)
     t.teardown(() => server.resume())

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,12 +23,12 @@ export { eventually } from '../../redis/helpers.js'
 
 export const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222'
 
-/** true when a server with JetStream answers at `url` within a second */
-export async function natsReachable (url = natsUrl): Promise<boolean> {
+/** true when a server with JetStream answers at `url` within a few seconds (the machine may be busy) */
+export async function natsReachable (url = natsUrl, timeout = 5000): Promise<boolean> {
   let nc: NatsConnection | undefined
   try {
-    nc = await connect({ servers: url, timeout: 1000, reconnect: false })
-    await jetstreamManager(nc, { timeout: 1000 })
+    nc = await connect({ servers: url, timeout, reconnect: false })
+    await jetstreamManager(nc, { timeout })
     return true
   } catch {
     return false
@@ -124,14 +124,27 @@ export class NatsServer {
     const child = this.child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.dir], { stdio: 'ignore' })
     child.on('error', () => {})
     const until = Date.now() + 10_000
-    while (!await natsReachable(this.url)) {
+    while (!await natsReachable(this.url, 1000)) {
       if (Date.now() > until) throw new Error(`nats-server on ${this.port} did not start`)
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
 
+  /** SIGSTOP, and waits until the kernel shows it stopped (so nothing sent after this reaches it). */
   pause (): void {
-    this.child?.kill('SIGSTOP')
+    const child = this.child
+    if (child?.pid === undefined) return
+    child.kill('SIGSTOP')
+    const until = Date.now() + 2000
+    while (Date.now() < until) {
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return
+    }
+  }
+
+  /** Deletes its store (while it is stopped): it starts again without streams or buckets. */
+  wipe (): void {
+    rmSync(this.dir, { recursive: true, force: true })
   }
 
   resume (): void {
