@@ -41,6 +41,12 @@ const layers = [
     message: 'outbound writes and the handler registry sit below every feature that uses them'
   },
   {
+    target: ['./plugin/broker', './plugin/node', './plugin/connection', './plugin/history', './plugin/presence', './plugin/outbound',
+      './plugin/handlers', './plugin/http', './plugin/contract', './plugin/channel-steps.ts'],
+    from: './plugin/admin',
+    message: 'the admin page sits on top: nothing below it imports it'
+  },
+  {
     target: './plugin/http',
     from: ['./plugin/connection', './plugin/node', './plugin/history', './plugin/presence', './plugin/broker', './plugin/contract'],
     message: 'the HTTP side (upgrades, origins, cap, static client) stands alone'

@@ -100,7 +100,13 @@ export const mutationMap = {
   // the Redis broker's pure parts, whose tests need no Redis
   'plugin/broker/redis/slot.ts': ['test/broker/redis/slot.test.ts', 'test/broker/redis/keys.test.ts'],
   'plugin/broker/redis/keys.ts': ['test/broker/redis/keys.test.ts'],
-  'plugin/broker/redis/health.ts': ['test/broker/redis/health.test.ts']
+  'plugin/broker/redis/health.ts': ['test/broker/redis/health.test.ts'],
+  // stats, nodes and the admin page (the Redis and browser suites of test/admin/ are left out: too slow per mutant)
+  'plugin/node/stats.ts': ['test/admin/stats.test.ts', 'test/admin/routes.test.ts'],
+  'plugin/node/notices.ts': ['test/admin/stats.test.ts'],
+  'plugin/admin/options.ts': ['test/admin/routes.test.ts'],
+  'plugin/admin/routes.ts': ['test/admin/routes.test.ts'],
+  'plugin/admin/page.ts': ['test/admin/routes.test.ts']
 }
 
 /** The reason of a module that holds only types and re-exports (the map's test checks it has no code). */
@@ -125,5 +131,7 @@ export const unmapped = {
   'plugin/broker/redis/pubsub.ts': needsRedis,
   'plugin/broker/redis/registry-store.ts': needsRedis,
   'plugin/broker/redis/scripts.ts': needsRedis,
-  'plugin/broker/redis/transport.ts': needsRedis
+  'plugin/broker/redis/transport.ts': needsRedis,
+
+  'plugin/admin/page-script.ts': 'the admin page\'s script runs in a browser: its test (test/admin/browser.test.ts) needs Chromium and Redis, too slow per mutant'
 }

@@ -114,5 +114,6 @@ button { padding: .45rem .9rem; font: inherit; cursor: pointer; }
 button.danger { color: #fff; background: var(--bad); border: 0; border-radius: .3rem; }
 button.link { padding: 0; border: 0; background: none; color: var(--accent); text-decoration: underline; }
 .hint { font-size: .8rem; opacity: .75; margin: .4rem 0 0; }
+h3 { font-size: .95rem; margin: .6rem 0 .2rem; word-break: break-word; }
 pre { white-space: pre-wrap; word-break: break-word; margin: .2rem 0; font-size: .85rem; }
 `
