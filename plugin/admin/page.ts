@@ -105,7 +105,8 @@ main { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 2
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+#nodes th:nth-child(n+3), #busiest th:nth-child(n+2) { text-align: right; }
 td.message { white-space: normal; min-width: 14rem; word-break: break-word; }
 tr.self td:first-child::after { content: " (this node)"; opacity: .7; }
 form { display: flex; flex-wrap: wrap; gap: .5rem; margin-bottom: .5rem; }
