@@ -38,7 +38,7 @@ function openFeed (port: number, path: string, headers: Record<string, string>):
 }
 
 t.test('the admin option: authorize is required, a path must be a route path', async (t) => {
-  const bad: unknown[] = [true, {}, { path: '/x' }, { authorize: 'yes' }, { authorize, path: 'admin' }, { authorize, path: '/' },
+  const bad: unknown[] = [true, {}, { path: '/x' }, { authorize: 'yes' }, { authorize, path: 5 }, { authorize, path: '' }, () => true, 'admin', { authorize, path: 'admin' }, { authorize, path: '/' },
     { authorize, path: '/admin/' }, { authorize, extra: 1 }, null, []]
   for (const admin of bad) {
     const app = Fastify()
