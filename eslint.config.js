@@ -53,6 +53,12 @@ const layers = [
     message: 'the events sit below everything that publishes them: observability imports no feature of the plugin'
   },
   {
+    target: ['./plugin/broker', './plugin/node', './plugin/connection', './plugin/history', './plugin/presence', './plugin/outbound',
+      './plugin/handlers', './plugin/http', './plugin/contract', './plugin/users', './plugin/observability', './plugin/channel-steps.ts'],
+    from: './plugin/admin',
+    message: 'the admin page sits on top: nothing below it imports it'
+  },
+  {
     target: './plugin/http',
     from: ['./plugin/connection', './plugin/node', './plugin/history', './plugin/presence', './plugin/broker', './plugin/contract'],
     message: 'the HTTP side (upgrades, origins, cap, static client) stands alone'

@@ -45,6 +45,8 @@ export interface ChatOptions {
   rooms?: string[]
   /** publications a room keeps for newcomers and reconnecting pages (the plugin's history size) [50] */
   historySize?: number
+  /** the token of the admin page at /channels/admin?token=... [env ADMIN_TOKEN, else no admin page] */
+  adminToken?: string
   /** options of fastify-channels */
   channels?: ChannelsOptions
 }
@@ -90,6 +92,7 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   const password = options.password ?? process.env.CHAT_PASSWORD ?? 'letmein'
   const listed = options.rooms ?? ['lobby', 'random', `${privatePrefix}lounge`]
   const historySize = options.historySize ?? 50
+  const adminToken = options.adminToken ?? process.env.ADMIN_TOKEN ?? ''
   const rooms = new Rooms()
   const app = Fastify({ logger: options.logger ?? false, logController: new RequestLog() })
 
@@ -98,6 +101,10 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     history: { channel: roomPattern, size: historySize },
     presence: roomPattern,
     asyncapi: '/asyncapi.json',
+    // The admin page, behind the token (docs/admin.md); none without one.
+    ...(adminToken === ''
+      ? {}
+      : { admin: { authorize: (request: FastifyRequest) => samePassword(String((request.query as { token?: unknown }).token ?? ''), adminToken) } }),
     ...options.channels
   })
   await app.register(fastifyStatic, { root: publicDir(), prefix: '/' })
@@ -246,6 +253,11 @@ async function main (): Promise<void> {
   const url = new URL(address)
   if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = 'localhost'
   process.stdout.write(`\nChat running at ${url.origin}/ (open it in two browser tabs; Ctrl-C stops it)\n\n`)
+  if (app.hasRoute({ method: 'GET', url: '/channels/admin' })) {
+    // the token only for a human at a terminal (development), never into a log collector
+    const token = process.stdout.isTTY === true ? `?token=${encodeURIComponent(process.env.ADMIN_TOKEN ?? '')}` : '?token=<ADMIN_TOKEN>'
+    process.stdout.write(`Admin page at ${url.origin}/channels/admin${token}\n\n`)
+  }
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -113,7 +113,14 @@ export const mutationMap = {
   'plugin/observability/observe.ts': ['test/observability/events.test.ts', 'test/observability/metrics.test.ts'],
   'plugin/observability/message-log.ts': ['test/connection/connection.test.ts'],
   'plugin/observability/metrics.ts': ['test/observability/metrics.test.ts'],
-  'plugin/observability/tracing.ts': ['test/observability/tracing.test.ts']
+  'plugin/observability/tracing.ts': ['test/observability/tracing.test.ts'],
+
+  // stats, nodes and the admin page (the Redis and browser suites of test/admin/ are left out: too slow per mutant)
+  'plugin/node/stats.ts': ['test/admin/stats.test.ts', 'test/admin/routes.test.ts'],
+  'plugin/node/notices.ts': ['test/admin/stats.test.ts'],
+  'plugin/admin/options.ts': ['test/admin/routes.test.ts'],
+  'plugin/admin/routes.ts': ['test/admin/routes.test.ts'],
+  'plugin/admin/page.ts': ['test/admin/routes.test.ts']
 }
 
 /** The reason of a module that holds only types and re-exports (the map's test checks it has no code). */
@@ -149,5 +156,7 @@ export const unmapped = {
   'plugin/broker/nats/presence-store.ts': needsNats,
   'plugin/broker/nats/registry-store.ts': needsNats,
   'plugin/broker/nats/scan.ts': needsNats,
-  'plugin/broker/nats/transport.ts': needsNats
+  'plugin/broker/nats/transport.ts': needsNats,
+
+  'plugin/admin/page-script.ts': 'the admin page\'s script runs in a browser: its test (test/admin/browser.test.ts) needs Chromium and Redis, too slow per mutant'
 }

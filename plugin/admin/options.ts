@@ -38,7 +38,7 @@ export function resolveAdmin (value: unknown): ResolvedAdmin | false {
   if (typeof authorize !== 'function') {
     throw new InvalidOptionError('admin.authorize: required, a function (request) => boolean | Promise<boolean>')
   }
-  if (typeof path !== 'string' || !path.startsWith('/') || path.length < 2 || path.endsWith('/')) {
+  if (typeof path !== 'string' || !path.startsWith('/') || path.endsWith('/')) { // '/' ends with one too
     throw new InvalidOptionError(`admin.path: expected a route path starting with "/" and not ending with one, got ${String(path)}`)
   }
   return Object.freeze({ path, authorize })

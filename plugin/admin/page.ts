@@ -105,7 +105,8 @@ main { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 2
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+#nodes th:nth-child(n+3), #busiest th:nth-child(n+2) { text-align: right; }
 td.message { white-space: normal; min-width: 14rem; word-break: break-word; }
 tr.self td:first-child::after { content: " (this node)"; opacity: .7; }
 form { display: flex; flex-wrap: wrap; gap: .5rem; margin-bottom: .5rem; }
@@ -114,5 +115,6 @@ button { padding: .45rem .9rem; font: inherit; cursor: pointer; }
 button.danger { color: #fff; background: var(--bad); border: 0; border-radius: .3rem; }
 button.link { padding: 0; border: 0; background: none; color: var(--accent); text-decoration: underline; }
 .hint { font-size: .8rem; opacity: .75; margin: .4rem 0 0; }
+h3 { font-size: .95rem; margin: .6rem 0 .2rem; word-break: break-word; }
 pre { white-space: pre-wrap; word-break: break-word; margin: .2rem 0; font-size: .85rem; }
 `

@@ -76,7 +76,13 @@ export type BusyChannel = Static<typeof BusyChannelSchema>
 const NoticeSchema = Type.Union([
   Type.Object({ type: Type.Literal('stats'), want: Type.Boolean(), stats: NodeStatsSchema }),
   Type.Object({ type: Type.Literal('leave'), node: Type.String() }),
-  Type.Object({ type: Type.Literal('close'), sessionId: Type.String(), code: Type.Integer(), reason: Type.String() })
+  // a code and reason ws accepts to send: 1000, 1008, or an application's 3000–4999; a reason that fits a close frame
+  Type.Object({
+    type: Type.Literal('close'),
+    sessionId: Type.String(),
+    code: Type.Union([Type.Literal(1000), Type.Literal(1008), Type.Integer({ minimum: 3000, maximum: 4999 })]),
+    reason: Type.String({ maxLength: 123 })
+  })
 ])
 
 export type Notice = Static<typeof NoticeSchema>

@@ -196,6 +196,7 @@ export class StatsKeeper {
     const now = Date.now()
     switch (notice.type) {
       case 'stats':
+        if (notice.stats.node === this.source.nodeId) return // an echo (a broker that hands publications back)
         this.peers.set(notice.stats.node, { stats: notice.stats, seenAt: now })
         if (notice.want) {
           this.leaseUntil = now + leaseMs

@@ -38,7 +38,7 @@ function openFeed (port: number, path: string, headers: Record<string, string>):
 }
 
 t.test('the admin option: authorize is required, a path must be a route path', async (t) => {
-  const bad: unknown[] = [true, {}, { path: '/x' }, { authorize: 'yes' }, { authorize, path: 'admin' }, { authorize, path: '/' },
+  const bad: unknown[] = [true, {}, { path: '/x' }, { authorize: 'yes' }, { authorize, path: 5 }, { authorize, path: '' }, () => true, 'admin', { authorize, path: 'admin' }, { authorize, path: '/' },
     { authorize, path: '/admin/' }, { authorize, extra: 1 }, null, []]
   for (const admin of bad) {
     const app = Fastify()
@@ -100,6 +100,7 @@ t.test('the page and its assets, with headers that keep it out of frames and cac
   const raw = adminHtml('/ops', '?a="><script>alert(1)</script>')
   t.notMatch(raw, '"><script>alert', 'a query is escaped in the HTML')
   t.match(raw, 'src="/ops/admin.js?a=&quot;&gt;&lt;script&gt;')
+  t.match(adminHtml('/ops', "?a='b&c"), 'src="/ops/admin.js?a=&#39;b&amp;c"', 'quotes and ampersands too')
   t.match(page.body, 'data-base="/ops"')
   const script = await app.inject({ url: '/ops/admin.js', headers: auth })
   t.match(script.headers['content-type'], /^text\/javascript/)
@@ -107,6 +108,7 @@ t.test('the page and its assets, with headers that keep it out of frames and cac
   t.doesNotThrow(() => new Function(script.body), 'the served script parses') // eslint-disable-line no-new-func
   const css = await app.inject({ url: '/ops/admin.css', headers: auth })
   t.match(css.headers['content-type'], /^text\/css/)
+  t.match(css.body, /@media|grid-template-columns/, 'the stylesheet itself, its layout that stacks on a phone')
   t.equal((await app.inject({ url: '/channels/admin', headers: auth })).statusCode, 404, 'only under the path asked for')
 })
 

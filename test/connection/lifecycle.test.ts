@@ -29,7 +29,7 @@ t.test('a connect handler that throws closes with 1008; no disconnect or finish 
   t.same(await within(crashed.closed, 3000, 'a crashing connect handler closes the socket'), { code: 1008, reason: 'connection refused' },
     'no internals in the reason')
   await until(() => app.channels.stats().sockets === 0, 3000, 'the refused sockets are gone')
-  t.same(app.channels.stats(), { sockets: 0, channels: 0 }, 'the refused socket left its channels')
+  t.has(app.channels.stats(), { sockets: 0, channels: 0 }, 'the refused socket left its channels')
   t.same(ran, [])
 })
 
@@ -66,6 +66,6 @@ t.test('disconnect order: disconnect (channels held), unsubscribe each, finish o
     'finish; held: 0'
   ])
   t.same(await stayer.next(), { type: 'message', event: 'left', channel: 'room-2', data: { left: leaver.sessionId } }, 'a leave notice reaches the others')
-  t.same(app.channels.stats(), { sockets: 1, channels: 1 })
+  t.has(app.channels.stats(), { sockets: 1, channels: 1 })
   stayer.close()
 })

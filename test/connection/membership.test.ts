@@ -200,7 +200,7 @@ t.test('subscribe, unsubscribe, idempotence', async (t) => {
   t.same(await c.request({ type: 'unsubscribe', channel: 'room-42', id: 4 }), { type: 'unsubscribed', channel: 'room-42', id: 4 }, 'idempotent')
   t.same(await c.request({ type: 'unsubscribe', channel: 'never-held', id: 5 }), { type: 'unsubscribed', channel: 'never-held', id: 5 })
   t.same(seen, ['+room-42:', '-room-42:'], 'handlers run once each; unsubscribe runs after the channel left')
-  t.same(app.channels.stats(), { sockets: 1, channels: 0 })
+  t.has(app.channels.stats(), { sockets: 1, channels: 0 })
   c.close()
 })
 

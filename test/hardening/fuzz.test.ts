@@ -288,7 +288,7 @@ for (const { label, frames, options, logged } of configurations) {
     t.same([...new Set(errorsSeen)].filter((message) => message !== 'internal detail'), [], 'only the deliberate handler error reached error handlers')
     await until(() => app.channels.stats().sockets === 0 && app.websocketServer.clients.size === 0, 10_000,
       'every fuzz connection is gone from the plugin and ws')
-    t.same(app.channels.stats(), { sockets: 0, channels: 0 }, 'every fuzz connection was cleaned up')
+    t.has(app.channels.stats(), { sockets: 0, channels: 0 }, 'every fuzz connection was cleaned up')
 
     // A fresh pair of clients is served as if nothing happened.
     const alice = await TestClient.connect(url)

@@ -128,7 +128,7 @@ t.test('a subscriber that stops reading is cut off with 1013; memory stays bound
   const slowClose = run.report.disconnects.find((entry) => entry.id === run.slowId)
   t.match(slowClose, { code: 1013, reason: 'slow consumer' }, 'disconnect handlers see 1013 for the slow one')
   t.equal(run.report.disconnects.length, 1, 'only the slow one was closed')
-  t.same(run.report.stats, { sockets: 2, channels: 1 }, 'its socket and subscription are gone')
+  t.has(run.report.stats, { sockets: 2, channels: 1 }, 'its socket and subscription are gone')
   for (const reader of run.fast) {
     t.equal(reader.received, total, 'a fast subscriber got every frame')
     t.equal(reader.outOfOrder, 0, 'in order')

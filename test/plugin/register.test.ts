@@ -74,7 +74,7 @@ t.test('fastify.close() closes every socket with 1001 after running their discon
   for (const client of clients) {
     t.same(await within(client.closed, 3000, 'fastify.close() closes every socket'), { code: 1001, reason: 'server shutting down' })
   }
-  t.same(app.channels.stats(), { sockets: 0, channels: 0 })
+  t.has(app.channels.stats(), { sockets: 0, channels: 0 })
 })
 
 t.test('fastify.close() does not wait for a peer that never answers the close', async (t) => {
