@@ -40,15 +40,18 @@ export function closeCodeLabel (code: number): string {
 const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 interface CounterChild { inc (value?: number): void }
+interface CounterLike extends CounterChild { labels (...values: string[]): CounterChild }
 interface HistogramChild { observe (value: number): void }
 
 interface PromClient {
   Registry: new () => MetricsRegistry
-  Counter: new (config: object) => { inc (value?: number): void, labels (...values: string[]): CounterChild }
+  Counter: new (config: {
+    name: string, help: string, labelNames?: string[], registers: MetricsRegistry[], collect?: (this: CounterLike) => void
+  }) => CounterLike
   Gauge: new (config: { name: string, help: string, registers: MetricsRegistry[], collect?: (this: { set (value: number): void }) => void }) => {
     set (value: number): void
   }
-  Histogram: new (config: object) => { observe (value: number): void, labels (...values: string[]): HistogramChild }
+  Histogram: new (config: object) => HistogramChild & { labels (...values: string[]): HistogramChild }
 }
 
 /** Loads prom-client on first use (`specifier` is there for tests of the missing-peer error). */
@@ -79,9 +82,8 @@ export const seriesNames = [
 type Listener = [keyof ChannelsEvents, (message: never) => void]
 
 /**
- * A labelled series' child per label value, looked up once: prom-client hashes the labels on
- * every `inc({ ... })`, a Map lookup is cheaper on the hot path. The values are bounded (codes,
- * registered event names, a few kinds), so the map is too.
+ * A labelled histogram's child per label value, looked up once (the values are registered
+ * event names: bounded, so the map is too).
  */
 function children<Child> (metric: { labels (...values: string[]): Child }): (value: string) => Child {
   const made = new Map<string, Child>()
@@ -90,6 +92,30 @@ function children<Child> (metric: { labels (...values: string[]): Child }): (val
     if (child === undefined) made.set(value, child = metric.labels(value))
     return child
   }
+}
+
+/**
+ * A counter counted here and handed to prom-client when scraped (its `collect`): an increment
+ * on the hot path is one Map update, where prom-client's own `inc` checks and hashes its labels
+ * every time. `label` is the value of its one label ('' for a counter without labels).
+ */
+function tally (prom: PromClient, name: string, help: string, labelName: string | undefined, registers: MetricsRegistry[]): (label: string, by?: number) => void {
+  const pending = new Map<string, number>()
+  // eslint-disable-next-line no-new
+  new prom.Counter({
+    name,
+    help,
+    labelNames: labelName === undefined ? [] : [labelName],
+    registers,
+    collect () {
+      for (const [label, count] of pending) {
+        if (labelName === undefined) this.inc(count)
+        else this.labels(label).inc(count)
+      }
+      pending.clear()
+    }
+  })
+  return (label, by = 1) => { pending.set(label, (pending.get(label) ?? 0) + by) }
 }
 
 /**
@@ -112,12 +138,12 @@ export function startMetrics (
   new prom.Gauge({ name: 'channels_connections', help: 'open WebSocket connections', registers, collect () { this.set(source.connections()) } })
   // eslint-disable-next-line no-new
   new prom.Gauge({ name: 'channels_subscriptions', help: 'channel subscriptions held by open connections', registers, collect () { this.set(source.subscriptions()) } })
-  const connectionsTotal = new prom.Counter({ name: 'channels_connections_total', help: 'WebSocket upgrades by result', labelNames: ['result'], registers })
-  const disconnects = new prom.Counter({ name: 'channels_disconnects_total', help: 'closed connections by close code', labelNames: ['code'], registers })
-  const received = new prom.Counter({ name: 'channels_messages_received_total', help: 'message frames received by event', labelNames: ['event'], registers })
-  const errorsSent = new prom.Counter({ name: 'channels_errors_sent_total', help: 'error frames sent by code', labelNames: ['code'], registers })
-  const deliveries = new prom.Counter({ name: 'channels_deliveries_total', help: 'messages delivered to local sockets (one per socket)', registers })
-  const publications = new prom.Counter({ name: 'channels_publications_total', help: 'publications handed to the broker by kind', labelNames: ['kind'], registers })
+  const connectionsTotal = tally(prom, 'channels_connections_total', 'WebSocket upgrades by result', 'result', registers)
+  const disconnects = tally(prom, 'channels_disconnects_total', 'closed connections by close code', 'code', registers)
+  const received = tally(prom, 'channels_messages_received_total', 'message frames received by event', 'event', registers)
+  const errorsSent = tally(prom, 'channels_errors_sent_total', 'error frames sent by code', 'code', registers)
+  const deliveries = tally(prom, 'channels_deliveries_total', 'messages delivered to local sockets (one per socket)', undefined, registers)
+  const publications = tally(prom, 'channels_publications_total', 'publications handed to the broker by kind', 'kind', registers)
   const handlerDuration = new prom.Histogram({
     name: 'channels_handler_duration_seconds', help: 'run time of the message handlers of one message', labelNames: ['event'], buckets: durationBuckets, registers
   })
@@ -126,31 +152,23 @@ export function startMetrics (
   const publishDuration = new prom.Histogram({
     name: 'channels_broker_publish_duration_seconds', help: 'time for the broker to take one publication', buckets: durationBuckets, registers
   })
-  const recoveries = new prom.Counter({ name: 'channels_recoveries_total', help: 'history recoveries (subscribe with since) by result', labelNames: ['result'], registers })
-  const rateLimited = new prom.Counter({ name: 'channels_rate_limited_total', help: 'frames refused by the rate limit (once per window)', registers })
-  const slowConsumers = new prom.Counter({ name: 'channels_slow_consumers_total', help: 'sockets closed as slow consumers (1013)', registers })
-
-  const accepted = connectionsTotal.labels('accepted')
-  const refused = children(connectionsTotal)
-  const disconnectsBy = children(disconnects)
-  const receivedBy = children(received)
-  const errorsBy = children(errorsSent)
-  const publicationsBy = children(publications)
+  const recoveries = tally(prom, 'channels_recoveries_total', 'history recoveries (subscribe with since) by result', 'result', registers)
+  const rateLimited = tally(prom, 'channels_rate_limited_total', 'frames refused by the rate limit (once per window)', undefined, registers)
+  const slowConsumers = tally(prom, 'channels_slow_consumers_total', 'sockets closed as slow consumers (1013)', undefined, registers)
   const handlerDurationBy = children(handlerDuration)
-  const recovered = recoveries.labels('recovered')
-  const notRecovered = recoveries.labels('not_recovered')
+
   const listeners: Listener[] = [
-    ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) accepted.inc() }],
-    ['connectionRefused', (m: { nodeId: string, reason: string }) => { if (m.nodeId === nodeId) refused(`refused_${m.reason}`).inc() }],
-    ['connectionClose', (m: { nodeId: string, code: number }) => { if (m.nodeId === nodeId) disconnectsBy(closeCodeLabel(m.code)).inc() }],
+    ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) connectionsTotal('accepted') }],
+    ['connectionRefused', (m: { nodeId: string, reason: string }) => { if (m.nodeId === nodeId) connectionsTotal(`refused_${m.reason}`) }],
+    ['connectionClose', (m: { nodeId: string, code: number }) => { if (m.nodeId === nodeId) disconnects(closeCodeLabel(m.code)) }],
     ['messageReceived', (m: { nodeId: string, event: string, handled: boolean }) => {
-      if (m.nodeId === nodeId) receivedBy(m.handled ? m.event : unhandledEventLabel).inc()
+      if (m.nodeId === nodeId) received(m.handled ? m.event : unhandledEventLabel)
     }],
-    ['errorSent', (m: { nodeId: string, code: string }) => { if (m.nodeId === nodeId) errorsBy(m.code).inc() }],
-    ['delivery', (m: { nodeId: string, count: number }) => { if (m.nodeId === nodeId && m.count > 0) deliveries.inc(m.count) }],
+    ['errorSent', (m: { nodeId: string, code: string }) => { if (m.nodeId === nodeId) errorsSent(m.code) }],
+    ['delivery', (m: { nodeId: string, count: number }) => { if (m.nodeId === nodeId && m.count > 0) deliveries('', m.count) }],
     ['publicationEnd', (m: { nodeId: string, kind: string, durationMs: number, failed: boolean }) => {
       if (m.nodeId !== nodeId) return
-      publicationsBy(m.kind).inc()
+      publications(m.kind)
       if (!m.failed) publishDuration.observe(m.durationMs / 1000)
     }],
     ['handlerEnd', (m: { nodeId: string, event: string, durationMs: number }) => {
@@ -159,10 +177,10 @@ export function startMetrics (
     ['brokerDown', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(0) }],
     ['brokerUp', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(1) }],
     ['recovery', (m: { sessionId: string, recovered: boolean }) => {
-      if (source.holds(m.sessionId)) (m.recovered ? recovered : notRecovered).inc()
+      if (source.holds(m.sessionId)) recoveries(m.recovered ? 'recovered' : 'not_recovered')
     }],
-    ['rateLimited', (m: { nodeId: string }) => { if (m.nodeId === nodeId) rateLimited.inc() }],
-    ['slowConsumer', (m: { nodeId: string }) => { if (m.nodeId === nodeId) slowConsumers.inc() }]
+    ['rateLimited', (m: { nodeId: string }) => { if (m.nodeId === nodeId) rateLimited('') }],
+    ['slowConsumer', (m: { nodeId: string }) => { if (m.nodeId === nodeId) slowConsumers('') }]
   ]
   for (const [name, listener] of listeners) events[name].subscribe(listener as (message: unknown) => void)
   return {
