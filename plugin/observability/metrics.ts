@@ -12,6 +12,7 @@ export interface MetricsRegistry {
   readonly contentType: string
   metrics (): Promise<string>
   getSingleMetric (name: string): unknown
+  registerMetric (metric: object): void
 }
 
 /** What the gauges read from the node when scraped. */
@@ -41,7 +42,6 @@ const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 interface CounterChild { inc (value?: number): void }
 interface CounterLike extends CounterChild { labels (...values: string[]): CounterChild }
-interface HistogramChild { observe (value: number): void }
 
 interface PromClient {
   Registry: new () => MetricsRegistry
@@ -51,7 +51,6 @@ interface PromClient {
   Gauge: new (config: { name: string, help: string, registers: MetricsRegistry[], collect?: (this: { set (value: number): void }) => void }) => {
     set (value: number): void
   }
-  Histogram: new (config: object) => HistogramChild & { labels (...values: string[]): HistogramChild }
 }
 
 /** Loads prom-client on first use (`specifier` is there for tests of the missing-peer error). */
@@ -81,16 +80,54 @@ export const seriesNames = [
 
 type Listener = [keyof ChannelsEvents, (message: never) => void]
 
+/** One label value's buckets (not cumulative), sum and count. */
+interface HistogramCells { buckets: Float64Array, sum: number, count: number }
+
 /**
- * A labelled histogram's child per label value, looked up once (the values are registered
- * event names: bounded, so the map is too).
+ * A histogram kept here and read by the registry when scraped, in the shape prom-client's own
+ * histograms hand it (`get()`): an observation on the hot path is a bucket search and three
+ * additions, where prom-client's `observe` checks and hashes its labels every time. At most one
+ * label (its values bounded: registered event names).
  */
-function children<Child> (metric: { labels (...values: string[]): Child }): (value: string) => Child {
-  const made = new Map<string, Child>()
-  return (value) => {
-    let child = made.get(value)
-    if (child === undefined) made.set(value, child = metric.labels(value))
-    return child
+class Histogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  private readonly cells = new Map<string, HistogramCells>()
+
+  constructor (readonly name: string, readonly help: string, private readonly labelName: string | undefined, private readonly bounds: readonly number[]) {}
+
+  observe (label: string, value: number): void {
+    let cells = this.cells.get(label)
+    if (cells === undefined) this.cells.set(label, cells = { buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 })
+    const { bounds } = this
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]) {
+        cells.buckets[i]++
+        break
+      }
+    }
+    cells.sum += value
+    cells.count++
+  }
+
+  async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> }> {
+    const values = []
+    for (const [label, { buckets, sum, count }] of this.cells) {
+      const labels: Record<string, string> = this.labelName === undefined ? {} : { [this.labelName]: label }
+      let cumulative = 0
+      for (let i = 0; i < this.bounds.length; i++) {
+        cumulative += buckets[i]
+        values.push({ labels: { le: this.bounds[i], ...labels }, value: cumulative, metricName: `${this.name}_bucket` })
+      }
+      values.push({ labels: { le: '+Inf', ...labels }, value: count, metricName: `${this.name}_bucket` })
+      values.push({ labels, value: sum, metricName: `${this.name}_sum` })
+      values.push({ labels, value: count, metricName: `${this.name}_count` })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset (): void {
+    this.cells.clear()
   }
 }
 
@@ -144,18 +181,15 @@ export function startMetrics (
   const errorsSent = tally(prom, 'channels_errors_sent_total', 'error frames sent by code', 'code', registers)
   const deliveries = tally(prom, 'channels_deliveries_total', 'messages delivered to local sockets (one per socket)', undefined, registers)
   const publications = tally(prom, 'channels_publications_total', 'publications handed to the broker by kind', 'kind', registers)
-  const handlerDuration = new prom.Histogram({
-    name: 'channels_handler_duration_seconds', help: 'run time of the message handlers of one message', labelNames: ['event'], buckets: durationBuckets, registers
-  })
+  const handlerDuration = new Histogram('channels_handler_duration_seconds', 'run time of the message handlers of one message', 'event', durationBuckets)
+  registry.registerMetric(handlerDuration)
   const brokerUp = new prom.Gauge({ name: 'channels_broker_up', help: '1 while the broker is reachable, 0 during an outage', registers })
   brokerUp.set(1)
-  const publishDuration = new prom.Histogram({
-    name: 'channels_broker_publish_duration_seconds', help: 'time for the broker to take one publication', buckets: durationBuckets, registers
-  })
+  const publishDuration = new Histogram('channels_broker_publish_duration_seconds', 'time for the broker to take one publication', undefined, durationBuckets)
+  registry.registerMetric(publishDuration)
   const recoveries = tally(prom, 'channels_recoveries_total', 'history recoveries (subscribe with since) by result', 'result', registers)
   const rateLimited = tally(prom, 'channels_rate_limited_total', 'frames refused by the rate limit (once per window)', undefined, registers)
   const slowConsumers = tally(prom, 'channels_slow_consumers_total', 'sockets closed as slow consumers (1013)', undefined, registers)
-  const handlerDurationBy = children(handlerDuration)
 
   const listeners: Listener[] = [
     ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) connectionsTotal('accepted') }],
@@ -169,10 +203,10 @@ export function startMetrics (
     ['publicationEnd', (m: { nodeId: string, kind: string, durationMs: number, failed: boolean }) => {
       if (m.nodeId !== nodeId) return
       publications(m.kind)
-      if (!m.failed) publishDuration.observe(m.durationMs / 1000)
+      if (!m.failed) publishDuration.observe('', m.durationMs / 1000)
     }],
     ['handlerEnd', (m: { nodeId: string, event: string, durationMs: number }) => {
-      if (m.nodeId === nodeId) handlerDurationBy(m.event).observe(m.durationMs / 1000)
+      if (m.nodeId === nodeId) handlerDuration.observe(m.event, m.durationMs / 1000)
     }],
     ['brokerDown', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(0) }],
     ['brokerUp', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(1) }],
