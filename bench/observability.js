@@ -9,9 +9,14 @@
 // burst  N subscribers x M publications at once from the server: server CPU per delivery.
 // chat   C clients in one channel, each sends messages whose handler broadcasts them to the
 //        channel (a handler run, a publication and C deliveries each): server CPU per delivery.
+// events no sockets, in this process: what the events of one chat message cost (message
+//        received, handler run, publication, delivery), with nobody subscribed, with the metrics
+//        subscribed, with the metrics and spans (SDK) subscribed: ns per message. Steadier than
+//        the socket cases on a busy machine, since it times only the code that differs.
 //
 // Variants (ratios against the first):
 //   no tracing code path       @opentelemetry/api cannot be resolved (a loader hook hides it), metrics off
+//   ... again (noise)          the same server a second time: how far two identical variants differ here
 //   @opentelemetry/api, no SDK the API installed, no tracer provider registered: target <= 1.02x
 //   metrics on                 `metrics: { path: false }` (prom-client), API hidden: target <= 1.05x
 //   tracing on (SDK)           informational: a BasicTracerProvider that records every span and drops it
@@ -25,11 +30,12 @@ const self = fileURLToPath(import.meta.url)
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const casesArg = args.indexOf('--cases')
-const cases = casesArg === -1 ? ['burst', 'chat'] : args[casesArg + 1].split(',')
+const cases = casesArg === -1 ? ['burst', 'chat', 'events'] : args[casesArg + 1].split(',')
 const rounds = quick ? 3 : 7
 
 const variants = [
   { label: 'no tracing code path', hideOtel: true, options: {} },
+  { label: 'no tracing code path, again (noise)', hideOtel: true, options: {} },
   { label: '@opentelemetry/api, no SDK', hideOtel: false, options: {} },
   { label: 'metrics on', hideOtel: true, options: { metrics: { path: false } } },
   { label: 'tracing on (SDK, spans dropped)', hideOtel: false, sdk: true, options: {} }
@@ -198,11 +204,51 @@ async function chatCase () {
   })
 }
 
+async function eventsCase () {
+  const dist = new URL('../dist/plugin/observability/', import.meta.url).href
+  const { events, handlerRunStart, handlerRunEnd, publicationStart, publicationEnd } = await import(`${dist}events.js`)
+  const { startMetrics, loadPromClient } = await import(`${dist}metrics.js`)
+  const { startTracing, loadOtelApi } = await import(`${dist}tracing.js`)
+  /** The events of one chat message, as dispatch.ts and node/server.ts publish them. */
+  const message = () => {
+    if (events.messageReceived.hasSubscribers) events.messageReceived.publish({ nodeId: 'n', sessionId: 's', event: 'say', channel: 'bench', handled: true })
+    const run = handlerRunStart('n', 's', 'say', 'bench')
+    const publication = publicationStart('n', 'channels', 1)
+    if (events.delivery.hasSubscribers) events.delivery.publish({ nodeId: 'n', kind: 'channels', count: 100, remote: false })
+    if (publication) publicationEnd(publication, false)
+    if (run) handlerRunEnd(run, false)
+  }
+  const n = quick ? 50_000 : 200_000
+  const time = () => {
+    for (let i = 0; i < n / 10; i++) message()
+    const start = process.hrtime.bigint()
+    for (let i = 0; i < n; i++) message()
+    return Number(process.hrtime.bigint() - start) / n
+  }
+  const source = { nodeId: 'n', connections: () => 0, subscriptions: () => 0, holds: () => false }
+  const api = await loadOtelApi()
+  const { BasicTracerProvider, NoopSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
+  const rows = { 'nobody subscribed': [], 'metrics subscribed': [], 'metrics and spans subscribed': [] }
+  console.log(`
+events: ${n.toLocaleString('en-US')} chat messages' events in this process, ${rounds} rounds`)
+  // One block per mode, in this order (a listener that comes and goes would leave the JIT's
+  // code for the unsubscribed path deoptimised: not what an app sees).
+  for (let r = 0; r < rounds; r++) rows['nobody subscribed'].push(time())
+  const metrics = startMetrics(await loadPromClient(), source, undefined)
+  for (let r = 0; r < rounds; r++) rows['metrics subscribed'].push(time())
+  api.trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new NoopSpanProcessor()] }))
+  const stopTracing = startTracing(api, 'n')
+  for (let r = 0; r < rounds; r++) rows['metrics and spans subscribed'].push(time())
+  stopTracing()
+  metrics.stop()
+  for (const [label, values] of Object.entries(rows)) console.log(`  ${label.padEnd(34)} ${median(values).toFixed(1)} ns per message`)
+}
+
 if (args[0] === '--server') {
   await serve(JSON.parse(args[1]))
 } else {
   console.log(`observability bench: ${rounds} rounds per variant (+1 warm-up), interleaved; ${pin ? 'server on CPU 0, clients on CPU 1' : 'not pinned'}`)
-  const table = { burst: burstCase, chat: chatCase }
+  const table = { burst: burstCase, chat: chatCase, events: eventsCase }
   for (const name of cases) await table[name]()
   process.exit(0)
 }

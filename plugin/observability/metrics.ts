@@ -12,6 +12,7 @@ export interface MetricsRegistry {
   readonly contentType: string
   metrics (): Promise<string>
   getSingleMetric (name: string): unknown
+  registerMetric (metric: object): void
 }
 
 /** What the gauges read from the node when scraped. */
@@ -40,15 +41,16 @@ export function closeCodeLabel (code: number): string {
 const durationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 interface CounterChild { inc (value?: number): void }
-interface HistogramChild { observe (value: number): void }
+interface CounterLike extends CounterChild { labels (...values: string[]): CounterChild }
 
 interface PromClient {
   Registry: new () => MetricsRegistry
-  Counter: new (config: object) => { inc (value?: number): void, labels (...values: string[]): CounterChild }
+  Counter: new (config: {
+    name: string, help: string, labelNames?: string[], registers: MetricsRegistry[], collect?: (this: CounterLike) => void
+  }) => CounterLike
   Gauge: new (config: { name: string, help: string, registers: MetricsRegistry[], collect?: (this: { set (value: number): void }) => void }) => {
     set (value: number): void
   }
-  Histogram: new (config: object) => { observe (value: number): void, labels (...values: string[]): HistogramChild }
 }
 
 /** Loads prom-client on first use (`specifier` is there for tests of the missing-peer error). */
@@ -78,18 +80,79 @@ export const seriesNames = [
 
 type Listener = [keyof ChannelsEvents, (message: never) => void]
 
+/** One label value's buckets (not cumulative), sum and count. */
+interface HistogramCells { buckets: Float64Array, sum: number, count: number }
+
 /**
- * A labelled series' child per label value, looked up once: prom-client hashes the labels on
- * every `inc({ ... })`, a Map lookup is cheaper on the hot path. The values are bounded (codes,
- * registered event names, a few kinds), so the map is too.
+ * A histogram kept here and read by the registry when scraped, in the shape prom-client's own
+ * histograms hand it (`get()`): an observation on the hot path is a bucket search and three
+ * additions, where prom-client's `observe` checks and hashes its labels every time. At most one
+ * label (its values bounded: registered event names).
  */
-function children<Child> (metric: { labels (...values: string[]): Child }): (value: string) => Child {
-  const made = new Map<string, Child>()
-  return (value) => {
-    let child = made.get(value)
-    if (child === undefined) made.set(value, child = metric.labels(value))
-    return child
+class Histogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  private readonly cells = new Map<string, HistogramCells>()
+
+  constructor (readonly name: string, readonly help: string, private readonly labelName: string | undefined, private readonly bounds: readonly number[]) {}
+
+  observe (label: string, value: number): void {
+    let cells = this.cells.get(label)
+    if (cells === undefined) this.cells.set(label, cells = { buckets: new Float64Array(this.bounds.length), sum: 0, count: 0 })
+    const { bounds } = this
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]) {
+        cells.buckets[i]++
+        break
+      }
+    }
+    cells.sum += value
+    cells.count++
   }
+
+  async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> }> {
+    const values = []
+    for (const [label, { buckets, sum, count }] of this.cells) {
+      const labels: Record<string, string> = this.labelName === undefined ? {} : { [this.labelName]: label }
+      let cumulative = 0
+      for (let i = 0; i < this.bounds.length; i++) {
+        cumulative += buckets[i]
+        values.push({ labels: { le: this.bounds[i], ...labels }, value: cumulative, metricName: `${this.name}_bucket` })
+      }
+      values.push({ labels: { le: '+Inf', ...labels }, value: count, metricName: `${this.name}_bucket` })
+      values.push({ labels, value: sum, metricName: `${this.name}_sum` })
+      values.push({ labels, value: count, metricName: `${this.name}_count` })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset (): void {
+    this.cells.clear()
+  }
+}
+
+/**
+ * A counter counted here and handed to prom-client when scraped (its `collect`): an increment
+ * on the hot path is one Map update, where prom-client's own `inc` checks and hashes its labels
+ * every time. `label` is the value of its one label ('' for a counter without labels).
+ */
+function tally (prom: PromClient, name: string, help: string, labelName: string | undefined, registers: MetricsRegistry[]): (label: string, by?: number) => void {
+  const pending = new Map<string, number>()
+  // eslint-disable-next-line no-new
+  new prom.Counter({
+    name,
+    help,
+    labelNames: labelName === undefined ? [] : [labelName],
+    registers,
+    collect () {
+      for (const [label, count] of pending) {
+        if (labelName === undefined) this.inc(count)
+        else this.labels(label).inc(count)
+      }
+      pending.clear()
+    }
+  })
+  return (label, by = 1) => { pending.set(label, (pending.get(label) ?? 0) + by) }
 }
 
 /**
@@ -112,57 +175,46 @@ export function startMetrics (
   new prom.Gauge({ name: 'channels_connections', help: 'open WebSocket connections', registers, collect () { this.set(source.connections()) } })
   // eslint-disable-next-line no-new
   new prom.Gauge({ name: 'channels_subscriptions', help: 'channel subscriptions held by open connections', registers, collect () { this.set(source.subscriptions()) } })
-  const connectionsTotal = new prom.Counter({ name: 'channels_connections_total', help: 'WebSocket upgrades by result', labelNames: ['result'], registers })
-  const disconnects = new prom.Counter({ name: 'channels_disconnects_total', help: 'closed connections by close code', labelNames: ['code'], registers })
-  const received = new prom.Counter({ name: 'channels_messages_received_total', help: 'message frames received by event', labelNames: ['event'], registers })
-  const errorsSent = new prom.Counter({ name: 'channels_errors_sent_total', help: 'error frames sent by code', labelNames: ['code'], registers })
-  const deliveries = new prom.Counter({ name: 'channels_deliveries_total', help: 'messages delivered to local sockets (one per socket)', registers })
-  const publications = new prom.Counter({ name: 'channels_publications_total', help: 'publications handed to the broker by kind', labelNames: ['kind'], registers })
-  const handlerDuration = new prom.Histogram({
-    name: 'channels_handler_duration_seconds', help: 'run time of the message handlers of one message', labelNames: ['event'], buckets: durationBuckets, registers
-  })
+  const connectionsTotal = tally(prom, 'channels_connections_total', 'WebSocket upgrades by result', 'result', registers)
+  const disconnects = tally(prom, 'channels_disconnects_total', 'closed connections by close code', 'code', registers)
+  const received = tally(prom, 'channels_messages_received_total', 'message frames received by event', 'event', registers)
+  const errorsSent = tally(prom, 'channels_errors_sent_total', 'error frames sent by code', 'code', registers)
+  const deliveries = tally(prom, 'channels_deliveries_total', 'messages delivered to local sockets (one per socket)', undefined, registers)
+  const publications = tally(prom, 'channels_publications_total', 'publications handed to the broker by kind', 'kind', registers)
+  const handlerDuration = new Histogram('channels_handler_duration_seconds', 'run time of the message handlers of one message', 'event', durationBuckets)
+  registry.registerMetric(handlerDuration)
   const brokerUp = new prom.Gauge({ name: 'channels_broker_up', help: '1 while the broker is reachable, 0 during an outage', registers })
   brokerUp.set(1)
-  const publishDuration = new prom.Histogram({
-    name: 'channels_broker_publish_duration_seconds', help: 'time for the broker to take one publication', buckets: durationBuckets, registers
-  })
-  const recoveries = new prom.Counter({ name: 'channels_recoveries_total', help: 'history recoveries (subscribe with since) by result', labelNames: ['result'], registers })
-  const rateLimited = new prom.Counter({ name: 'channels_rate_limited_total', help: 'frames refused by the rate limit (once per window)', registers })
-  const slowConsumers = new prom.Counter({ name: 'channels_slow_consumers_total', help: 'sockets closed as slow consumers (1013)', registers })
+  const publishDuration = new Histogram('channels_broker_publish_duration_seconds', 'time for the broker to take one publication', undefined, durationBuckets)
+  registry.registerMetric(publishDuration)
+  const recoveries = tally(prom, 'channels_recoveries_total', 'history recoveries (subscribe with since) by result', 'result', registers)
+  const rateLimited = tally(prom, 'channels_rate_limited_total', 'frames refused by the rate limit (once per window)', undefined, registers)
+  const slowConsumers = tally(prom, 'channels_slow_consumers_total', 'sockets closed as slow consumers (1013)', undefined, registers)
 
-  const accepted = connectionsTotal.labels('accepted')
-  const refused = children(connectionsTotal)
-  const disconnectsBy = children(disconnects)
-  const receivedBy = children(received)
-  const errorsBy = children(errorsSent)
-  const publicationsBy = children(publications)
-  const handlerDurationBy = children(handlerDuration)
-  const recovered = recoveries.labels('recovered')
-  const notRecovered = recoveries.labels('not_recovered')
   const listeners: Listener[] = [
-    ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) accepted.inc() }],
-    ['connectionRefused', (m: { nodeId: string, reason: string }) => { if (m.nodeId === nodeId) refused(`refused_${m.reason}`).inc() }],
-    ['connectionClose', (m: { nodeId: string, code: number }) => { if (m.nodeId === nodeId) disconnectsBy(closeCodeLabel(m.code)).inc() }],
+    ['connectionOpen', (m: { nodeId: string }) => { if (m.nodeId === nodeId) connectionsTotal('accepted') }],
+    ['connectionRefused', (m: { nodeId: string, reason: string }) => { if (m.nodeId === nodeId) connectionsTotal(`refused_${m.reason}`) }],
+    ['connectionClose', (m: { nodeId: string, code: number }) => { if (m.nodeId === nodeId) disconnects(closeCodeLabel(m.code)) }],
     ['messageReceived', (m: { nodeId: string, event: string, handled: boolean }) => {
-      if (m.nodeId === nodeId) receivedBy(m.handled ? m.event : unhandledEventLabel).inc()
+      if (m.nodeId === nodeId) received(m.handled ? m.event : unhandledEventLabel)
     }],
-    ['errorSent', (m: { nodeId: string, code: string }) => { if (m.nodeId === nodeId) errorsBy(m.code).inc() }],
-    ['delivery', (m: { nodeId: string, count: number }) => { if (m.nodeId === nodeId && m.count > 0) deliveries.inc(m.count) }],
+    ['errorSent', (m: { nodeId: string, code: string }) => { if (m.nodeId === nodeId) errorsSent(m.code) }],
+    ['delivery', (m: { nodeId: string, count: number }) => { if (m.nodeId === nodeId && m.count > 0) deliveries('', m.count) }],
     ['publicationEnd', (m: { nodeId: string, kind: string, durationMs: number, failed: boolean }) => {
       if (m.nodeId !== nodeId) return
-      publicationsBy(m.kind).inc()
-      if (!m.failed) publishDuration.observe(m.durationMs / 1000)
+      publications(m.kind)
+      if (!m.failed) publishDuration.observe('', m.durationMs / 1000)
     }],
     ['handlerEnd', (m: { nodeId: string, event: string, durationMs: number }) => {
-      if (m.nodeId === nodeId) handlerDurationBy(m.event).observe(m.durationMs / 1000)
+      if (m.nodeId === nodeId) handlerDuration.observe(m.event, m.durationMs / 1000)
     }],
     ['brokerDown', (m: { nodeId: string }) => { if (m.nodeId === nodeId) brokerUp.set(0) }],
     ['brokerUp', (m: { nodeId: string, outages: number }) => { if (m.nodeId === nodeId) brokerUp.set(m.outages === 0 ? 1 : 0) }],
     ['recovery', (m: { sessionId: string, recovered: boolean }) => {
-      if (source.holds(m.sessionId)) (m.recovered ? recovered : notRecovered).inc()
+      if (source.holds(m.sessionId)) recoveries(m.recovered ? 'recovered' : 'not_recovered')
     }],
-    ['rateLimited', (m: { nodeId: string }) => { if (m.nodeId === nodeId) rateLimited.inc() }],
-    ['slowConsumer', (m: { nodeId: string }) => { if (m.nodeId === nodeId) slowConsumers.inc() }]
+    ['rateLimited', (m: { nodeId: string }) => { if (m.nodeId === nodeId) rateLimited('') }],
+    ['slowConsumer', (m: { nodeId: string }) => { if (m.nodeId === nodeId) slowConsumers('') }]
   ]
   for (const [name, listener] of listeners) events[name].subscribe(listener as (message: unknown) => void)
   return {

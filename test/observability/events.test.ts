@@ -1,7 +1,6 @@
 /**
  * The plugin's diagnostics-channel events (plugin/observability/events.ts) fire with their
- * fields: one node over in-memory connections, and two nodes over Redis for the deliveries
- * that come through the broker.
+ * fields, on one node over in-memory connections (two nodes over Redis: redis.test.ts).
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import Fastify from 'fastify'
@@ -9,8 +8,7 @@ import t, { type Test } from 'tap'
 import { events } from '../../plugin/observability/events.js'
 import { Health } from '../../plugin/broker/redis/health.js'
 import { startInMemory } from '../helpers/in-memory.js'
-import { TestClient, until } from '../helpers/server.js'
-import { startNode, uniquePrefix, deleteKeys, withRedis } from '../redis/helpers.js'
+import { until } from '../helpers/server.js'
 
 type Recorded = Record<string, unknown> & { on: string }
 
@@ -163,27 +161,4 @@ t.test('broker down and up are published where the outage log is written, with t
     { shard: '127.0.0.1:7002 (slots 5461-10922)', outages: 0 }
   ], 'the broker is up again when no shard is down')
   t.type(of(seen, 'broker-up')[0].outageMs, 'number')
-})
-
-t.test('two nodes over Redis: the delivery on the other node is remote, with its count', async (t) => {
-  await withRedis(t, async () => {
-    const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const seen = record(t)
-    const a = await startNode(t, { prefix })
-    const b = await startNode(t, { prefix })
-    const onB = [await TestClient.connect(b.url), await TestClient.connect(b.url)]
-    const onA = await TestClient.connect(a.url)
-    t.teardown(() => { for (const client of [...onB, onA]) client.close() })
-    for (const client of onB) await client.subscribe('room')
-    const bNode = of(seen, 'connection-open').find((entry) => entry.sessionId === onB[0].sessionId)?.nodeId as string
-    const aNode = of(seen, 'connection-open').find((entry) => entry.sessionId === onA.sessionId)?.nodeId as string
-    t.not(aNode, bNode)
-    await a.app.broadcastChannel('room', { hello: 1 })
-    for (const client of onB) await client.next((frame) => frame.type === 'message')
-    t.match(of(seen, 'delivery', bNode), [{ kind: 'channels', count: 2, remote: true }])
-    t.match(of(seen, 'delivery', aNode), [{ kind: 'channels', count: 0, remote: false }])
-    t.match(of(seen, 'publication-end', aNode), [{ kind: 'channels', failed: false }])
-    t.equal(of(seen, 'delivery', bNode)[0].traceContext, undefined, 'no trace context without a tracer')
-  })
 })

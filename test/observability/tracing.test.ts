@@ -1,8 +1,8 @@
 /**
  * OpenTelemetry spans (plugin/observability/tracing.ts) with a real SDK (sdk-trace-base's
  * BasicTracerProvider and InMemorySpanExporter, the async-hooks context manager): handler runs
- * and publications are spans, a publication from a route is a child of the route's span, and
- * over Redis the delivery on the other node links to the publication. Without an SDK (or
+ * and publications are spans, a publication from a route is a child of the route's span (over
+ * Redis, the delivery on the other node links to it: redis.test.ts). Without an SDK (or
  * without the API) nothing subscribes and nothing breaks.
  */
 import { context, trace, SpanStatusCode } from '@opentelemetry/api'
@@ -14,8 +14,6 @@ import { events } from '../../plugin/observability/events.js'
 import { fromTraceparent, hasTracerProvider, loadOtelApi, toTraceparent } from '../../plugin/observability/tracing.js'
 import { decodeEnvelope, encodePublication } from '../../plugin/broker/envelope.js'
 import { startInMemory } from '../helpers/in-memory.js'
-import { TestClient, until } from '../helpers/server.js'
-import { startNode, uniquePrefix, deleteKeys, withRedis } from '../redis/helpers.js'
 
 const traceEvents = [events.handlerStart, events.handlerEnd, events.publicationStart, events.publicationEnd, events.delivery]
 
@@ -118,35 +116,4 @@ t.test('with an SDK: a publication from a route is a child of the route\'s span'
   t.equal(publish.parentSpanContext?.spanId, route.spanContext().spanId, 'the publication is the route span\'s child')
   t.equal(publish.attributes['channels.channel_count'], 1)
   client.close()
-})
-
-t.test('with an SDK, two nodes over Redis: the delivery on the other node is a span linked to the publication', async (t) => {
-  await withRedis(t, async () => {
-    exporter.reset()
-    const prefix = uniquePrefix()
-    t.teardown(() => deleteKeys(prefix))
-    const a = await startNode(t, { prefix }, (app) => {
-      app.post('/announce', async () => await trace.getTracer('test').startActiveSpan('POST /announce', async (span) => {
-        await app.broadcastChannel('room', { text: 'hi' })
-        span.end()
-        return { ok: true }
-      }))
-    })
-    const b = await startNode(t, { prefix })
-    const client = await TestClient.connect(b.url)
-    t.teardown(() => client.close())
-    await client.subscribe('room')
-    t.equal((await a.app.inject({ method: 'POST', url: '/announce' })).statusCode, 200)
-    t.match(await client.next((frame) => frame.type === 'message'), { data: { text: 'hi' } })
-    await until(() => named('channels deliver channels').length === 1)
-    const [route] = named('POST /announce')
-    const [publish] = named('channels publish channels')
-    const [deliver] = named('channels deliver channels')
-    t.equal(publish.parentSpanContext?.spanId, route.spanContext().spanId)
-    t.equal(deliver.links.length, 1)
-    t.equal(deliver.links[0].context.traceId, publish.spanContext().traceId, 'linked to the publication\'s trace')
-    t.equal(deliver.links[0].context.spanId, publish.spanContext().spanId, 'and to its span')
-    t.equal(deliver.attributes['channels.delivered'], 1)
-    t.equal(deliver.parentSpanContext, undefined, 'a root span of its own: the link joins them')
-  })
 })
