@@ -20,7 +20,7 @@ import { serveClient } from './http/static.js'
 import { endRefusedUpgrades } from './http/upgrades.js'
 import { releaseUpgradeLeftovers, rememberUpgradeResponse } from './http/upgrade-leftovers.js'
 import { defaultWireSettings, perMessageDeflateOptions, prepareSocket } from './outbound/socket-settings.js'
-import type { BroadcastChannelFn, BroadcastFn, ChannelsRegistry, SendFn } from './types.js'
+import type { AskOptions, BroadcastChannelFn, BroadcastFn, ChannelsRegistry, SendFn } from './types.js'
 
 /**
  * ws reports a peer's protocol violation (invalid UTF-8, an oversize or malformed frame) as an
@@ -96,6 +96,7 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
     presence: async (channel: string) => await server.presence.presence(checkedChannel(channel)),
     user: (userId: string) => server.users.handle(userId, (data, { event, channel }) =>
       server.encodeMessage(event ?? DEFAULT_EVENT, channel === undefined ? undefined : checkedChannel(channel), data)),
+    ask: async (sessionId: string, event: string, data?: unknown, askOptions?: AskOptions) => await server.requests.ask(sessionId, event, data, askOptions),
     ...contractMembers(fastify, server.handlers, options, () => registry)
   } as ChannelsRegistry
   fastify.decorate('channels', registry)

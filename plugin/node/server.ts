@@ -24,6 +24,7 @@ import { PublishFailureLog } from '../broker/publish-failures.js'
 import type { BroadcastOptions, SendOptions } from '../types.js'
 import { channelNameProblem } from '../../schemas/channel.js'
 import { UserDirectory, isUserTopic, type UserSocket } from '../users/directory.js'
+import { RequestRelay, isControl, isReplyTopic, type Askable } from '../requests/relay.js'
 
 /**
  * Where a channel name comes in, it is checked once, against the one rule in
@@ -45,7 +46,7 @@ export const shutdownGraceMs = 1000
 export const shutdownHandlersMs = 5000
 
 /** What the node needs of one of its local sockets (a Connection). */
-export interface LocalSocket extends Recipient, HeartbeatPeer, UserSocket {
+export interface LocalSocket extends Recipient, HeartbeatPeer, UserSocket, Askable {
   sendFrame (frame: string | OutboundFrame): void
   close (code?: number, reason?: string): void
   /** resolves once the socket's disconnect sequence is over */
@@ -75,6 +76,8 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   private readonly publishFailures: PublishFailureLog
   /** the connections of each user, and the user commands over every node (users/directory.ts) */
   readonly users: UserDirectory
+  /** `fastify.channels.ask` for sessions on other nodes (requests/relay.ts) */
+  readonly requests: RequestRelay
 
   constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
     this.history = options.history === undefined
@@ -83,6 +86,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     this.presence = new PresenceTracker(options.presence, log)
     this.publishFailures = new PublishFailureLog(log)
     this.users = new UserDirectory(() => this.broker, log)
+    this.requests = new RequestRelay(this.nodeId, () => this.broker, (sessionId) => this.sockets.get(sessionId), log)
     if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
   }
 
@@ -107,14 +111,17 @@ export class ChannelServer implements BrokerNode, MembershipServer {
         deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
         break
       case 'channels':
-        if (isUserTopic(delivery.channels[0])) {
-          this.users.deliver(delivery.channels[0], delivery.frames[0])
+        // The plugin's own topics (names no app channel can have: they start with a space)
+        if (delivery.channels[0].charCodeAt(0) === 32) {
+          if (isUserTopic(delivery.channels[0])) this.users.deliver(delivery.channels[0], delivery.frames[0])
+          else if (isReplyTopic(delivery.channels[0])) this.requests.receiveAnswer(delivery.frames[0])
           break
         }
         deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
         break
       case 'session':
-        this.sockets.get(delivery.sessionId)?.sendFrame(delivery.frame)
+        if (isControl(delivery.frame)) this.requests.receiveRequest(delivery.sessionId, delivery.frame)
+        else this.sockets.get(delivery.sessionId)?.sendFrame(delivery.frame)
         break
     }
   }
@@ -282,6 +289,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     this.presence.close()
     this.publishFailures.close()
     this.users.close()
+    this.requests.close()
     this.history?.publishFailures.close()
     const broker = this.broker
     this.broker = undefined
