@@ -25,6 +25,11 @@ const layers = [
     message: 'channel state knows no connection (its hooks are in plugin/channel-steps.ts)'
   },
   {
+    target: './plugin/requests',
+    from: ['./plugin/connection', './plugin/node', './plugin/http', './plugin/contract', './plugin/history', './plugin/presence', './plugin/users'],
+    message: 'requests know connections only by an interface (Askable)'
+  },
+  {
     target: './plugin/users',
     from: ['./plugin/connection', './plugin/node', './plugin/http', './plugin/contract', './plugin/history', './plugin/presence'],
     message: 'users know connections only by an interface (UserSocket, Identifiable)'

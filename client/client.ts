@@ -7,6 +7,7 @@ import type { MessageFrame, PresenceState, ServerFrame } from '../schemas/protoc
 import { Subscription, type ChannelHost, type JoinOptions } from './channel.js'
 import { ChannelsClientError, ClientErrorCodes, usageError } from './errors.js'
 import { PresenceBook, type PresenceListener } from './presence.js'
+import { RequestHandlers, type RequestHandler } from './requests.js'
 import { errorFromFrame, Push, type Pending } from './push.js'
 import { Socket, type CloseInfo, type SocketOwner, type Status, type WebSocketConstructor } from './socket.js'
 import { defaultHeartbeat, defaultMaxQueue, defaultReconnectJitter, defaultTimeout, type ClientOptions, type SubscribedInfo } from './options.js'
@@ -34,6 +35,8 @@ export class Client implements SocketOwner, ChannelHost {
   private readonly errorListeners = new Set<(error: ChannelsClientError) => void>()
   private readonly subscribedListeners = new Set<(channel: string, info: SubscribedInfo) => void>()
   private readonly presenceBook = new PresenceBook()
+  /** server → client requests: `handle()`'s handlers and the replies */
+  private readonly requestHandlers = new RequestHandlers((text) => this.socket.write(text))
   /** ms a request or subscription waits for its answer */
   readonly timeout: number
   private lastId = 0
@@ -180,6 +183,11 @@ export class Client implements SocketOwner, ChannelHost {
     return push.promise
   }
 
+  /** Answers the server's requests for `event` (`socket.ask`); returns the function that stops. */
+  handle (event: string, handler: RequestHandler): () => void {
+    return this.requestHandlers.handle(event, handler)
+  }
+
   close (): void {
     this.socket.close()
   }
@@ -216,6 +224,9 @@ export class Client implements SocketOwner, ChannelHost {
       case 'presence_diff':
         // A frame already on its way when the client unsubscribed is not news any more.
         if (this.subscriptions.has(frame.channel)) this.presenceBook.received(frame, callSafely)
+        return
+      case 'request':
+        this.requestHandlers.received(frame).catch((err: unknown) => queueMicrotask(() => { throw err }))
         return
     }
     if (frame.id !== undefined) {

@@ -10,7 +10,7 @@
  * ```
  */
 import type {
-  AnyEvents, EventTypeMap, ReceiveData, ReceiveEvent, ReplyData, SendData, SendEvent
+  AnswerData, AnyEvents, AskData, AskEvent, EventTypeMap, ReceiveData, ReceiveEvent, ReplyData, SendData, SendEvent
 } from '../schemas/events.js'
 import { Client, type ClientOptions, type MessageMeta, type SubscribedInfo } from './client.js'
 import type { ChannelsClientError } from './errors.js'
@@ -79,6 +79,14 @@ export interface ChannelsClient<E extends EventTypeMap<E> = AnyEvents> {
   /** Sends with an id; resolves with the ack's data, rejects with the error frame's code. */
   request<K extends SendEvent<E>> (event: K, data: SendData<E, K>, options?: RequestOptions): Promise<ReplyData<E, K>>
 
+  /**
+   * Answers the server's requests for `event` (`socket.ask`): what `handler` returns (or
+   * resolves) is the reply; what it throws reaches the server as the error's `code`
+   * (`HANDLER_ERROR` without one) and message. Without a handler the client answers
+   * `NO_HANDLER`. Returns the function that removes the handler.
+   */
+  handle<K extends AskEvent<E>> (event: K, handler: (data: AskData<E, K>) => AnswerData<E, K> | Promise<AnswerData<E, K>>): () => void
+
   /** Closes for good: no reconnect; everything pending rejects. */
   close (): void
 }
@@ -97,7 +105,8 @@ export { ChannelsClientError, ClientErrorCodes, type ClientErrorCode } from './e
 export type { Status, WebSocketConstructor, WebSocketLike } from './socket.js'
 export { exponentialBackoff, type Backoff, type BackoffOptions } from './timer.js'
 export type {
-  AnyEvents, EventMap, EventSchemas, EventTypeMap, EventTypes, ReceiveData, ReceiveEvent, ReplyData, SendData, SendEvent
+  AnswerData, AnyEvents, AskData, AskEvent, EventMap, EventSchemas, EventTypeMap, EventTypes, ReceiveData, ReceiveEvent, ReplyData,
+  SendData, SendEvent
 } from '../schemas/events.js'
 export type { ValidationIssue, PresenceState, PresenceEntry } from '../schemas/protocol.js'
 export type { ErrorCode } from '../schemas/constants.js'

@@ -3,7 +3,8 @@
  * validated by the TypeBox schemas of `events.ts`, and `private-*` rooms refuse whoever has
  * not sent the password. Rooms are history channels: a joiner asks for the last 50 lines
  * (`last`), and a page that reconnects gets what it missed (`since`), both from the plugin,
- * on any node. Rooms are presence channels too: each socket is tracked under its nick, so the
+ * on any node. Rooms are presence channels too: each socket is tracked under its nick (the
+ * connection's user: the nick the page connects with, `?nick=`), so the
  * member lists are the same on every node that shares a Redis broker, two tabs of one nick
  * show once, and the pages tell who joined and left from presence, live: those notices are
  * no publications, so the rooms' history keeps the conversation, not the comings and goings.
@@ -23,8 +24,9 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import fastifyChannels, { ChannelError, natsBroker, redisBroker, type ChannelSocket, type ChannelsOptions } from '../plugin/index.js'
 import type { Static } from '@sinclair/typebox'
 import {
-  AnnounceBody, chatEvents, maxRoomLength, type MemberMeta, privatePrefix, RoomHistory, RoomList, RoomParams, roomPattern
+  AnnounceBody, chatEvents, maxRoomLength, type MemberMeta, Nick, privatePrefix, RoomHistory, RoomList, RoomParams, roomPattern
 } from './events.js'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Rooms } from './rooms.js'
 import { buildOrExplain, chatLogger, envOrigins, envPort, exitOnStartFailure, listenOrExplain } from './run.js'
 
@@ -78,6 +80,11 @@ export function publicDir (): string {
   return found
 }
 
+const nickCheck = TypeCompiler.Compile(Nick)
+function isNick (value: unknown): value is string {
+  return nickCheck.Check(value)
+}
+
 function isRoom (name: string): boolean {
   return name.length <= maxRoomLength && roomPattern.test(name)
 }
@@ -105,24 +112,34 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     ...(adminToken === ''
       ? {}
       : { admin: { authorize: (request: FastifyRequest) => samePassword(String((request.query as { token?: unknown }).token ?? ''), adminToken) } }),
+    // A member is a user: the nickname the page connects with (`?nick=`), so every tab and device
+    // of one nick is one member, tracked once per connection (the page shows the device count).
+    user: (request) => {
+      const { nick } = request.query as { nick?: unknown }
+      return isNick(nick) ? nick : undefined
+    },
     ...options.channels
   })
   await app.register(fastifyStatic, { root: publicDir(), prefix: '/' })
 
   const nickOf = (socket: ChannelSocket): string => socket.context.nick ?? 'guest'
 
-  /** Present in `channel` under the socket's nick, with what the page shows of each device. */
+  /**
+   * Present in `channel` under the socket's nick, with what the page shows of each device: under
+   * its user (no key) while the nick is the one it connected with, under the new nick after a rename.
+   */
   const track = async (socket: ChannelSocket, channel: string): Promise<void> => {
     const since = rooms.seat(channel, socket.id)?.since ?? Date.now()
-    const meta: Static<typeof MemberMeta> = { nick: nickOf(socket), since }
-    await socket.track(channel, nickOf(socket), meta)
+    const nick = nickOf(socket)
+    const meta: Static<typeof MemberMeta> = { nick, since }
+    await socket.track(channel, nick === socket.user ? undefined : nick, meta)
   }
 
   /** People in a room over every node: distinct nicks, however many tabs each has open. */
   const headCount = async (channel: string): Promise<number> => Object.keys(await app.channels.presence(channel)).length
 
   app.channels.on('connect', (socket) => {
-    socket.context.nick = `guest-${socket.id.replace(/[^a-z0-9]/gi, '').slice(0, 4).toLowerCase()}`
+    socket.context.nick = socket.user ?? `guest-${socket.id.replace(/[^a-z0-9]/gi, '').slice(0, 4).toLowerCase()}`
     socket.context.unlocked = new Set()
   })
 

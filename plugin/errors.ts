@@ -75,3 +75,31 @@ export const InvalidPresenceError = createError(
 // ---- observability (docs/observability.md)
 export const MissingPromClientError = createError(
   'FST_CHANNELS_MISSING_PROM_CLIENT', 'the metrics option needs the optional peer dependency "prom-client": npm install prom-client', 500)
+
+// ---- server → client requests (docs/users-and-requests.md)
+/** `socket.ask()`: no reply within its timeout. */
+export const RequestTimeoutError = createError(
+  'FST_CHANNELS_REQUEST_TIMEOUT', 'the client did not answer the request "%s" within %s ms', 504)
+
+/** `socket.ask()`: the connection closed before the reply came. */
+export const DisconnectedError = createError(
+  'FST_CHANNELS_DISCONNECTED', 'the connection closed before the client answered the request "%s"', 503)
+
+/** `socket.ask()`: the socket has `maxPendingRequests` requests waiting already. */
+export const TooManyRequestsError = createError(
+  'FST_CHANNELS_TOO_MANY_REQUESTS', 'the socket has %s requests waiting for a reply already', 429)
+
+const ClientErrorBase = createError('FST_CHANNELS_CLIENT_ERROR', '%s', 502)
+
+/**
+ * `socket.ask()`: the client's handler threw, or it has none for the event (`clientCode`
+ * `NO_HANDLER`). `clientCode` and `message` are the client's.
+ */
+export class ClientRequestError extends ClientErrorBase {
+  readonly clientCode: string
+
+  constructor (clientCode: string, message: string) {
+    super(message)
+    this.clientCode = clientCode
+  }
+}

@@ -15,6 +15,7 @@ export {
   ChannelError, NoSocketError, BrokerUnavailableError, BrokerUnreachableError, InvalidOptionError, InvalidHandlerError, InvalidArgumentError,
   InvalidChannelError, MissingIoredisError, MissingNatsError, UnserializableDataError, NoHistoryError, InvalidPresenceError, MissingPromClientError
 } from './errors.js'
+export { ClientRequestError, DisconnectedError, RequestTimeoutError, TooManyRequestsError } from './errors.js'
 export { memoryBroker, memoryEngine } from './broker/memory/broker.js'
 export { composeBroker } from './broker/compose.js'
 export { positionedEnvelope } from './broker/envelope.js'
@@ -40,7 +41,6 @@ export type {
   HistoryConnection, HistoryEntry, HistoryLimits, HistoryNode, HistoryPublication, HistoryQuery, HistoryRead
 } from './broker/types.js'
 export type { HistoryOptions } from './options.js'
-export type { UserHandle, UserLookup } from './users/directory.js'
 export { InjectFailedError, InjectRefusedError } from './errors.js'
 export type { AsyncApiDocument, AsyncApiOptions } from './types.js'
 export type { InjectOptions, InjectRefusal } from './contract/inject.js'

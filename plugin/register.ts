@@ -22,7 +22,7 @@ import { endRefusedUpgrades } from './http/upgrades.js'
 import { releaseUpgradeLeftovers, rememberUpgradeResponse } from './http/upgrade-leftovers.js'
 import { defaultWireSettings, perMessageDeflateOptions, prepareSocket } from './outbound/socket-settings.js'
 import { observe, refusalEvents } from './observability/observe.js'
-import type { BroadcastChannelFn, BroadcastFn, ChannelsRegistry, SendFn } from './types.js'
+import type { AskOptions, BroadcastChannelFn, BroadcastFn, ChannelsRegistry, SendFn } from './types.js'
 
 /**
  * ws reports a peer's protocol violation (invalid UTF-8, an oversize or malformed frame) as an
@@ -113,6 +113,7 @@ export async function channelsPlugin (fastify: FastifyInstance, opts: ChannelsOp
     presence: async (channel: string) => await server.presence.presence(checkedChannel(channel)),
     user: (userId: string) => server.users.handle(userId, (data, { event, channel }) =>
       server.encodeMessage(event ?? DEFAULT_EVENT, channel === undefined ? undefined : checkedChannel(channel), data)),
+    ask: async (sessionId: string, event: string, data?: unknown, askOptions?: AskOptions) => await server.requests.ask(sessionId, event, data, askOptions),
     ...contractMembers(fastify, server.handlers, options, () => registry)
   } as ChannelsRegistry
   fastify.decorate('channels', registry)

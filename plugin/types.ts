@@ -7,7 +7,6 @@ import type { ChannelsClient } from '../client/index.js'
 import type { AnyEvents, EventTypeMap } from '../schemas/events.js'
 import type { InjectOptions } from './contract/inject.js'
 import type { PresenceState } from '../schemas/protocol.js'
-import type { UserHandle } from './users/directory.js'
 import type { NodeStats } from './node/notices.js'
 
 export type { NodeStats, NodeEvent, BusyChannel } from './node/notices.js'
@@ -76,6 +75,31 @@ export interface ChannelSocket {
   track (channel: string, key?: string, meta?: unknown): Promise<void>
   /** presence: this socket is no longer present in `channel` (leaving or closing untracks too) */
   untrack (channel: string): Promise<void>
+  /**
+   * A server → client request: resolves with what the client's handler for `event` returned.
+   * Rejects with FST_CHANNELS_REQUEST_TIMEOUT [timeout 5000 ms], FST_CHANNELS_CLIENT_ERROR (its
+   * `clientCode`, e.g. NO_HANDLER, and `message` are the client's), FST_CHANNELS_DISCONNECTED.
+   */
+  ask (event: string, data?: unknown, options?: AskOptions): Promise<unknown>
+}
+
+/** The `user` option: the user id of a connection, from its upgrade request (may be async). */
+export type UserLookup = (request: FastifyRequest) => string | undefined | Promise<string | undefined>
+
+/** What `fastify.channels.user(userId)` returns. */
+export interface UserHandle {
+  /** to every open connection of the user, on every node (none is not an error) */
+  send (data: unknown, options?: SendOptions): Promise<void>
+  /** closes every connection of the user [1008: the bundled client does not reconnect] */
+  disconnect (code?: number, reason?: string): Promise<void>
+  /** the session ids of the user's open connections, over every node */
+  sessions (): Promise<string[]>
+}
+
+/** `socket.ask()` and `fastify.channels.ask()` options. */
+export interface AskOptions {
+  /** ms to wait for the reply [5000] */
+  timeout?: number
 }
 
 /** A channel filter: a string matches one channel exactly, a RegExp by pattern. */
@@ -158,6 +182,8 @@ export interface ChannelsRegistry {
   presence (channel: string): Promise<PresenceState>
   /** a user's connections over every node (the `user` option): send, disconnect, sessions */
   user (userId: string): UserHandle
+  /** `socket.ask()` on whichever node holds `sessionId` (NoSocketError when none does) */
+  ask (sessionId: string, event: string, data?: unknown, options?: AskOptions): Promise<unknown>
 }
 
 /** What `fastify.channels.history()` resolves. */

@@ -7,7 +7,7 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { Check as checkValue } from '@sinclair/typebox/value'
 import type { TSchema, Static } from '@sinclair/typebox'
-import { SubscribeFrame, UnsubscribeFrame, MessageFrame, PingFrame, ServerMessageFrame, type ClientFrame } from './protocol.js'
+import { SubscribeFrame, UnsubscribeFrame, MessageFrame, PingFrame, ReplyFrame, ServerMessageFrame, type ClientFrame } from './protocol.js'
 import { decodeWith, type DecodeResult, type FrameCheck } from './wire.js'
 
 export { decodeWith, encodeFrame, type DecodeResult, type FrameCheck } from './wire.js'
@@ -30,7 +30,8 @@ const clientFrameChecks: Record<ClientFrame['type'], FrameCheck> = {
   subscribe: checker(SubscribeFrame),
   unsubscribe: checker(UnsubscribeFrame),
   message: checker(MessageFrame),
-  ping: checker(PingFrame)
+  ping: checker(PingFrame),
+  reply: checker(ReplyFrame)
 }
 
 /** Decodes a frame a client sent (used by the server). Never throws. */

@@ -7,7 +7,8 @@
  * export const chatEvents = {
  *   chat: { send: ChatMessage, receive: ChatLine, reply: Ok },   // one schema per direction
  *   typing: { receive: Typing },                                // server → client only
- *   ping: Ping                                                  // one schema, both ways
+ *   ping: Ping,                                                 // one schema, both ways
+ *   confirm: { ask: Question, answer: Confirmed }               // server → client request (client.handle)
  * }
  * export type ChatEvents = EventMap<typeof chatEvents>
  *
@@ -26,6 +27,10 @@ export interface EventTypes {
   send?: unknown
   receive?: unknown
   reply?: unknown
+  /** server → client requests (`socket.ask`): the data the server asks with */
+  ask?: unknown
+  /** server → client requests: what the client's `handle()` handler answers */
+  answer?: unknown
 }
 
 /**
@@ -35,17 +40,18 @@ export interface EventTypes {
 export type EventTypeMap<E = Record<string, EventTypes>> = { [K in keyof E]: EventTypes }
 
 /** Any event, any payload: the map of a client that was given none. */
-export type AnyEvents = Record<string, { send: unknown, receive: unknown, reply: unknown }>
+export type AnyEvents = Record<string, { send: unknown, receive: unknown, reply: unknown, ask: unknown, answer: unknown }>
 
 /** The schemas of one event: one schema for both directions, or one per direction. */
-export type EventSchemas = TSchema | { send?: TSchema, receive?: TSchema, reply?: TSchema }
+export type EventSchemas = TSchema | { send?: TSchema, receive?: TSchema, reply?: TSchema, ask?: TSchema, answer?: TSchema }
 
-type Directions = 'send' | 'receive' | 'reply'
+type Directions = 'send' | 'receive' | 'reply' | 'ask' | 'answer'
 
 type FromSchemas<S> = S extends TSchema
   ? { send: Static<S>, receive: Static<S>, reply: unknown }
   : { [D in keyof S & Directions]: S[D] extends TSchema ? Static<S[D]> : never } &
-    ('reply' extends keyof S ? unknown : { reply: unknown })
+    ('reply' extends keyof S ? unknown : { reply: unknown }) &
+    ('ask' extends keyof S ? ('answer' extends keyof S ? unknown : { answer: unknown }) : unknown)
 
 /**
  * Derives an event map from TypeBox schemas, so the client's types follow the very schemas
@@ -68,3 +74,11 @@ export type ReceiveEvent<E> = {
 export type SendData<E, K extends keyof E> = E[K] extends { send: infer D } ? D : never
 export type ReceiveData<E, K extends keyof E> = E[K] extends { receive: infer D } ? D : never
 export type ReplyData<E, K extends keyof E> = E[K] extends { reply: infer D } ? D : unknown
+
+/** The events the server may ask the client (`client.handle`): those with an `ask` type. */
+export type AskEvent<E> = {
+  [K in keyof E & string]: E[K] extends { ask: unknown } ? K : never
+}[keyof E & string]
+
+export type AskData<E, K extends keyof E> = E[K] extends { ask: infer D } ? D : never
+export type AnswerData<E, K extends keyof E> = E[K] extends { answer: infer D } ? D : unknown

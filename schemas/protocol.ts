@@ -69,7 +69,31 @@ export const PingFrame = Type.Object({
 })
 export type PingFrame = Static<typeof PingFrame>
 
-export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, MessageFrame, PingFrame])
+// ---- server → client requests (docs/users-and-requests.md) ------------------------------
+
+/** `rid`: the server's own numbering of its requests on one connection, apart from the client's ids. */
+const RequestId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
+
+/** What a client's request handler threw (or `NO_HANDLER`: it has none for the event). */
+export const ReplyError = Type.Object({
+  code: Type.String({ minLength: 1, maxLength: 200 }),
+  message: Type.String({ maxLength: 10_000 })
+})
+export type ReplyError = Static<typeof ReplyError>
+
+/**
+ * The client's answer to a server `request`: `data` (what its handler returned; absent for
+ * undefined) or `error`, never both (a reply with both is a BAD_FRAME).
+ */
+export const ReplyFrame = Type.Object({
+  type: Type.Literal('reply'),
+  rid: RequestId,
+  data: optional(Type.Unknown()),
+  error: optional(ReplyError)
+})
+export type ReplyFrame = Static<typeof ReplyFrame>
+
+export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, MessageFrame, PingFrame, ReplyFrame])
 export type ClientFrame = Static<typeof ClientFrame>
 
 // ---- server → client ----------------------------------------------------------------
@@ -173,8 +197,17 @@ export const PresenceDiffFrame = Type.Object({
 })
 export type PresenceDiffFrame = Static<typeof PresenceDiffFrame>
 
+/** A server → client request (`socket.ask`): the client answers with a `reply` of the same `rid`. */
+export const RequestFrame = Type.Object({
+  type: Type.Literal('request'),
+  rid: RequestId,
+  event: Type.String({ minLength: 1 }),
+  data: optional(Type.Unknown())
+})
+export type RequestFrame = Static<typeof RequestFrame>
+
 export const ServerFrame = Type.Union([
   WelcomeFrame, SubscribedFrame, UnsubscribedFrame, ServerMessageFrame, AckFrame, ErrorFrame, PongFrame,
-  PresenceFrame, PresenceDiffFrame
+  PresenceFrame, PresenceDiffFrame, RequestFrame
 ])
 export type ServerFrame = Static<typeof ServerFrame>

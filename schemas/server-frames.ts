@@ -33,7 +33,8 @@ export const serverFrameFields: FieldGuards = {
   error: { id: optional(frameId), code: text(1), message: text(), errors: optional(arrayOf(validationIssue)) },
   pong: { id: optional(frameId) },
   presence: { channel: text(), state: presenceState },
-  presence_diff: { channel: text(), joins: presenceState, leaves: presenceState }
+  presence_diff: { channel: text(), joins: presenceState, leaves: presenceState },
+  request: { rid: frameId, event: text(1), data: anything }
 }
 
 /** Frame type → the check of a whole frame of that type (its `type` included, so each check stands alone). */

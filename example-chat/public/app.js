@@ -626,7 +626,8 @@ function start (nick) {
   state.passwords = rememberedPasswords()
   $('gate').hidden = true
   $('app').hidden = false
-  client = /** @type {ChatClient} */ (connect('/ws'))
+  // The nickname is the connection's user on the server: every tab of one nick is one member.
+  client = /** @type {ChatClient} */ (connect('/ws', { params: () => ({ nick: state.nick }) }))
 
   client.onStatus((status) => {
     renderStatus(status)

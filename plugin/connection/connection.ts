@@ -5,8 +5,8 @@
  */
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
-import { encodeFrame } from '../../schemas/codec.js'
-import { CloseCodes, DEFAULT_EVENT, PROTOCOL_VERSION, type ErrorFrame, type ServerFrame } from '../../schemas/protocol.js'
+import { decodeClientFrame, encodeFrame } from '../../schemas/codec.js'
+import { CloseCodes, DEFAULT_EVENT, PROTOCOL_VERSION, type ErrorFrame, type ReplyFrame, type ServerFrame } from '../../schemas/protocol.js'
 import { checkedChannel } from '../node/server.js'
 import { sessionId } from '../node/session-id.js'
 import { ConnectionStates, acceptsJoins, nextState, type ConnectionEvent, type ConnectionState } from './state.js'
@@ -23,6 +23,7 @@ import { RateWindow, RejoinAllowance } from './rate-limit.js'
 import { reportError } from '../handlers/report.js'
 import { events } from '../observability/events.js'
 import { identify } from '../users/identify.js'
+import { PendingRequests, replyProblem, type AskOptions } from '../requests/pending.js'
 import type { ChannelServer, LocalSocket } from '../node/server.js'
 import type {
 
@@ -53,6 +54,8 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
   private contextObject: ChannelContext | undefined
   private channelsView: ReadonlySet<string> | undefined
   private readonly inbox = new Inbox(this)
+  /** server → client requests waiting for their reply; created on the first `ask` */
+  private requests: PendingRequests | undefined
   private readonly rate: RateWindow | undefined
   /** the rate limit's exemption for the first maxChannels subscribe frames (rejoining) */
   private readonly rejoin: RejoinAllowance | undefined
@@ -139,6 +142,22 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
 
   untrack (channel: string): Promise<void> {
     return this.server.presence.untrack(this, channel)
+  }
+
+  ask (event: string, data?: unknown, options?: AskOptions): Promise<unknown> {
+    this.requests ??= new PendingRequests((frame) => {
+      if (!isWritable(this.ws)) return false
+      this.sendFrame(frame)
+      return true
+    })
+    return this.requests.ask(event, data, options)
+  }
+
+  /** A client's `reply`: settles its request (an unknown or answered `rid` is ignored). */
+  reply (frame: ReplyFrame): void {
+    const problem = replyProblem(frame)
+    if (problem !== undefined) return this.sendError('BAD_FRAME', problem)
+    this.requests?.reply(frame)
   }
 
   close (code: number = CloseCodes.NORMAL, reason = ''): void {
@@ -286,6 +305,7 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
   /** ws emits 'close' once. */
   private onClose (code: number, reason: string): void {
     this.inbox.clear()
+    this.requests?.close()
     this.server.detach(this)
     this.closeInfo = this.terminatedFor ?? { code, reason }
     if (events.connectionClose.hasSubscribers) {
@@ -314,7 +334,17 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     // ws hands a Buffer by default: decode it in place (Buffer.from would copy it first).
     const text = Buffer.isBuffer(data) ? data.toString() : Array.isArray(data) ? Buffer.concat(data).toString() : Buffer.from(data).toString()
     if (events.frameIn.hasSubscribers) events.frameIn.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, frame: text })
+    // A reply settles its request at once, past the inbox: a handler awaiting `ask()` holds the inbox.
+    if (text.includes('"reply"') && this.takeReply(text)) return
     this.inbox.push(text)
+  }
+
+  /** True when `text` was a `reply` frame, now handled. */
+  private takeReply (text: string): boolean {
+    const decoded = decodeClientFrame(text)
+    if (!decoded.ok || decoded.frame.type !== 'reply') return false
+    this.reply(decoded.frame)
+    return true
   }
 
   /** Applies the rate limit; false when the frame must be dropped unparsed. */

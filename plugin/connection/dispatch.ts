@@ -6,7 +6,7 @@
  */
 import { channelNameProblem } from '../../schemas/channel.js'
 import { decodeClientFrame, encodeFrame } from '../../schemas/codec.js'
-import { DEFAULT_EVENT, type ErrorFrame, type MessageFrame } from '../../schemas/protocol.js'
+import { DEFAULT_EVENT, type ErrorFrame, type MessageFrame, type ReplyFrame } from '../../schemas/protocol.js'
 import { isChannelError } from '../errors.js'
 import type { OutboundFrame } from '../outbound/frame-writer.js'
 import type { HandlerEntry } from '../handlers/registry.js'
@@ -19,6 +19,8 @@ import type { MessageMeta } from '../types.js'
 /** What dispatch needs of a connection. */
 export interface DispatchTarget extends Member {
   readonly server: MembershipServer & { readonly nodeId: string }
+  /** a client's answer to a server request (socket.ask) */
+  reply (frame: ReplyFrame): void
   sendFrame (frame: string | OutboundFrame): void
   sendError (code: string, message: string, id?: number, errors?: ErrorFrame['errors']): void
 }
@@ -30,6 +32,8 @@ export function dispatch (socket: DispatchTarget, text: string): Promise<void> |
   const { frame } = decoded
   // Liveness: answered at once, in order with everything else this socket gets.
   if (frame.type === 'ping') return socket.sendControl({ type: 'pong', id: frame.id })
+  // Replies are taken before the inbox (connection.ts); one written with escapes lands here.
+  if (frame.type === 'reply') return socket.reply(frame)
   // The one check of a client-given channel name, for every frame type.
   if (frame.channel !== undefined) {
     const problem = channelNameProblem(frame.channel)

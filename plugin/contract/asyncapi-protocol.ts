@@ -7,7 +7,7 @@
  */
 import { Type, type TSchema } from '@sinclair/typebox'
 import {
-  AckFrame, CloseCodes, ErrorCodes, ErrorFrame, PROTOCOL_VERSION, SubscribedFrame, SubscribeFrame,
+  AckFrame, CloseCodes, ErrorCodes, ErrorFrame, PROTOCOL_VERSION, ReplyFrame, RequestFrame, SubscribedFrame, SubscribeFrame,
   UnsubscribedFrame, UnsubscribeFrame, WelcomeFrame
 } from '../../schemas/protocol.js'
 import type { JsonSchema, SchemaComponents } from './json-schema.js'
@@ -61,6 +61,11 @@ function errorMessage (components: SchemaComponents): ProtocolMessage {
   return message
 }
 
+/** A request or its reply: correlated by the server's `rid`. */
+function byRid ({ key, message }: ProtocolMessage): ProtocolMessage {
+  return { key, message: { ...message, correlationId: { location: '$message.payload#/rid' } } }
+}
+
 /** The protocol's messages, by their key in `components.messages`. */
 export function protocolMessages (components: SchemaComponents): Record<string, ProtocolMessage> {
   const ackHeaders = Type.Omit(AckFrame, ['data'])
@@ -71,6 +76,10 @@ export function protocolMessages (components: SchemaComponents): Record<string, 
     unsubscribe: frameMessage(components, 'protocolUnsubscribe', 'unsubscribe', 'Leaves a channel; always answered by unsubscribed (also for a channel not held).', UnsubscribeFrame),
     unsubscribed: frameMessage(components, 'protocolUnsubscribed', 'unsubscribed', 'The channel is left: the answer to unsubscribe, or a server-side unsubscription (without id).', UnsubscribedFrame),
     error: errorMessage(components),
+    request: byRid(frameMessage(components, 'protocolRequest', 'request',
+      'A server → client request (socket.ask): the client runs its handler for event and answers with a reply of the same rid.', RequestFrame)),
+    reply: byRid(frameMessage(components, 'protocolReply', 'reply',
+      'The answer to a request (same rid): data is what the handler returned, or error { code, message } (NO_HANDLER when the client has none); never both.', ReplyFrame)),
     ack: {
       key: 'protocolAck',
       message: {

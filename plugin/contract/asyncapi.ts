@@ -177,6 +177,8 @@ export function contractBody (source: ContractSource): ContractBody {
   operations.serverSubscriptions = protocolOperation('send', 'server-side subscriptions',
     'The server subscribed or unsubscribed the connection itself.', [inProtocol('subscribed'), inProtocol('unsubscribed')])
   operations.notices = protocolOperation('send', 'notices', 'Errors no frame asked for (e.g. RATE_LIMITED).', [inProtocol('error')])
+  operations.serverRequests = protocolOperation('send', 'server requests',
+    'The server asks the client (socket.ask); the client answers with a reply.', [inProtocol('request')], [inProtocol('reply')])
 
   const keys = new KeySpace([...Object.keys(operations), ...Object.keys(messages)])
 

@@ -27,6 +27,7 @@ import { UserDirectory, isUserTopic, type UserSocket } from '../users/directory.
 import { events, publicationEnd, publicationStart, type PublicationEvent } from '../observability/events.js'
 import { isNotice } from './notices.js'
 import { StatsKeeper } from './stats.js'
+import { RequestRelay, isControl, isReplyTopic, type Askable } from '../requests/relay.js'
 
 /**
  * Where a channel name comes in, it is checked once, against the one rule in
@@ -48,7 +49,7 @@ export const shutdownGraceMs = 1000
 export const shutdownHandlersMs = 5000
 
 /** What the node needs of one of its local sockets (a Connection). */
-export interface LocalSocket extends Recipient, HeartbeatPeer, UserSocket {
+export interface LocalSocket extends Recipient, HeartbeatPeer, UserSocket, Askable {
   sendFrame (frame: string | OutboundFrame): void
   close (code?: number, reason?: string): void
   /** resolves once the socket's disconnect sequence is over */
@@ -80,6 +81,8 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   readonly users: UserDirectory
   /** counters, `stats()`, `nodes()` and the notices between nodes (stats.ts) */
   readonly stats: StatsKeeper
+  /** `fastify.channels.ask` for sessions on other nodes (requests/relay.ts) */
+  readonly requests: RequestRelay
 
   constructor (readonly options: ResolvedOptions, readonly log: FastifyBaseLogger) {
     this.history = options.history === undefined
@@ -88,6 +91,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     this.presence = new PresenceTracker(options.presence, log)
     this.publishFailures = new PublishFailureLog(log)
     this.users = new UserDirectory(() => this.broker, log)
+    this.requests = new RequestRelay(this.nodeId, () => this.broker, (sessionId) => this.sockets.get(sessionId), log)
     if (options.presence !== false) this.channelSteps.unshift(this.presence.channelStep(this.channels))
     this.stats = new StatsKeeper({
       nodeId: this.nodeId,
@@ -129,13 +133,19 @@ export class ChannelServer implements BrokerNode, MembershipServer {
         else count = deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
         break
       case 'channels':
-        if (isUserTopic(delivery.channels[0])) {
-          this.users.deliver(delivery.channels[0], delivery.frames[0])
+        // The plugin's own topics (names no app channel can have: they start with a space)
+        if (delivery.channels[0].charCodeAt(0) === 32) {
+          if (isUserTopic(delivery.channels[0])) this.users.deliver(delivery.channels[0], delivery.frames[0])
+          else if (isReplyTopic(delivery.channels[0])) this.requests.receiveAnswer(delivery.frames[0])
           break
         }
         count = deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
         break
       case 'session': {
+        if (isControl(delivery.frame)) {
+          this.requests.receiveRequest(delivery.sessionId, delivery.frame)
+          break
+        }
         const socket = this.sockets.get(delivery.sessionId)
         socket?.sendFrame(delivery.frame)
         if (socket !== undefined) count = 1
@@ -338,6 +348,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     this.presence.close()
     this.publishFailures.close()
     this.users.close()
+    this.requests.close()
     this.history?.publishFailures.close()
     const broker = this.broker
     this.broker = undefined

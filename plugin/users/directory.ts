@@ -16,14 +16,14 @@
  * character, which no JSON frame does, and never reaches a socket.
  */
 import { createHash } from 'node:crypto'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
+import type { UserHandle, UserLookup } from '../types.js'
 import { sharesPresence, type BrokerConnection } from '../broker/types.js'
 import { BrokerUnavailableError, InvalidArgumentError } from '../errors.js'
 import { deliverToAll, type Recipient } from '../outbound/frame-writer.js'
 import { PublishFailureLog } from '../broker/publish-failures.js'
 
-/** The `user` option: the user id of a connection, from its upgrade request (may be async). */
-export type UserLookup = (request: FastifyRequest) => string | undefined | Promise<string | undefined>
+export type { UserHandle, UserLookup }
 
 /** What the directory needs of a local connection. */
 export interface UserSocket extends Recipient {
@@ -60,16 +60,6 @@ function isCloseCode (code: unknown): code is number {
 }
 
 interface CloseCommand { close: number, reason: string }
-
-/** What `fastify.channels.user(userId)` returns. */
-export interface UserHandle {
-  /** to every open connection of the user, on every node (none is not an error) */
-  send (data: unknown, options?: { event?: string, channel?: string }): Promise<void>
-  /** closes every connection of the user [1008: the bundled client does not reconnect] */
-  disconnect (code?: number, reason?: string): Promise<void>
-  /** the session ids of the user's open connections, over every node */
-  sessions (): Promise<string[]>
-}
 
 /** Encodes a message frame (checks the channel name; a payload JSON cannot carry throws). */
 export type EncodeMessage = (data: unknown, options: { event?: string, channel?: string }) => string

@@ -51,7 +51,8 @@ function fixture (maxChannels = 10): Fixture {
     unsubscribe: unused,
     close: unused,
     track: unused,
-    untrack: unused
+    untrack: unused,
+    ask: unused
   }
   const socket: Member = {
     ...api,

@@ -149,6 +149,6 @@ t.test('the protocol operations: what each answers', async (t) => {
   t.match(operations.serverSubscriptions, { action: 'send', title: 'server-side subscriptions', summary: 'The server subscribed or unsubscribed the connection itself.', messages: [protocol('protocolSubscribed'), protocol('protocolUnsubscribed')] })
   t.match(operations.notices, { action: 'send', title: 'notices', summary: 'Errors no frame asked for (e.g. RATE_LIMITED).', messages: [protocol('protocolError')] })
   t.notOk('reply' in operations.welcome)
-  t.same(Object.keys(channels.protocol.messages), ['protocolWelcome', 'protocolSubscribe', 'protocolSubscribed', 'protocolUnsubscribe', 'protocolUnsubscribed', 'protocolError'],
+  t.same(Object.keys(channels.protocol.messages), ['protocolWelcome', 'protocolSubscribe', 'protocolSubscribed', 'protocolUnsubscribe', 'protocolUnsubscribed', 'protocolError', 'protocolRequest', 'protocolReply'],
     'the ack is carried by the channels of the handlers that answer it')
 })

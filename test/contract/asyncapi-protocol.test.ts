@@ -22,7 +22,8 @@ t.test('the protocol frames are in the document: subscribe, unsubscribe, welcome
   t.same(messages.protocolError.payload.properties.code.examples, [...ErrorCodes])
   for (const code of ErrorCodes) t.match(messages.protocolError.payload.properties.code.description, code)
   const operations = document.operations as unknown as Record<string, Json>
-  t.same(Object.keys(operations), ['subscribe', 'unsubscribe', 'welcome', 'serverSubscriptions', 'notices'])
+  t.same(Object.keys(operations), ['subscribe', 'unsubscribe', 'welcome', 'serverSubscriptions', 'notices', 'serverRequests'])
+  t.match(operations.serverRequests, { action: 'send', messages: [{ $ref: '#/channels/protocol/messages/protocolRequest' }], reply: { messages: [{ $ref: '#/channels/protocol/messages/protocolReply' }] } })
   t.match(operations.subscribe.reply.messages, [{ $ref: '#/channels/protocol/messages/protocolSubscribed' }, { $ref: '#/channels/protocol/messages/protocolError' }])
   t.match(document.servers.channels, { host: 'localhost', protocol: 'ws', pathname: '/ws' })
   t.match(document.servers.channels.description, /1008/, 'the close codes are stated')
@@ -37,7 +38,7 @@ t.test('every protocol message and operation is named and explained for client a
   t.teardown(() => app.close())
   const document: AsyncApiDocument = app.channels.asyncapi()
   const messages = document.components.messages as unknown as Record<string, Json>
-  const names = { protocolWelcome: 'welcome', protocolSubscribe: 'subscribe', protocolSubscribed: 'subscribed', protocolUnsubscribe: 'unsubscribe', protocolUnsubscribed: 'unsubscribed', protocolError: 'error', protocolAck: 'ack' }
+  const names = { protocolWelcome: 'welcome', protocolSubscribe: 'subscribe', protocolSubscribed: 'subscribed', protocolUnsubscribe: 'unsubscribe', protocolUnsubscribed: 'unsubscribed', protocolError: 'error', protocolRequest: 'request', protocolReply: 'reply', protocolAck: 'ack' }
   t.same(Object.keys(messages), Object.keys(names))
   for (const [key, name] of Object.entries(names)) {
     t.match(messages[key], { name, title: name, contentType: 'application/json', summary: /^[A-Z].{20,}/ }, key)

@@ -149,6 +149,24 @@ t.test('two tabs of one nick are one member with two devices', async (t) => {
   t.same(Object.keys(ada.presence('lobby')).sort(), ['ada', 'grace'], 'closing one tab keeps the member')
 })
 
+t.test('the nick a page connects with is its user: its tabs are one member, tracked without a key', async (t) => {
+  const { app, ws } = await chat(t)
+  const ada = await person(t, ws, 'ada')
+  const tabs = [clientFor<ChatEvents>(t, ws, { params: { nick: 'grace' } }), clientFor<ChatEvents>(t, ws, { params: { nick: 'grace' } })]
+  for (const tab of tabs) await statusOf(tab, 'open')
+  t.same((await app.channels.user('grace').sessions()).sort(), tabs.map((tab) => tab.sessionId).sort(), 'both tabs are grace\'s sessions')
+  for (const client of [ada, ...tabs]) await client.subscribe('lobby')
+  await within(new Promise<void>((resolve) => {
+    const check = (): boolean => ada.presence('lobby').grace?.length === 2
+    if (check()) resolve()
+    const off = ada.onPresence('lobby', () => { if (check()) { off(); resolve() } })
+  }), 5000, 'grace is one member with both tabs')
+  t.match(ada.presence('lobby').grace, [{ meta: { nick: 'grace' } }, { meta: { nick: 'grace' } }])
+  const guest = clientFor<ChatEvents>(t, ws, { params: { nick: ' not a nick ' } })
+  await statusOf(guest, 'open')
+  t.same(await app.channels.user(' not a nick ').sessions(), [], 'a nick the schema refuses is no user: a guest')
+})
+
 t.test('the private room: refused without the password, admitted with it', async (t) => {
   const { ws } = await chat(t)
   const ada = await person(t, ws, 'ada')
