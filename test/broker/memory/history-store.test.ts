@@ -26,6 +26,7 @@ test('the ring keeps the last `size` entries; after-queries are all or nothing',
   const last = history.read('c', { last: 10 }, limits)
   t.equal(last.offset, 5)
   t.same(last.entries.map((entry) => entry.offset), [3, 4, 5])
+  t.equal(last.complete, true, 'a last-query is complete')
   t.equal(last.entries[1].entry, frame(4))
   t.same(history.read('c', { after: 2 }, limits).entries.map((entry) => entry.offset), [3, 4, 5], 'a gap still kept')
   t.same(history.read('c', { after: 2 }, limits).complete, true)
