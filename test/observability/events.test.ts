@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { events } from '../../plugin/observability/events.js'
 import { Health } from '../../plugin/broker/redis/health.js'
 import { startInMemory } from '../helpers/in-memory.js'
-import { until } from '../helpers/server.js'
+import { startApp, TestClient, until } from '../helpers/server.js'
 
 type Recorded = Record<string, unknown> & { on: string }
 
@@ -161,4 +161,21 @@ t.test('broker down and up are published where the outage log is written, with t
     { shard: '127.0.0.1:7002 (slots 5461-10922)', outages: 0 }
   ], 'the broker is up again when no shard is down')
   t.type(of(seen, 'broker-up')[0].outageMs, 'number')
+})
+
+t.test('a slow consumer: its event with the bytes it left unread, then its close with 1013', async (t) => {
+  const seen = record(t)
+  const { app, url } = await startApp({ heartbeat: false, maxBufferedBytes: 16 * 1024 })
+  t.teardown(() => app.close())
+  const stalled = await TestClient.connect(url)
+  await stalled.subscribe('room')
+  stalled.ws.pause()
+  const big = 'x'.repeat(256 * 1024)
+  for (let i = 0; i < 64 && of(seen, 'slow-consumer').length === 0; i++) await app.broadcastChannel('room', { big })
+  await until(() => of(seen, 'connection-close').length === 1, 3000, 'the stalled peer is cut off')
+  const [slow] = of(seen, 'slow-consumer')
+  t.equal(slow.sessionId, stalled.sessionId)
+  t.ok((slow.bufferedAmount as number) > 16 * 1024, `past maxBufferedBytes (${String(slow.bufferedAmount)} bytes)`)
+  t.match(of(seen, 'connection-close')[0], { sessionId: stalled.sessionId, code: 1013, reason: 'slow consumer' })
+  stalled.ws.terminate()
 })
