@@ -253,27 +253,38 @@ export function adminPageScript (): void {
 
   // ---- disconnect ------------------------------------------------------------------------
 
-  byId('disconnect-form').addEventListener('submit', (event) => {
-    event.preventDefault()
-    const sessionId = byId<HTMLInputElement>('session-input').value.trim()
+  /** Posts one disconnect (`{ sessionId }` or `{ userId }`) and shows what `done` makes of the answer. */
+  const disconnect = (target: { sessionId: string } | { userId: string }, done: (body: { here?: boolean, sessions?: number }) => string): void => {
     const result = byId('disconnect-result')
-    if (sessionId === '' || !confirm(`Disconnect session ${sessionId}? Its client is closed with 1008 and does not reconnect by itself.`)) return
     result.textContent = 'disconnecting…'
     fetch(apiUrl('/api/disconnect'), {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ sessionId })
+      body: JSON.stringify(target)
     }).then(async (reply) => {
       if (!reply.ok) {
         result.textContent = `disconnect ${refusal(reply.status)}`
         return
       }
-      const body = await reply.json() as { here: boolean }
-      result.textContent = body.here
-        ? `session ${sessionId} closed (it was on this node)`
-        : `asked every node to close session ${sessionId}`
+      result.textContent = done(await reply.json() as { here?: boolean, sessions?: number })
     }).catch(() => { result.textContent = 'disconnect failed: server unreachable' })
+  }
+
+  byId('disconnect-form').addEventListener('submit', (event) => {
+    event.preventDefault()
+    const sessionId = byId<HTMLInputElement>('session-input').value.trim()
+    if (sessionId === '' || !confirm(`Disconnect session ${sessionId}? Its client is closed with 1008 and does not reconnect by itself.`)) return
+    disconnect({ sessionId }, (body) => body.here === true
+      ? `session ${sessionId} closed (it was on this node)`
+      : `asked every node to close session ${sessionId}`)
+  })
+
+  byId('disconnect-user-form').addEventListener('submit', (event) => {
+    event.preventDefault()
+    const userId = byId<HTMLInputElement>('user-input').value.trim()
+    if (userId === '' || !confirm(`Disconnect every session of user ${userId}, on every node? Its clients are closed with 1008 and do not reconnect by themselves.`)) return
+    disconnect({ userId }, (body) => `user ${userId}: ${body.sessions ?? 0} session(s) closed`)
   })
 
   follow()

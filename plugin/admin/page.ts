@@ -71,6 +71,10 @@ export function adminHtml (base: string, query = ''): string {
       <input id="session-input" name="session" placeholder="session id" autocomplete="off" required maxlength="200">
       <button type="submit" class="danger">Disconnect session</button>
     </form>
+    <form id="disconnect-user-form">
+      <input id="user-input" name="user" placeholder="user id" autocomplete="off" required maxlength="1024">
+      <button type="submit" class="danger">Disconnect user</button>
+    </form>
     <p id="disconnect-result" role="status"></p>
   </section>
   <section class="card wide">

@@ -4,7 +4,8 @@
  *   GET  {path}                  the page (page.ts)       GET {path}/admin.js, /admin.css
  *   GET  {path}/api/nodes        every node's stats       GET {path}/api/feed  the same, live (SSE)
  *   GET  {path}/api/channel?name=  a channel's presence and last history entries
- *   POST {path}/api/disconnect   { sessionId }: closes that session (1008) on whichever node holds it
+ *   POST {path}/api/disconnect   { sessionId }: closes that session (1008) on whichever node holds it;
+ *                                { userId }: closes every session of that user, on every node
  *
  * They live in a context of their own, so the `onRequest` gate that calls `authorize` runs on
  * them and on nothing else of the app; a request it does not let through gets 401 and nothing of
@@ -85,12 +86,17 @@ class FeedHub {
   }
 }
 
-/** The session id of a disconnect's body, `{ sessionId }` and nothing else; undefined when it is not one. */
-function disconnectTarget (body: unknown): string | undefined {
+/** What a disconnect's body names: `{ sessionId }` or `{ userId }` and nothing else; undefined when it is neither. */
+function disconnectTarget (body: unknown): { sessionId: string } | { userId: string } | undefined {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined
-  const { sessionId, ...rest } = body as { sessionId?: unknown }
-  if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 200 || Object.keys(rest).length > 0) return undefined
-  return sessionId
+  const keys = Object.keys(body)
+  if (keys.length !== 1) return undefined
+  const [key] = keys
+  const value: unknown = (body as Record<string, unknown>)[key]
+  // a session id is at most 200 characters, a user id (the `user` option) at most 1024
+  const longest = key === 'sessionId' ? 200 : key === 'userId' ? 1024 : 0
+  if (typeof value !== 'string' || value.length === 0 || value.length > longest) return undefined
+  return key === 'sessionId' ? { sessionId: value } : { userId: value }
 }
 
 export async function serveAdmin (fastify: FastifyInstance, server: ChannelServer, admin: ResolvedAdmin): Promise<void> {
@@ -144,10 +150,23 @@ export async function serveAdmin (fastify: FastifyInstance, server: ChannelServe
       if (request.headers['content-type']?.split(';')[0].trim().toLowerCase() !== 'application/json') {
         return await reply.code(415).send({ statusCode: 415, error: 'Unsupported Media Type', message: 'expected application/json' })
       }
-      const sessionId = disconnectTarget(request.body)
-      if (sessionId === undefined) {
-        return await reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'expected { "sessionId": string }' })
+      const target = disconnectTarget(request.body)
+      if (target === undefined) {
+        return await reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: 'expected { "sessionId": string } or { "userId": string }' })
       }
+      if ('userId' in target) {
+        try {
+          const user = fastify.channels.user(target.userId)
+          const sessions = (await user.sessions()).length
+          await user.disconnect(CloseCodes.POLICY_VIOLATION, disconnectReason)
+          request.log.info({ userId: target.userId, sessions }, 'channels: admin disconnected a user')
+          return { sessions }
+        } catch (err) {
+          request.log.warn({ err, userId: target.userId }, 'channels: admin disconnect could not reach the broker')
+          return await reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'the broker could not be reached' })
+        }
+      }
+      const { sessionId } = target
       try {
         const here = await server.stats.closeSession(sessionId, CloseCodes.POLICY_VIOLATION, disconnectReason)
         request.log.info({ sessionId, here }, 'channels: admin disconnected a session')

@@ -180,9 +180,29 @@ t.test('disconnect: a session here, one on another node, one nobody holds, bad b
   t.same(await post({ sessionId: there.sessionId }), { statusCode: 200, body: { here: false } })
   t.same(await within(there.closed, 3000, 'closed on the node that holds it'), { code: 1008, reason: disconnectReason })
   t.same(await post({ sessionId: 'nobody' }), { statusCode: 200, body: { here: false } }, 'nobody holds it: nothing happens')
-  for (const payload of [{}, [], { sessionId: 5 }, { sessionId: '' }, { sessionId: 'x', more: 1 }]) {
+  for (const payload of [{}, [], { sessionId: 5 }, { sessionId: '' }, { sessionId: 'x', more: 1 }, { sessionId: 'x'.repeat(201) },
+    { userId: 5 }, { userId: '' }, { userId: 'ann', sessionId: 'x' }, { userId: 'x'.repeat(1025) }, { nobody: 'x' }]) {
     t.equal((await post(payload)).statusCode, 400, JSON.stringify(payload))
   }
   const form = await one.app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers: { ...auth, 'content-type': 'text/plain' }, payload: JSON.stringify({ sessionId: 'x' }) })
   t.equal(form.statusCode, 415, 'only JSON: a cross-site form cannot post here')
+})
+
+t.test('disconnect a user: every session of it, on every node, and no one else', async (t) => {
+  const broker = memoryBroker()
+  const user = (request: FastifyRequest): string | undefined => (request.query as { user?: string }).user
+  const one = await startApp({ broker, user, admin: { authorize } })
+  const two = await startApp({ broker, user })
+  t.teardown(() => Promise.all([one.app.close(), two.app.close()]))
+  const annHere = await TestClient.connect(`${one.url}?user=ann`)
+  const annThere = await TestClient.connect(`${two.url}?user=ann`)
+  const bob = await TestClient.connect(`${two.url}?user=bob`)
+  const reply = await one.app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers: auth, payload: { userId: 'ann' } })
+  t.same({ statusCode: reply.statusCode, body: reply.json() }, { statusCode: 200, body: { sessions: 2 } })
+  t.same(await within(annHere.closed, 3000, 'closed here'), { code: 1008, reason: disconnectReason })
+  t.same(await within(annThere.closed, 3000, 'closed on the other node'), { code: 1008, reason: disconnectReason })
+  t.same(await one.app.channels.user('bob').sessions(), [bob.sessionId], 'another user stays')
+  const nobody = await one.app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers: auth, payload: { userId: 'carol' } })
+  t.same(nobody.json(), { sessions: 0 }, 'a user without sessions: nothing happens')
+  bob.close()
 })
