@@ -179,3 +179,27 @@ t.test('a slow consumer: its event with the bytes it left unread, then its close
   t.match(of(seen, 'connection-close')[0], { sessionId: stalled.sessionId, code: 1013, reason: 'slow consumer' })
   stalled.ws.terminate()
 })
+
+t.test('an upgrade that reaches the gates once fastify.close() began is refused as closing', async (t) => {
+  const seen = record(t)
+  let release = (): void => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let arrived = (): void => {}
+  const waiting = new Promise<void>((resolve) => { arrived = resolve })
+  const { app, url } = await startApp({ heartbeat: false }, (app) => {
+    app.addHook('onRequest', async (request) => {
+      if (request.headers['x-hold'] === undefined) return
+      arrived()
+      await held
+    })
+  })
+  const open = await TestClient.connect(url)
+  const attempt = TestClient.open(url, { headers: { 'x-hold': '1' } }).then(() => 'open', (err: { statusCode?: number }) => err.statusCode)
+  await waiting
+  const closed = app.close()
+  await open.closed // the drain began: the node is closing
+  release()
+  t.equal(await attempt, 503)
+  await closed
+  t.match(of(seen, 'connection-refused'), [{ reason: 'closing', statusCode: 503 }])
+})
