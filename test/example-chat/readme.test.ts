@@ -44,7 +44,7 @@ const chatReadme = readFileSync(join(chatDir, 'README.md'), 'utf8')
 const projectSection = section(readFileSync(join(root, 'README.md'), 'utf8'), 'The example chat')
 
 t.test('the chat reads what its tables list', async (t) => {
-  t.same(read, ['ADMIN_TOKEN', 'CHAT_ORIGINS', 'CHAT_PASSWORD', 'CHAT_REDIS_PREFIX', 'HOST', 'LOG_FORMAT', 'LOG_LEVEL', 'PORT', 'REDIS_URL', 'WORKERS'],
+  t.same(read, ['ADMIN_TOKEN', 'CHAT_ORIGINS', 'CHAT_PASSWORD', 'CHAT_REDIS_PREFIX', 'HOST', 'LOG_FORMAT', 'LOG_LEVEL', 'NATS_URL', 'PORT', 'REDIS_URL', 'WORKERS'],
     'the variables example-chat/*.ts reads')
   t.same(tabled(chatReadme), read, 'example-chat/README.md lists each')
   t.same(tabled(projectSection), read, 'README.md, "The example chat", lists each')
