@@ -63,6 +63,8 @@ export class NatsEngine {
   private readies = 0
   private started = false
   private closed = false
+  /** the connection's status events while the node lives (stopped at close: the connection may be the app's) */
+  private statuses: AsyncIterable<{ type: string }> | undefined
 
   private readonly lost = (err: unknown): void => {
     if (this.closed || !this.started) return
@@ -165,7 +167,8 @@ export class NatsEngine {
   }
 
   private async watch (): Promise<void> {
-    for await (const status of this.nc.status()) {
+    this.statuses = this.nc.status()
+    for await (const status of this.statuses) {
       if (this.closed) return
       switch (status.type) {
         case 'disconnect':
@@ -214,6 +217,8 @@ export class NatsEngine {
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
+    const statuses = this.statuses as { stop?: () => void } | undefined
+    statuses?.stop?.()
     this.transport.close()
     this.registry.close()
     if (!this.own) return // the app's connection stays open

@@ -131,7 +131,12 @@ export class NatsTransport implements Transport {
     this.waiting = []
     this.waitingBytes = 0
     // the bytes count until the server answered or the connection dropped them, whatever the timeout
-    const answered = this.nc.flush()
+    let answered: Promise<void>
+    try {
+      answered = this.nc.flush()
+    } catch (err) {
+      answered = Promise.reject(err)
+    }
     answered.then(() => { this.inFlight -= bytes }, () => { this.inFlight -= bytes })
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<never>((_resolve, reject) => {

@@ -68,6 +68,11 @@ await withNats(t, async () => {
   t.test('a connection passed in stays the app\'s', async (t) => {
     const nc = await natsConnect({ servers: natsUrl })
     t.teardown(() => nc.close())
+    // the client's own bookkeeping (not a public API): what the broker leaves behind on it
+    const internals = nc as unknown as { protocol: { subscriptions: { size (): number }, listeners: unknown[] } }
+    await nc.request('nobody.listens.here', '', { timeout: 1000 }).catch(() => {}) // the client's one request inbox, made on first use
+    const subscriptionsBefore = internals.protocol.subscriptions.size()
+    const listenersBefore = internals.protocol.listeners.length
     const prefix = uniquePrefix()
     t.teardown(() => deleteStreams(prefix))
     const a = await startNatsNode(t, { prefix, connection: nc }, socketMethods)
@@ -77,6 +82,8 @@ await withNats(t, async () => {
     t.equal((await onB.next(isGot, 5000)).data, 'through the app\'s connection')
     await a.app.close()
     t.equal(nc.isClosed(), false, 'fastify.close() left it open')
+    t.equal(internals.protocol.subscriptions.size(), subscriptionsBefore, 'with none of the broker\'s subscriptions left on it')
+    t.equal(internals.protocol.listeners.length, listenersBefore, 'nor its status listener')
     await nc.flush()
     t.pass('it still answers')
   })
