@@ -108,6 +108,8 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     history: { channel: roomPattern, size: historySize },
     presence: roomPattern,
     asyncapi: '/asyncapi.json',
+    // Prometheus metrics at /metrics (docs/observability.md): connections, messages, deliveries, broker health.
+    metrics: true,
     // The admin page, behind the token (docs/admin.md); none without one.
     ...(adminToken === ''
       ? {}

@@ -60,6 +60,16 @@ t.test('serves the page, its assets and the client bundle', async (t) => {
   }
 })
 
+t.test('serves Prometheus metrics at /metrics, and they move', async (t) => {
+  const { app, ws } = await chat(t)
+  const before = await app.inject('/metrics')
+  t.equal(before.statusCode, 200)
+  t.match(before.headers['content-type'], /^text\/plain/)
+  t.match(before.body, /^channels_connections 0$/m, 'no one connected yet')
+  await person(t, ws, 'ann')
+  t.match((await app.inject('/metrics')).body, /^channels_connections 1$/m, 'a connection counted')
+})
+
 /** Every presence diff `client` gets for `channel` from now on. */
 function diffsOf (client: ChatClient, channel: string): PresenceDiff[] {
   const diffs: PresenceDiff[] = []
