@@ -110,6 +110,7 @@ export const mutationMap = {
   // the NATS broker's pure parts, whose tests need no NATS
   'plugin/broker/nats/names.ts': ['test/broker/nats/names.test.ts'],
   'plugin/broker/nats/clock.ts': ['test/broker/nats/clock.test.ts'],
+  'plugin/broker/nats/health.ts': ['test/observability/events.test.ts'],
 
   // observability: the events and their subscribers
   'plugin/observability/events.ts': ['test/observability/events.test.ts'],
@@ -154,7 +155,6 @@ export const unmapped = {
   'plugin/broker/nats/broker.ts': needsNats,
   'plugin/broker/nats/client.ts': needsNats,
   'plugin/broker/nats/engine.ts': needsNats,
-  'plugin/broker/nats/health.ts': needsNats,
   'plugin/broker/nats/history-store.ts': needsNats,
   'plugin/broker/nats/presence-store.ts': needsNats,
   'plugin/broker/nats/registry-store.ts': needsNats,

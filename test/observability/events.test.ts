@@ -7,6 +7,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import { events } from '../../plugin/observability/events.js'
 import { Health } from '../../plugin/broker/redis/health.js'
+import { NatsHealth } from '../../plugin/broker/nats/health.js'
 import { startInMemory } from '../helpers/in-memory.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
 
@@ -161,6 +162,21 @@ t.test('broker down and up are published where the outage log is written, with t
     { shard: '127.0.0.1:7002 (slots 5461-10922)', outages: 0 }
   ], 'the broker is up again when no shard is down')
   t.type(of(seen, 'broker-up')[0].outageMs, 'number')
+})
+
+t.test('the NATS engine publishes broker down and up too: one shard, named nats', async (t) => {
+  const seen = record(t)
+  const app = Fastify({ logger: false })
+  const health = new NatsHealth(app.log, 'node-n')
+  const error = new Error('nats connection lost')
+  t.ok(health.lost(error), 'an outage begins')
+  t.notOk(health.lost(new Error('still lost')), 'once')
+  health.drop()
+  health.back({ channels: 1, sessions: 2 })
+  health.back({ channels: 1, sessions: 2 })
+  t.match(of(seen, 'broker-down'), [{ nodeId: 'node-n', engine: 'nats', shard: 'nats', outages: 1, error }])
+  t.match(of(seen, 'broker-up'), [{ nodeId: 'node-n', engine: 'nats', shard: 'nats', outages: 0, dropped: 1 }])
+  t.equal(of(seen, 'broker-up').length, 1, 'once per outage')
 })
 
 t.test('a slow consumer: its event with the bytes it left unread, then its close with 1013', async (t) => {

@@ -81,7 +81,7 @@ export class NatsEngine {
     private readonly settings: NatsEngineSettings,
     stores: { lib: NatsLibrary, nodes: KV, presence: KV, jsm: Awaited<ReturnType<NatsLibrary['jetstreamManager']>> }
   ) {
-    this.health = new NatsHealth(node.log)
+    this.health = new NatsHealth(node.log, node.nodeId)
     const names = this.names = new NatsNames(settings.prefix)
     this.lib = stores.lib
     const clock = new NatsClock()

@@ -6,6 +6,10 @@
  * and were dropped.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import { events } from '../../observability/events.js'
+
+/** How the `broker-down`/`broker-up` events name the part that went away: NATS is one shard. */
+const shard = 'nats'
 
 export class NatsHealth {
   private state: 'up' | 'down' = 'up'
@@ -13,7 +17,7 @@ export class NatsHealth {
   private dropped = 0
   private late = 0
 
-  constructor (private readonly log: FastifyBaseLogger) {}
+  constructor (private readonly log: FastifyBaseLogger, private readonly nodeId = '') {}
 
   get up (): boolean {
     return this.state === 'up'
@@ -28,6 +32,7 @@ export class NatsHealth {
     this.state = 'down'
     this.downSince = Date.now()
     this.log.warn({ err }, 'channels: nats unreachable; delivering to local sockets only until it is back')
+    if (events.brokerDown.hasSubscribers) events.brokerDown.publish({ nodeId: this.nodeId, engine: 'nats', shard, outages: 1, error: err })
     return true
   }
 
@@ -36,8 +41,9 @@ export class NatsHealth {
     this.state = 'up'
     const dropped = this.dropped
     this.dropped = 0
-    this.log.info({ ...details, outageMs: Date.now() - this.downSince, dropped },
-      'channels: nats is back; channels resubscribed and sessions registered again')
+    const outageMs = Date.now() - this.downSince
+    this.log.info({ ...details, outageMs, dropped }, 'channels: nats is back; channels resubscribed and sessions registered again')
+    if (events.brokerUp.hasSubscribers) events.brokerUp.publish({ nodeId: this.nodeId, engine: 'nats', shard, outages: 0, outageMs, dropped })
   }
 
   /** One publication or send that did not reach NATS (refused, or not answered in time). */
