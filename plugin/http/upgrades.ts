@@ -96,6 +96,9 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
 
   // One listener shared by every pending socket (not a closure each), taken off again once the
   // socket is a WebSocket: an open connection keeps nothing from its upgrade.
+  // Sockets that became WebSockets: weakly held, an open connection keeps nothing here.
+  const upgraded = new WeakSet<RawSocket>()
+
   function forget (this: RawSocket): void {
     pending.delete(this)
   }
@@ -107,6 +110,10 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
       end(socket)
       return
     }
+    // A route without asynchronous hooks (an app's own websocket route) is a WebSocket already:
+    // Fastify answered it within @fastify/websocket's listener, before this one. Watching it now
+    // would stop its reads.
+    if (upgraded.has(socket)) return
     pending.add(socket)
     if (request.socket !== socket) socketOf.set(request, socket)
     socket.on('close', forget)
@@ -117,6 +124,7 @@ export function endRefusedUpgrades (fastify: FastifyInstance): void {
   fastify.websocketServer.on('connection', (_ws: WebSocket, request: IncomingMessage) => {
     const socket = (request.socket as RawSocket | null | undefined) ?? socketOf.get(request)
     if (socket === undefined || socket === null) return
+    upgraded.add(socket)
     pending.delete(socket)
     socket.off('close', forget)
     unwatch(socket)
