@@ -177,8 +177,27 @@ export class NatsHistoryStore implements HistoryStore {
     if (this.perSubject < wanted) await this.ensure(limits)
   }
 
+  /** true when the last `prepare` found no stream and created it */
+  private created = false
+
+  /**
+   * After a failed request: sets the stream up again, and tells whether it was missing (deleted,
+   * or a server that lost its store). A request to a missing stream stored nothing, and the
+   * stream that held what came before is gone: trying again in the new stream is safe.
+   */
+  private async wasMissing (limits: HistoryLimits): Promise<boolean> {
+    this.forget()
+    try {
+      await this.ensure(limits)
+    } catch {
+      return false
+    }
+    return this.created
+  }
+
   private async prepare (wanted: number, limits: HistoryLimits): Promise<void> {
     const { names } = this.settings
+    this.created = false
     const maxAge = stateTtl(limits) * 1_000_000
     let info
     try {
@@ -194,6 +213,7 @@ export class NatsHistoryStore implements HistoryStore {
           allow_direct: true,
           republish: names.historyRepublish
         } as Parameters<JetStreamManager['streams']['add']>[0])
+        this.created = true
       } catch {
         info = await this.jsm.streams.info(names.historyStream) // another node created it meanwhile
       }
@@ -217,7 +237,15 @@ export class NatsHistoryStore implements HistoryStore {
   async append (channel: string, append: HistoryAppend, limits: HistoryLimits): Promise<StreamPosition> {
     await this.ensure(limits)
     const before = this.chains.get(channel) ?? Promise.resolve()
-    const run = before.then(async () => await this.appendNow(channel, append, limits), async () => await this.appendNow(channel, append, limits))
+    const attempt = async (): Promise<StreamPosition> => {
+      try {
+        return await this.appendNow(channel, append, limits)
+      } catch (err) {
+        if (!await this.wasMissing(limits)) throw err
+        return await this.appendNow(channel, append, limits) // the stream was lost: this begins its new one
+      }
+    }
+    const run = before.then(attempt, attempt)
     this.chains.set(channel, run)
     try {
       return await run
@@ -273,8 +301,8 @@ export class NatsHistoryStore implements HistoryStore {
     try {
       return await this.readNow(channel, query, limits)
     } catch (err) {
-      this.forget()
-      throw err
+      if (!await this.wasMissing(limits)) throw err
+      return await this.readNow(channel, query, limits)
     }
   }
 
