@@ -151,12 +151,16 @@ export class NatsHistoryStore implements HistoryStore {
         this.base = { value, readAt: Date.now() }
         return value
       }
+      const written = value !== '' ? value : randomBytes(9).toString('base64url')
       const headers = this.settings.headers()
-      headers.set(baseHeader, value !== '' ? value : randomBytes(9).toString('base64url'))
+      headers.set(baseHeader, written)
       try {
+        // stored only while `last` is still the subject's last message: then it is the base
         await this.js.publish(subject, '', { headers, expect: { lastSubjectSequence: last?.seq ?? 0 }, timeout: this.settings.timeoutMs })
+        this.base = { value: written, readAt: Date.now() }
+        return written
       } catch (err) {
-        if (!isWrongSequence(err)) throw err
+        if (!isWrongSequence(err)) throw err // another node wrote it first: read again
       }
     }
   }

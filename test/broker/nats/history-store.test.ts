@@ -102,4 +102,29 @@ await withNats(t, async () => {
     t.not(later.epoch, views[1].epoch, 'the base is gone with the stream: another epoch')
     t.not((await a.append('idle-0', append('again'), limits)).epoch, views[0].epoch, 'a lost stream and the next never share an epoch')
   })
+
+  t.test('the base is written again, the same, when half the stream\'s max age has passed', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteStreams(prefix))
+    const names = new NatsNames(prefix)
+    const baseOf = async (): Promise<{ seq: number, value: string | undefined }> => {
+      const msg = await jsm.direct.getMessage(names.historyStream, { last_by_subj: names.historyBase })
+      return { seq: msg?.seq ?? 0, value: msg?.header?.get('Fc-Base') }
+    }
+    await store(prefix).read('idle', { last: 0 }, limits)
+    const first = await baseOf()
+    t.ok(first.value !== undefined && first.value.length > 0, 'a base is stored')
+    await store(prefix).read('idle', { last: 0 }, limits)
+    t.same(await baseOf(), first, 'read, not written again, while young')
+    class Later extends NatsClock {
+      override now (): number { return super.now() + 13 * 3600_000 } // more than half of 24 hours later
+    }
+    const later = new NatsHistoryStore(nc, js, jsm, { names, clock: new Later(), headers, timeoutMs: 2000, budgetMs: 1500 })
+    await later.read('idle', { last: 0 }, limits)
+    const renewed = await baseOf()
+    t.ok(renewed.seq > first.seq, 'written again')
+    t.equal(renewed.value, first.value, 'the same base')
+    await later.read('other', { last: 0 }, limits)
+    t.same(await baseOf(), renewed, 'once: the node uses what it wrote')
+  })
 })
