@@ -66,6 +66,8 @@ const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
 const baseHeader = 'Fc-Base'
+/** the longest a failed request waits to learn whether the stream was missing */
+const missingCheckMs = 1000
 /** how long a node uses the base it read before reading it again (another node may have renewed it) */
 const baseReuseMs = 60_000
 
@@ -191,12 +193,15 @@ export class NatsHistoryStore implements HistoryStore {
    */
   private async wasMissing (limits: HistoryLimits): Promise<boolean> {
     this.forget()
+    // a live server answers at once; one that is down or hung must not double the failure's time
+    let timer: NodeJS.Timeout | undefined
+    const cap = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), Math.min(this.settings.timeoutMs, missingCheckMs)) })
+    const check = this.ensure(limits).then(() => this.created, () => false)
     try {
-      await this.ensure(limits)
-    } catch {
-      return false
+      return await Promise.race([check, cap])
+    } finally {
+      clearTimeout(timer)
     }
-    return this.created
   }
 
   private async prepare (wanted: number, limits: HistoryLimits): Promise<void> {
