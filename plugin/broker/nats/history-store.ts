@@ -6,14 +6,25 @@
  * the store and the delivery are one step, and every node (the publisher included) receives
  * the publications in the order of their offsets.
  *
- * A message of a channel's subject is its epoch marker or one entry:
+ * A message of a channel's subject is one entry:
  *
  *   headers  Fc-Epoch       the stream's epoch
- *            Fc-Offset      the entry's offset (0: the marker a read writes to fix a new epoch)
- *            Fc-Kind        `epoch` on a marker (receivers ignore it)
+ *            Fc-Offset      the entry's offset
  *            Fc-Deadline    ms on the server's clock: an entry stored later than this is void
  *            Fc-Head-Bytes  where the entry starts in the payload
  *   payload  the envelope the subscribers get: head, offset, epoch, entry (positionedEnvelope)
+ *
+ * Only a publication stores anything of a channel. A read of a channel never published (or whose
+ * messages are gone) stores nothing and answers offset 0 and the epoch its first publication
+ * would get now. That epoch is derived, not drawn: a hash of the prefix's random base, the
+ * channel and the current period (the server's time divided by 24 hours, or `ttl` when longer:
+ * how long a stream outlives its last publication). The base is one message of the stream, on
+ * `<P>.h._` (no channel encodes to `_`), written once by the first node that needs it and
+ * written again (the same value) when half of the stream's max age has passed, so it outlives
+ * every channel's state; deleting or purging the stream loses it, and every epoch changes. A
+ * stream lives at least one period, so two streams of one channel never start in one period
+ * and never share an epoch. (Purging one channel's subject alone is not such a loss: within
+ * the period its next stream gets the same epoch.)
  *
  * One atomic step without scripts: an append reads the subject's last message (a direct get),
  * computes the next offset from it, and publishes expecting that message to still be the last
@@ -29,13 +40,14 @@
  * written in between). An append answered after its deadline checks the time its entry was
  * stored and reports failure when it is void.
  *
- * Limits: the stream keeps at most `size` + 1 messages per subject (the one more: a marker or a
- * void entry) and drops each message 24 hours (or `ttl`, when longer) after it was stored, so
- * the epoch and the top offset, carried by the last message, outlive the entries by 24 hours
- * after the last publication; reads skip entries older than `ttl`. When a subject has no
- * message left, its state is gone: the next append or read begins a new epoch.
+ * Limits: the stream keeps at most `size` + 1 messages per subject (the one more: a void entry)
+ * and drops each message 24 hours (or `ttl`, when longer) after it was stored, so the epoch and
+ * the top offset, carried by the last message, outlive the entries by 24 hours after the last
+ * publication; reads skip entries older than `ttl`. When a subject has no message left, its
+ * state is gone: the next append begins a new epoch. (Streams written by earlier versions may
+ * hold an epoch marker, `Fc-Kind: epoch`, at offset 0: read as such, never written.)
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream'
 import { historyStateTtl, type HistoryLimits, type HistoryQuery } from '../types.js'
@@ -53,8 +65,15 @@ const headBytesHeader = 'Fc-Head-Bytes'
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-function newEpoch (): string {
-  return randomBytes(9).toString('base64url')
+const baseHeader = 'Fc-Base'
+/** the longest a failed request waits to learn whether the stream was missing */
+const missingCheckMs = 1000
+/** how long a node uses the base it read before reading it again (another node may have renewed it) */
+const baseReuseMs = 60_000
+
+/** how long a stream outlives its last publication: also the length of an epoch period */
+function stateTtl (limits: HistoryLimits): number {
+  return Math.max(historyStateTtl, limits.ttl)
 }
 
 /** A message of a channel's subject, as far as positions go. */
@@ -98,6 +117,9 @@ export class NatsHistoryStore implements HistoryStore {
   /** the most messages per subject the stream is known to keep (0: not set up yet) */
   private perSubject = 0
   private setup: Promise<void> | undefined
+  /** the prefix's epoch base as last read, and when (this node's clock) */
+  private base: { value: string, readAt: number } | undefined
+  private baseLoad: Promise<string> | undefined
   /** appends of this node per channel, one after another */
   private readonly chains = new Map<string, Promise<unknown>>()
 
@@ -111,6 +133,45 @@ export class NatsHistoryStore implements HistoryStore {
   /** The stream may be gone (a server restarted without its store): the next use sets it up again. */
   forget (): void {
     this.perSubject = 0
+    this.base = undefined
+  }
+
+  /** The prefix's epoch base: read (at most once a minute), written when there is none, renewed at half its age. */
+  private async epochBase (limits: HistoryLimits, fresh = false): Promise<string> {
+    if (!fresh && this.base !== undefined && Date.now() - this.base.readAt < baseReuseMs) return this.base.value
+    this.baseLoad ??= this.loadBase(limits).finally(() => { this.baseLoad = undefined })
+    return await this.baseLoad
+  }
+
+  private async loadBase (limits: HistoryLimits): Promise<string> {
+    const subject = this.settings.names.historyBase
+    for (;;) {
+      const last = await this.last(subject)
+      const value = last?.headers?.get(baseHeader) ?? ''
+      const old = last !== undefined && this.settings.clock.now() - last.storedAt > stateTtl(limits) / 2
+      if (value !== '' && !old) {
+        this.base = { value, readAt: Date.now() }
+        return value
+      }
+      const written = value !== '' ? value : randomBytes(9).toString('base64url')
+      const headers = this.settings.headers()
+      headers.set(baseHeader, written)
+      try {
+        // stored only while `last` is still the subject's last message: then it is the base
+        await this.js.publish(subject, '', { headers, expect: { lastSubjectSequence: last?.seq ?? 0 }, timeout: this.settings.timeoutMs })
+        this.base = { value: written, readAt: Date.now() }
+        return written
+      } catch (err) {
+        if (!isWrongSequence(err)) throw err // another node wrote it first: read again
+      }
+    }
+  }
+
+  /** The epoch a stream of `channel` that starts now gets (see the header). */
+  private async startingEpoch (channel: string, limits: HistoryLimits, fresh = false): Promise<string> {
+    const base = await this.epochBase(limits, fresh)
+    const period = Math.floor(this.settings.clock.now() / stateTtl(limits))
+    return createHash('sha1').update(`${base}\n${period}\n${channel}`).digest('base64url').slice(0, 16)
   }
 
   /** Creates the stream on first use, and lets it keep more per subject when `size` grew. */
@@ -122,9 +183,31 @@ export class NatsHistoryStore implements HistoryStore {
     if (this.perSubject < wanted) await this.ensure(limits)
   }
 
+  /** true when the last `prepare` found no stream and created it */
+  private created = false
+
+  /**
+   * After a failed request: sets the stream up again, and tells whether it was missing (deleted,
+   * or a server that lost its store). A request to a missing stream stored nothing, and the
+   * stream that held what came before is gone: trying again in the new stream is safe.
+   */
+  private async wasMissing (limits: HistoryLimits): Promise<boolean> {
+    this.forget()
+    // a live server answers at once; one that is down or hung must not double the failure's time
+    let timer: NodeJS.Timeout | undefined
+    const cap = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), Math.min(this.settings.timeoutMs, missingCheckMs)) })
+    const check = this.ensure(limits).then(() => this.created, () => false)
+    try {
+      return await Promise.race([check, cap])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   private async prepare (wanted: number, limits: HistoryLimits): Promise<void> {
     const { names } = this.settings
-    const maxAge = Math.max(historyStateTtl, limits.ttl) * 1_000_000
+    this.created = false
+    const maxAge = stateTtl(limits) * 1_000_000
     let info
     try {
       info = await this.jsm.streams.info(names.historyStream)
@@ -139,6 +222,7 @@ export class NatsHistoryStore implements HistoryStore {
           allow_direct: true,
           republish: names.historyRepublish
         } as Parameters<JetStreamManager['streams']['add']>[0])
+        this.created = true
       } catch {
         info = await this.jsm.streams.info(names.historyStream) // another node created it meanwhile
       }
@@ -162,7 +246,15 @@ export class NatsHistoryStore implements HistoryStore {
   async append (channel: string, append: HistoryAppend, limits: HistoryLimits): Promise<StreamPosition> {
     await this.ensure(limits)
     const before = this.chains.get(channel) ?? Promise.resolve()
-    const run = before.then(async () => await this.appendNow(channel, append), async () => await this.appendNow(channel, append))
+    const attempt = async (): Promise<StreamPosition> => {
+      try {
+        return await this.appendNow(channel, append, limits)
+      } catch (err) {
+        if (!await this.wasMissing(limits)) throw err
+        return await this.appendNow(channel, append, limits) // the stream was lost: this begins its new one
+      }
+    }
+    const run = before.then(attempt, attempt)
     this.chains.set(channel, run)
     try {
       return await run
@@ -174,7 +266,7 @@ export class NatsHistoryStore implements HistoryStore {
     }
   }
 
-  private async appendNow (channel: string, append: HistoryAppend): Promise<StreamPosition> {
+  private async appendNow (channel: string, append: HistoryAppend, limits: HistoryLimits): Promise<StreamPosition> {
     const { settings } = this
     const subject = settings.names.history(channel)
     const started = Date.now()
@@ -183,7 +275,9 @@ export class NatsHistoryStore implements HistoryStore {
       const remaining = settings.timeoutMs - (Date.now() - started)
       if (remaining <= 0) throw new Error(`nats: the history append to ${channel} took longer than ${settings.timeoutMs} ms`)
       const last = await this.last(subject)
-      const position = last === undefined ? { epoch: newEpoch(), offset: 1 } : { ...positionOf(last), offset: positionOf(last).offset + 1 }
+      const position = last === undefined
+        ? { epoch: await this.startingEpoch(channel, limits, true), offset: 1 }
+        : { ...positionOf(last), offset: positionOf(last).offset + 1 }
       const headers = settings.headers()
       headers.set(epochHeader, position.epoch)
       headers.set(offsetHeader, String(position.offset))
@@ -212,30 +306,12 @@ export class NatsHistoryStore implements HistoryStore {
     }
   }
 
-  /** The subject's last message; when it has none, a marker of a new epoch (the first writer wins). */
-  private async lastOrMarker (subject: string): Promise<Stored> {
-    for (;;) {
-      const last = await this.last(subject)
-      if (last !== undefined) return last
-      const headers = this.settings.headers()
-      headers.set(kindHeader, 'epoch')
-      headers.set(epochHeader, newEpoch())
-      headers.set(offsetHeader, '0')
-      try {
-        const ack = await this.js.publish(subject, '', { headers, expect: { lastSubjectSequence: 0 }, timeout: this.settings.timeoutMs })
-        return { seq: ack.seq, storedAt: this.settings.clock.now(), headers }
-      } catch (err) {
-        if (!isWrongSequence(err)) throw err
-      }
-    }
-  }
-
   async read (channel: string, query: HistoryQuery, limits: HistoryLimits): Promise<StreamRead> {
     try {
       return await this.readNow(channel, query, limits)
     } catch (err) {
-      this.forget()
-      throw err
+      if (!await this.wasMissing(limits)) throw err
+      return await this.readNow(channel, query, limits)
     }
   }
 
@@ -243,7 +319,8 @@ export class NatsHistoryStore implements HistoryStore {
     await this.ensure(limits)
     const { settings } = this
     const subject = settings.names.history(channel)
-    const position = positionOf(await this.lastOrMarker(subject))
+    const last = await this.last(subject)
+    const position = last === undefined ? { epoch: await this.startingEpoch(channel, limits), offset: 0 } : positionOf(last)
     const answer = (entries: StoredEntry[], complete: boolean): StreamRead => ({ ...position, entries, complete })
     if ('after' in query) {
       if (query.after >= position.offset) return answer([], query.after === position.offset)

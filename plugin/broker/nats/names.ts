@@ -14,6 +14,7 @@
  *   <P>.c.<channel>.h        its history publications, republished by the history stream once stored
  *   <P>.c.<channel>.p.<node> its presence changes, republished by the presence bucket once stored
  *   <P>.h.<channel>          a history channel's stream subject (in the stream <S>-history)
+ *   <P>.h._                  the prefix's epoch base, in the same stream (no channel encodes to `_`)
  *
  * A node listens to `<P>.c.<channel>.>` while it has a local subscriber of the channel. <P> is
  * the encoded prefix; <S> is `FC-` and the encoded prefix, or, when that would not fit a file
@@ -99,6 +100,11 @@ export class NatsNames {
 
   channelMessages (channel: string): string {
     return `${this.base}.c.${encodeToken(channel)}.m`
+  }
+
+  /** the subject of the prefix's epoch base in the history stream: `_` is no channel's token */
+  get historyBase (): string {
+    return `${this.base}.h._`
   }
 
   history (channel: string): string {

@@ -29,6 +29,8 @@ t.test('what no encoding writes does not decode', async (t) => {
   t.equal(decodeToken('a b'), undefined, 'a character never left plain')
   t.equal(decodeToken('_2e'), undefined, 'lower-case hex is not written')
   t.equal(decodeToken(''), '', 'the empty token')
+  t.equal(decodeToken('_'), undefined, 'the epoch base\'s token is no channel\'s')
+  t.equal(encodeToken('_'), '_5F')
 })
 
 t.test('subjects, the stream and the buckets under a prefix', async (t) => {
@@ -43,6 +45,7 @@ t.test('subjects, the stream and the buckets under a prefix', async (t) => {
   t.not(new NatsNames('a.b').historyStream, new NatsNames('a_2Eb').historyStream, 'prefixes apart')
   t.equal(names.node('n-1'), 'my_20app_2Ev2.n.n-1')
   t.equal(names.historySubjects, 'my_20app_2Ev2.h.*')
+  t.equal(names.historyBase, 'my_20app_2Ev2.h._', 'the epoch base: in the stream, no channel\'s subject')
   t.same(names.historyRepublish, { src: 'my_20app_2Ev2.h.*', dest: 'my_20app_2Ev2.c.{{wildcard(1)}}.h' })
   t.equal(names.nodesBucket, 'FC-my_20app_2Ev2-nodes')
   t.equal(names.presenceBucket, 'FC-my_20app_2Ev2-presence')
