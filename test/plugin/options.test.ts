@@ -22,7 +22,8 @@ t.test('defaults', async (t) => {
     compression: false,
     writeDelayMs: 0,
     drainMs: 1000,
-    metrics: false
+    metrics: false,
+    admin: false
   })
 })
 
