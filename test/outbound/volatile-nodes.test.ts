@@ -1,13 +1,14 @@
 /**
- * Volatile sends across two nodes over Redis: the flag travels with the publication, so the
- * node that delivers it also skips a backed-up socket instead of queueing (or closing) it.
+ * Volatile sends across two nodes over Redis (and NATS): the flag travels with the publication,
+ * so the node that delivers it also skips a backed-up socket instead of queueing (or closing) it.
  */
 import t from 'tap'
 import type WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
 import { deleteKeys, startNode, uniquePrefix, withRedis } from '../redis/helpers.js'
-import { recordSockets, TestClient, until } from '../helpers/server.js'
-import type { ChannelSocket, DisconnectInfo } from '../../plugin/index.js'
+import { recordSockets, startApp, TestClient, until } from '../helpers/server.js'
+import { deleteStreams, natsUrl, uniquePrefix as natsPrefix, withNats } from '../broker/nats/helpers.js'
+import { natsBroker, type ChannelSocket, type DisconnectInfo } from '../../plugin/index.js'
 import { hasBacklog } from '../../plugin/outbound/frame-writer.js'
 
 const turn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
@@ -78,5 +79,44 @@ t.test('volatile over Redis', async (t) => {
       slow.ws.terminate()
       other.ws.terminate()
     })
+  })
+})
+
+t.test('volatile over NATS: the same envelope, so the flag travels there too', async (t) => {
+  await withNats(t, async () => {
+    const prefix = natsPrefix()
+    t.teardown(() => deleteStreams(prefix))
+    const options = { heartbeat: false as const, rateLimit: false as const, maxBufferedBytes }
+    const a = await startApp({ ...options, broker: natsBroker({ servers: [natsUrl], prefix }) })
+    t.teardown(() => a.app.close())
+    let sockets = new Map<string, ChannelSocket>()
+    const disconnects = new Map<string, DisconnectInfo>()
+    const b = await startApp({ ...options, broker: natsBroker({ servers: [natsUrl], prefix }) }, (app) => {
+      sockets = recordSockets(app)
+      app.channels.on('disconnect', (socket, info) => { disconnects.set(socket.id, info) })
+    })
+    t.teardown(() => b.app.close())
+    const client = await TestClient.connect(b.url)
+    await client.subscribe('room')
+    await a.app.broadcastChannel('room', 'chan', { volatile: true })
+    await a.app.send(client.sessionId, 'one', { volatile: true, event: 'cursor' })
+    t.same(await client.next((f) => f.type === 'message'), { type: 'message', event: 'message', channel: 'room', data: 'chan' })
+    t.same(await client.next((f) => f.type === 'message'), { type: 'message', event: 'cursor', data: 'one' })
+
+    const server = sockets.get(client.sessionId) as ServerSocket
+    client.ws.pause()
+    let peak = 0
+    for (let i = 0; i < 600; i++) {
+      await a.app.broadcast(big, { volatile: true })
+      peak = Math.max(peak, server.ws.bufferedAmount)
+      if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 5))
+      else await turn()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    peak = Math.max(peak, server.ws.bufferedAmount)
+    t.ok(hasBacklog(server.ws), 'the socket on node b is backed up')
+    t.ok(peak <= maxBufferedBytes + big.length + 64, `its queue stayed bounded (peak ${peak})`)
+    t.notOk(disconnects.has(server.id), 'and never closed')
+    client.ws.terminate()
   })
 })
