@@ -45,7 +45,7 @@ export interface SessionDelivery {
   kind: 'session'
   sessionId: string
   frame: string
-  /** skipped by a socket with outbound bytes still queued (`{ volatile: true }`); never stored in history */
+  /** skipped by the socket if it has outbound bytes still queued (`{ volatile: true }`) */
   volatile?: boolean
 }
 
