@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { recordSockets, startApp, TestClient, until, nextId, type Frame } from '../helpers/server.js'
 import type { ChannelSocket, DisconnectInfo } from '../../plugin/index.js'
 import { hasBacklog, OutboundFrame, writeFrame } from '../../plugin/outbound/frame-writer.js'
+import { writeVolatile } from '../../plugin/outbound/slow-consumer.js'
 
 const turn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
 const big = 'x'.repeat(64 * 1024)
@@ -209,4 +210,31 @@ t.test('hasBacklog: none on an idle socket, none once the kernel took a direct w
   t.equal(hasBacklog(server.ws), false, 'the kernel took it')
   t.equal((await client.next((f) => f.type === 'message')).data, 0)
   client.close()
+})
+
+t.test('writeVolatile: written (true) while nothing is queued and the turn is within the limit, skipped (false) otherwise', async (t) => {
+  const { url, sockets } = await start(t)
+  const client = await TestClient.connect(url)
+  const server = sockets.get(client.sessionId) as ServerSocket
+  const frame = (n: number): OutboundFrame => new OutboundFrame(JSON.stringify({ type: 'message', event: 'message', data: n }), true)
+  await turn()
+  t.equal(writeVolatile(server.ws, frame(1), 0), true, 'the turn\'s first frame: nothing queued')
+  t.equal(writeVolatile(server.ws, frame(2), 0), true, 'corked behind it, still nothing over the limit before it')
+  const queued = server.ws.bufferedAmount
+  t.ok(queued > 0, 'frame 2 waits, corked')
+  t.equal(writeVolatile(server.ws, frame(3), queued), true, 'exactly at the limit is within')
+  t.equal(writeVolatile(server.ws, frame(4), server.ws.bufferedAmount - 1), false, 'over it: skipped')
+  for (let n = 1; n <= 3; n++) t.equal((await client.next((f) => f.type === 'message')).data, n)
+  await client.expectNothing((f) => f.type === 'message')
+  // a peer that stopped reading: once its queue is non-empty, every volatile frame is skipped
+  client.ws.pause()
+  const payload = new OutboundFrame(JSON.stringify({ type: 'message', event: 'message', data: big }), true)
+  let written = 0
+  for (let i = 0; i < 1000 && writeVolatile(server.ws, payload, 1 << 30); i++) {
+    written++
+    await turn()
+  }
+  t.ok(written < 1000, `skipped once the kernel stopped taking bytes (after ${written})`)
+  t.equal(writeVolatile(server.ws, payload, 1 << 30), false, 'and skipped again while the queue lasts')
+  client.ws.terminate()
 })
