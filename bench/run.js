@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // @ts-check
-// The bench runner: `node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers,connect]
+// The bench runner: `node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers,connect,volatile]
 // [--variants a,b,c] [--json out.json] [--max-minutes N]`.
 // Starts every server and load client as a child process (see lib/procs.js), runs each case
 // for each variant, prints a table of medians and ratios, and writes
@@ -22,6 +22,7 @@ import { crossnode } from './cases/crossnode.js'
 import { density } from './cases/density.js'
 import { workers } from './cases/workers.js'
 import { connect } from './cases/connect.js'
+import { volatile } from './cases/volatile.js'
 
 const configs = {
   full: {
@@ -33,7 +34,8 @@ const configs = {
     // quarter each, from 127.0.0.2-5.
     density: { n: 19000, clients: 4, headerBytes: 4096, concurrency: 50, probeMs: 20 },
     workers: { n: 2000, messages: 100, size: 100, rounds: 3, warmup: 1 },
-    connect: { n: 2000, rounds: 11, warmup: 2, concurrency: 50 }
+    connect: { n: 2000, rounds: 11, warmup: 2, concurrency: 50 },
+    volatile: { slow: 20, count: 2000, size: 16384, maxBufferedBytes: 4194304, rounds: 3, warmup: 1 }
   },
   quick: {
     burst: { n: 500, messages: 100, size: 100, rounds: 3, warmup: 1 },
@@ -42,14 +44,15 @@ const configs = {
     inbound: { conns: 20, perSocket: 5000, rounds: 3, warmup: 2 },
     density: { n: 600, clients: 2, headerBytes: 4096, concurrency: 20, probeMs: 20 },
     workers: { n: 300, messages: 50, size: 100, rounds: 1, warmup: 1 },
-    connect: { n: 500, rounds: 3, warmup: 1, concurrency: 50 }
+    connect: { n: 500, rounds: 3, warmup: 1, concurrency: 50 },
+    volatile: { slow: 10, count: 1500, size: 16384, maxBufferedBytes: 4194304, rounds: 1, warmup: 0 }
   }
 }
 
 /** @typedef {{ config: typeof configs.full, log: (line: string) => void, notes: string[] }} Ctx */
 
 const caseFns = { burst, paced, memory, inbound, density, connect }
-const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode', 'density', 'workers', 'connect']
+const allCases = ['burst', 'paced', 'memory', 'inbound', 'crossnode', 'density', 'workers', 'connect', 'volatile']
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const distEntry = fileURLToPath(channelsEntry())
 
@@ -65,7 +68,7 @@ const { values: flags } = parseArgs({
 })
 
 if (flags.help) {
-  console.log('usage: node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers,connect] [--variants a,b,c] [--json out.json] [--max-minutes N]')
+  console.log('usage: node bench/run.js [--quick] [--cases burst,paced,memory,inbound,crossnode,density,workers,connect,volatile] [--variants a,b,c] [--json out.json] [--max-minutes N]')
   process.exit(0)
 }
 
@@ -199,6 +202,12 @@ for (const caseName of selectedCases) {
     const r = await crossnode(ctx)
     if (r === null) log('  not implemented yet (bench/cases/crossnode.js)')
     else results.cases.crossnode = r
+    continue
+  }
+  if (caseName === 'volatile') {
+    const r = await volatile(ctx)
+    if (r.error) results.errors.push(`volatile: ${r.error}`)
+    results.cases.volatile = r
     continue
   }
   if (caseName === 'workers') {

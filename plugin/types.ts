@@ -25,11 +25,15 @@ export interface SendOptions {
   event?: string
   /** the channel the frame names, if any */
   channel?: string
+  /** skip the frame for a socket that still has outbound bytes queued, instead of queueing it (no history offset, never replayed) [false] */
+  volatile?: boolean
 }
 
 export interface BroadcastOptions {
   /** the frame's event name ['message'] */
   event?: string
+  /** skip the frame for a socket that still has outbound bytes queued, instead of queueing it (no history offset, never replayed) [false] */
+  volatile?: boolean
 }
 
 export interface ChannelBroadcastOptions {
@@ -37,6 +41,8 @@ export interface ChannelBroadcastOptions {
   event?: string
   /** the target channel; without it, every channel the sender holds */
   channel?: string
+  /** skip the frame for a socket that still has outbound bytes queued, instead of queueing it (no history offset, never replayed) [false] */
+  volatile?: boolean
 }
 
 /** The socket handed to handlers. */
@@ -89,7 +95,7 @@ export type UserLookup = (request: FastifyRequest) => string | undefined | Promi
 /** What `fastify.channels.user(userId)` returns. */
 export interface UserHandle {
   /** to every open connection of the user, on every node (none is not an error) */
-  send (data: unknown, options?: SendOptions): Promise<void>
+  send (data: unknown, options?: Omit<SendOptions, 'volatile'>): Promise<void>
   /** closes every connection of the user [1008: the bundled client does not reconnect] */
   disconnect (code?: number, reason?: string): Promise<void>
   /** the session ids of the user's open connections, over every node */

@@ -136,9 +136,9 @@ class NodeCore {
       },
       addSession: async (sessionId) => await this.registry.add(sessionId),
       removeSession: async (sessionId) => await this.registry.remove(sessionId),
-      sendToSession: async (sessionId, frame) => {
+      sendToSession: async (sessionId, frame, volatile) => {
         this.transport.flush?.() // what this node published before the send leaves before it
-        return await this.registry.route(sessionId, encodeSessionSend(sessionId, frame))
+        return await this.registry.route(sessionId, encodeSessionSend(sessionId, frame, volatile === true))
       },
       close: async () => await this.close()
     }

@@ -22,6 +22,11 @@
  * is prefixed with one more line, itself versioned: `t1 \n traceparent \n` then the envelope.
  * A decoder that predates it reads an unknown kind and drops the text, as it drops any kind it
  * cannot read; without a trace nothing changes on the wire.
+ *
+ * A volatile publication or session send (`{ volatile: true }`: a socket with a backlog skips
+ * it) is prefixed likewise with `v1 \n`, after the trace line if any: `v1 \n a1 …`, `v1 \n c1 …`,
+ * `v1 \n s1 …`. A decoder that predates it drops the text: a volatile message is one that may
+ * be lost, never one delivered as a plain frame would be.
  */
 import type { ChannelsDelivery, BroadcastDelivery, HistoryPublication, PresenceChanges, PresenceTrack, Publication, SessionDelivery } from './types.js'
 import type { HistoryAppend, StreamPosition } from './parts.js'
@@ -42,7 +47,8 @@ const versionMark = 48 + envelopeVersion // '1'
 /** `seq`: the publishing node's counter, read only for a publication to several channels. */
 export function encodePublication (nodeId: string, publication: Publication, seq: number): string {
   const except = publication.except ?? ''
-  const trace = publication.traceContext === undefined ? '' : tracePrefix(publication.traceContext)
+  let trace = publication.traceContext === undefined ? '' : tracePrefix(publication.traceContext)
+  if (publication.volatile === true) trace += volatilePrefix
   if (publication.kind === 'all') return `${trace}a1\n${nodeId}\n${except}\n${publication.frame}`
   const { channels, frames } = publication
   const seqText = channels.length > 1 ? String(seq) : ''
@@ -69,8 +75,21 @@ function decodeTraced (text: string): Envelope | undefined {
   return envelope
 }
 
-export function encodeSessionSend (sessionId: string, frame: string): string {
-  return `s1\n${sessionId}\n${frame}`
+export function encodeSessionSend (sessionId: string, frame: string, volatile = false): string {
+  return `${volatile ? volatilePrefix : ''}s1\n${sessionId}\n${frame}`
+}
+
+const volatilePrefix = 'v1\n'
+
+/** A volatile publication or session send: the envelope after the `v1` line, flagged. */
+function decodeVolatile (text: string): Envelope | undefined {
+  const kind = text.charCodeAt(3)
+  if (kind !== 97 && kind !== 99 && kind !== 115) return undefined // a1, c1, s1 only (no second prefix)
+  // one of those three letters decodes to its kind or to nothing
+  const envelope = decodeEnvelope(text.slice(3)) as Extract<Envelope, { delivery: unknown }> | undefined
+  if (envelope === undefined) return undefined
+  envelope.delivery.volatile = true
+  return envelope
 }
 
 /** A history publication as the core hands it to a history store. */
@@ -186,6 +205,8 @@ export function decodeEnvelope (text: string): Envelope | undefined {
       return decodePresence(text)
     case 116: // t
       return decodeTraced(text)
+    case 118: // v
+      return decodeVolatile(text)
     default:
       return undefined
   }

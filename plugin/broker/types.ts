@@ -19,6 +19,8 @@ export interface BroadcastDelivery {
   kind: 'all'
   frame: string
   except?: string
+  /** skipped by a socket with outbound bytes still queued (`{ volatile: true }`); never stored in history */
+  volatile?: boolean
   /** the publisher's trace context (a W3C `traceparent`), carried across the broker when a tracer gave it one */
   traceContext?: string
 }
@@ -32,6 +34,8 @@ export interface ChannelsDelivery {
   channels: string[]
   frames: string[]
   except?: string
+  /** skipped by a socket with outbound bytes still queued (`{ volatile: true }`); never stored in history */
+  volatile?: boolean
   /** the publisher's trace context (a W3C `traceparent`), carried across the broker when a tracer gave it one */
   traceContext?: string
 }
@@ -41,6 +45,8 @@ export interface SessionDelivery {
   kind: 'session'
   sessionId: string
   frame: string
+  /** skipped by the socket if it has outbound bytes still queued (`{ volatile: true }`) */
+  volatile?: boolean
 }
 
 export type Publication = BroadcastDelivery | ChannelsDelivery
@@ -76,9 +82,10 @@ export interface BrokerConnection {
   removeSession (sessionId: string): Promise<void>
   /**
    * delivers `frame` to `sessionId` on whichever other node holds it; resolves `false` when
-   * no node holds it, rejects when the engine cannot be asked
+   * no node holds it, rejects when the engine cannot be asked; `volatile`: see SessionDelivery
+   * (a broker that ignores it delivers the frame as a plain one)
    */
-  sendToSession (sessionId: string, frame: string): Promise<boolean>
+  sendToSession (sessionId: string, frame: string, volatile?: boolean): Promise<boolean>
   /** releases what `connect` opened; called once from `fastify.close()` */
   close (): Promise<void>
 }

@@ -7,18 +7,18 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import { decodeClientFrame, encodeFrame } from '../../schemas/codec.js'
 import { CloseCodes, DEFAULT_EVENT, PROTOCOL_VERSION, type ErrorFrame, type ReplyFrame, type ServerFrame } from '../../schemas/protocol.js'
-import { checkedChannel } from '../node/server.js'
+import { checkedChannel, volatileOption } from '../node/server.js'
 import { sessionId } from '../node/session-id.js'
 import { ConnectionStates, acceptsJoins, nextState, type ConnectionEvent, type ConnectionState } from './state.js'
 import { dispatch, type DispatchTarget } from './dispatch.js'
 import { ChannelError, isChannelError } from '../errors.js'
-import { flushBeforeErrors, toOutbound, type OutboundFrame } from '../outbound/frame-writer.js'
+import { OutboundFrame, flushBeforeErrors, toOutbound } from '../outbound/frame-writer.js'
 import type { HandlerRegistry } from '../handlers/registry.js'
 import type { HeartbeatPeer } from '../node/heartbeat.js'
 import { Inbox, type InboxOwner } from './inbox.js'
 import { releaseAll, runDisconnectSequence } from './membership.js'
 import { join, leave } from './membership.js'
-import { closeReason, isWritable, slowConsumerClose, writeWithinLimit } from '../outbound/slow-consumer.js'
+import { closeReason, isWritable, slowConsumerClose, writeVolatile, writeWithinLimit } from '../outbound/slow-consumer.js'
 import { RateWindow, RejoinAllowance } from './rate-limit.js'
 import { reportError } from '../handlers/report.js'
 import { events } from '../observability/events.js'
@@ -99,7 +99,9 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
 
   send (data: unknown, options: SendOptions = {}): void {
     if (options.channel !== undefined) checkedChannel(options.channel)
-    this.sendFrame(this.server.encodeMessage(options.event ?? DEFAULT_EVENT, options.channel, data))
+    const volatile = volatileOption(options, 'send')
+    const text = this.server.encodeMessage(options.event ?? DEFAULT_EVENT, options.channel, data)
+    this.sendFrame(volatile ? new OutboundFrame(text, true) : text)
   }
 
   broadcast (data: unknown, options: BroadcastOptions = {}): Promise<void> {
@@ -118,7 +120,7 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     const channels = this.targetChannels(options.channel)
     // "The sender included" even when it holds none of the target channels.
     if (!channels.some((channel) => this.subscriptions.has(channel))) {
-      this.send(data, { event: options.event, channel: options.channel })
+      this.send(data, { event: options.event, channel: options.channel, volatile: options.volatile })
     }
     await this.server.broadcastToChannels(channels, data, options)
   }
@@ -181,6 +183,12 @@ export class Connection implements DispatchTarget, InboxOwner, HeartbeatPeer, Lo
     if (!isWritable(this.ws)) return
     const outbound = toOutbound(frame)
     const { options } = this.server
+    if (outbound.volatile) {
+      // Skipped while bytes are still queued for this peer; never a slow-consumer close.
+      if (!writeVolatile(this.ws, outbound, options.maxBufferedBytes)) return
+      if (events.frameOut.hasSubscribers) events.frameOut.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, frame: outbound.text })
+      return
+    }
     if (events.frameOut.hasSubscribers) events.frameOut.publish({ nodeId: this.server.nodeId, sessionId: this.id, socket: this, frame: outbound.text })
     if (!writeWithinLimit(this.ws, outbound, options.maxBufferedBytes)) {
       this.log.warn({ sessionId: this.id, bufferedAmount: this.ws.bufferedAmount }, 'channels: slow consumer closed')

@@ -11,9 +11,9 @@ import { CloseCodes, DEFAULT_EVENT } from '../../schemas/protocol.js'
 import type { BrokerConnection, BrokerNode, Delivery, HistoryPublication, PresenceChanges, Publication } from '../broker/types.js'
 import { ChannelMap } from './channel-map.js'
 import { drain } from './drain.js'
-import { BrokerUnavailableError, InvalidChannelError, NoSocketError, UnserializableDataError } from '../errors.js'
+import { BrokerUnavailableError, InvalidArgumentError, InvalidChannelError, NoSocketError, UnserializableDataError } from '../errors.js'
 import { deliverToAll, deliverToChannels, type Recipient } from '../outbound/frame-writer.js'
-import type { OutboundFrame } from '../outbound/frame-writer.js'
+import { OutboundFrame } from '../outbound/frame-writer.js'
 import { HandlerRegistry } from '../handlers/registry.js'
 import type { HeartbeatPeer } from './heartbeat.js'
 import { ChannelHistory } from '../history/service.js'
@@ -41,6 +41,17 @@ export function checkedChannel (channel: string): string {
   const problem = channelNameProblem(channel)
   if (problem !== undefined) throw new InvalidChannelError(problem)
   return channel
+}
+
+/**
+ * The `volatile` option of a send (`send`, `broadcast`, `broadcastChannel`): a boolean or
+ * absent, else FST_CHANNELS_INVALID_ARGUMENT naming `method`.
+ */
+export function volatileOption (options: { volatile?: unknown }, method: string): boolean {
+  const { volatile } = options
+  if (volatile === undefined || volatile === false) return false
+  if (volatile === true) return true
+  throw new InvalidArgumentError(`${method}: volatile must be a boolean, got ${typeof volatile}`)
 }
 
 /** How long `fastify.close()` waits, after its last batch of 1001 closes, for peers to answer before cutting them off. */
@@ -130,7 +141,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
     switch (delivery.kind) {
       case 'all':
         if (isNotice(delivery.frame)) this.stats.receive(delivery.frame)
-        else count = deliverToAll(this.sockets.values(), delivery.frame, delivery.except)
+        else count = deliverToAll(this.sockets.values(), delivery.frame, delivery.except, delivery.volatile === true)
         break
       case 'channels':
         // The plugin's own topics (names no app channel can have: they start with a space)
@@ -139,7 +150,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
           else if (isReplyTopic(delivery.channels[0])) this.requests.receiveAnswer(delivery.frames[0])
           break
         }
-        count = deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except)
+        count = deliverToChannels((channel) => this.channels.get(channel), delivery.channels, delivery.frames, delivery.except, delivery.volatile === true)
         break
       case 'session': {
         if (isControl(delivery.frame)) {
@@ -147,7 +158,7 @@ export class ChannelServer implements BrokerNode, MembershipServer {
           break
         }
         const socket = this.sockets.get(delivery.sessionId)
-        socket?.sendFrame(delivery.frame)
+        socket?.sendFrame(delivery.volatile === true ? new OutboundFrame(delivery.frame, true) : delivery.frame)
         if (socket !== undefined) count = 1
         break
       }
@@ -251,20 +262,23 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   }
 
   async broadcast (data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
+    const volatile = volatileOption(options, 'broadcast')
     const frame = this.encodeMessage(options.event ?? DEFAULT_EVENT, undefined, data)
-    await this.publish({ kind: 'all', frame, except })
+    await this.publish(volatile ? { kind: 'all', frame, except, volatile } : { kind: 'all', frame, except })
   }
 
   /** `channels` are valid names: checked where they come in (a socket method, a decorator). */
   async broadcastToChannels (channels: string[], data: unknown, options: BroadcastOptions = {}, except?: string): Promise<void> {
+    const volatile = volatileOption(options, 'broadcastChannel')
     if (channels.length === 0) return
     const event = options.event ?? DEFAULT_EVENT
     const { history } = this
-    if (history !== undefined && channels.some((channel) => history.covers(channel))) {
+    // A volatile publication takes no offset and is never stored: history channels included, it goes the plain way.
+    if (!volatile && history !== undefined && channels.some((channel) => history.covers(channel))) {
       return await this.broadcastWithHistory(history, channels, event, data, except)
     }
     const frames = channels.map((channel) => this.encodeMessage(event, channel, data))
-    await this.publish({ kind: 'channels', channels, frames, except })
+    await this.publish(volatile ? { kind: 'channels', channels, frames, except, volatile } : { kind: 'channels', channels, frames, except })
   }
 
   /**
@@ -305,17 +319,18 @@ export class ChannelServer implements BrokerNode, MembershipServer {
 
   async sendTo (sessionId: string, data: unknown, options: SendOptions = {}): Promise<void> {
     if (options.channel !== undefined) checkedChannel(options.channel)
+    const volatile = volatileOption(options, 'send')
     const frame = this.encodeMessage(options.event ?? DEFAULT_EVENT, options.channel, data)
     const local = this.sockets.get(sessionId)
     if (local !== undefined) {
-      local.sendFrame(frame)
+      local.sendFrame(volatile ? new OutboundFrame(frame, true) : frame)
       this.stats.deliveries++
       return
     }
     if (typeof sessionId !== 'string' || this.broker === undefined) throw new NoSocketError(String(sessionId))
     let found: boolean
     try {
-      found = await this.broker.sendToSession(sessionId, frame)
+      found = volatile ? await this.broker.sendToSession(sessionId, frame, true) : await this.broker.sendToSession(sessionId, frame)
     } catch (err) {
       throw new BrokerUnavailableError(sessionId, (err as Error).message)
     }

@@ -211,7 +211,8 @@ export class OutboundFrame {
   private deflated: Buffer | undefined
   private deflatedByWindow: Map<number, Buffer> | undefined
 
-  constructor (readonly text: string) {}
+  /** `volatile`: a socket with outbound bytes still queued skips it (see `hasBacklog`) */
+  constructor (readonly text: string, readonly volatile = false) {}
 
   /** The UTF-8 payload, encoded once. */
   private utf8 (): Buffer {
@@ -256,9 +257,35 @@ function join (parts: Buffer[]): Buffer {
   return parts.length === 1 ? parts[0] : Buffer.concat(parts, parts[0].length + parts[1].length)
 }
 
-/** A frame as given (already an OutboundFrame) or wrapped from its text. */
-export function toOutbound (frame: string | OutboundFrame): OutboundFrame {
-  return typeof frame === 'string' ? new OutboundFrame(frame) : frame
+/** A frame as given (already an OutboundFrame) or wrapped from its text (volatile or not). */
+export function toOutbound (frame: string | OutboundFrame, volatile = false): OutboundFrame {
+  return typeof frame === 'string' ? new OutboundFrame(frame, volatile) : frame
+}
+
+/**
+ * What the TCP socket still held, unsent, when this module last corked it: the kernel's refusal
+ * before the turn's (or the gather's) own frames queued behind the cork.
+ */
+const kQueuedAtCork = Symbol('fastify-channels.queuedAtCork')
+type MarkedSocket = Socket & { [kQueuedAtCork]?: number }
+
+/** Corks `socket` (uncorked) and notes what it held unsent at that moment. */
+function corkMarked (socket: Socket): void {
+  (socket as MarkedSocket)[kQueuedAtCork] = socket.writableLength
+  socket.cork()
+}
+
+/**
+ * Whether `ws` has outbound bytes still queued: bytes the kernel would not take. Frames held
+ * back on purpose (this turn's corked writes, a `writeDelayMs` gather) do not count: while this
+ * module holds the socket corked, only what it held unsent when corked does. A volatile frame
+ * is skipped when this is true (Connection.sendFrame).
+ */
+export function hasBacklog (ws: WebSocket): boolean {
+  const socket = (ws as unknown as WebSocketInternals)._socket
+  if (socket === null || socket === undefined) return ws.bufferedAmount > 0
+  if (socket.writableCorked > 0) return ((socket as MarkedSocket)[kQueuedAtCork] ?? socket.writableLength) > 0
+  return socket.writableLength > 0
 }
 
 /** Sockets corked during this turn; swapped with `spare` while flushing. */
@@ -307,6 +334,7 @@ export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
       if (bytes !== undefined) {
         const delay = wireSettingsOf(ws).writeDelayMs
         if (delay > 0) {
+          if (socket.writableCorked === 0) (socket as MarkedSocket)[kQueuedAtCork] = socket.writableLength
           gather(socket, delay)
           socket.write(bytes)
           return
@@ -314,7 +342,7 @@ export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
         socket.write(bytes)
         if (socket.writableCorked === 0) {
           // The turn's first frame is on its way; the rest of the turn queues behind it.
-          socket.cork()
+          corkMarked(socket)
           corked.push(socket)
           if (!flushScheduled) {
             flushScheduled = true
@@ -367,9 +395,12 @@ export interface Recipient {
 
 let lastStamp = 0
 
-/** Sends `frame` to every recipient but the one with id `except`; returns how many got it. */
-export function deliverToAll (recipients: Iterable<Recipient>, frame: string | OutboundFrame, except?: string): number {
-  const outbound = toOutbound(frame)
+/**
+ * Sends `frame` to every recipient but the one with id `except`; returns how many got it.
+ * `volatile`: a text frame becomes a volatile one (a recipient with a backlog skips it).
+ */
+export function deliverToAll (recipients: Iterable<Recipient>, frame: string | OutboundFrame, except?: string, volatile = false): number {
+  const outbound = toOutbound(frame, volatile)
   let count = 0
   for (const recipient of recipients) {
     if (recipient.id === except) continue
@@ -387,11 +418,12 @@ export function deliverToChannels (
   membersOf: (channel: string) => Iterable<Recipient> | undefined,
   channels: readonly string[],
   frames: ReadonlyArray<string | OutboundFrame>,
-  except?: string
+  except?: string,
+  volatile = false
 ): number {
   if (channels.length === 1) {
     const members = membersOf(channels[0])
-    return members === undefined ? 0 : deliverToAll(members, frames[0], except)
+    return members === undefined ? 0 : deliverToAll(members, frames[0], except, volatile)
   }
   const stamp = ++lastStamp
   let count = 0
@@ -402,7 +434,7 @@ export function deliverToChannels (
     for (const recipient of members) {
       if (recipient.deliveryStamp === stamp || recipient.id === except) continue
       recipient.deliveryStamp = stamp
-      outbound ??= toOutbound(frames[i])
+      outbound ??= toOutbound(frames[i], volatile)
       recipient.sendFrame(outbound)
       count++
     }

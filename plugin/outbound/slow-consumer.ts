@@ -5,7 +5,7 @@
  */
 import WebSocket from 'ws'
 import { CloseCodes } from '../../schemas/protocol.js'
-import { flushNow, writeFrame, type OutboundFrame } from './frame-writer.js'
+import { flushNow, hasBacklog, writeFrame, type OutboundFrame } from './frame-writer.js'
 import type { DisconnectInfo } from '../types.js'
 
 const maxCloseReasonBytes = 123
@@ -31,6 +31,18 @@ export function writeWithinLimit (ws: WebSocket, frame: OutboundFrame, maxBuffer
   // the kernel first, and judge by what it would not take.
   flushNow(ws)
   return ws.bufferedAmount <= maxBufferedBytes
+}
+
+/**
+ * A volatile frame: written to an OPEN `ws` only when nothing is queued for it (see
+ * `hasBacklog`) and this turn's own corked frames are within `maxBufferedBytes` (a burst in one
+ * turn cannot grow the queue past the limit either), else skipped (false). A skipped frame
+ * never closes a socket.
+ */
+export function writeVolatile (ws: WebSocket, frame: OutboundFrame, maxBufferedBytes: number): boolean {
+  if (ws.bufferedAmount > maxBufferedBytes || hasBacklog(ws)) return false
+  writeFrame(ws, frame)
+  return true
 }
 
 /** Whether `ws` can still take frames. */

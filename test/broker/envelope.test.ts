@@ -82,3 +82,35 @@ t.test('text of another kind, version or shape is refused, not half-delivered', 
   for (const text of refused) t.equal(decodeEnvelope(text), undefined, JSON.stringify(text))
   t.equal(decodeEnvelope('a\nnode\n\n{"type":"message"}'), undefined, 'the unversioned envelope of an older release')
 })
+
+t.test('a volatile publication or session send carries its flag in a v1 line; without it nothing changes', async (t) => {
+  const all = encodePublication('n', { kind: 'all', frame, except: 's', volatile: true }, 1)
+  t.ok(all.startsWith('v1\na1\n'))
+  t.same(decodeEnvelope(all), { kind: 'all', nodeId: 'n', delivery: { kind: 'all', frame, except: 's', volatile: true } })
+  const channels = encodePublication('n', { kind: 'channels', channels: ['a', 'b'], frames: [frame, frame], volatile: true }, 4)
+  t.same(decodeEnvelope(channels), {
+    kind: 'channels', nodeId: 'n', dedupeKey: 'n:4', delivery: { kind: 'channels', channels: ['a', 'b'], frames: [frame, frame], except: undefined, volatile: true }
+  })
+  t.same(decodeEnvelope(encodeSessionSend('abc', frame, true)), { kind: 'session', delivery: { kind: 'session', sessionId: 'abc', frame, volatile: true } })
+  t.equal(encodePublication('n', { kind: 'all', frame, volatile: false }, 1), encodePublication('n', { kind: 'all', frame }, 1), 'not volatile: the plain envelope')
+  t.equal(encodeSessionSend('abc', frame, false), encodeSessionSend('abc', frame))
+  t.same(decodeEnvelope(encodeSessionSend('abc', frame)), { kind: 'session', delivery: { kind: 'session', sessionId: 'abc', frame } }, 'no volatile key')
+})
+
+t.test('a traced volatile publication: the trace line, then the v1 line', async (t) => {
+  const traceContext = '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01'
+  const text = encodePublication('n', { kind: 'all', frame, volatile: true, traceContext }, 1)
+  t.ok(text.startsWith(`t1\n${traceContext}\nv1\na1\n`))
+  t.same(decodeEnvelope(text), { kind: 'all', nodeId: 'n', delivery: { kind: 'all', frame, except: undefined, volatile: true, traceContext } })
+})
+
+t.test('a v1 line before anything but a1, c1, s1 (or twice, or before a trace) is refused', async (t) => {
+  const history = positionedEnvelope(historyAppend('room', frame, undefined), { offset: 3, epoch: 'e' })
+  t.equal(decodeEnvelope(`v1\n${history}`), undefined, 'a history publication cannot be volatile')
+  t.equal(decodeEnvelope(`v1\n${encodePresence('n', 'c', { joins: [], leaves: ['x'] })}`), undefined)
+  t.equal(decodeEnvelope(`v1\nv1\n${encodeSessionSend('abc', frame)}`), undefined, 'twice')
+  t.equal(decodeEnvelope(`v1\nt1\n00-0123456789abcdef0123456789abcdef-0123456789abcdef-01\n${encodeSessionSend('abc', frame)}`), undefined, 'before a trace')
+  t.equal(decodeEnvelope('v1\n'), undefined, 'nothing after it')
+  t.equal(decodeEnvelope('v2\na1\nn\n\n{}'), undefined, 'another version of the line')
+  t.equal(decodeEnvelope('v1\na1\nn'), undefined, 'a malformed envelope after it')
+})
