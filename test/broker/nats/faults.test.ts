@@ -110,7 +110,19 @@ await withNatsServer(t, async () => {
     server.resume()
 
     await resumed(async () => await storming.post('/broadcast', 'probe', 'probe'), onReceiving.frames, 'cross-node delivery resumes')
-    const [late] = await collectAfterFence(storming as never, [onReceiving], (frame) => frame.event === 'storm')
+    // The storming node may still be settling its 5,000 failed publishes when the first probe
+    // gets through (on a loaded CI machine a fence was once not seen within 5 s): a fence that
+    // does not come is sent again. Storm frames stay queued until a fence collects them, so
+    // every one that arrived is counted whichever fence gets through.
+    let late: Frame[] = []
+    for (let attempt = 1; ; attempt++) {
+      try {
+        [late] = await collectAfterFence(storming as never, [onReceiving], (frame) => frame.event === 'storm')
+        break
+      } catch (err) {
+        if (attempt === 3) throw err
+      }
+    }
     t.equal(late.length, 0, 'no publication of the storm (each reported failed) arrived after the hang')
   })
 
