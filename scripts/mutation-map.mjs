@@ -133,21 +133,23 @@ export const mutationMap = {
 /**
  * The Redis broker's modules whose tests need a live Redis (127.0.0.1:6379, or REDIS_URL) and,
  * for the cluster half of test/redis/targets.ts, REDIS_CLUSTER_URL (scripts/mutate.mjs starts a
- * cluster of its own when it is unset). The fast focused tests of test/broker/redis/ only: the
- * fault suites of test/redis/ kill, pause and restart servers, far too slow per mutant.
+ * cluster of its own when it is unset). The fast focused tests of test/broker/redis/, and of
+ * test/redis/ only cluster.test.ts (the sharded pub/sub path, about 8 s): its fault suites kill,
+ * pause and restart servers, far too slow per mutant.
  */
+const cluster = 'test/redis/cluster.test.ts'
 export const redisMutationMap = {
   'plugin/broker/redis/clock.ts': ['test/broker/redis/clock.test.ts', 'test/broker/redis/scripts.test.ts'],
-  'plugin/broker/redis/pubsub.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/presence-store.test.ts'],
+  'plugin/broker/redis/pubsub.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/presence-store.test.ts', 'test/broker/redis/broker.test.ts', cluster],
   'plugin/broker/redis/scripts.ts': ['test/broker/redis/scripts.test.ts'],
-  'plugin/broker/redis/transport.ts': ['test/broker/redis/transport.test.ts'],
+  'plugin/broker/redis/transport.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts', cluster],
   'plugin/broker/redis/presence-store.ts': ['test/broker/redis/presence-store.test.ts'],
   'plugin/broker/redis/history-store.ts': ['test/broker/redis/history-store.test.ts'],
   'plugin/broker/redis/registry-store.ts': ['test/broker/redis/broker.test.ts'],
   'plugin/broker/redis/link.ts': ['test/broker/redis/link.test.ts'],
   'plugin/broker/redis/client.ts': ['test/broker/redis/link.test.ts', 'test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts'],
-  'plugin/broker/redis/engine.ts': ['test/broker/redis/broker.test.ts'],
-  'plugin/broker/redis/broker.ts': ['test/broker/redis/broker.test.ts']
+  'plugin/broker/redis/engine.ts': ['test/broker/redis/broker.test.ts', cluster],
+  'plugin/broker/redis/broker.ts': ['test/broker/redis/broker.test.ts', cluster]
 }
 
 /** The reason of a module that holds only types and re-exports (the map's test checks it has no code). */
