@@ -139,6 +139,8 @@ await withRedis(t, async () => {
     await t.rejects(answerOf('refreshRegistration', "return {1, 's', 5}", 3), refused('refreshRegistration', '5'))
     await t.rejects(answerOf('historyAppend', "return {'x', 'e'}", 3), refused('historyAppend', '"x"'))
     await t.rejects(answerOf('historyAppend', 'return {1, 2}', 3), refused('historyAppend', '2'))
+    await t.rejects(answerOf('historyAppend', 'return {1}', 3), refused('historyAppend', '[1]'), 'a list too short')
+    await t.rejects(answerOf('presenceReap', "return 'x'", 1), refused('presenceReap', '"x"'))
     t.equal(await answerOf('presenceReap', 'return 3', 1), 3, 'presenceReap answers how many it reaped')
     t.equal(await answerOf('routeSession', 'return 2', 1), 'sent')
   })
