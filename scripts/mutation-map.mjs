@@ -9,9 +9,12 @@
  * module in neither (a new file), on a path that no longer exists (a rename), and on a module
  * called types-only that has code.
  *
- * Left out of the lists on purpose: tests that need Redis or Chromium (slow, and they skip
+ * Left out of `mutationMap` on purpose: tests that need Redis or Chromium (slow, and they skip
  * without them), tests whose server runs in a forked process (slow-consumer: a mutant there is
- * only seen by the child), and type-only tests.
+ * only seen by the child), and type-only tests. The Redis broker's modules whose tests need a
+ * live Redis are in `redisMutationMap` instead: `npm run mutate` runs them only when Redis
+ * answers at 127.0.0.1:6379 (REDIS_URL), with CI=true so that a test that cannot reach Redis
+ * fails (kills the mutant) instead of skipping.
  */
 
 const app = ['test/connection/connection.test.ts', 'test/node/server.test.ts']
@@ -127,10 +130,31 @@ export const mutationMap = {
   'plugin/admin/page.ts': ['test/admin/routes.test.ts']
 }
 
+/**
+ * The Redis broker's modules whose tests need a live Redis (127.0.0.1:6379, or REDIS_URL) and,
+ * for the cluster half of test/redis/targets.ts, REDIS_CLUSTER_URL (scripts/mutate.mjs starts a
+ * cluster of its own when it is unset). The fast focused tests of test/broker/redis/, and of
+ * test/redis/ only cluster.test.ts (the sharded pub/sub path, about 8 s): its fault suites kill,
+ * pause and restart servers, far too slow per mutant.
+ */
+const cluster = 'test/redis/cluster.test.ts'
+export const redisMutationMap = {
+  'plugin/broker/redis/clock.ts': ['test/broker/redis/clock.test.ts', 'test/broker/redis/scripts.test.ts'],
+  'plugin/broker/redis/pubsub.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/presence-store.test.ts', 'test/broker/redis/broker.test.ts', cluster],
+  'plugin/broker/redis/scripts.ts': ['test/broker/redis/scripts.test.ts'],
+  'plugin/broker/redis/transport.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts', cluster],
+  'plugin/broker/redis/presence-store.ts': ['test/broker/redis/presence-store.test.ts'],
+  'plugin/broker/redis/history-store.ts': ['test/broker/redis/history-store.test.ts'],
+  'plugin/broker/redis/registry-store.ts': ['test/broker/redis/broker.test.ts'],
+  'plugin/broker/redis/link.ts': ['test/broker/redis/link.test.ts'],
+  'plugin/broker/redis/client.ts': ['test/broker/redis/link.test.ts', 'test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts'],
+  'plugin/broker/redis/engine.ts': ['test/broker/redis/broker.test.ts', cluster],
+  'plugin/broker/redis/broker.ts': ['test/broker/redis/broker.test.ts', cluster]
+}
+
 /** The reason of a module that holds only types and re-exports (the map's test checks it has no code). */
 export const typesOnly = 'types and re-exports only: nothing to mutate'
 const needsNats = 'its tests need a live NATS with JetStream (test/broker/nats/): too slow to run per mutant, and they skip without NATS'
-const needsRedis = 'its tests need a live Redis and a Redis Cluster (test/broker/redis/, test/redis/): too slow to run per mutant, and they skip without Redis'
 
 /** Source modules left out of `npm run mutate` on purpose, each with its reason. */
 export const unmapped = {
@@ -139,18 +163,6 @@ export const unmapped = {
   'plugin/broker/parts.ts': typesOnly,
   'schemas/events.ts': typesOnly,
   'schemas/index.ts': typesOnly,
-
-  'plugin/broker/redis/broker.ts': needsRedis,
-  'plugin/broker/redis/client.ts': needsRedis,
-  'plugin/broker/redis/clock.ts': needsRedis,
-  'plugin/broker/redis/engine.ts': needsRedis,
-  'plugin/broker/redis/history-store.ts': needsRedis,
-  'plugin/broker/redis/link.ts': needsRedis,
-  'plugin/broker/redis/presence-store.ts': needsRedis,
-  'plugin/broker/redis/pubsub.ts': needsRedis,
-  'plugin/broker/redis/registry-store.ts': needsRedis,
-  'plugin/broker/redis/scripts.ts': needsRedis,
-  'plugin/broker/redis/transport.ts': needsRedis,
 
   'plugin/broker/nats/broker.ts': needsNats,
   'plugin/broker/nats/client.ts': needsNats,

@@ -16,3 +16,11 @@ t.test('a deadline is budget ms from now on the measured clock', async (t) => {
   clock.observe(['not a number', '0'] as unknown as RedisTime)
   t.ok(clock.deadline(1000) >= deadline, 'a bad answer keeps the last good measurement')
 })
+
+t.test('the microseconds of a TIME answer count, as whole milliseconds', async (t) => {
+  const clock = new RedisClock()
+  const redisNow = 1_700_000_000_000
+  clock.observe([String(redisNow / 1000), '500999'])
+  const deadline = clock.deadline(1000)
+  t.ok(deadline <= redisNow + 500 + 1000 && deadline > redisNow + 500 + 900, `${deadline - redisNow} ms after the measured seconds`)
+})

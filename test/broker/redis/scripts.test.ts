@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { RedisClock } from '../../../plugin/broker/redis/clock.js'
-import { defineScripts, luaDirectory, preludeFile, runScript, scriptFile, scriptNames, scriptSources } from '../../../plugin/broker/redis/scripts.js'
+import { defineScripts, luaDirectory, preludeFile, runScript, scriptFile, scriptNames, scriptSources, type ScriptName } from '../../../plugin/broker/redis/scripts.js'
 import { redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
 import { forEachTarget } from '../../redis/targets.js'
 
@@ -112,5 +112,43 @@ await withRedis(t, async () => {
     t.ok(await redis.pttl(keys[0]) > 900 && await redis.pttl(keys[0]) <= 1000, 'the alive key extended by the TTL')
     t.ok(await redis.pttl(keys[1]) > 9000, 'the session set by its own, longer TTL')
     t.same(await redis.smembers(keys[2]), ['a'])
+  })
+
+  t.test('a script reply of the wrong shape (another version\'s script) is refused with an error naming the script and the reply', async (t) => {
+    const prefix = uniquePrefix()
+    /** runs `name` on a connection where it is defined as `lua` (a script of some other version) */
+    const answerOf = async (name: ScriptName, lua: string, keyCount: number): Promise<unknown> => {
+      const other = new Redis(redisUrl)
+      try {
+        other.defineCommand(`channels_${name}`, { numberOfKeys: keyCount, lua })
+        const keys = Array.from({ length: keyCount }, (_, i) => `${prefix}:${i}`)
+        return await runScript(other, name, keys as never, [] as never)
+      } finally {
+        other.disconnect()
+      }
+    }
+    const refused = (name: ScriptName, reply: string): { message: string } =>
+      ({ message: `redis script ${name} answered ${reply}: not what this version expects` })
+    await t.rejects(answerOf('publishBatch', "return 'x'", 1), refused('publishBatch', '"x"'))
+    await t.rejects(answerOf('routeSession', "return 'x'", 1), refused('routeSession', '"x"'))
+    await t.rejects(answerOf('routeSession', 'return 2^60', 1), { message: /^redis script routeSession answered 11529215046068\d{5}: not what this version expects$/ }, 'an integer past the safe range')
+    await t.rejects(answerOf('refreshRegistration', "return 'x'", 3), refused('refreshRegistration', '"x"'), 'not a list')
+    await t.rejects(answerOf('refreshRegistration', 'return {1, 2}', 3), refused('refreshRegistration', '[1,2]'), 'a list too short')
+    await t.rejects(answerOf('refreshRegistration', "return {'x', 's', 'm'}", 3), refused('refreshRegistration', '"x"'))
+    await t.rejects(answerOf('refreshRegistration', "return {1, 5, 'm'}", 3), refused('refreshRegistration', '5'))
+    await t.rejects(answerOf('refreshRegistration', "return {1, 's', 5}", 3), refused('refreshRegistration', '5'))
+    await t.rejects(answerOf('historyAppend', "return {'x', 'e'}", 3), refused('historyAppend', '"x"'))
+    await t.rejects(answerOf('historyAppend', 'return {1, 2}', 3), refused('historyAppend', '2'))
+    await t.rejects(answerOf('historyAppend', 'return {1}', 3), refused('historyAppend', '[1]'), 'a list too short')
+    await t.rejects(answerOf('presenceReap', "return 'x'", 1), refused('presenceReap', '"x"'))
+    t.equal(await answerOf('presenceReap', 'return 3', 1), 3, 'presenceReap answers how many it reaped')
+    t.equal(await answerOf('routeSession', 'return 2', 1), 'sent')
+  })
+
+  t.test('a script run on a connection where the scripts were not defined fails with a clear error', async (t) => {
+    const bare = new Redis(redisUrl, { lazyConnect: true })
+    t.teardown(() => { bare.disconnect() })
+    await t.rejects(runScript(bare, 'presenceReap', ['k'], ['a', 'c', 'h', 'p']),
+      { message: 'redis script presenceReap is not defined on this connection' })
   })
 })
