@@ -132,3 +132,20 @@ await forEachTarget(t, async (t, target) => {
     t.same(await target.admin.smembers(names.presenceNode('node-x')), ['room'], 'but nothing was forgotten')
   })
 })
+
+await forEachTarget(t, async (t, target) => {
+  t.test('a hash field this version did not write is left out of the list, and the rest read', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => target.deleteKeys(prefix))
+    const names = new RedisKeys(prefix)
+    const store = await storeOf(t, target, prefix, 'node-y')
+    await target.admin.hset(names.presence('room'),
+      'good', 'node-x\n"ann"\n{"a":1}',
+      'short-node', 'x\n"bob"\n{}',
+      'no-newline', 'no newline',
+      'one-newline', 'node-x\n123',
+      'bad-key', 'node-x\n{bad\n{}')
+    const list = (await store.list('room')).sort((a, b) => a.ref.localeCompare(b.ref))
+    t.same(list, [{ ref: 'good', key: 'ann', meta: '{"a":1}' }, { ref: 'short-node', key: 'bob', meta: '{}' }])
+  })
+})
