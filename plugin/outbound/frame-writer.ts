@@ -4,12 +4,17 @@
  *
  * - a frame is built once per message (header + UTF-8 payload in one Buffer, with ws's own
  *   `Sender.frame`) and the same Buffer is written to every socket that gets it;
- * - writes to one socket within one event-loop turn are coalesced: the first frame of a turn is
- *   written at once and the TCP socket is corked behind it; the socket's later frames of that
- *   turn wait, and one `setImmediate` uncorks every corked socket. A burst of broadcasts costs a
- *   socket two syscalls (its first frame, then one `writev` of the rest), not one per message,
- *   while a lone message leaves as soon as it is sent: its peer does not wait for the fan-out
- *   loop to reach the last socket (the paced latency case measures this).
+ * - writes to one socket are coalesced: its first frame corks the TCP socket, and what the same
+ *   run of code (the synchronous code and its microtasks: a loop of broadcasts, the messages of
+ *   one Redis reply) writes to it queues behind the cork; when the run ends, a microtask uncorks
+ *   every such socket (one write or writev each) and corks it again for the rest of the event-
+ *   loop turn, whose frames leave at its end (`setImmediate`). A burst of broadcasts started in
+ *   one loop costs a socket one syscall, any turn at most two, not one per message (the "one
+ *   frame, corked" limit of bench/wire.js's burst case, which corks until the turn ends). A lone
+ *   message leaves as soon as the fan-out loop that sent it is over, not at the end of the turn.
+ *   (An earlier design wrote each turn's first frame at once, uncorked: one more syscall per
+ *   socket and burst, which on loopback also does the receiver's TCP work; a burst of 20
+ *   broadcasts cost 1.5x the limit per delivery, now about 1.0x.)
  *
  * The frame goes straight to the TCP socket only while ws's Sender has nothing of its own in
  * flight (no permessage-deflate, no queued compression or blob read, no fragmented message):
@@ -288,17 +293,49 @@ export function hasBacklog (ws: WebSocket): boolean {
   return socket.writableLength > 0
 }
 
-/** Sockets corked during this turn; swapped with `spare` while flushing. */
-let corked: Socket[] = []
-let spare: Socket[] = []
-let flushScheduled = false
+/**
+ * Sockets corked since the current run of code began (the synchronous run and its microtasks:
+ * a loop of broadcasts, one Redis reply's messages), flushed when it ends; swapped with
+ * `runSpare` while flushing.
+ */
+let runCorked: Socket[] = []
+let runSpare: Socket[] = []
+let runFlushScheduled = false
+/** Sockets written to in this event-loop turn, held corked until its end (`setImmediate`). */
+let turnCorked: Socket[] = []
+let turnSpare: Socket[] = []
+let turnFlushScheduled = false
 
-/** Uncorks every socket corked this turn: one writev each. */
-function flush (): void {
-  const sockets = corked
-  corked = spare
-  spare = sockets
-  flushScheduled = false
+/**
+ * The end of a run of code: every socket it wrote to gets what it queued in one write (one
+ * writev), then stays corked for the rest of the turn, so another run in the same turn (the next
+ * I/O callback, the continuation after an `await`) queues behind it: at most two writes per
+ * socket and turn.
+ */
+function flushRun (): void {
+  const sockets = runCorked
+  runCorked = runSpare
+  runSpare = sockets
+  runFlushScheduled = false
+  for (let i = 0; i < sockets.length; i++) {
+    const socket = sockets[i]
+    socket.uncork()
+    corkMarked(socket)
+    turnCorked.push(socket)
+  }
+  sockets.length = 0
+  if (!turnFlushScheduled) {
+    turnFlushScheduled = true
+    setImmediate(flushTurn)
+  }
+}
+
+/** The end of the turn: what later runs queued leaves, and the sockets are uncorked. */
+function flushTurn (): void {
+  const sockets = turnCorked
+  turnCorked = turnSpare
+  turnSpare = sockets
+  turnFlushScheduled = false
   for (let i = 0; i < sockets.length; i++) sockets[i].uncork()
   sockets.length = 0
 }
@@ -339,16 +376,17 @@ export function writeFrame (ws: WebSocket, frame: OutboundFrame): void {
           socket.write(bytes)
           return
         }
-        socket.write(bytes)
         if (socket.writableCorked === 0) {
-          // The turn's first frame is on its way; the rest of the turn queues behind it.
+          // The socket's first frame of this turn: it and the rest of this run of code queue
+          // behind the cork and leave together when the run ends (one write).
           corkMarked(socket)
-          corked.push(socket)
-          if (!flushScheduled) {
-            flushScheduled = true
-            setImmediate(flush)
+          runCorked.push(socket)
+          if (!runFlushScheduled) {
+            runFlushScheduled = true
+            queueMicrotask(flushRun)
           }
         }
+        socket.write(bytes)
         return
       }
     }
