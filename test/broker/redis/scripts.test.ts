@@ -98,6 +98,9 @@ await withRedis(t, async () => {
     await redis.ping()
     await listener.ping()
     t.same(heard.map((text) => text.split('\n').at(-1)), ['in time', 'no deadline'], 'nothing late was published')
+    const epoch = await redis.hget(keys[0], 'e')
+    t.same(await runScript(redis, 'historyRead', keys, ['base', 86_400_000, 'after', 0, 60_000]),
+      { epoch, offset: 2, complete: true, entries: [{ offset: 1, entry: 'in time' }, { offset: 2, entry: 'no deadline' }] }, 'historyRead reads back what was stored')
   })
 
   t.test('a registration is extended only where it still exists', async (t) => {
@@ -140,6 +143,21 @@ await withRedis(t, async () => {
     await t.rejects(answerOf('historyAppend', "return {'x', 'e'}", 3), refused('historyAppend', '"x"'))
     await t.rejects(answerOf('historyAppend', 'return {1, 2}', 3), refused('historyAppend', '2'))
     await t.rejects(answerOf('historyAppend', 'return {1}', 3), refused('historyAppend', '[1]'), 'a list too short')
+    await t.rejects(answerOf('historyRead', "return 'x'", 3), refused('historyRead', '"x"'), 'not a list')
+    await t.rejects(answerOf('historyRead', "return {'e', 1, 1}", 3), refused('historyRead', '["e",1,1]'), 'a list too short')
+    await t.rejects(answerOf('historyRead', "return {'e', 1, 1, {}, 5}", 3), refused('historyRead', '["e",1,1,[],5]'), 'a list too long')
+    await t.rejects(answerOf('historyRead', "return {'e', 1, 1, 'x'}", 3), refused('historyRead', '"x"'), 'entries not a list')
+    await t.rejects(answerOf('historyRead', 'return {7, 1, 1, {}}', 3), refused('historyRead', '7'), 'an epoch that is not text')
+    await t.rejects(answerOf('historyRead', "return {'e', 'o', 1, {}}", 3), refused('historyRead', '"o"'), 'an offset that is not an integer')
+    await t.rejects(answerOf('historyRead', "return {'e', 1, 'c', {}}", 3), refused('historyRead', '"c"'), 'a completeness that is not an integer')
+    await t.rejects(answerOf('historyRead', "return {'e', 2, 1, {1, 'a'}}", 3), refused('historyRead', '1'), 'an entry\'s offset that is not text')
+    await t.rejects(answerOf('historyRead', "return {'e', 2, 1, {'1', 'a', '2', 9}}", 3), refused('historyRead', '9'), 'an entry that is not text')
+    t.same(await answerOf('historyRead', "return {'e', 2, 1, {'1', 'a', '2', 'b'}}", 3),
+      { epoch: 'e', offset: 2, complete: true, entries: [{ offset: 1, entry: 'a' }, { offset: 2, entry: 'b' }] }, 'entries read in pairs, oldest first')
+    t.same(await answerOf('historyRead', "return {'e', 3, 0, {}}", 3), { epoch: 'e', offset: 3, complete: false, entries: [] }, 'complete only when 1')
+    t.same(await answerOf('historyRead', "return {'e', 3, 2, {}}", 3), { epoch: 'e', offset: 3, complete: false, entries: [] })
+    t.same(await answerOf('historyRead', "return {'e', 3, 1, {'3', 'c', '4'}}", 3), { epoch: 'e', offset: 3, complete: true, entries: [{ offset: 3, entry: 'c' }] },
+      'an offset without its entry at the end is left out')
     await t.rejects(answerOf('presenceReap', "return 'x'", 1), refused('presenceReap', '"x"'))
     t.equal(await answerOf('presenceReap', 'return 3', 1), 3, 'presenceReap answers how many it reaped')
     t.equal(await answerOf('routeSession', 'return 2', 1), 'sent')
