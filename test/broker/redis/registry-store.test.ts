@@ -156,6 +156,40 @@ await forEachTarget(t, async (t, target) => {
     t.equal(await target.admin.exists(keys.sessions('node-a')), 0)
   })
 
+  t.test('adds and removes of one turn are one transaction; a session closed before its batch is never written', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => target.deleteKeys(prefix))
+    const keys = new RedisKeys(prefix)
+    const { registry } = await registryOf(t, target, prefix, 'node-a')
+    await Promise.all([registry.add('s1'), registry.add('s2')])
+    const link = (registry as unknown as { link: Link }).link
+    const run = link.run.bind(link)
+    let calls = 0
+    link.run = async (...args) => { calls++; return await run(...args) }
+    const many = Array.from({ length: 2500 }, (_, i) => `m${i}`)
+    // one turn: the adds of 2,500 sessions (three chunks), a close of one of them and of s1, a connect and close of s3
+    await Promise.all([
+      ...many.map(async (id) => { await registry.add(id) }),
+      registry.remove('m7'),
+      registry.remove('s1'),
+      registry.add('s3'),
+      registry.remove('s3')
+    ])
+    t.equal(calls, 1, 'one round trip for the whole turn')
+    const members = new Set(await target.admin.smembers(keys.sessions('node-a')))
+    t.equal(members.size, 2500, 's2 and 2,499 of the new ones')
+    t.ok(members.has('s2') && members.has('m0') && members.has('m2499'))
+    t.notOk(members.has('m7') || members.has('s1') || members.has('s3'), 'the closed ones are gone, s3 never written')
+    t.ok(await target.admin.pttl(keys.sessions('node-a')) > (sessionsTtlFactor - 1) * ttl, 'the set\'s TTL renewed by the adds')
+
+    await target.admin.del(keys.sessions('node-a'))
+    await target.admin.set(keys.sessions('node-a'), 'not a set')
+    const outcomes = await Promise.allSettled([registry.add('x1'), registry.remove('x2')])
+    t.match(outcomes, [{ status: 'rejected', reason: { message: /WRONGTYPE/ } }, { status: 'rejected', reason: { message: /WRONGTYPE/ } }],
+      'a failed batch fails every call in it')
+    t.equal(calls, 2)
+  })
+
   t.test('a route finds the node holding a session and publishes on its channel; late, unheard and failed sends', async (t) => {
     const prefix = uniquePrefix()
     t.teardown(() => target.deleteKeys(prefix))
