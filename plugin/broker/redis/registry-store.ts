@@ -125,7 +125,7 @@ export class RedisRegistry implements RegistryStore {
       await this.write((redis) => {
         const multi = redis.multi()
         for (let i = 0; i < adds.length; i += chunkSize) multi.sadd(this.sessionsKey, adds.slice(i, i + chunkSize))
-        if (adds.length > 0) multi.pexpire(this.sessionsKey, this.sessionsTtl)
+        multi.pexpire(this.sessionsKey, this.sessionsTtl) // the node is alive: its set lives on (a no-op once it is empty)
         for (let i = 0; i < removes.length; i += chunkSize) multi.srem(this.sessionsKey, removes.slice(i, i + chunkSize))
         return multi
       })
