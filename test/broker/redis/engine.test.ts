@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import Fastify from 'fastify'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { BrokerUnreachableError } from '../../../plugin/errors.js'
 import type { EngineNode, EngineParts } from '../../../plugin/broker/parts.js'
 import { defaultCommandTimeout, defaultNodeTtl, defaultRedisPrefix, redisEngine, type RedisBrokerOptions } from '../../../plugin/broker/redis/broker.js'
@@ -19,6 +19,8 @@ import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { classicPubSub } from '../../../plugin/broker/redis/pubsub.js'
 import { deleteKeys, eventually, freePort, redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
 import { withCluster } from '../../redis/targets.js'
+import { shardsOf } from '../../redis/cluster-server.js'
+import { keySlot } from '../../../plugin/broker/redis/slot.js'
 
 interface Line { level: number, msg: string, time: number, restores: number, shard?: string, err?: { message?: string }, channels?: number, sessions?: number, dropped?: number, outageMs?: number }
 
@@ -79,6 +81,40 @@ async function cut (server: Redis, name: string): Promise<number> {
   return ids.length
 }
 
+/**
+ * How many ms past the moment Redis ran it the deadline of a publication of `parts` lies (its
+ * script call seen with MONITOR, on a socket of its own: ioredis' monitor() trips over the
+ * replies of a busy server). The clock must have been measured (a registration).
+ */
+async function deadlineAhead (t: Test, parts: EngineParts, prefix: string): Promise<number> {
+  const channel = new RedisKeys(prefix).channel('room')
+  const seen: Array<{ at: number, deadline: number }> = []
+  const url = new URL(redisUrl)
+  const monitor = connect(url.port === '' ? 6379 : Number(url.port), url.hostname)
+  t.teardown(() => monitor.destroy())
+  let text = ''
+  let on = false
+  monitor.setEncoding('utf8').on('data', (chunk: string) => {
+    text += chunk
+    const lines = text.split('\r\n')
+    text = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line === '+OK') on = true
+      // "eval" "<script>" or "evalsha" "<sha>", then "1" "<channel>" "<deadline>"
+      const call = `"1" "${channel}" "`
+      const at = line.indexOf(call)
+      if (at === -1 || !/^\+\d+\.\d+ \[\S+ \S+\] "eval/i.test(line)) continue
+      seen.push({ at: Number(line.slice(1, line.indexOf(' '))) * 1000, deadline: Number.parseInt(line.slice(at + call.length), 10) })
+    }
+  })
+  monitor.write('MONITOR\r\n')
+  await eventually(() => on, 2000, 'MONITOR on')
+  await parts.transport.publish([{ kind: 'channel', channel: 'room' }], 'x')
+  await eventually(() => seen.length === 1, 2000, 'the publication seen by MONITOR')
+  monitor.destroy()
+  return seen[0].deadline - seen[0].at
+}
+
 await withRedis(t, async () => {
   const admin = new Redis(redisUrl)
   t.teardown(() => admin.disconnect())
@@ -97,6 +133,70 @@ await withRedis(t, async () => {
     t.teardown(() => parts.close())
     return { node, parts, prefix, pub, sub }
   }
+
+  t.test('redisEngine(): options checked when it is made, each refusal naming the option', async (t) => {
+    const refused: Array<[unknown, RegExp]> = [
+      [null, /^fastify-channels: invalid option redisBroker: expected an options object$/],
+      ['redis://x', /^fastify-channels: invalid option redisBroker: expected an options object$/],
+      [{ color: 'red' }, /^fastify-channels: invalid option redisBroker color: unknown option$/],
+      [{ url: '' }, /^fastify-channels: invalid option redisBroker url: expected a redis:\/\/ URL$/],
+      [{ url: 6379 }, /^fastify-channels: invalid option redisBroker url: expected a redis:\/\/ URL$/],
+      [{ redis: {} }, /^fastify-channels: invalid option redisBroker redis: expected an ioredis client \(with duplicate\(\)\)$/],
+      [{ redis: { duplicate: 'no' } }, /^fastify-channels: invalid option redisBroker redis: expected an ioredis client/],
+      [{ prefix: '' }, /^fastify-channels: invalid option redisBroker prefix: expected 1-100 characters without white space$/],
+      [{ prefix: 'a b' }, /^fastify-channels: invalid option redisBroker prefix: /],
+      [{ prefix: ' ab' }, /^fastify-channels: invalid option redisBroker prefix: /],
+      [{ prefix: 'ab\t' }, /^fastify-channels: invalid option redisBroker prefix: /],
+      [{ prefix: 'x'.repeat(101) }, /^fastify-channels: invalid option redisBroker prefix: /],
+      [{ prefix: 7 }, /^fastify-channels: invalid option redisBroker prefix: /],
+      [{ nodeTtl: 999 }, /^fastify-channels: invalid option redisBroker nodeTtl: at least 1000 ms, got 999$/],
+      [{ nodeTtl: 0 }, /^fastify-channels: invalid option redisBroker nodeTtl: expected a positive integer/],
+      [{ commandTimeout: 1.5 }, /^fastify-channels: invalid option redisBroker commandTimeout: expected a positive integer/]
+    ]
+    for (const [options, message] of refused) {
+      t.throws(() => redisEngine(options as RedisBrokerOptions), { code: 'FST_CHANNELS_INVALID_OPTION', message }, JSON.stringify(options))
+    }
+    for (const options of [{}, { prefix: 'x'.repeat(100) }, { prefix: 'a' }, { nodeTtl: 1000 }, { redis: { duplicate: () => {} } }, { url: undefined }]) {
+      t.doesNotThrow(() => redisEngine(options), JSON.stringify(options))
+    }
+    t.equal(redisEngine().name, 'redis')
+    t.equal(defaultRedisPrefix, 'fastify-channels')
+  })
+
+  t.test('redisEngine(): the defaults, named connections (pub, and sub the subscriber), classic pub/sub on one Redis', async (t) => {
+    const node = new StandInEngineNode()
+    const parts = await redisEngine().connect(node)
+    t.teardown(() => parts.close())
+    t.equal(parts.registry.ttl, defaultNodeTtl, 'nodeTtl')
+    await parts.registry.register([])
+    t.teardown(async () => { await parts.registry.unregister() })
+    t.equal(await admin.exists(new RedisKeys(defaultRedisPrefix).alive(node.nodeId)), 1, 'the default prefix, on the default url')
+    await parts.transport.subscribe([{ kind: 'node', nodeId: node.nodeId }])
+    const list = (await admin.client('LIST') as string).split('\n')
+    const line = (name: string): string => list.find((line) => line.includes(` name=${defaultRedisPrefix}:${node.nodeId}:${name} `)) ?? ''
+    t.match(line('pub'), / sub=0 /, 'the publisher')
+    t.match(line('sub'), / sub=1 /, 'the subscriber')
+    parts.start?.()
+    await admin.publish(new RedisKeys(defaultRedisPrefix).direct(node.nodeId), 'hello')
+    await eventually(() => node.received.length === 1, 2000, 'received')
+    const ahead = await deadlineAhead(t, parts, defaultRedisPrefix)
+    t.ok(ahead > defaultCommandTimeout / 4 && ahead <= defaultCommandTimeout / 2 + 2, `half the default command timeout: ${ahead}`)
+  })
+
+  t.test('redisEngine(): a client passed in is duplicated with our options (its key prefix dropped), and left open', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteKeys(prefix))
+    const mine = new Redis(redisUrl, { keyPrefix: 'mine:', connectionName: 'mine' })
+    t.teardown(() => mine.disconnect())
+    const node = new StandInEngineNode()
+    const parts = await redisEngine({ redis: mine, prefix, url: 'redis://127.0.0.1:1' }).connect(node)
+    await parts.registry.register([])
+    t.equal(await admin.exists(new RedisKeys(prefix).alive(node.nodeId)), 1, 'no key prefix')
+    t.equal((await clientIds(admin, `${prefix}:${node.nodeId}:pub`)).length, 1)
+    t.equal((await clientIds(admin, `${prefix}:${node.nodeId}:sub`)).length, 1)
+    await parts.close()
+    t.equal(await mine.ping(), 'PONG', 'still open')
+  })
 
   t.test('the parts: a registry with the node TTL, history, presence; envelopes reach the node once it started', async (t) => {
     const { node, parts, prefix } = await openEngine(t, { nodeTtl: 4321 })
@@ -121,32 +221,7 @@ await withRedis(t, async () => {
     const { node, parts, prefix } = await openEngine(t, { commandTimeout: 3000 })
     parts.start?.()
     await parts.registry.register([]) // the clock is measured here
-    const channel = new RedisKeys(prefix).channel('room')
-    const seen: Array<{ at: number, deadline: number }> = []
-    // MONITOR on a socket of its own: ioredis' monitor() trips over the replies of a busy server
-    const monitor = connect(new URL(redisUrl).port === '' ? 6379 : Number(new URL(redisUrl).port), new URL(redisUrl).hostname)
-    t.teardown(() => monitor.destroy())
-    let text = ''
-    let on = false
-    monitor.setEncoding('utf8').on('data', (chunk: string) => {
-      text += chunk
-      const lines = text.split('\r\n')
-      text = lines.pop() ?? ''
-      for (const line of lines) {
-        if (line === '+OK') on = true
-        // "eval" "<script>" or "evalsha" "<sha>", then "1" "<channel>" "<deadline>"
-        const call = `"1" "${channel}" "`
-        const at = line.indexOf(call)
-        if (at === -1 || !/^\+\d+\.\d+ \[\S+ \S+\] "eval/i.test(line)) continue
-        seen.push({ at: Number(line.slice(1, line.indexOf(' '))) * 1000, deadline: Number.parseInt(line.slice(at + call.length), 10) })
-      }
-    })
-    monitor.write('MONITOR\r\n')
-    await eventually(() => on, 2000, 'MONITOR on')
-    await sleep(20)
-    await parts.transport.publish([{ kind: 'channel', channel: 'room' }], 'x')
-    await eventually(() => seen.length === 1, 2000, 'the publication seen by MONITOR')
-    const ahead = seen[0].deadline - seen[0].at
+    const ahead = await deadlineAhead(t, parts, prefix)
     t.ok(ahead > 1000 && ahead <= 1502, `the deadline is about 1500 ms past the moment Redis ran it: ${ahead}`)
     t.equal(node.received.length, 0)
   })
@@ -305,5 +380,43 @@ await withRedis(t, async () => {
     await eventually(() => node.named(unreachable).length === 1, 1000, 'the outage begins')
     await t.rejects(parts.transport.subscribe(room), /not ready/)
     t.match(node.named(stillUnreachable), [{ err: { message: /not ready/ } }], 'the failed subscription reported')
+  })
+})
+
+await withCluster(t, async (target) => {
+  t.test('on a cluster: a cut connection to one master begins that shard\'s outage only, and the tick ends it', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => target.deleteKeys(prefix))
+    const node = new StandInEngineNode()
+    const parts = await redisEngine({ ...target.broker, prefix, nodeTtl: 1000, commandTimeout: 1000 }).connect(node)
+    t.teardown(() => parts.close())
+    parts.start?.()
+    const keys = new RedisKeys(prefix)
+    await parts.transport.subscribe([{ kind: 'node', nodeId: node.nodeId }])
+    await (target.admin as Cluster).spublish(keys.direct(node.nodeId), 'hello')
+    await eventually(() => node.received.length === 1, 2000, 'the envelope arrives')
+    const masters = await target.masters()
+    const holders = await Promise.all(masters.map(async (master) => (await clientIds(master, `${prefix}:${node.nodeId}:sub`)).length))
+    // a master without the node's subscriber: only the publisher's connection to it is cut
+    const victim = masters[holders.indexOf(0)]
+    const victimAddress = `${victim.options.host ?? ''}:${victim.options.port ?? ''}`
+    const shard = (await shardsOf(victim)).find(({ port }) => port === victim.options.port)
+    t.ok(shard !== undefined)
+    const [from, to] = shard?.ranges[0] ?? [0, 0]
+    t.equal(await cut(victim, `${prefix}:${node.nodeId}:pub`), 1)
+    await eventually(() => node.named(unreachable).length === 1, 3000, 'the outage begins')
+    t.match(node.named(unreachable)[0], { level: 40, shard: `${victimAddress} (slots ${from}-${to}`, err: { message: new RegExp(`${prefix}:${node.nodeId}:pub lost cluster node ${victimAddress}$`) } })
+    t.match(node.named(callFailed)[0], { level: 20, err: { message: /lost cluster node/ } }, 'first, the connection was shaken')
+    // a publication on that shard has the client learn the slot map again
+    let i = 0
+    while (keySlot(keys.channel(`c${i}`)) < from || keySlot(keys.channel(`c${i}`)) > to) i++
+    await eventually(async () => {
+      await parts.transport.publish([{ kind: 'channel', channel: `c${i}` }], 'x').catch(() => {})
+      return node.named(back).length === 1
+    }, 5000, 'the outage ends')
+    t.match(node.named(back)[0], { level: 30, shard: node.named(unreachable)[0].shard, channels: 3, sessions: 2 })
+    t.equal(node.named(unreachable).length, 1, 'one shard down')
+    await sleep(1200)
+    t.equal(node.named(unreachable).length, 1, 'and no other later')
   })
 })
