@@ -43,8 +43,9 @@ t.test('a missing ioredis is a coded error', async (t) => {
 
 t.test('without ioredis installed the plugin works, and only a Redis broker fails, with a coded error', async (t) => {
   const dir = new URL('./fixtures/', import.meta.url)
+  // the esbuild loader of `npm run mutate` (type stripping only): seconds faster than ts-node's
   const { stdout } = await run(process.execPath, [
-    `--import=${import.meta.resolve('@tapjs/typescript/import')}`,
+    `--import=${new URL('../../../scripts/ts-loader.mjs', import.meta.url).href}`,
     `--import=${new URL('hide-ioredis.mjs', dir).href}`,
     fileURLToPath(new URL('without-ioredis.ts', dir))
   ], { env: { ...process.env, NODE_OPTIONS: '' } })
