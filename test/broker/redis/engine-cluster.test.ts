@@ -7,14 +7,14 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { EngineNode } from '../../../plugin/broker/parts.js'
 import { redisEngine } from '../../../plugin/broker/redis/broker.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { keySlot } from '../../../plugin/broker/redis/slot.js'
-import { shardsOf } from '../../redis/cluster-server.js'
+import { clusterClient, seedsOf, shardsOf } from '../../redis/cluster-server.js'
 import { eventually, uniquePrefix } from '../../redis/helpers.js'
-import { withCluster } from '../../redis/targets.js'
+import { clusterUrls, withCluster } from '../../redis/targets.js'
 
 interface Line { level: number, msg: string, time: number, restores: number, shard?: string, err?: { message?: string }, channels?: number, sessions?: number }
 
@@ -75,6 +75,36 @@ await withCluster(t, async (target) => {
     const [from, to] = shard?.ranges[0] ?? [-1, -1]
     return { address: `${master.options.host ?? ''}:${master.options.port ?? ''}`, from, to }
   }
+
+  t.test('redisEngine() duplicates the app\'s cluster client: our options (no key prefix, named connections to every master), a sharded subscriber per master', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => target.deleteKeys(prefix))
+    const mine = clusterClient(t, seedsOf(await clusterUrls(t) ?? ''), { keyPrefix: 'app:', redisOptions: { connectionName: 'app' } })
+    const node = new StandInEngineNode()
+    const parts = await redisEngine({ redis: mine, prefix, commandTimeout }).connect(node)
+    t.teardown(() => parts.close())
+    parts.start?.()
+    const keys = new RedisKeys(prefix)
+    await parts.registry.register([])
+    t.equal(await target.admin.exists(keys.alive(node.nodeId)), 1, 'the keys without the app\'s key prefix')
+    const masters = await target.masters()
+    const named = await Promise.all(masters.map(async (master) => (await master.client('LIST') as string).split('\n').filter((line) => line.includes(` name=${prefix}:${node.nodeId}:pub `)).length))
+    t.same(named.map((count) => count >= 1), masters.map(() => true), `the publisher connected to every master at once: ${named.join(' ')}`)
+    // one channel per shard, each subscribed on its master and heard from
+    const channels: string[] = []
+    for (const master of masters) {
+      const { from, to } = await shardOf(master)
+      let i = 0
+      while (keySlot(keys.channel(`c${i}`)) < from || keySlot(keys.channel(`c${i}`)) > to) i++
+      channels.push(`c${i}`)
+    }
+    await parts.transport.subscribe(channels.map((channel) => ({ kind: 'channel', channel })))
+    for (const channel of channels) await (target.admin as Cluster).spublish(keys.channel(channel), channel)
+    await eventually(() => node.received.length === channels.length, 3000, 'one message per shard')
+    t.same(node.received.sort(), [...channels].sort())
+    await parts.close()
+    t.equal(await mine.set('still', 'mine', 'PX', 1000), 'OK', 'the app\'s client still works')
+  })
 
   t.test('a master the client lost stays down while a second search finds it silent; the outage ends once it answers again', async (t) => {
     const { node, parts, keys, prefix } = await start(t)
