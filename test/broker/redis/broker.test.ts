@@ -27,7 +27,7 @@ async function connectNode (t: Test, options: RedisBrokerOptions): Promise<{ nod
 }
 
 t.test('options are checked when the broker is made', async (t) => {
-  for (const options of [{ prefix: '' }, { prefix: 'has space' }, { prefix: 7 }, { url: '' }, { nodeTtl: 0 }, { nodeTtl: 999 }, { commandTimeout: 1.5 }, { redis: {} }, { color: 'red' }]) {
+  for (const options of [{ prefix: '' }, { prefix: 'has space' }, { prefix: 7 }, { url: '' }, { nodeTtl: 0 }, { nodeTtl: 999 }, { commandTimeout: 1.5 }, { redis: {} }, { redis: null }, { color: 'red' }]) {
     t.throws(() => redisBroker(options as RedisBrokerOptions), { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(options))
   }
   t.throws(() => redisBroker(null as unknown as RedisBrokerOptions), InvalidOptionError)
