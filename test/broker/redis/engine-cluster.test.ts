@@ -7,9 +7,12 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
-import type { Cluster, Redis } from 'ioredis'
+import { Cluster, type Redis } from 'ioredis'
 import type { EngineNode } from '../../../plugin/broker/parts.js'
 import { redisEngine } from '../../../plugin/broker/redis/broker.js'
+import { clientOptions } from '../../../plugin/broker/redis/client.js'
+import { RedisEngine } from '../../../plugin/broker/redis/engine.js'
+import { shardedPubSub } from '../../../plugin/broker/redis/pubsub.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { keySlot } from '../../../plugin/broker/redis/slot.js'
 import { clusterClient, seedsOf, shardsOf } from '../../redis/cluster-server.js'
@@ -108,12 +111,17 @@ await withCluster(t, async (target) => {
 
   t.test('a master the client lost stays down while a second search finds it silent; the outage ends once it answers again', async (t) => {
     const { node, parts, keys, prefix } = await start(t)
-    const [victim] = await target.masters()
-    const { address, from, to } = await shardOf(victim)
+    // not the master of slot 0: the outage must name the master whose connection was lost
+    const masters = await target.masters()
+    const served = await Promise.all(masters.map(async (master) => await shardOf(master)))
+    const index = served.findIndex(({ from }) => from !== 0)
+    const victim = masters[index]
+    const { address, from, to } = served[index]
     t.equal(await cut(victim, `${prefix}:${node.nodeId}:pub`), 1)
     await eventually(() => node.named(unreachable).length === 1, 3000, 'the outage begins')
     const began = node.named(unreachable)[0]
     t.match(began, { shard: `${address} (slots ${from}-${to}` })
+    t.ok(began.shard?.startsWith(`${address} (slots ${from}-${to}`), `named after that master: ${began.shard ?? ''}`)
     // the client forgot that master until it learns the slot map again: it does not answer
     await eventually(() => node.named(stillUnreachable).length >= 1, 4000, 'the second search')
     const second = node.named(stillUnreachable)[0]
@@ -142,5 +150,32 @@ await withCluster(t, async (target) => {
     t.same(began.map((line) => line.shard?.split(' ')[0]).sort(), shards.map(({ address }) => address).sort(), 'one per master cut')
     t.ok(Math.abs(began[1].time - began[0].time) < commandTimeout * 0.8, `together, not a second search apart: ${began[1].time - began[0].time}`)
     await sleep(10)
+  })
+
+  t.test('a search for the shards down that ends after close() began changes nothing', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => target.deleteKeys(prefix))
+    const seeds = seedsOf(await clusterUrls(t) ?? '')
+    const client = (name: string, subscriber: boolean): Cluster => new Cluster(seeds, {
+      redisOptions: { ...clientOptions(), connectionName: `${prefix}:${name}`, lazyConnect: true },
+      enableOfflineQueue: false,
+      lazyConnect: false,
+      shardedSubscribers: subscriber
+    })
+    const pub = client('pub', false)
+    const sub = client('sub', true)
+    const node = new StandInEngineNode()
+    const parts = await RedisEngine.open(node, pub as unknown as Redis, sub as unknown as Redis, { prefix, nodeTtl: 1000, commandTimeout, pubsub: shardedPubSub })
+    t.teardown(() => parts.close())
+    parts.start?.()
+    // after the engine's own listener: the search has begun when the node closes
+    let closing: Promise<void> | undefined
+    pub.once('-node', () => { closing = parts.close() })
+    const [victim] = await target.masters()
+    t.equal(await cut(victim, `${prefix}:pub`), 1)
+    await eventually(() => closing !== undefined, 3000, 'the connection lost')
+    await closing
+    await sleep(commandTimeout + 300)
+    t.same(node.lines.filter((line) => line.level >= 30), [], 'no outage logged after close()')
   })
 })

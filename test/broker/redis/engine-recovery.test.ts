@@ -88,6 +88,9 @@ await withRedis(t, async () => {
     await cut(admin, pub, `${prefix}:pub`)
     await eventually(() => node.named(back).length === 1, 3000, 'back long before the first tick')
     t.equal(node.restores, 1)
+    const { hostname, port } = new URL(redisUrl)
+    const address = `${hostname}:${port === '' ? '6379' : port}`
+    t.same([node.named(unreachable)[0].shard, node.named(back)[0].shard], [address, address], 'the shard is the Redis, named by its address alone')
   })
 
   t.test('one recovery at a time; one that saw a connection made again during its run starts over', async (t) => {
