@@ -319,7 +319,9 @@ await withRedis(t, async () => {
     node.gate = new Promise((resolve) => { open = resolve })
     await cut(admin, `${prefix}:pub`)
     await eventually(() => node.restores === 1, 3000, 'the recovery began')
+    const closed = new Promise((resolve) => sub.once('close', resolve))
     await cut(admin, `${prefix}:sub`)
+    await closed // else the status below may still be the old connection's
     await eventually(() => sub.status === 'ready', 3000, 'sub made again')
     await sleep(20)
     open()
