@@ -148,8 +148,8 @@ export const redisMutationMap = {
   'plugin/broker/redis/registry-store.ts': ['test/broker/redis/registry-store.test.ts'],
   'plugin/broker/redis/link.ts': ['test/broker/redis/link.test.ts'],
   'plugin/broker/redis/client.ts': ['test/broker/redis/link.test.ts', 'test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts'],
-  'plugin/broker/redis/engine.ts': ['test/broker/redis/broker.test.ts', cluster],
-  'plugin/broker/redis/broker.ts': ['test/broker/redis/broker.test.ts', cluster]
+  'plugin/broker/redis/engine.ts': ['test/broker/redis/engine.test.ts', 'test/broker/redis/engine-recovery.test.ts', 'test/broker/redis/engine-cluster.test.ts', 'test/broker/redis/broker.test.ts'],
+  'plugin/broker/redis/broker.ts': ['test/broker/redis/engine.test.ts', 'test/broker/redis/engine-cluster.test.ts', 'test/broker/redis/broker.test.ts']
 }
 
 /** The reason of a module that holds only types and re-exports (the map's test checks it has no code). */
