@@ -147,7 +147,7 @@ export const redisMutationMap = {
   'plugin/broker/redis/history-store.ts': ['test/broker/redis/history-store.test.ts'],
   'plugin/broker/redis/registry-store.ts': ['test/broker/redis/broker.test.ts'],
   'plugin/broker/redis/link.ts': ['test/broker/redis/link-blocked.test.ts'],
-  'plugin/broker/redis/client.ts': ['test/broker/redis/link.test.ts', 'test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts'],
+  'plugin/broker/redis/client.ts': ['test/broker/redis/client.test.ts', 'test/broker/redis/link-blocked.test.ts', 'test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts'],
   'plugin/broker/redis/engine.ts': ['test/broker/redis/broker.test.ts', cluster],
   'plugin/broker/redis/broker.ts': ['test/broker/redis/broker.test.ts', cluster]
 }
