@@ -142,7 +142,7 @@ export const redisMutationMap = {
   'plugin/broker/redis/clock.ts': ['test/broker/redis/clock.test.ts', 'test/broker/redis/scripts.test.ts'],
   'plugin/broker/redis/pubsub.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/presence-store.test.ts', 'test/broker/redis/broker.test.ts', cluster],
   'plugin/broker/redis/scripts.ts': ['test/broker/redis/scripts.test.ts'],
-  'plugin/broker/redis/transport.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts', cluster],
+  'plugin/broker/redis/transport.ts': ['test/broker/redis/transport.test.ts'],
   'plugin/broker/redis/presence-store.ts': ['test/broker/redis/presence-store.test.ts'],
   'plugin/broker/redis/history-store.ts': ['test/broker/redis/history-store.test.ts'],
   'plugin/broker/redis/registry-store.ts': ['test/broker/redis/broker.test.ts'],
