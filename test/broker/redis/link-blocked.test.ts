@@ -116,6 +116,30 @@ await withRedis(t, async () => {
     t.notOk(later instanceof NoAnswerError, 'a call made after the reset fails with its own error')
     await sleep(timeout + 100)
     t.equal(stalls.length, 1, 'no further reset')
+    const again = Date.now()
+    t.ok(await errorOf(link.run(async (redis) => await redis.blpop(`${prefix}:never`, 0))) instanceof NoAnswerError, 'the next stall is caught too')
+    t.ok(Date.now() - again >= timeout - 5 && Date.now() - again < timeout + 400, 'after its timeout')
+    t.equal(stalls.length, 2)
+    await eventually(() => link.ready, 5000, 'ready again')
+  })
+
+  t.test('one watchdog timer per connection, sleeping until the oldest call is due', async (t) => {
+    const stalls: Error[] = []
+    const link = new Link(await connection('timers'), timeout, (err) => stalls.push(err))
+    const original = globalThis.setTimeout
+    let timers = 0
+    globalThis.setTimeout = ((...args: Parameters<typeof original>) => { timers++; return original(...args) }) as typeof original
+    let calls: Array<Promise<unknown>>
+    try {
+      calls = [link.run(async (redis) => await redis.blpop(`${prefix}:never`, 0)), ...Array.from({ length: 100 }, async () => await link.run(async (redis) => await redis.ping()))]
+      await new Promise((resolve) => original(resolve, timeout - 50))
+    } finally {
+      globalThis.setTimeout = original
+    }
+    t.ok(timers <= 3, `not one per call, nor polling (${timers} timers)`)
+    const results = await Promise.allSettled(calls)
+    t.ok(results.every((result) => result.status === 'rejected' && result.reason instanceof NoAnswerError))
+    t.equal(stalls.length, 1)
   })
 
   t.test('a call that got its answer is not given up, even when its timer is long overdue', async (t) => {
@@ -134,6 +158,22 @@ await withRedis(t, async () => {
     const link = new Link(await connection('many'), timeout, (err) => stalls.push(err))
     const answered = Array.from({ length: 1500 }, async () => await link.run(async (redis) => await redis.ping()))
     t.equal((await Promise.all(answered)).length, 1500)
+    // the list of calls that are not known to have settled (private): it stays as short as what is pending
+    const pending = (): number => (Reflect.get(link, 'calls') as unknown[]).length - (Reflect.get(link, 'head') as number)
+    const listed = (): number => (Reflect.get(link, 'calls') as unknown[]).length
+    const counter = `${prefix}:counter`
+    t.teardown(async () => await admin.del(counter))
+    const done = Array.from({ length: 1100 }, async () => await link.run(async (redis) => await redis.incr(counter)))
+    const waiting = link.run(async (redis) => await redis.blpop(`${prefix}:q2`, 0))
+    await Promise.all(done)
+    t.equal(pending(), 1100 + 1, 'not looked at yet')
+    const more = link.run(async (redis) => await redis.ping())
+    t.equal(pending(), 2, 'the settled ones are dropped at the next call')
+    t.equal(listed(), 2, 'from the list itself once most of it had settled')
+    await admin.lpush(`${prefix}:q2`, 'fed')
+    t.same(await waiting, [`${prefix}:q2`, 'fed'])
+    t.equal(await more, 'PONG')
+    t.same(stalls, [])
     const sent = Date.now()
     const err = await errorOf(link.run(async (redis) => await redis.blpop(`${prefix}:never`, 0)))
     t.ok(err instanceof NoAnswerError)
@@ -161,7 +201,8 @@ await withRedis(t, async () => {
     t.same(stalls, [], 'still not')
     await sleep(150)
     link.checkHandshake()
-    t.equal(stalls.length, 1, 'past the timeout: reset')
+    link.checkHandshake()
+    t.equal(stalls.length, 1, 'past the timeout: reset, once')
     t.equal(stalls[0]?.message, `redis did not answer the handshake on shake within ${timeout} ms`)
     await eventually(() => silent.length === 1 && silent[0].destroyed, 2000, 'the connection was cut')
     link.checkHandshake()
@@ -199,6 +240,8 @@ await withRedis(t, async () => {
     const stalls: Error[] = []
     const link = new Link(client, timeout, (err) => stalls.push(err))
     t.equal(link.name, 'shards', 'named after the cluster\'s connectionName')
+    const unnamed = new Cluster(seedsOf(urls), { lazyConnect: true }) as unknown as Redis
+    t.equal(new Link(unnamed, timeout, () => {}).name, 'redis', 'a cluster without redisOptions')
 
     const sent = Date.now()
     const hung = link.run(async (redis) => await redis.blpop(queue, 0), maxPendingBytes - 10)
@@ -213,6 +256,7 @@ await withRedis(t, async () => {
     t.ok(err instanceof NoAnswerError)
     t.equal((err as Error).message, `redis did not answer within ${timeout} ms on shards`)
     t.equal(stalls.length, 1, 'the stall is reported')
+    t.equal(err, stalls[0], 'the call is given up with the stall\'s own error')
     const errToo = await errorOf(hungToo)
     t.ok(errToo instanceof NoAnswerError, 'the call behind it gives up too')
     t.ok(Date.now() - hungTooSent >= timeout - 5, 'on its own timeout, not with the first')
