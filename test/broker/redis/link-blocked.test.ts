@@ -274,5 +274,23 @@ await withRedis(t, async () => {
     t.match(failed, { message: /not an integer/ })
     t.notOk(failed instanceof NoAnswerError, 'a call after the stall fails with its own error')
     t.equal(stalls.length, 2)
+
+    // While the cluster client is mending itself (not ready), its outage has begun already: an
+    // overdue call is given up all the same, and no stall is reported. (The status is set by
+    // hand: a real reconnection would also fail the blocked call, before it is overdue.)
+    const states = client as unknown as { status: string }
+    for (const [status, reported] of [['reconnecting', false], ['connect', true]] as const) {
+      const queue = keyOn(true, `mend-${status}-`)
+      t.teardown(async () => await admin.del(queue))
+      const blocked = link.run(async (redis) => await redis.blpop(queue, 0))
+      states.status = status
+      try {
+        t.ok(await errorOf(blocked) instanceof NoAnswerError, `${status}: the overdue call is given up`)
+      } finally {
+        states.status = 'ready'
+      }
+      t.equal(stalls.length, reported ? 3 : 2, `${status}: the stall is ${reported ? '' : 'not '}reported`)
+      await admin.lpush(queue, 'fed')
+    }
   })
 })
