@@ -20,6 +20,8 @@ import { eventually, freePort, redisUrl, uniquePrefix, withRedis } from '../../r
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 const errorOf = async (promise: Promise<unknown>): Promise<unknown> => await promise.then(() => undefined, (err: unknown) => err)
+/** Timers alive in this process: a helper that leaves its timer running keeps the process up */
+const timers = (): number => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length
 const module = (source: string): string => `data:text/javascript,${encodeURIComponent(source)}`
 
 t.test('loadIoredis: the Redis class, or MissingIoredisError only when the module is not there', async (t) => {
@@ -37,6 +39,8 @@ t.test('loadIoredis: the Redis class, or MissingIoredisError only when the modul
   t.match(await errorOf(loadIoredis(none)), { message: `${none} has no Redis export` })
   t.notOk(await errorOf(loadIoredis(none)) instanceof MissingIoredisError)
 
+  const esmCode = module('throw Object.assign(new Error("gone"), { code: "ERR_MODULE_NOT_FOUND" })')
+  t.ok(await errorOf(loadIoredis(esmCode)) instanceof MissingIoredisError, 'ERR_MODULE_NOT_FOUND counts as missing')
   const cjsCode = module('throw Object.assign(new Error("gone"), { code: "MODULE_NOT_FOUND" })')
   t.ok(await errorOf(loadIoredis(cjsCode)) instanceof MissingIoredisError, 'MODULE_NOT_FOUND counts as missing')
   const noCode = module('throw new Error("Cannot find " + import.meta.url)')
@@ -93,6 +97,9 @@ t.test('servedAgain: every slot of the shard\'s ranges served by answering maste
   t.ok(servedAgain(a, [shard('b', [200, 300]), shard('c', [0, 99])], new Set(['b', 'c'])), 'unrelated ranges are ignored')
   t.ok(servedAgain(shard('a', [0, 9], [20, 29]), [shard('b', [0, 9]), shard('c', [20, 29])], new Set(['b', 'c'])), 'each range')
   t.notOk(servedAgain(shard('a', [0, 9], [20, 29]), [shard('b', [0, 9])], new Set(['b'])), 'each range, not only the first')
+  t.ok(servedAgain(shard('a', [5, 9]), [shard('b', [0, 5]), shard('c', [6, 9])], new Set(['b', 'c'])), 'a piece ending at its first slot')
+  t.ok(servedAgain(shard('a', [0, 9]), [shard('b', [0, 8]), shard('c', [9, 12])], new Set(['b', 'c'])), 'a piece starting at its last slot')
+  t.ok(servedAgain(shard('a', [0, 9]), [shard('b', [0, 9]), shard('c', [2, 4])], new Set(['b', 'c'])), 'a piece inside another')
   t.ok(servedAgain(shard('a', [5, 5]), [shard('b', [0, 3]), shard('c', [4, 9])], new Set(['b', 'c'])), 'one slot')
   t.ok(servedAgain(shard('a'), [shard('a', [0, 9])], new Set(['a'])), 'no ranges: answering')
   t.ok(servedAgain(shard('a'), [shard('b', [0, 9])], new Set([])), 'no ranges: gone from the map')
@@ -163,10 +170,15 @@ await withRedis(t, async () => {
     const client = new Redis(redisUrl, clientOptions())
     await ready(client)
     const started = Date.now()
+    const unquit = timers()
     await quit(client)
     t.ok(Date.now() - started < 500, 'at once when answered')
     await eventually(() => client.status === 'end', 2000, 'closed')
+    await sleep(10)
+    t.equal(timers(), unquit, 'the grace timer is cleared')
+    const again = Date.now()
     await quit(client)
+    t.ok(Date.now() - again < 200, 'a closed connection: at once')
     t.equal(client.status, 'end', 'a closed connection: nothing to do')
 
     const busy = new Redis(redisUrl, clientOptions())
@@ -215,6 +227,14 @@ await withRedis(t, async () => {
     t.teardown(() => mute.disconnect())
     const muted = await errorOf(ready(mute as unknown as Redis, 300)) as Error
     t.equal(muted.message, 'not ready within 300 ms', 'no error yet: none named')
+
+    const single = new Redis((server.address() as { port: number }).port, '127.0.0.1', clientOptions())
+    single.on('error', () => {})
+    t.teardown(() => single.disconnect())
+    let settled = false
+    ready(single, 100).then(() => { settled = true }, () => { settled = true })
+    await sleep(400)
+    t.equal(settled, false, 'one Redis gets no time limit: it waits for ready, an error or the end')
   })
 
   t.test('connectMasters: opens a master not yet connected, fails on one that does not answer in time', async (t) => {
@@ -228,8 +248,10 @@ await withRedis(t, async () => {
     lazy.on('error', () => {})
     t.teardown(() => lazy.disconnect())
     t.equal(lazy.status, 'wait')
+    const before = timers()
     await connectMasters(withMasters(lazy), 5000)
     t.equal(lazy.status, 'ready', 'connected')
+    t.equal(timers(), before, 'its timer is cleared')
     const port = (server.address() as { port: number }).port
     const mute = new Redis(port, '127.0.0.1', { ...clientOptions(), lazyConnect: true })
     mute.on('error', () => {})
@@ -244,7 +266,9 @@ await withRedis(t, async () => {
     unopened.on('error', () => {})
     t.teardown(() => unopened.disconnect())
     const probe = new ShardProbe({ slots: [[addressOf(unopened)]], nodes: () => [unopened] } as unknown as Cluster, 2000)
+    const unprobed = timers()
     t.same([...(await probe.run()).answering], [addressOf(unopened)], 'a probed master not yet connected is connected first')
+    t.equal(timers(), unprobed, 'the probe\'s timer is cleared')
   })
 
   const urls = await clusterUrls(t)
