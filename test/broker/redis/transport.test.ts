@@ -148,8 +148,11 @@ await withRedis(t, async () => {
   t.test('many channels at once: SUBSCRIBE in chunks of 1000', async (t) => {
     const names = Array.from({ length: 2500 }, (_, i) => `many-${i}`)
     subLink.sent.length = 0
+    const written = sub.stream.bytesWritten
     await transport.subscribe(names.map(channel))
     t.same(subLink.sent, [0, 0, 0], 'three calls')
+    const once = names.reduce((bytes, name) => bytes + keys.channel(name).length + 10, 0)
+    t.ok(sub.stream.bytesWritten - written < once * 1.2, 'each name sent once')
     const subscribed = await admin.pubsub('CHANNELS', `${prefix}:ch:*many-*`) as string[]
     t.same(subscribed.sort(), names.map((name) => keys.channel(name)).sort(), 'each channel once')
     await transport.unsubscribe(names.map(channel))
@@ -295,6 +298,28 @@ await withRedis(t, async () => {
     t.same(pubLink.sent, [2], 'publications to one slot share a call')
     await eventually(() => received.length === 2, 5000, 'both')
     t.same(received, [[keys.all, 'a'], [keys.direct('n1'), 'b']])
+    t.same(dropped, [])
+  })
+
+  t.test('a publication over several slots settles once every slot answered', async (t) => {
+    const patient = new RedisTransport(pubLink, subLink, settings({ budget: 10000 }))
+    const [busy] = masters
+    const [shard] = (await shardsOf(busy)).filter(({ port }) => port === busy.options.port)
+    let i = 0
+    while (!serves(shard, keySlot(`${prefix}:held${i}`))) i++
+    const queue = `${prefix}:held${i}`
+    t.teardown(async () => await admin.del(queue))
+    const blocked = busy.blpop(queue, 0)
+    received.length = 0
+    let settled = false
+    const published = patient.publish(names.map(channel), 'held').then(() => { settled = true })
+    await eventually(() => received.length > 0, 5000, 'the other shards published')
+    await sleep(200)
+    t.equal(settled, false, 'not settled while one slot waits')
+    await admin.lpush(queue, 'fed')
+    await blocked
+    await within(published, 5000, 'settled once it answered')
+    await eventually(() => received.length === names.length, 5000, 'every copy')
     t.same(dropped, [])
   })
 
