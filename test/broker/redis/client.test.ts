@@ -104,6 +104,7 @@ t.test('servedAgain: every slot of the shard\'s ranges served by answering maste
   t.ok(servedAgain(shard('a'), [shard('a', [0, 9])], new Set(['a'])), 'no ranges: answering')
   t.ok(servedAgain(shard('a'), [shard('b', [0, 9])], new Set([])), 'no ranges: gone from the map')
   t.notOk(servedAgain(shard('a'), [shard('a', [0, 9])], new Set(['b'])), 'no ranges, in the map, silent')
+  t.notOk(servedAgain(shard('a'), [shard('b', [10, 19]), shard('a', [0, 9])], new Set(['b'])), 'no ranges, in the map among others, silent')
 })
 
 t.test('clusterShards: each owner\'s ranges from the slot map', async (t) => {
@@ -269,6 +270,11 @@ await withRedis(t, async () => {
     const unprobed = timers()
     t.same([...(await probe.run()).answering], [addressOf(unopened)], 'a probed master not yet connected is connected first')
     t.equal(timers(), unprobed, 'the probe\'s timer is cleared')
+    const refused = new Redis(await freePort(), '127.0.0.1', { ...clientOptions(), lazyConnect: true, retryStrategy: () => null })
+    refused.on('error', () => {})
+    t.teardown(() => refused.disconnect())
+    const gone = new ShardProbe({ slots: [[addressOf(refused)]], nodes: () => [refused] } as unknown as Cluster, 2000)
+    t.same([...(await gone.run()).answering], [], 'a master that cannot be reached does not answer')
   })
 
   const urls = await clusterUrls(t)
