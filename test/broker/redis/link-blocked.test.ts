@@ -208,7 +208,11 @@ await withRedis(t, async () => {
     link.checkHandshake()
     t.equal(stalls.length, 1, 'a cut connection is not reset again')
 
-    const answering = new Link(await connection('shaken'), timeout, (err) => stalls.push(err))
+    const shaken = new Redis(redisUrl, { ...clientOptions(), connectionName: 'shaken' })
+    shaken.on('error', () => {})
+    t.teardown(() => shaken.disconnect())
+    const answering = new Link(shaken, timeout, (err) => stalls.push(err)) // sees the connection's 'connect' event
+    await ready(shaken)
     await sleep(timeout + 50)
     answering.checkHandshake()
     t.equal(stalls.length, 1, 'a connection that got its handshake answer is never reset by the check')
