@@ -142,12 +142,12 @@ export const redisMutationMap = {
   'plugin/broker/redis/clock.ts': ['test/broker/redis/clock.test.ts', 'test/broker/redis/scripts.test.ts'],
   'plugin/broker/redis/pubsub.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/presence-store.test.ts', 'test/broker/redis/broker.test.ts', cluster],
   'plugin/broker/redis/scripts.ts': ['test/broker/redis/scripts.test.ts'],
-  'plugin/broker/redis/transport.ts': ['test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts', cluster],
+  'plugin/broker/redis/transport.ts': ['test/broker/redis/transport.test.ts'],
   'plugin/broker/redis/presence-store.ts': ['test/broker/redis/presence-store.test.ts'],
   'plugin/broker/redis/history-store.ts': ['test/broker/redis/history-store-direct.test.ts'],
   'plugin/broker/redis/registry-store.ts': ['test/broker/redis/registry-store.test.ts'],
-  'plugin/broker/redis/link.ts': ['test/broker/redis/link.test.ts'],
-  'plugin/broker/redis/client.ts': ['test/broker/redis/link.test.ts', 'test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts'],
+  'plugin/broker/redis/link.ts': ['test/broker/redis/link-blocked.test.ts'],
+  'plugin/broker/redis/client.ts': ['test/broker/redis/client.test.ts', 'test/broker/redis/link-blocked.test.ts', 'test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts'],
   'plugin/broker/redis/engine.ts': ['test/broker/redis/engine.test.ts', 'test/broker/redis/engine-recovery.test.ts', 'test/broker/redis/engine-cluster.test.ts', 'test/broker/redis/broker.test.ts'],
   'plugin/broker/redis/broker.ts': ['test/broker/redis/engine.test.ts', 'test/broker/redis/engine-cluster.test.ts', 'test/broker/redis/broker.test.ts']
 }

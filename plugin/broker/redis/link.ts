@@ -55,8 +55,8 @@ export class Link {
   private head = 0
   private watchdog: NodeJS.Timeout | undefined
   /** when the connection was last reset for not answering: calls made before it failed for that */
-  private stalledAt = -1
-  /** when the current TCP connection was made, while it waits for Redis' handshake answer */
+  private stalledAt = -Infinity
+  /** when the latest TCP connection was made (read while the client waits for the handshake answer) */
   private connectedAt: number | undefined
   /** the client as a `Cluster` when it is one (calls then time out one by one) */
   private readonly cluster: Cluster | undefined
@@ -71,8 +71,6 @@ export class Link {
   ) {
     this.cluster = asCluster(client)
     client.on('connect', () => { this.connectedAt = Date.now() })
-    client.on('ready', () => { this.connectedAt = undefined })
-    client.on('close', () => { this.connectedAt = undefined })
   }
 
   get name (): string {
@@ -92,7 +90,8 @@ export class Link {
    */
   async run<T> (command: (client: Redis) => Promise<T>, bytes = 0): Promise<T> {
     if (this.client.status !== 'ready') throw new Error(`redis connection ${this.name} is not ready (${this.client.status})`)
-    if (bytes > 0 && this.pendingBytes + bytes > maxPendingBytes) throw new BacklogFullError()
+    // (never more than maxPendingBytes are pending: a call without bytes always fits)
+    if (this.pendingBytes + bytes > maxPendingBytes) throw new BacklogFullError()
     const call: Call = { sentAt: performance.now(), done: false }
     this.forgetSettled()
     this.calls.push(call)
@@ -127,7 +126,8 @@ export class Link {
    * too (a Redis that hangs accepts connections but never answers); called from the node's tick.
    */
   checkHandshake (): void {
-    if (this.connectedAt !== undefined && Date.now() - this.connectedAt > this.timeout && this.client.status === 'connect') {
+    // the status is 'connect' only between a connection's 'connect' event and its handshake answer
+    if (this.client.status === 'connect' && this.connectedAt !== undefined && Date.now() - this.connectedAt > this.timeout) {
       this.reset(new Error(`redis did not answer the handshake on ${this.name} within ${this.timeout} ms`))
     }
   }
@@ -196,12 +196,8 @@ export class Link {
     if (stream === undefined || stream.destroyed) return
     this.stalledAt = performance.now()
     this.onStall(reason)
-    try {
-      // RST: the kernel drops what it still holds for Redis instead of delivering it later
-      stream.resetAndDestroy()
-    } catch {
-      stream.destroy()
-    }
+    // RST: the kernel drops what it still holds for Redis instead of delivering it later
+    stream.resetAndDestroy()
   }
 
   /**
