@@ -215,3 +215,92 @@ t.test('writeDelayMs: a frame stays corked past the end of the turn, until the d
   t.ok(performance.now() - started >= 140, 'arrived once the delay was over')
   await until(() => socket.writableCorked === 0, 1000, 'uncorked after the gather')
 })
+
+/** Three server-side sockets of a plain ws server (no plugin), each with its syscall-level flushes recorded. */
+async function plainSockets (t: { teardown (fn: () => unknown): void }, n: number): Promise<Array<{ ws: WebSocket, flushes: number[] }>> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => { wss.close() })
+  await new Promise((resolve) => wss.once('listening', resolve))
+  const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`
+  const sockets: Array<{ ws: WebSocket, flushes: number[] }> = []
+  for (let i = 0; i < n; i++) {
+    const connected = new Promise<WebSocket>((resolve) => wss.once('connection', resolve))
+    const client = new WebSocket(url)
+    t.teardown(() => { client.terminate() })
+    const [ws] = await Promise.all([connected, new Promise((resolve) => client.once('open', resolve))])
+    const socket = rawSocket(ws)
+    const flushes: number[] = []
+    const { _write: single, _writev: vector } = socket
+    socket._write = function (this: Socket, ...args: Parameters<Socket['_write']>) {
+      flushes.push(1)
+      return single.apply(this, args)
+    }
+    socket._writev = function (this: Socket, chunks: Parameters<NonNullable<Socket['_writev']>>[0], cb) {
+      flushes.push(chunks.length)
+      return (vector as NonNullable<Socket['_writev']>).call(this, chunks, cb)
+    }
+    sockets.push({ ws, flushes })
+  }
+  return sockets
+}
+
+const message = (data: number): OutboundFrame => new OutboundFrame(JSON.stringify({ type: 'message', data }))
+
+t.test('a run started while another socket\'s run was being flushed still leaves in one write', async (t) => {
+  const [a, b, c] = await plainSockets(t, 3)
+  await turn()
+  await turn()
+  // One run: a's and b's first frames. A microtask of that run starts c's run, whose second frame
+  // is written by a microtask queued before c's first: both belong to c's run, one write.
+  writeFrame(a.ws, message(1))
+  queueMicrotask(() => {
+    queueMicrotask(() => { writeFrame(c.ws, message(3)) })
+    writeFrame(c.ws, message(2))
+  })
+  writeFrame(b.ws, message(1))
+  await turn()
+  await turn()
+  t.same(a.flushes, [1])
+  t.same(b.flushes, [1])
+  t.same(c.flushes, [2], 'c\'s two frames in one writev')
+})
+
+t.test('runs in the turn after an early flush: what later runs write leaves at the end of the turn, together', async (t) => {
+  const [a, b] = await plainSockets(t, 2)
+  await turn()
+  await turn()
+  await new Promise<void>((resolve) => {
+    writeFrame(a.ws, message(1)) // a's run: flushed by a microtask, which schedules the turn's flush
+    queueMicrotask(() => {
+      // after a's run was flushed: an immediate for later, then b's own run
+      setImmediate(() => {
+        // b was flushed and uncorked by the turn's flush: a new run, flushed when it ends
+        writeFrame(b.ws, message(2))
+        setImmediate(() => { writeFrame(b.ws, message(3)) })
+        setImmediate(() => { writeFrame(b.ws, message(4)); setImmediate(resolve) })
+      })
+      writeFrame(b.ws, message(1))
+    })
+  })
+  await turn()
+  t.same(a.flushes, [1])
+  // b: its first run; the run in the immediate; then the two next-iteration immediates' frames
+  // queue behind the cork of that turn and leave together at its end
+  t.same(b.flushes, [1, 1, 2])
+})
+
+t.test('the Sender class is probed once, not at every write', async (t) => {
+  const [a] = await plainSockets(t, 1)
+  writeFrame(a.ws, message(1)) // probed (or already probed) here
+  const original = Sender.frame
+  let calls = 0
+  Sender.frame = function (this: unknown, ...args: Parameters<FrameFn>) {
+    calls++
+    return original.apply(this, args)
+  }
+  t.teardown(() => { Sender.frame = original })
+  for (let i = 0; i < 3; i++) writeFrame(a.ws, message(10 + i))
+  t.equal(calls, 0, 'frames built with the function found at the probe; no new probe')
+  await turn()
+  await turn()
+})
