@@ -53,7 +53,7 @@ export const mutationMap = {
   'plugin/options.ts': ['test/plugin/options.test.ts', 'test/plugin/register.test.ts', 'test/history/options.test.ts', 'test/history/service.test.ts'],
   'plugin/handlers/validate.ts': ['test/handlers/validate.test.ts', 'test/handlers/registry.test.ts', 'test/hardening/hostile-frames.test.ts'],
   'plugin/node/channel-map.ts': ['test/node/channel-map.test.ts', ...app],
-  'plugin/outbound/frame-writer.ts': ['test/outbound/frame-writer.test.ts', 'test/outbound/fanout.test.ts', 'test/outbound/compression.test.ts', 'test/node/server.test.ts', 'test/outbound/volatile.test.ts'],
+  'plugin/outbound/frame-writer.ts': ['test/outbound/shared-deflate.test.ts', 'test/outbound/fanout.test.ts', 'test/outbound/frame-paths.test.ts', 'test/outbound/frame-writer.test.ts', 'test/outbound/compression.test.ts', 'test/node/server.test.ts', 'test/outbound/volatile.test.ts'],
   'plugin/outbound/gather.ts': ['test/outbound/gather.test.ts'],
   'plugin/outbound/socket-settings.ts': ['test/outbound/compression.test.ts', 'test/outbound/gather.test.ts'],
   'plugin/node/heartbeat.ts': ['test/node/heartbeat.test.ts', 'test/hardening/heartbeat.test.ts'],

@@ -83,12 +83,16 @@ export const deflateLevel = 3
 interface ZlibInternals {
   _handle: { writeSync: (flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number) => void } | null
   _writeState: Uint32Array
-  _hadError?: boolean
 }
 
-/** Whether Node's zlib stream reported an error (its native handle calls back synchronously). */
-function failed (stream: ZlibInternals): boolean {
-  return stream._hadError === true
+/**
+ * Whether Node's zlib stream failed: its native handle reports an error synchronously, from
+ * within `writeSync`, and Node destroys the stream right there (lib/zlib.js, `zlibOnError`).
+ * (Node 20+ keeps no `_hadError` flag on a zlib stream; `destroyed` is public.) The write's
+ * results in `_writeState` are then those of the write before: never read them.
+ */
+function failed (stream: DeflateRaw): boolean {
+  return stream.destroyed
 }
 
 /**
@@ -100,9 +104,10 @@ function failed (stream: ZlibInternals): boolean {
  * publication, about a third of what a 2 KB document costs to compress. Node has no public
  * synchronous API on a stream: this drives the stream's native handle the way Node's own
  * `deflateRawSync` does, and falls back to `deflateRawSync` where those internals are missing
- * or the stream fails (checked once, on a round trip, when the stream is made).
+ * or the stream fails (checked once, on a round trip, when the stream is made). Exported for
+ * tests only (test/outbound/shared-deflate.test.ts); the plugin's one user is `deflateAlone`.
  */
-class SharedDeflate {
+export class SharedDeflate {
   private readonly stream: DeflateRaw & ZlibInternals
   private out = Buffer.allocUnsafe(16 * 1024)
 
@@ -158,6 +163,14 @@ class SharedDeflate {
 
 /** The shared streams by window size; `null` where the fallback is used. */
 const sharedDeflates = new Map<number, SharedDeflate | null>()
+
+/**
+ * For tests, read-only: the shared stream `deflateAlone` uses for `windowBits`; `null` once it
+ * fell back to `deflateRawSync` for good, undefined before that window's first message.
+ */
+export function sharedDeflateOf (windowBits: number): SharedDeflate | null | undefined {
+  return sharedDeflates.get(windowBits)
+}
 
 /** `payload` compressed for a peer without server context takeover, ending with 00 00 ff ff. */
 function deflateAlone (payload: Buffer, windowBits: number): Buffer {

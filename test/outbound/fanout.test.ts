@@ -54,3 +54,36 @@ t.test('deliverToChannels with one channel goes the deliverToAll way', async (t)
   t.same([a.got, b.got], [[], ['f']])
   t.equal(deliverToChannels(() => undefined, ['nobody'], ['f']), 0)
 })
+
+t.test('a frame given as text is not volatile unless asked, on every path', async (t) => {
+  const [a, b] = ['a', 'b'].map(recipient)
+  deliverToAll([a], 'plain')
+  deliverToAll([a], 'volatile', undefined, true)
+  deliverToChannels(() => [b], ['x'], ['one channel'])
+  deliverToChannels(() => [b], ['x'], ['one channel, volatile'], undefined, true)
+  deliverToChannels((channel) => channel === 'x' ? [b] : [], ['x', 'y'], ['two channels', 'unused'])
+  deliverToChannels((channel) => channel === 'x' ? [b] : [], ['x', 'y'], ['two channels, volatile', 'unused'], undefined, true)
+  t.same(a.objects.map((frame) => [frame.text, frame.volatile]), [['plain', false], ['volatile', true]])
+  t.same(b.objects.map((frame) => [frame.text, frame.volatile]), [
+    ['one channel', false], ['one channel, volatile', true], ['two channels', false], ['two channels, volatile', true]
+  ])
+})
+
+t.test('deliverToChannels asks for the members of the given channels only, and a one-channel delivery stamps nobody', async (t) => {
+  const [a, b] = ['a', 'b'].map(recipient)
+  const asked: unknown[] = []
+  const members = new Map([['x', [a]], ['y', [b]]])
+  const membersOf = (channel: string): Recipient[] | undefined => {
+    asked.push(channel)
+    return members.get(channel)
+  }
+  t.equal(deliverToChannels(membersOf, ['x', 'y'], ['fx', 'fy']), 2)
+  t.same(asked, ['x', 'y'], 'each channel once, nothing past the last')
+  t.ok(a.deliveryStamp !== 0 && a.deliveryStamp === b.deliveryStamp, 'a multi-channel delivery stamps its recipients')
+  const stamp = a.deliveryStamp
+  asked.length = 0
+  t.equal(deliverToChannels(membersOf, ['x'], ['gx']), 1)
+  t.same(asked, ['x'])
+  t.equal(a.deliveryStamp, stamp, 'a one-channel delivery leaves the stamp as it was')
+  t.same(a.got, ['fx', 'gx'])
+})
