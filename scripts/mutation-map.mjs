@@ -146,7 +146,7 @@ export const redisMutationMap = {
   'plugin/broker/redis/presence-store.ts': ['test/broker/redis/presence-store.test.ts'],
   'plugin/broker/redis/history-store.ts': ['test/broker/redis/history-store-direct.test.ts'],
   'plugin/broker/redis/registry-store.ts': ['test/broker/redis/registry-store.test.ts'],
-  'plugin/broker/redis/link.ts': ['test/broker/redis/link-blocked.test.ts'],
+  'plugin/broker/redis/link.ts': ['test/broker/redis/link-blocked.test.ts', 'test/broker/redis/link-unix.test.ts'],
   'plugin/broker/redis/client.ts': ['test/broker/redis/client.test.ts', 'test/broker/redis/link-blocked.test.ts', 'test/broker/redis/transport.test.ts', 'test/broker/redis/broker.test.ts'],
   'plugin/broker/redis/engine.ts': ['test/broker/redis/engine.test.ts', 'test/broker/redis/engine-recovery.test.ts', 'test/broker/redis/engine-cluster.test.ts', 'test/broker/redis/broker.test.ts'],
   'plugin/broker/redis/broker.ts': ['test/broker/redis/engine.test.ts', 'test/broker/redis/engine-cluster.test.ts', 'test/broker/redis/broker.test.ts']

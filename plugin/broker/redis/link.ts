@@ -196,8 +196,14 @@ export class Link {
     if (stream === undefined || stream.destroyed) return
     this.stalledAt = performance.now()
     this.onStall(reason)
-    // RST: the kernel drops what it still holds for Redis instead of delivering it later
-    stream.resetAndDestroy()
+    try {
+      // RST: the kernel drops what it still holds for Redis instead of delivering it later
+      stream.resetAndDestroy()
+    } catch {
+      // only a TCP handle can be reset: a TLS connection (rediss://) or a Unix socket (`path`)
+      // throws ERR_INVALID_HANDLE_TYPE, and is destroyed the plain way
+      stream.destroy()
+    }
   }
 
   /**
