@@ -5,10 +5,7 @@
  * that ends only the outages of shards that answer again. Complements engine.test.ts.
  */
 import t, { type Test } from 'tap'
-import { randomBytes } from 'node:crypto'
-import Fastify from 'fastify'
 import { Cluster, type Redis } from 'ioredis'
-import type { EngineNode } from '../../../plugin/broker/parts.js'
 import { redisEngine } from '../../../plugin/broker/redis/broker.js'
 import { clientOptions } from '../../../plugin/broker/redis/client.js'
 import { RedisEngine } from '../../../plugin/broker/redis/engine.js'
@@ -19,45 +16,10 @@ import { clusterClient, seedsOf, shardsOf } from '../../redis/cluster-server.js'
 import { eventually, uniquePrefix } from '../../redis/helpers.js'
 import { clusterUrls, withCluster } from '../../redis/targets.js'
 
-interface Line { level: number, msg: string, time: number, restores: number, shard?: string, err?: { message?: string }, channels?: number, sessions?: number }
+import { StandInEngineNode, back, cut, sleep, stillUnreachable, unreachable } from './stand-in-node.js'
 
-/** A node as the engine sees it: it records its log lines, what it received, and each restore. */
-class StandInEngineNode implements EngineNode {
-  readonly nodeId = randomBytes(6).toString('hex')
-  readonly lines: Line[] = []
-  readonly received: string[] = []
-  restores = 0
-  readonly log = Fastify({
-    logger: { level: 'debug', stream: { write: (line: string) => { this.lines.push({ ...JSON.parse(line) as Line, restores: this.restores }) } } }
-  }).log
-
-  receive (envelope: string): void {
-    this.received.push(envelope)
-  }
-
-  async restore (): Promise<{ channels: number, sessions: number }> {
-    this.restores++
-    return { channels: 1, sessions: 4 }
-  }
-
-  named (msg: RegExp): Line[] {
-    return this.lines.filter((line) => msg.test(line.msg))
-  }
-}
-
-const unreachable = /redis unreachable/
-const back = /redis is back/
-const stillUnreachable = /still unreachable/
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Cuts the connections called `name` from the server's side; resolves with how many. */
-async function cut (server: Redis, name: string): Promise<number> {
-  const list = await server.client('LIST') as string
-  const ids = list.split('\n').filter((line) => line.includes(` name=${name} `)).map((line) => /^id=(\d+)/.exec(line)?.[1] ?? '')
-  for (const id of ids) await server.client('KILL', 'ID', id)
-  return ids.length
-}
+/** Each restore of these tests reports 1 channel and 4 sessions. */
+const restored = { channels: 1, sessions: 4 }
 
 await withCluster(t, async (target) => {
   const commandTimeout = 1000
@@ -65,7 +27,7 @@ await withCluster(t, async (target) => {
   async function start (t: Test): Promise<{ node: StandInEngineNode, parts: Awaited<ReturnType<ReturnType<typeof redisEngine>['connect']>>, keys: RedisKeys, prefix: string }> {
     const prefix = uniquePrefix()
     t.teardown(() => target.deleteKeys(prefix))
-    const node = new StandInEngineNode()
+    const node = new StandInEngineNode(restored)
     const parts = await redisEngine({ ...target.broker, prefix, nodeTtl: 1000, commandTimeout }).connect(node)
     t.teardown(() => parts.close())
     parts.start?.()
@@ -83,7 +45,7 @@ await withCluster(t, async (target) => {
     const prefix = uniquePrefix()
     t.teardown(() => target.deleteKeys(prefix))
     const mine = clusterClient(t, seedsOf(await clusterUrls(t) ?? ''), { keyPrefix: 'app:', redisOptions: { connectionName: 'app' } })
-    const node = new StandInEngineNode()
+    const node = new StandInEngineNode(restored)
     const parts = await redisEngine({ redis: mine, prefix, commandTimeout }).connect(node)
     t.teardown(() => parts.close())
     parts.start?.()
@@ -164,7 +126,7 @@ await withCluster(t, async (target) => {
     })
     const pub = client('pub', false)
     const sub = client('sub', true)
-    const node = new StandInEngineNode()
+    const node = new StandInEngineNode(restored)
     const parts = await RedisEngine.open(node, pub as unknown as Redis, sub as unknown as Redis, { prefix, nodeTtl: 1000, commandTimeout, pubsub: shardedPubSub })
     t.teardown(() => parts.close())
     parts.start?.()

@@ -6,62 +6,19 @@
  * engine.test.ts.
  */
 import t, { type Test } from 'tap'
-import { randomBytes } from 'node:crypto'
-import Fastify from 'fastify'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { EngineNode, EngineParts } from '../../../plugin/broker/parts.js'
+import type { EngineParts } from '../../../plugin/broker/parts.js'
 import { clientOptions } from '../../../plugin/broker/redis/client.js'
 import { RedisEngine } from '../../../plugin/broker/redis/engine.js'
 import { classicPubSub } from '../../../plugin/broker/redis/pubsub.js'
 import { PrivateRedis, deleteKeys, eventually, redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
 
-interface Line { level: number, msg: string, time: number, restores: number, shard?: string, err?: { message?: string } }
-
-/** A node as the engine sees it: its log lines, each restore, and how many ran at once. */
-class StandInEngineNode implements EngineNode {
-  readonly nodeId = randomBytes(6).toString('hex')
-  readonly lines: Line[] = []
-  restores = 0
-  running = 0
-  mostAtOnce = 0
-  /** when set, the next restore waits for it */
-  gate: Promise<void> | undefined
-  readonly log = Fastify({
-    logger: { level: 'debug', stream: { write: (line: string) => { this.lines.push({ ...JSON.parse(line) as Line, restores: this.restores }) } } }
-  }).log
-
-  receive (): void {}
-
-  async restore (): Promise<{ channels: number, sessions: number }> {
-    this.restores++
-    this.running++
-    this.mostAtOnce = Math.max(this.mostAtOnce, this.running)
-    try {
-      const gate = this.gate
-      this.gate = undefined
-      if (gate !== undefined) await gate
-      return { channels: 0, sessions: 0 }
-    } finally {
-      this.running--
-    }
-  }
-
-  named (msg: RegExp): Line[] {
-    return this.lines.filter((line) => msg.test(line.msg))
-  }
-}
-
-const unreachable = /redis unreachable/
-const back = /redis is back/
-const stillUnreachable = /still unreachable/
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+import { StandInEngineNode, back, clientIds, sleep, stillUnreachable, unreachable } from './stand-in-node.js'
 
 /** Cuts the connection called `name` from the server's side, and resolves once the client saw it closed. */
 async function cut (server: Redis, client: Redis, name: string): Promise<void> {
   const closed = new Promise((resolve) => client.once('close', resolve))
-  const list = await server.client('LIST') as string
-  const ids = list.split('\n').filter((line) => line.includes(` name=${name} `)).map((line) => /^id=(\d+)/.exec(line)?.[1] ?? '')
+  const ids = await clientIds(server, name)
   if (ids.length !== 1) throw new Error(`${ids.length} connections called ${name}`)
   await server.client('KILL', 'ID', ids[0])
   await closed
@@ -74,7 +31,7 @@ await withRedis(t, async () => {
   async function openEngine (t: Test, url = redisUrl, options: RedisOptions = {}): Promise<{ node: StandInEngineNode, parts: EngineParts, prefix: string, pub: Redis, sub: Redis }> {
     const prefix = uniquePrefix()
     t.teardown(() => deleteKeys(prefix))
-    const node = new StandInEngineNode()
+    const node = new StandInEngineNode({ channels: 0, sessions: 0 })
     const pub = new Redis(url, { ...clientOptions(), connectionName: `${prefix}:pub`, ...options })
     const sub = new Redis(url, { ...clientOptions(), connectionName: `${prefix}:sub`, ...options })
     const parts = await RedisEngine.open(node, pub, sub, { prefix, nodeTtl: 30000, commandTimeout: 2000, pubsub: classicPubSub })

@@ -6,12 +6,10 @@
  * close(). Fast: no Fastify app, no child process.
  */
 import t, { type Test } from 'tap'
-import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
-import Fastify from 'fastify'
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { BrokerUnreachableError } from '../../../plugin/errors.js'
-import type { EngineNode, EngineParts } from '../../../plugin/broker/parts.js'
+import type { EngineParts } from '../../../plugin/broker/parts.js'
 import { defaultCommandTimeout, defaultNodeTtl, defaultRedisPrefix, redisEngine, type RedisBrokerOptions } from '../../../plugin/broker/redis/broker.js'
 import { clientOptions } from '../../../plugin/broker/redis/client.js'
 import { RedisEngine, type EngineSettings } from '../../../plugin/broker/redis/engine.js'
@@ -22,64 +20,11 @@ import { withCluster } from '../../redis/targets.js'
 import { shardsOf } from '../../redis/cluster-server.js'
 import { keySlot } from '../../../plugin/broker/redis/slot.js'
 
-interface Line { level: number, msg: string, time: number, restores: number, shard?: string, err?: { message?: string }, channels?: number, sessions?: number, dropped?: number, outageMs?: number }
+import { StandInEngineNode, back, cut, clientIds, sleep, stillUnreachable, unreachable } from './stand-in-node.js'
 
-/** A node as the engine sees it: it records its log lines, what it received, and each restore. */
-class StandInEngineNode implements EngineNode {
-  readonly nodeId = randomBytes(6).toString('hex')
-  readonly lines: Line[] = []
-  readonly received: string[] = []
-  restores = 0
-  /** restores that reject before one resolves */
-  failRestores = 0
-  /** when set, the next restore waits for it */
-  gate: Promise<void> | undefined
-  readonly log = Fastify({
-    logger: { level: 'debug', stream: { write: (line: string) => { this.lines.push({ ...JSON.parse(line) as Line, restores: this.restores }) } } }
-  }).log
-
-  receive (envelope: string): void {
-    this.received.push(envelope)
-  }
-
-  async restore (): Promise<{ channels: number, sessions: number }> {
-    this.restores++
-    const gate = this.gate
-    this.gate = undefined
-    if (gate !== undefined) await gate
-    if (this.failRestores > 0) {
-      this.failRestores--
-      throw new Error('restore failed')
-    }
-    return { channels: 3, sessions: 2 }
-  }
-
-  named (msg: RegExp): Line[] {
-    return this.lines.filter((line) => msg.test(line.msg))
-  }
-}
-
-const unreachable = /redis unreachable/
-const back = /redis is back/
-const stillUnreachable = /still unreachable/
 const endedForGood = /ended for good/
 const dropped = /publications to redis dropped/
 const callFailed = /redis call failed/
-
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
-/** The id of the client connection called `name` (CLIENT LIST on `server`), undefined when none. */
-async function clientIds (server: Redis, name: string): Promise<string[]> {
-  const list = await server.client('LIST') as string
-  return list.split('\n').filter((line) => line.includes(` name=${name} `)).map((line) => /^id=(\d+)/.exec(line)?.[1] ?? '')
-}
-
-/** Cuts the connection(s) called `name` from the server's side; resolves with how many. */
-async function cut (server: Redis, name: string): Promise<number> {
-  const ids = await clientIds(server, name)
-  for (const id of ids) await server.client('KILL', 'ID', id)
-  return ids.length
-}
 
 /**
  * How many ms past the moment Redis ran it the deadline of a publication of `parts` lies (its

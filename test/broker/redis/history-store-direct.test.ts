@@ -7,7 +7,6 @@
  * nothing; a channel's keys and its slot's base key lie in the channel's slot (a short decimal
  * hash tag), one base per slot. The fast companion of history-store.test.ts, which runs nodes.
  */
-import type { Cluster } from 'ioredis'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { historyStateTtl, type HistoryLimits } from '../../../plugin/broker/types.js'
@@ -15,28 +14,17 @@ import { RedisClock } from '../../../plugin/broker/redis/clock.js'
 import { RedisHistoryStore } from '../../../plugin/broker/redis/history-store.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { Link } from '../../../plugin/broker/redis/link.js'
-import { classicPubSub, shardedPubSub } from '../../../plugin/broker/redis/pubsub.js'
-import { defineScripts } from '../../../plugin/broker/redis/scripts.js'
 import { keySlot } from '../../../plugin/broker/redis/slot.js'
 import { LateError } from '../../../plugin/broker/redis/transport.js'
 import { eventually, redisUrl, uniquePrefix } from '../../redis/helpers.js'
 import { forEachTarget, type Target } from '../../redis/targets.js'
+import { measuredClock, pubSubOf, scriptedConnection } from './scripted-connection.js'
 
 /** A store on a connection of its own; its clock has read Redis' time unless `clock: false`. */
 async function storeOf (t: Test, target: Target, prefix: string, budget = 2000, clock = true): Promise<RedisHistoryStore> {
-  const client: Redis | Cluster = target.name === 'cluster' ? (target.admin as Cluster).duplicate() : new Redis(redisUrl, { lazyConnect: true })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  await client.connect()
-  const redis = client as Redis // the engine types a cluster client as Redis: the commands it uses are the same
-  defineScripts(redis)
-  const redisClock = new RedisClock()
-  if (clock) {
-    const [seconds, micros] = await redis.time()
-    redisClock.observe([String(seconds), String(micros)])
-  }
-  const pubsub = target.name === 'cluster' ? shardedPubSub : classicPubSub
-  return new RedisHistoryStore(new Link(redis, 2000, () => {}), new RedisKeys(prefix), pubsub, redisClock, budget)
+  const redis = await scriptedConnection(t, target)
+  const redisClock = clock ? await measuredClock(redis) : new RedisClock()
+  return new RedisHistoryStore(new Link(redis, 2000, () => {}), new RedisKeys(prefix), pubSubOf(target), redisClock, budget)
 }
 
 /** What `promise` rejects with (undefined when it resolves). */

@@ -7,7 +7,6 @@
  * hash, and a removal that fails keeps the channel registered. (On one Redis the steps are one
  * MULTI: a crash applies all or none.)
  */
-import type { Cluster } from 'ioredis'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { encodePresence, presenceLeavesHead } from '../../../plugin/broker/envelope.js'
@@ -16,21 +15,14 @@ import type { PresenceChanges } from '../../../plugin/broker/types.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { Link } from '../../../plugin/broker/redis/link.js'
 import { RedisPresenceStore } from '../../../plugin/broker/redis/presence-store.js'
-import { classicPubSub, shardedPubSub } from '../../../plugin/broker/redis/pubsub.js'
-import { defineScripts } from '../../../plugin/broker/redis/scripts.js'
 import { eventually, redisUrl, uniquePrefix } from '../../redis/helpers.js'
 import { forEachTarget, type Target } from '../../redis/targets.js'
+import { pubSubOf, scriptedConnection } from './scripted-connection.js'
 
 /** A store on a connection of its own, for a node `nodeId` that never wrote an alive key: dead to every reaper. */
 async function storeOf (t: Test, target: Target, prefix: string, nodeId: string): Promise<RedisPresenceStore> {
-  const client: Redis | Cluster = target.name === 'cluster' ? (target.admin as Cluster).duplicate() : new Redis(redisUrl, { lazyConnect: true })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  await client.connect()
-  const redis = client as Redis // the engine types a cluster client as Redis: the commands it uses are the same
-  defineScripts(redis)
-  const pubsub = target.name === 'cluster' ? shardedPubSub : classicPubSub
-  return new RedisPresenceStore(new Link(redis, 2000, () => {}), nodeId, new RedisKeys(prefix), pubsub)
+  const redis = await scriptedConnection(t, target)
+  return new RedisPresenceStore(new Link(redis, 2000, () => {}), nodeId, new RedisKeys(prefix), pubSubOf(target))
 }
 
 /** What the core hands the store for one channel's change of `nodeId`. */

@@ -6,17 +6,15 @@
  * (sent, none, late, not listening, failed), counting each send dropped; which nodes are alive;
  * an unregistration.
  */
-import type { Cluster } from 'ioredis'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { RedisClock } from '../../../plugin/broker/redis/clock.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { Link } from '../../../plugin/broker/redis/link.js'
-import { classicPubSub, shardedPubSub } from '../../../plugin/broker/redis/pubsub.js'
 import { RedisRegistry, sessionsTtlFactor } from '../../../plugin/broker/redis/registry-store.js'
-import { defineScripts } from '../../../plugin/broker/redis/scripts.js'
 import { eventually, redisUrl, uniquePrefix } from '../../redis/helpers.js'
 import { forEachTarget, type Target } from '../../redis/targets.js'
+import { measuredClock, pubSubOf, scriptedConnection } from './scripted-connection.js'
 import { shardOf } from '../../history/slots.js'
 
 const ttl = 1000
@@ -30,22 +28,13 @@ interface Registry {
 
 /** A registry of `nodeId` on a connection of its own; its clock unmeasured unless `measured`. */
 async function registryOf (t: Test, target: Target, prefix: string, nodeId: string, { budget = 2000, measured = false } = {}): Promise<Registry> {
-  const client: Redis | Cluster = target.name === 'cluster' ? (target.admin as Cluster).duplicate() : new Redis(redisUrl, { lazyConnect: true })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  await client.connect()
-  const redis = client as Redis // the engine types a cluster client as Redis: the commands it uses are the same
-  defineScripts(redis)
-  const clock = new RedisClock()
-  if (measured) {
-    const [seconds, micros] = await redis.time()
-    clock.observe([String(seconds), String(micros)])
-  }
+  const redis = await scriptedConnection(t, target)
+  const clock = measured ? await measuredClock(redis) : new RedisClock()
   const lost: unknown[] = []
   let dropped = 0
   const registry = new RedisRegistry(new Link(redis, 2000, () => {}), {
     keys: new RedisKeys(prefix),
-    pubsub: target.name === 'cluster' ? shardedPubSub : classicPubSub,
+    pubsub: pubSubOf(target),
     clock,
     nodeId,
     ttl,
