@@ -7,11 +7,12 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import type { AddressInfo, Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import WebSocket from 'ws'
 import fastifyChannels, { type ChannelSocket } from '../../plugin/index.js'
 import { connect } from '../../client/index.js'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
+import { spyWrites } from './socket-spies.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 
@@ -31,17 +32,6 @@ const extensionOf = (socket: ServerSocket): Extension | undefined =>
 /** The permessage-deflate parameters a client negotiated (ws's `extensions` lists names only). */
 const negotiated = (client: TestClient): Record<string, unknown> =>
   (client.ws as unknown as { _extensions: Record<string, { params: Record<string, unknown> }> })._extensions['permessage-deflate'].params
-
-/** Each write() chunk that reaches a server-side TCP socket. */
-function spyWrites (socket: Socket): Buffer[] {
-  const writes: Buffer[] = []
-  const { write } = socket
-  socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
-    if (Buffer.isBuffer(chunk)) writes.push(chunk)
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
-  } as Socket['write']
-  return writes
-}
 
 /** A JSON document of about `bytes` bytes that compresses like real data (repeated keys). */
 function doc (bytes: number, seq = 0): { seq: number, rows: Array<{ id: number, name: string, score: number }> } {

@@ -19,6 +19,7 @@ import {
   deflateLevel, detectSenderFrame, hasBacklog, OutboundFrame, writeFrame, type FrameFn
 } from '../../plugin/outbound/frame-writer.js'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
+import { spyFlushes, spyWrites } from './socket-spies.js'
 
 /** ws's Sender: exported by ws at run time, absent from @types/ws. */
 const { Sender } = WebSocket as unknown as { Sender: { new (socket: PassThrough): object, frame: FrameFn } }
@@ -33,17 +34,6 @@ const built: Array<{ bytes: number, compressed?: boolean }> = []
 const record = (message: unknown): void => { built.push(message as { bytes: number, compressed?: boolean }) }
 subscribe('fastify-channels:frame-built', record)
 t.teardown(() => { unsubscribe('fastify-channels:frame-built', record) })
-
-/** Each Buffer written to a TCP socket. */
-function spyWrites (socket: Socket): Buffer[] {
-  const writes: Buffer[] = []
-  const { write } = socket
-  socket.write = function (this: Socket, chunk: unknown, ...rest: unknown[]) {
-    if (Buffer.isBuffer(chunk)) writes.push(chunk)
-    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest)
-  } as Socket['write']
-  return writes
-}
 
 /** A message frame text of exactly `bytes` bytes. */
 function textOf (bytes: number): string {
@@ -229,16 +219,7 @@ async function plainSockets (t: { teardown (fn: () => unknown): void }, n: numbe
     t.teardown(() => { client.terminate() })
     const [ws] = await Promise.all([connected, new Promise((resolve) => client.once('open', resolve))])
     const socket = rawSocket(ws)
-    const flushes: number[] = []
-    const { _write: single, _writev: vector } = socket
-    socket._write = function (this: Socket, ...args: Parameters<Socket['_write']>) {
-      flushes.push(1)
-      return single.apply(this, args)
-    }
-    socket._writev = function (this: Socket, chunks: Parameters<NonNullable<Socket['_writev']>>[0], cb) {
-      flushes.push(chunks.length)
-      return (vector as NonNullable<Socket['_writev']>).call(this, chunks, cb)
-    }
+    const flushes = spyFlushes(socket)
     sockets.push({ ws, flushes })
   }
   return sockets

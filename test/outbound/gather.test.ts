@@ -4,28 +4,13 @@
  * gathered bytes; a close sends the gathered frames first, a terminate drops them.
  */
 import t from 'tap'
-import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import type { ChannelSocket } from '../../plugin/index.js'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
+import { spyFlushes } from './socket-spies.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 type ServerSocket = ChannelSocket & { ws: WebSocket }
-
-/** Counts the syscall-level flushes of a server-side TCP socket: the chunks of each write. */
-function spyFlushes (socket: Socket): number[] {
-  const flushes: number[] = []
-  const { _write: single, _writev: vector } = socket
-  socket._write = function (this: Socket, ...args: Parameters<Socket['_write']>) {
-    flushes.push(1)
-    return single.apply(this, args)
-  }
-  socket._writev = function (this: Socket, chunks: Parameters<NonNullable<Socket['_writev']>>[0], cb) {
-    flushes.push(chunks.length)
-    return (vector as NonNullable<Socket['_writev']>).call(this, chunks, cb)
-  }
-  return flushes
-}
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
