@@ -6,6 +6,10 @@
  * Private clusters of three masters with a replica each.
  */
 import t, { type Test } from 'tap'
+import { Cluster, type Redis } from 'ioredis'
+import { clientOptions } from '../../plugin/broker/redis/client.js'
+import { RedisEngine } from '../../plugin/broker/redis/engine.js'
+import { shardedPubSub } from '../../plugin/broker/redis/pubsub.js'
 import { RedisKeys } from '../../plugin/broker/redis/keys.js'
 import { keySlot } from '../../plugin/broker/redis/slot.js'
 import type { Frame } from '../helpers/server.js'
@@ -13,6 +17,7 @@ import { PrivateCluster, clusterClient, serves, shardsOf, type Shard, withRedisS
 import { capturedLogger, eventually, startNode, uniquePrefix, type LogLine } from './helpers.js'
 import { connect, isGot } from './nodes.js'
 import { socketMethods } from './fixtures/methods.js'
+import { StandInEngineNode, unreachable as engineUnreachable } from '../broker/redis/stand-in-node.js'
 
 const unreachable = 'channels: redis unreachable; delivering to local sockets only until it is back'
 const back = 'channels: redis is back; channels resubscribed and sessions registered again'
@@ -163,8 +168,39 @@ async function replicaDies (t: Test): Promise<void> {
   t.same(logs.filter((line) => line.msg === unreachable).map((line) => line.err?.message), [], 'no outage begins')
 }
 
+/**
+ * Nor is a replica the node's own client had talked to (a client may, while the slot map
+ * changes in a failover): dropping it from the slot map closes that connection, but it never
+ * served a slot, so no shard is down. The engine on its own clients, with a stand-in node.
+ */
+async function talkedToReplicaDies (t: Test): Promise<void> {
+  const { cluster } = await startCluster(t)
+  const prefix = uniquePrefix()
+  const client = (name: string, subscriber: boolean): Cluster => new Cluster(cluster.seeds, {
+    redisOptions: { ...clientOptions(), connectionName: `${prefix}:${name}`, lazyConnect: true },
+    enableOfflineQueue: false,
+    lazyConnect: false,
+    slotsRefreshInterval: 100,
+    shardedSubscribers: subscriber
+  })
+  const pub = client('pub', false)
+  const sub = client('sub', true)
+  const node = new StandInEngineNode()
+  const parts = await RedisEngine.open(node, pub as unknown as Redis, sub as unknown as Redis, { prefix, nodeTtl: 1000, commandTimeout: 1000, pubsub: shardedPubSub })
+  t.teardown(() => parts.close())
+  parts.start?.()
+  await eventually(() => pub.nodes('slave').length > 0, 15000, 'the client\'s slot map lists a replica')
+  const [replica] = pub.nodes('slave')
+  t.equal(await replica.ping(), 'PONG', 'the engine\'s publisher talked to a replica')
+  await cluster.kill(replica.options.port!)
+  await eventually(() => !pub.nodes('all').includes(replica), 15000, 'the client drops the dead replica from its slot map')
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  t.same(node.named(engineUnreachable).map((line) => line.shard), [], 'no outage begins')
+}
+
 await withRedisServer(t, 'the failover test', async () => {
   await t.test('the shard of a channel fails over', channelShard)
   await t.test('the shard of the session registry fails over', registryShard)
   await t.test('a replica that dies is no outage', replicaDies)
+  await t.test('a replica the engine talked to dies: no outage either', talkedToReplicaDies)
 })

@@ -20,9 +20,9 @@
 import type { Redis } from 'ioredis'
 import { BrokerUnreachableError } from '../../errors.js'
 import type { EngineNode, EngineParts } from '../parts.js'
-import { ShardProbe, addressOf, asCluster, connectMasters, onLostClusterNode, quit, ready, servedAgain } from './client.js'
+import { ShardProbe, addressOf, asCluster, clusterShards, connectMasters, onLostClusterNode, quit, ready, servedAgain } from './client.js'
 import { RedisClock } from './clock.js'
-import { Health } from './health.js'
+import { Health, type Shard } from './health.js'
 import { RedisHistoryStore } from './history-store.js'
 import { RedisKeys } from './keys.js'
 import { Link } from './link.js'
@@ -58,6 +58,8 @@ export class RedisEngine {
   private locating: { again: boolean, err: unknown, addresses: Set<string> } | undefined
   /** on a cluster: masters one search found silent; a second one in a row begins their outage */
   private readonly suspects = new Set<string>()
+  /** on a cluster: every master a search saw, by address, with the slots it served then */
+  private readonly mastersSeen = new Map<string, Shard>()
 
   /**
    * Whatever the cause; silent once `close()` began (closing the connections is no outage).
@@ -123,6 +125,8 @@ export class RedisEngine {
   /** The node is set up: watch the connections. */
   private start (): void {
     this.started = true
+    const cluster = asCluster(this.pub.client)
+    if (cluster !== undefined) for (const shard of clusterShards(cluster)) this.mastersSeen.set(shard.address, shard)
     for (const link of [this.pub, this.sub]) {
       link.client.on('error', this.lost)
       // a Redis that went away closes the connection without an error; the retries error later
@@ -160,8 +164,10 @@ export class RedisEngine {
    * On a cluster: which masters do not answer; each begins an outage of its shard (once) when a
    * second search, `commandTimeout` later, finds it silent too (while ioredis swaps its
    * connections in a failover, a healthy master may miss one PING). The node `address` names
-   * begins one at once: its connection was lost, and what the node had on it is gone. One
-   * search at a time; the causes that come meanwhile are looked at after it.
+   * begins one at once when it is or was a master: its connection was lost, and what the node
+   * had on it is gone. A node that never served a slot (a replica a client used for a moment
+   * while the slot map changed) is no shard: the restore that follows any trouble is enough.
+   * One search at a time; the causes that come meanwhile are looked at after it.
    */
   private locate (err: unknown, address: string | undefined): void {
     const probe = this.probe
@@ -177,6 +183,7 @@ export class RedisEngine {
     probe.run().then(({ shards, answering }) => {
       if (this.closed) return
       let recheck = false
+      for (const shard of shards) this.mastersSeen.set(shard.address, shard)
       for (const shard of shards) {
         if (answering.has(shard.address)) {
           this.suspects.delete(shard.address)
@@ -188,8 +195,11 @@ export class RedisEngine {
         }
       }
       if (recheck) setTimeout(() => { if (!this.closed) this.locate(locating.err, undefined) }, this.settings.commandTimeout).unref()
+      // a lost connection to a node that never served a slot (a replica a client briefly used
+      // while the slot map changed) loses nothing of a shard: the restore after `shaken` is enough
       for (const address of locating.addresses) {
-        this.health.lost(shards.find((shard) => shard.address === address) ?? { address, ranges: [] }, locating.err)
+        const shard = shards.find((shard) => shard.address === address) ?? this.mastersSeen.get(address)
+        if (shard !== undefined) this.health.lost(shard, locating.err)
       }
     }, () => {}).finally(() => {
       this.locating = undefined
