@@ -113,6 +113,7 @@ export const mutationMap = {
   // the NATS broker's pure parts, whose tests need no NATS
   'plugin/broker/nats/names.ts': ['test/broker/nats/names.test.ts'],
   'plugin/broker/nats/clock.ts': ['test/broker/nats/clock.test.ts'],
+  'plugin/broker/nats/history-order.ts': ['test/broker/nats/history-order.test.ts'],
   'plugin/broker/nats/health.ts': ['test/observability/events.test.ts'],
 
   // observability: the events and their subscribers

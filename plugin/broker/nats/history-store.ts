@@ -57,10 +57,8 @@ import type { NatsClock } from './clock.js'
 import { isWrongSequence } from './client.js'
 import type { NatsNames } from './names.js'
 import { scan } from './scan.js'
-import { deadlineHeader, kindHeader } from './transport.js'
+import { deadlineHeader, epochHeader, kindHeader, offsetHeader } from './transport.js'
 
-const epochHeader = 'Fc-Epoch'
-const offsetHeader = 'Fc-Offset'
 const headBytesHeader = 'Fc-Head-Bytes'
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()

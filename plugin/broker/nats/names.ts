@@ -102,6 +102,11 @@ export class NatsNames {
     return `${this.base}.c.${encodeToken(channel)}.m`
   }
 
+  /** where the history stream republishes the entries of `channel` (see historyRepublish) */
+  channelHistory (channel: string): string {
+    return `${this.base}.c.${encodeToken(channel)}.h`
+  }
+
   /** the subject of the prefix's epoch base in the history stream: `_` is no channel's token */
   get historyBase (): string {
     return `${this.base}.h._`

@@ -21,12 +21,16 @@ import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transp
 import type { Topic, Transport } from '../parts.js'
 import type { NatsClock } from './clock.js'
 import { flushWithin } from './client.js'
+import { HistoryOrder } from './history-order.js'
 import type { NatsNames } from './names.js'
 
 /** Headers the engine writes: a deadline, what a message is, and how much of it is the envelope. */
 export const deadlineHeader = 'Fc-Deadline'
 export const kindHeader = 'Fc-Kind'
 export const envelopeBytesHeader = 'Fc-Envelope-Bytes'
+/** Headers of a history entry (history-store.ts): its stream's epoch and its offset. */
+export const epochHeader = 'Fc-Epoch'
+export const offsetHeader = 'Fc-Offset'
 
 const decoder = new TextDecoder()
 
@@ -78,12 +82,16 @@ export class NatsTransport implements Transport {
   private waitingBytes = 0
   /** bytes written whose PING has not been answered (or the connection dropped) */
   private inFlight = 0
+  /** history entries back in offset order (the stream's republish may swap two) */
+  private readonly historyOrder: HistoryOrder
 
   constructor (
     private readonly nc: NatsConnection,
     private readonly settings: NatsTransportSettings,
     private readonly receive: (envelope: string) => void
-  ) {}
+  ) {
+    this.historyOrder = new HistoryOrder(receive)
+  }
 
   subject (topic: Topic): string {
     const { names } = this.settings
@@ -162,8 +170,7 @@ export class NatsTransport implements Transport {
       this.subscriptions.set(subject, this.nc.subscribe(subject, {
         callback: (err, msg) => {
           if (err !== null) return
-          const envelope = envelopeOf(msg, this.settings.clock, this.settings.onLate)
-          if (envelope !== undefined) this.receive(envelope)
+          this.arrived(msg)
         }
       }))
     }
@@ -175,11 +182,26 @@ export class NatsTransport implements Transport {
     }
   }
 
+  /** A message of a subscription: a history entry goes through the reordering, the rest on at once. */
+  private arrived (msg: Msg): void {
+    const envelope = envelopeOf(msg, this.settings.clock, this.settings.onLate)
+    const epoch = msg.headers?.get(epochHeader) ?? ''
+    const offset = Number(msg.headers?.get(offsetHeader) ?? '')
+    if (epoch === '' || !Number.isSafeInteger(offset)) {
+      if (envelope !== undefined) this.receive(envelope)
+    } else if (envelope === undefined) {
+      this.historyOrder.skip(msg.subject, epoch, offset)
+    } else {
+      this.historyOrder.receive(msg.subject, epoch, offset, envelope)
+    }
+  }
+
   async unsubscribe (topics: readonly Topic[]): Promise<void> {
     for (const topic of topics) {
       const subject = this.subscription(topic)
       this.subscriptions.get(subject)?.unsubscribe()
       this.subscriptions.delete(subject)
+      if (topic.kind === 'channel') this.historyOrder.forget(this.settings.names.channelHistory(topic.channel))
     }
   }
 
@@ -192,5 +214,6 @@ export class NatsTransport implements Transport {
   close (): void {
     for (const subscription of this.subscriptions.values()) subscription.unsubscribe()
     this.subscriptions.clear()
+    this.historyOrder.clear()
   }
 }
