@@ -64,7 +64,7 @@ export class HistoryOrder {
       this.drain(order)
       return
     }
-    this.hold(subject, order, { offset, envelope })
+    this.hold(order, { offset, envelope })
   }
 
   /** An entry of `subject` this node will not deliver (it came too late) still fills its place. */
@@ -95,7 +95,7 @@ export class HistoryOrder {
     return count
   }
 
-  private hold (subject: string, order: ChannelOrder, entry: Held): void {
+  private hold (order: ChannelOrder, entry: Held): void {
     const at = order.held.findIndex((held) => held.offset >= entry.offset)
     if (at === -1) order.held.push(entry)
     else order.held.splice(at, 0, entry)
@@ -103,9 +103,10 @@ export class HistoryOrder {
       this.release(order)
       return
     }
+    // every way out of holding (drained, released, forgotten, a new epoch) stops the window
     order.timer ??= setTimeout(() => {
       order.timer = undefined
-      if (this.channels.get(subject) === order) this.release(order)
+      this.release(order)
     }, this.windowMs)
   }
 

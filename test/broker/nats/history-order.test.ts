@@ -47,6 +47,30 @@ t.test('the rules', async (t) => {
     t.same(got.at(-1), 'm55', 'and the next one at once')
   })
 
+  t.test('the missing one came, but another is still missing: only what follows without a gap goes on', async (t) => {
+    const { order, got } = ordered(50)
+    order.receive('s', 'e', 51, 'm51')
+    order.receive('s', 'e', 56, 'm56')
+    order.receive('s', 'e', 53, 'm53')
+    order.receive('s', 'e', 52, 'm52')
+    t.same(got, ['m51', 'm52', 'm53'])
+    t.equal(order.holding, 1, '56 still waits for 54 and 55')
+    await eventually(() => got.length === 4, 2000, 'its window ends')
+    t.same(got.at(-1), 'm56')
+  })
+
+  t.test('a drained channel starts a new window for the next entry it holds', async (t) => {
+    const { order, got } = ordered(1000)
+    order.receive('s', 'e', 1, 'm1')
+    order.receive('s', 'e', 3, 'm3')
+    await sleep(500)
+    order.receive('s', 'e', 2, 'm2')
+    order.receive('s', 'e', 5, 'm5')
+    await sleep(700)
+    t.same(got, ['m1', 'm2', 'm3'], 'the first window was stopped: 5 waits its own full window')
+    await eventually(() => got.length === 4, 3000, 'its own window ends')
+  })
+
   t.test('held entries are sorted, whatever order they came in', async (t) => {
     const { order, got } = ordered(10_000)
     order.receive('s', 'e', 1, 'm1')
@@ -75,11 +99,13 @@ t.test('the rules', async (t) => {
     order.receive('s', 'e', 3, 'm3')
     order.skip('s', 'e', 2)
     t.same(got, ['m1', 'm3'])
+    order.receive('s', 'e', 5, 'm5')
     order.skip('s', 'e', 9)
     order.skip('s', 'other', 4)
     order.skip('unknown', 'e', 1)
+    t.same(got, ['m1', 'm3'], 'a skip out of place (not the next offset, another epoch) changes nothing')
     order.receive('s', 'e', 4, 'm4')
-    t.same(got, ['m1', 'm3', 'm4'], 'a skip out of place changes nothing')
+    t.same(got, ['m1', 'm3', 'm4', 'm5'])
   })
 
   t.test('a new epoch goes on at once, after what the old one held', async (t) => {
