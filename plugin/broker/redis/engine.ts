@@ -20,7 +20,7 @@
 import type { Redis } from 'ioredis'
 import { BrokerUnreachableError } from '../../errors.js'
 import type { EngineNode, EngineParts } from '../parts.js'
-import { ShardProbe, addressOf, asCluster, clusterShards, connectMasters, onLostClusterNode, quit, ready, servedAgain } from './client.js'
+import { ShardProbe, addressOf, asCluster, connectMasters, onLostClusterNode, quit, ready, servedAgain } from './client.js'
 import { RedisClock } from './clock.js'
 import { Health, type Shard } from './health.js'
 import { RedisHistoryStore } from './history-store.js'
@@ -125,8 +125,6 @@ export class RedisEngine {
   /** The node is set up: watch the connections. */
   private start (): void {
     this.started = true
-    const cluster = asCluster(this.pub.client)
-    if (cluster !== undefined) for (const shard of clusterShards(cluster)) this.mastersSeen.set(shard.address, shard)
     for (const link of [this.pub, this.sub]) {
       link.client.on('error', this.lost)
       // a Redis that went away closes the connection without an error; the retries error later
@@ -196,9 +194,11 @@ export class RedisEngine {
       }
       if (recheck) setTimeout(() => { if (!this.closed) this.locate(locating.err, undefined) }, this.settings.commandTimeout).unref()
       // a lost connection to a node that never served a slot (a replica a client briefly used
-      // while the slot map changed) loses nothing of a shard: the restore after `shaken` is enough
+      // while the slot map changed) loses nothing of a shard: the restore after `shaken` is enough.
+      // (The search's slot map is taken when the loss is told, before ioredis drops the node from
+      // it: a master lost is among `shards`, or was in an earlier search's.)
       for (const address of locating.addresses) {
-        const shard = shards.find((shard) => shard.address === address) ?? this.mastersSeen.get(address)
+        const shard = this.mastersSeen.get(address)
         if (shard !== undefined) this.health.lost(shard, locating.err)
       }
     }, () => {}).finally(() => {
