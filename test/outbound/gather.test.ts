@@ -117,10 +117,10 @@ t.test('writeDelayMs 0 (the default) writes the first frame at once', async (t) 
 })
 
 t.test('two sockets gathered in one batch both get their frames, each in one writev', async (t) => {
-  const { app, url, sockets } = await gatheringApp(t, 50)
+  const { app, url, sockets } = await gatheringApp(t, 200)
   const clients = [await TestClient.connect(url), await TestClient.connect(url)]
   for (const client of clients) await client.subscribe('room')
-  await sleep(70) // the acks' batch is released
+  await sleep(220) // the acks' batch is released
   const flushes = sockets.map((socket) => spyFlushes(socket.request.raw.socket))
   for (let seq = 0; seq < 3; seq++) await app.broadcastChannel('room', { seq })
   for (const client of clients) {
