@@ -55,7 +55,7 @@ export const mutationMap = {
   'plugin/node/channel-map.ts': ['test/node/channel-map.test.ts', ...app],
   'plugin/outbound/frame-writer.ts': ['test/outbound/shared-deflate.test.ts', 'test/outbound/fanout.test.ts', 'test/outbound/frame-paths.test.ts', 'test/outbound/frame-writer.test.ts', 'test/outbound/compression.test.ts', 'test/node/server.test.ts', 'test/outbound/volatile.test.ts'],
   'plugin/outbound/gather.ts': ['test/outbound/gather.test.ts'],
-  'plugin/outbound/socket-settings.ts': ['test/outbound/compression.test.ts', 'test/outbound/gather.test.ts'],
+  'plugin/outbound/socket-settings.ts': ['test/outbound/socket-settings.test.ts', 'test/outbound/compression.test.ts', 'test/outbound/gather.test.ts'],
   'plugin/node/heartbeat.ts': ['test/node/heartbeat.test.ts', 'test/hardening/heartbeat.test.ts'],
   'plugin/node/drain.ts': ['test/node/drain.test.ts', 'test/plugin/register.test.ts'],
   'plugin/node/session-id.ts': ['test/node/session-id.test.ts', 'test/connection/connection.test.ts'],

@@ -55,11 +55,23 @@ export interface PerMessageDeflateInternals {
 
 type Decompress = NonNullable<PerMessageDeflateInternals['_decompress']>
 
-/** Whether two plain records hold the same keys with the same (primitive) values. */
+/**
+ * Whether `record` may be shared: a plain record whose values are all primitives. One holding
+ * an object (an app's `zlibDeflateOptions`) is left to its socket, and is not kept either: it
+ * could never be matched, and would only take the place of a value that can.
+ */
+function shareable (record: Record<string, unknown>): boolean {
+  const prototype = Object.getPrototypeOf(record) as unknown
+  if (prototype !== Object.prototype && prototype !== null) return false
+  for (const key of Object.keys(record)) if (typeof record[key] === 'object') return false
+  return true
+}
+
+/** Whether two shareable records hold the same keys with the same values. */
 function sameRecord (a: Record<string, unknown>, b: Record<string, unknown>): boolean {
   const keys = Object.keys(a)
   if (keys.length !== Object.keys(b).length) return false
-  for (const key of keys) if (a[key] !== b[key] || typeof a[key] === 'object') return false
+  for (const key of keys) if (a[key] !== b[key]) return false
   return true
 }
 
@@ -68,9 +80,9 @@ const maxShared = 16
 
 /** One shared object per distinct value of `record`, else `record` itself. */
 function intern (shared: Array<Record<string, unknown>>, record: Record<string, unknown>): Record<string, unknown> {
+  if (!shareable(record)) return record
   for (const candidate of shared) if (sameRecord(candidate, record)) return candidate
-  const prototype = Object.getPrototypeOf(record) as unknown
-  if (shared.length < maxShared && (prototype === Object.prototype || prototype === null)) shared.push(record)
+  if (shared.length < maxShared) shared.push(record)
   return record
 }
 

@@ -202,3 +202,28 @@ t.test('an app\'s own @fastify/websocket with context takeover: compression stil
   t.same(built, before, 'no shared frame: ws compressed each in the socket\'s own stream')
   client.close()
 })
+
+t.test('options holding an object (an app\'s zlib options) stay per socket and take no place among the shared values', async (t) => {
+  const zlibInflateOptions = { chunkSize: 32 * 1024 }
+  const own = Fastify({ logger: false })
+  await own.register(fastifyWebsocket, { options: { perMessageDeflate: { threshold: 0, zlibInflateOptions } } })
+  await own.register(fastifyChannels, { client: false, heartbeat: false, compression: true })
+  const ownSockets: ServerSocket[] = []
+  own.channels.on('connect', (socket) => { ownSockets.push(socket as ServerSocket) })
+  await own.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => own.close())
+  const ownUrl = `ws://127.0.0.1:${(own.server.address() as AddressInfo).port}/ws`
+  // more sockets than values are kept shared (16)
+  const clients = []
+  for (let i = 0; i < 20; i++) clients.push(await TestClient.connect(ownUrl, { perMessageDeflate: true }))
+  const options = ownSockets.map((socket) => (extensionOf(socket) as Extension & { _options: Record<string, unknown> })._options)
+  t.equal(new Set(options).size, 20, 'each socket its own options')
+  t.ok(options.every((o) => o.zlibInflateOptions === zlibInflateOptions), 'all holding the app\'s zlib options')
+
+  // Another registration's options (plain values) are still shared.
+  const { url, sockets } = await compressedApp(t, 321)
+  clients.push(await TestClient.connect(url, { perMessageDeflate: true }), await TestClient.connect(url, { perMessageDeflate: true }))
+  const [a, b] = sockets.map((socket) => (extensionOf(socket) as Extension & { _options: unknown })._options)
+  t.equal(a, b, 'one options object for the other registration\'s sockets')
+  for (const client of clients) client.close()
+})

@@ -1,13 +1,18 @@
 /**
  * `writeDelayMs`: a socket's frames are gathered for up to that many ms and written in one
  * writev; order holds with acks and ws's own control frames; the slow-consumer limit counts
- * gathered bytes; a close sends the gathered frames first, a terminate drops them.
+ * gathered bytes; a close sends the gathered frames first, a terminate drops them. gather()
+ * itself on loopback TCP sockets: one timer per delay value shared by the sockets of a batch,
+ * each of its corks released by one uncork, none for a socket uncorked early or destroyed.
  */
 import t from 'tap'
+import { once } from 'node:events'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import type { ChannelSocket } from '../../plugin/index.js'
 import { startApp, TestClient, until, type Frame } from '../helpers/server.js'
 import { spyFlushes } from './socket-spies.js'
+import { gather } from '../../plugin/outbound/gather.js'
 
 const isMessage = (frame: Frame): boolean => frame.type === 'message'
 type ServerSocket = ChannelSocket & { ws: WebSocket }
@@ -109,4 +114,114 @@ t.test('writeDelayMs 0 (the default) writes the first frame at once', async (t) 
   t.same((await client.next(isMessage)).data, 'now')
   t.ok(performance.now() - start < 40, 'not delayed')
   client.close()
+})
+
+t.test('two sockets gathered in one batch both get their frames, each in one writev', async (t) => {
+  const { app, url, sockets } = await gatheringApp(t, 200)
+  const clients = [await TestClient.connect(url), await TestClient.connect(url)]
+  for (const client of clients) await client.subscribe('room')
+  await sleep(220) // the acks' batch is released
+  const flushes = sockets.map((socket) => spyFlushes(socket.request.raw.socket))
+  for (let seq = 0; seq < 3; seq++) await app.broadcastChannel('room', { seq })
+  for (const client of clients) {
+    for (let seq = 0; seq < 3; seq++) t.same((await client.next(isMessage)).data, { seq })
+  }
+  t.same(flushes, [[3], [3]], 'one writev of three frames per socket')
+  for (const client of clients) client.close()
+})
+
+// gather() itself, on plain TCP sockets over loopback: its timers and its corks.
+
+interface Tracked { socket: Socket, received: () => string, corks: number, uncorks: number }
+
+/** `n` server-side sockets of loopback connections, each counting its cork and uncork calls. */
+async function trackedSockets (t: { teardown (fn: () => unknown): void }, n: number): Promise<Tracked[]> {
+  const accepted: Socket[] = []
+  const server = net.createServer((socket) => { accepted.push(socket) })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  const peers = await Promise.all(Array.from({ length: n }, async () => {
+    const peer = net.connect(port, '127.0.0.1')
+    await once(peer, 'connect')
+    return peer
+  }))
+  await until(() => accepted.length === n, 3000, 'every connection accepted')
+  t.teardown(() => {
+    for (const peer of peers) peer.destroy()
+    for (const socket of accepted) socket.destroy()
+    server.close()
+  })
+  // accepted[i] is not necessarily peers[i]: pair them by port
+  return accepted.map((socket) => {
+    const peer = peers.find((p) => p.localPort === socket.remotePort) as Socket
+    const chunks: Buffer[] = []
+    peer.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+    const tracked: Tracked = { socket, received: () => Buffer.concat(chunks).toString(), corks: 0, uncorks: 0 }
+    const { cork, uncork } = socket
+    socket.cork = function (this: Socket) { tracked.corks++; cork.call(this) }
+    socket.uncork = function (this: Socket) { tracked.uncorks++; uncork.call(this) }
+    return tracked
+  })
+}
+
+/** The delays of the timers `fn` sets (a spy on the global setTimeout, which it still calls). */
+function timersSetBy (fn: () => void): number[] {
+  const delays: number[] = []
+  const real = globalThis.setTimeout
+  globalThis.setTimeout = function (this: unknown, ...args: Parameters<typeof setTimeout>) {
+    delays.push(args[1] as number)
+    return real.apply(this, args)
+  } as typeof setTimeout
+  try {
+    fn()
+  } finally {
+    globalThis.setTimeout = real
+  }
+  return delays
+}
+
+t.test('one timer per delay value: the sockets that start gathering before it fires share it; each cork gets one uncork', async (t) => {
+  const [a, b, c] = await trackedSockets(t, 3)
+  const timers = timersSetBy(() => {
+    gather(a.socket, 31)
+    a.socket.write('a1')
+    gather(b.socket, 31)
+    b.socket.write('b1')
+    gather(a.socket, 31) // already corked: nothing
+    a.socket.write('a2')
+    gather(c.socket, 37)
+    c.socket.write('c1')
+  })
+  t.same(timers, [31, 37], 'one timer for 31 ms (two sockets), one for 37 ms')
+  t.same([a.corks, b.corks, c.corks], [1, 1, 1], 'each socket corked once')
+  t.equal(a.received() + b.received() + c.received(), '', 'nothing written yet')
+  await until(() => a.received() === 'a1a2' && b.received() === 'b1' && c.received() === 'c1', 3000, 'every socket released')
+  t.same([a.uncorks, b.uncorks, c.uncorks], [1, 1, 1], 'each uncorked once')
+  t.same([a.socket.writableCorked, b.socket.writableCorked, c.socket.writableCorked], [0, 0, 0])
+
+  // Released: the next gather of that delay arms a new timer.
+  t.same(timersSetBy(() => { gather(b.socket, 31); b.socket.write('b2') }), [31], 'a new batch, a new timer')
+  await until(() => b.received() === 'b1b2', 3000, 'the new batch released')
+  t.equal(b.uncorks, 2)
+})
+
+t.test('the release leaves alone a socket uncorked early and one destroyed meanwhile', async (t) => {
+  const [early, destroyed, again, plain] = await trackedSockets(t, 4)
+  for (const [i, { socket }] of [early, destroyed, again, plain].entries()) {
+    gather(socket, 41)
+    socket.write(`${i}a`)
+  }
+  early.socket.uncork() // as flushNow does: its bytes leave now
+  destroyed.socket.destroy()
+  again.socket.uncork() // uncorked early, then gathered again within the same batch
+  gather(again.socket, 41)
+  again.socket.write('2b')
+  await until(() => plain.received() === '3a', 3000, 'the batch released')
+  t.equal(early.received(), '0a')
+  t.equal(again.received(), '2a2b')
+  t.same([early.corks, early.uncorks], [1, 1], 'the socket uncorked early: not uncorked again')
+  t.same([again.corks, again.uncorks], [2, 2], 'the socket corked twice in the batch: uncorked once by the release')
+  t.same([plain.corks, plain.uncorks], [1, 1])
+  t.same([destroyed.corks, destroyed.uncorks], [1, 0], 'the destroyed socket: not touched')
 })
