@@ -47,3 +47,38 @@ t.test('samples that cannot be right are ignored, and disagreeing ones start ove
   clock.observe(now - 10_000, now - 10, now + 10) // the server's clock was set back
   t.ok(near(clock.now(), Date.now() - 10_000), 'the latest sample wins')
 })
+
+/** The bounds on the offset (server − this node) as the clock uses them, to the ms. */
+function bounds (clock: NatsClock): { low: number, high: number } {
+  for (;;) { // read within one ms of this node's clock
+    const before = Date.now()
+    const low = clock.deadline(0) - before
+    const high = clock.latest() - before
+    if (Date.now() === before) return { low, high }
+  }
+}
+
+t.test('the bounds to the ms: an instant answer counts, the last 8 samples are kept, a disagreement keeps the latest', async (t) => {
+  const clock = new NatsClock()
+  const at = 1_000_000
+  clock.observe(at + 500, at, at) // answered within the same ms: low = high = 500
+  t.match(bounds(clock), { low: 500, high: 500 }, 'a sample answered at once is a good one')
+
+  const kept = new NatsClock()
+  kept.observe(at + 100, at, at) // tight: 100
+  for (let i = 0; i < 7; i++) kept.observe(at + 100, at - 50, at + 50) // loose: 50..150
+  t.match(bounds(kept), { low: 100, high: 100 }, 'with 7 more, the tight sample is still one of the 8 kept')
+  kept.observe(at + 100, at - 50, at + 50)
+  t.match(bounds(kept), { low: 50, high: 150 }, 'the 9th pushes it out')
+
+  const touching = new NatsClock()
+  touching.observe(at + 100, at, at) // 100..100
+  touching.observe(at + 100, at - 50, at + 50) // 50..150: agrees, low and high meet
+  t.match(bounds(touching), { low: 100, high: 100 }, 'bounds that meet are no disagreement')
+
+  const reset = new NatsClock()
+  reset.observe(at + 105, at - 5, at + 5) // 100..110
+  reset.observe(at + 205, at - 5, at + 5) // 200..210: disagrees, the latest alone
+  reset.observe(at + 197, at - 8, at + 7) // 190..205: intersected with the latest
+  t.match(bounds(reset), { low: 200, high: 205 })
+})

@@ -47,6 +47,7 @@ t.test('subjects, the stream and the buckets under a prefix', async (t) => {
   t.equal(names.historySubjects, 'my_20app_2Ev2.h.*')
   t.equal(names.historyBase, 'my_20app_2Ev2.h._', 'the epoch base: in the stream, no channel\'s subject')
   t.same(names.historyRepublish, { src: 'my_20app_2Ev2.h.*', dest: 'my_20app_2Ev2.c.{{wildcard(1)}}.h' })
+  t.equal(names.channelHistory('a.b'), 'my_20app_2Ev2.c.a_2Eb.h', 'where the republish puts a channel\'s entries')
   t.equal(names.nodesBucket, 'FC-my_20app_2Ev2-nodes')
   t.equal(names.presenceBucket, 'FC-my_20app_2Ev2-presence')
   t.equal(names.aliveKey('n.1'), 'alive.n_2E1')
