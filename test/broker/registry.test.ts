@@ -19,9 +19,9 @@ function logged (): { lines: Line[], log: ReturnType<typeof Fastify>['log'] } {
   return { lines, log: app.log }
 }
 
-/** A store that rejects its writes while `down` is set, and counts them. */
-function flaky (store: RegistryStore): { store: RegistryStore, state: { down: boolean, writes: string[] } } {
-  const state = { down: false, writes: [] as string[] }
+/** A store that rejects its writes while `down` is set, and counts them (and what each refresh was told). */
+function flaky (store: RegistryStore, { ttl }: { ttl?: number } = { ttl: 300 }): { store: RegistryStore, state: { down: boolean, writes: string[], holds: boolean[] } } {
+  const state = { down: false, writes: [] as string[], holds: [] as boolean[] }
   const gate = async <T>(name: string, call: () => Promise<T>): Promise<T> => {
     state.writes.push(name)
     if (state.down) throw new Error('store down')
@@ -30,9 +30,12 @@ function flaky (store: RegistryStore): { store: RegistryStore, state: { down: bo
   return {
     state,
     store: {
-      ttl: 300,
+      ttl,
       register: async (sessions) => await gate('register', async () => await store.register(sessions)),
-      refresh: async (holds) => await gate('refresh', async () => await store.refresh(holds)),
+      refresh: async (holds) => {
+        state.holds.push(holds)
+        return await gate('refresh', async () => await store.refresh(holds))
+      },
       add: async (id) => await gate('add', async () => await store.add(id)),
       remove: async (id) => await gate('remove', async () => await store.remove(id)),
       route: async (id, envelope) => await store.route(id, envelope),
@@ -81,18 +84,71 @@ t.test('a failed write is repaired by the next refresh; the upkeep runs every th
   registry.start()
   t.teardown(() => registry.stop())
   await shared.forNode('a').unregister()
-  await new Promise((resolve) => setTimeout(resolve, 250)) // 300 / 3 = 100 ms per refresh
-  t.ok(state.writes.filter((write) => write === 'refresh').length >= 2, 'refreshed on a timer')
-  t.match(lines.filter((line) => line.level === 40), [{ msg: 'channels: this node\'s registration had expired in memory (a stall longer than nodeTtl); sessions registered again', sessions: 1 }])
+  // 300 / 3 = 100 ms per refresh: the first finds the registration lost, the second finds it
+  const refreshes = (): number => state.writes.filter((write) => write === 'refresh').length
+  for (let waited = 0; refreshes() < 2 && waited < 3000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.ok(refreshes() >= 2, 'refreshed on a timer')
+  const warned = lines.filter((line) => line.level === 40)
+  t.equal(warned.length, 1, 'the rewrite is logged once, the refreshes that found it are not')
+  t.match(warned, [{ msg: 'channels: this node\'s registration had expired in memory (a stall longer than nodeTtl); sessions registered again', sessions: 1 }])
+
+  // a refresh that fails in the upkeep: a debug line with the error, and the next tick tries again
+  state.down = true
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  t.match(lines.filter((line) => line.level === 20), [{ msg: 'channels: registration refresh failed', err: { message: 'store down' } }])
+  state.down = false // for stop() at teardown
+})
+
+t.test('the upkeep runs at most every 50 ms, whatever the TTL', async (t) => {
+  const shared = new MemoryRegistry(new MemoryBus())
+  const { store, state } = flaky(shared.forNode('a'), { ttl: 30 })
+  const registry = new SessionRegistry(store, logged().log, 'memory')
+  await registry.sync()
+  const started = Date.now()
+  registry.start()
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await registry.stop()
+  const most = Math.floor((Date.now() - started) / 50) + 1
+  t.ok(state.holds.length <= most, `${state.holds.length} refreshes, at most ${most}`)
+})
+
+t.test('a registry never written, or whose whole write failed, writes everything on its next refresh', async (t) => {
+  const shared = new MemoryRegistry(new MemoryBus())
+  const { store, state } = flaky(shared.forNode('a'))
+  const registry = new SessionRegistry(store, logged().log, 'memory')
+  t.equal(await registry.refresh(), false, 'never written: a first write, not a loss')
+  t.same(state.writes, ['register'])
+  state.down = true
+  await t.rejects(registry.sync(), /store down/)
+  state.down = false
+  state.writes.length = 0
+  t.equal(await registry.refresh(), false)
+  t.same(state.writes, ['register'], 'the failed whole write is done again, not refreshed')
+})
+
+t.test('each refresh tells the store whether the node holds sessions', async (t) => {
+  const shared = new MemoryRegistry(new MemoryBus())
+  const { store, state } = flaky(shared.forNode('a'))
+  const registry = new SessionRegistry(store, logged().log, 'memory')
+  await registry.sync()
+  await registry.refresh()
+  await registry.add('s1')
+  await registry.refresh()
+  await registry.remove('s1')
+  await registry.refresh()
+  t.same(state.holds, [false, true, false])
 })
 
 t.test('stop() clears the record and unregisters; a store without a TTL needs no upkeep', async (t) => {
   const shared = new MemoryRegistry(new MemoryBus())
   const { log } = logged()
-  const registry = new SessionRegistry(shared.forNode('a'), log, 'memory')
+  const { store, state } = flaky(shared.forNode('a'), {})
+  const registry = new SessionRegistry(store, log, 'memory')
   registry.start() // no TTL: no timer keeps the process busy
   await registry.sync()
   await registry.add('s1')
+  await new Promise((resolve) => setTimeout(resolve, 120))
+  t.same(state.holds, [], 'never refreshed')
   await registry.stop()
   t.equal(registry.local.size, 0)
   t.same(await shared.forNode('b').alive(['a']), [false])
@@ -117,4 +173,18 @@ t.test('route publishes the envelope on the holder\'s node topic, never on the a
   t.equal(await a.route('nowhere', 'x'), false)
   await new Promise((resolve) => setImmediate(resolve))
   t.same(heard, [['b', 'to b']])
+})
+
+t.test('the memory store: adds keep every session, a remove forgets one, and either after an unregister is harmless', async (t) => {
+  const shared = new MemoryRegistry(new MemoryBus())
+  const a = shared.forNode('a')
+  const b = shared.forNode('b')
+  await a.add('s1') // before any register: the node's set is made
+  await a.add('s2')
+  t.same([await b.route('s1', 'x'), await b.route('s2', 'x')], [true, true], 'both findable')
+  await a.remove('s1')
+  t.same([await b.route('s1', 'x'), await b.route('s2', 'x')], [false, true], 'the removed one only is gone')
+  await a.unregister()
+  await a.remove('s2')
+  t.same(await b.alive(['a']), [false], 'a remove does not bring a node back')
 })

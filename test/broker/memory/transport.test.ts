@@ -50,3 +50,37 @@ t.test('a node that unsubscribes or closes hears nothing more', async (t) => {
   await new Promise((resolve) => setImmediate(resolve))
   t.same(heard, ['b y'])
 })
+
+t.test('topics are apart: node topics by node, a publication on many topics reaches each one\'s subscribers', async (t) => {
+  const bus = new MemoryBus()
+  const heard: string[] = []
+  const a = node('a', heard)
+  const b = node('b', heard)
+  const c = node('c', heard)
+  await bus.transport(a).subscribe([{ kind: 'node', nodeId: 'a' }])
+  await bus.transport(b).subscribe([{ kind: 'node', nodeId: 'b' }, { kind: 'channel', channel: 'y' }])
+  const fromC = bus.transport(c)
+  await fromC.publish([{ kind: 'node', nodeId: 'a' }], 'to a')
+  await fromC.publish([{ kind: 'all' }], 'to all')
+  // the first topic has no subscriber, the second has one
+  await fromC.publish([{ kind: 'channel', channel: 'x' }, { kind: 'channel', channel: 'y' }], 'x and y')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(heard, ['a to a', 'b x and y'])
+})
+
+t.test('a node leaving a topic leaves it to the others; an empty topic is dropped; leaving a topic never joined is nothing', async (t) => {
+  const bus = new MemoryBus()
+  const heard: string[] = []
+  const a = node('a', heard)
+  const b = node('b', heard)
+  const room = { kind: 'channel', channel: 'room' } as const
+  await bus.transport(a).subscribe([room])
+  await bus.transport(b).subscribe([room])
+  await bus.transport(a).unsubscribe([room, { kind: 'channel', channel: 'never' }])
+  await bus.transport(node('c', heard)).publish([room], 'still b')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(heard, ['b still b'])
+  await bus.transport(b).unsubscribe([room])
+  // what the bus holds: no topic is kept without a subscriber (state bounded by what is subscribed)
+  t.equal((bus as unknown as { topics: Map<string, unknown> }).topics.size, 0)
+})
