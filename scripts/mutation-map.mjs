@@ -114,7 +114,7 @@ export const mutationMap = {
   'plugin/broker/nats/names.ts': ['test/broker/nats/names.test.ts'],
   'plugin/broker/nats/clock.ts': ['test/broker/nats/clock.test.ts'],
   'plugin/broker/nats/history-order.ts': ['test/broker/nats/history-order.test.ts'],
-  'plugin/broker/nats/health.ts': ['test/observability/events.test.ts'],
+  'plugin/broker/nats/health.ts': ['test/broker/nats/health.test.ts', 'test/observability/events.test.ts'],
 
   // observability: the events and their subscribers
   'plugin/observability/events.ts': ['test/observability/events.test.ts'],
