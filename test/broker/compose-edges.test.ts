@@ -150,7 +150,9 @@ t.test('an engine without history or presence: no such methods, and nothing of t
 
 t.test('a node without deliverHistory ignores history publications; one with it gets them, its own included', async (t) => {
   const { engine } = recorded()
-  const plain: BrokerNode = { nodeId: 'plain', log: Fastify({ logger: false }).log, deliver () {}, hasSession: () => false }
+  const lines: Array<{ level: number }> = []
+  const log = Fastify({ logger: { stream: { write: (line: string) => { lines.push(JSON.parse(line) as { level: number }) } } } }).log
+  const plain: BrokerNode = { nodeId: 'plain', log, deliver () {}, hasSession: () => false }
   await (await connected(t, engine, plain)).subscribe('h')
   const withHistory = new StandInNode()
   const link = await connected(t, engine, withHistory)
@@ -158,6 +160,21 @@ t.test('a node without deliverHistory ignores history publications; one with it 
   t.equal(await link.publishHistory?.('h', '{"n":1}', undefined, limits), 1)
   await tick()
   t.match(withHistory.history, [{ offset: 1 }])
+  t.same(lines.filter((line) => line.level >= 40), [], 'the plain node logged nothing: no failed delivery')
+})
+
+t.test('a one-channel publication has no dedupe key: two copies are two deliveries; a failing delivery logs its error', async (t) => {
+  const { engine, record } = recorded()
+  const node = new StandInNode()
+  await connected(t, engine, node)
+  const engineNode = record.nodes.get(node.nodeId)!
+  const single = encodePublication('other', { kind: 'channels', channels: ['x'], frames: ['one'] }, 1)
+  engineNode.receive(single)
+  engineNode.receive(single)
+  t.equal(node.deliveries.length, 2)
+  node.deliver = () => { throw new Error('socket gone') }
+  engineNode.receive(single)
+  t.match(node.lines.at(-1), { level: 50, msg: 'channels: delivering a message from memory failed', err: { message: 'socket gone' } })
 })
 
 t.test('a history entry this version did not write fails the read with its offset and channel', async (t) => {
