@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap'
 import { memoryBroker, type Broker } from '../../plugin/index.js'
 import type { BrokerConnection } from '../../plugin/broker/types.js'
-import { replyTopic, isReplyTopic, isControl } from '../../plugin/requests/relay.js'
+import { replyTopic, isReplyTopic, isControl, maxRelayedRequests } from '../../plugin/requests/relay.js'
 import { startApp, TestClient, until, type TestApp } from '../helpers/server.js'
 import { StandInNode } from '../broker/stand-in-node.js'
 
@@ -51,14 +51,14 @@ async function standIn (t: Test, shared: Broker): Promise<{ stand: StandInNode, 
 }
 
 /** A node whose requests never reach the holder (recorded in `sent`): its own timer and the stand-in's answers settle them. */
-async function deafNode (t: Test, shared: Broker): Promise<{ app: TestApp['app'], sent: string[] }> {
+async function deafNode (t: Test, shared: Broker, logged?: string[]): Promise<{ app: TestApp['app'], sent: string[] }> {
   const sent: string[] = []
   const { app } = await node(t, brokerWith(shared, () => ({
     async sendToSession (_sessionId, frame) {
       sent.push(frame)
       return true
     }
-  })))
+  })), logged)
   return { app, sent }
 }
 
@@ -99,7 +99,8 @@ t.test('a relayed request: its control text, an answer before the timeout, the a
 
 t.test('answers from the holder: data, every error code, malformed or late ones ignored', async (t) => {
   const shared = memoryBroker()
-  const { app: a, sent } = await deafNode(t, shared)
+  const logged: string[] = []
+  const { app: a, sent } = await deafNode(t, shared, logged)
   const { connection } = await standIn(t, shared)
   const answer = async (text: string): Promise<void> => {
     const topic = replyTopic((JSON.parse(sent[0].slice(1)) as { from: string }).from)
@@ -131,6 +132,7 @@ t.test('answers from the holder: data, every error code, malformed or late ones 
     await answer(`\u0000${JSON.stringify({ answer: id, error })}`)
     await t.rejects(asked, expected, error.code)
   }
+  t.same(logged, [], 'no answer made the node fail or warn')
 })
 
 t.test('the reply topic is subscribed once; a failed subscription is tried again on the next ask', async (t) => {
@@ -193,7 +195,8 @@ t.test('the asking node closes: what waits rejects DISCONNECTED', async (t) => {
 
 t.test('on the holding node: malformed requests are ignored; a good one is asked and answered on the asker\'s topic', async (t) => {
   const shared = memoryBroker()
-  const b = await node(t, shared)
+  const logged: string[] = []
+  const b = await node(t, shared, logged)
   const raw = await rawClient(t, b.url)
   const { stand, connection, answers } = await standIn(t, shared)
   const from = stand.nodeId
@@ -222,6 +225,7 @@ t.test('on the holding node: malformed requests are ignored; a good one is asked
   await send(`\u0000${JSON.stringify({ ...command, ask: 9, event: '' })}`)
   await until(() => answers().length === 3)
   t.match(answers()[2], { answer: 9, error: { code: 'FST_CHANNELS_INVALID_ARGUMENT' } })
+  t.same(logged, [], 'no request made the node fail or warn')
 })
 
 t.test('on the holding node: an answer that cannot be published is logged', async (t) => {
@@ -240,4 +244,18 @@ t.test('on the holding node: an answer that cannot be published is logged', asyn
   raw.send({ type: 'reply', rid: request.rid, data: 1 })
   await until(() => logged.includes('channels: the answer to a request from another node could not be published'))
   t.pass('logged')
+})
+
+t.test('at most maxRelayedRequests wait on other nodes at once', async (t) => {
+  const shared = memoryBroker()
+  const { app: a, sent } = await deafNode(t, shared)
+  const waiting = Array.from({ length: maxRelayedRequests }, (_, i) => a.channels.ask('held-elsewhere', 'q', i, { timeout: 60_000 }))
+  await until(() => sent.length === maxRelayedRequests, 10_000)
+  await t.rejects(a.channels.ask('held-elsewhere', 'one too many', 1), {
+    code: 'FST_CHANNELS_TOO_MANY_REQUESTS', message: `the socket has ${maxRelayedRequests} requests waiting for a reply already`
+  })
+  t.equal(sent.length, maxRelayedRequests, 'the one too many never reached the broker')
+  await a.close()
+  const settled = await Promise.allSettled(waiting)
+  t.ok(settled.every((outcome) => outcome.status === 'rejected' && (outcome.reason as { code: string }).code === 'FST_CHANNELS_DISCONNECTED'))
 })
