@@ -99,7 +99,7 @@ export const mutationMap = {
   'plugin/requests/pending.ts': ['test/requests/pending.test.ts', 'test/requests/ask.test.ts'],
   'plugin/requests/relay.ts': ['test/requests/relay.test.ts', 'test/requests/ask.test.ts'],
   'client/requests.ts': ['test/requests/ask.test.ts'],
-  'plugin/users/directory.ts': ['test/users/users.test.ts'],
+  'plugin/users/directory.ts': ['test/users/directory.test.ts', 'test/users/users.test.ts'],
   'plugin/users/identify.ts': ['test/users/users.test.ts'],
   'plugin/presence/mirror.ts': ['test/presence/mirror.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/broker/memory/presence-store.ts': ['test/broker/memory/presence-store.test.ts', 'test/presence/tracker.test.ts', 'test/client/presence.test.ts'],
