@@ -158,3 +158,46 @@ t.test('sessions are listed once each', async (t) => {
   await eventually(async () => (await a.app.channels.user('ann').sessions()).length === 1)
   t.same(await a.app.channels.user('ann').sessions(), [ann.sessionId])
 })
+
+t.test('a user send the broker cannot publish: one run of failures, logged as the user\'s, until it works again or the node closes', async (t) => {
+  const shared = memoryBroker()
+  const lines: Array<{ level: number, msg: string, kind?: string }> = []
+  const state = { down: true }
+  const broker = brokerWith(shared, (connection) => ({
+    publish: async (publication: Parameters<BrokerConnection['publish']>[0]) => {
+      if (state.down) throw new Error('broker down')
+      await connection.publish(publication)
+    }
+  }))
+  const { app, url } = await startApp({ broker, user: userOption, rateLimit: false, heartbeat: false }, undefined,
+    { logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line) as typeof lines[number]) } } } })
+  let closed = false
+  t.teardown(async () => { if (!closed) await app.close() })
+  const ann = await client(t, url, 'ann')
+  const said = (msg: string): typeof lines => lines.filter((line) => line.msg === msg)
+
+  await app.channels.user('ann').send(1)
+  await app.channels.user('ann').send(2)
+  t.match(said('channels: broker publish failed; delivered locally only'), [{ level: 40, kind: 'user' }], 'one line for the run')
+  state.down = false
+  await app.channels.user('ann').send(3)
+  t.equal(said('channels: broker publish works again').length, 1)
+  state.down = true
+  await app.channels.user('ann').send(4)
+  for (const data of [1, 2, 3, 4]) t.equal((await ann.next((frame) => frame.type === 'message')).data, data, 'delivered locally')
+  ann.close()
+  closed = true
+  await app.close()
+  t.equal(said('channels: broker closed while publishes were failing').length, 1, 'the run still failing at close is said')
+})
+
+t.test('a user session in the broker\'s presence: its ref, the user as key', async (t) => {
+  const shared = memoryBroker()
+  const a = await node(t, shared)
+  const ann = await client(t, a.url, 'ann')
+  const stand = new StandInNode()
+  const connection = await shared.connect(stand) as BrokerConnection & { presenceState: (channel: string) => Promise<unknown[]> }
+  t.teardown(() => connection.close())
+  await eventually(async () => (await connection.presenceState(userTopic('ann'))).length === 1)
+  t.match(await connection.presenceState(userTopic('ann')), [{ ref: ann.sessionId, key: 'ann', meta: '{}' }])
+})
