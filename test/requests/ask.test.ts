@@ -55,6 +55,7 @@ t.test('socket.ask rejections: client error, no handler, timeout, disconnected, 
   client.close()
   await t.rejects(pending, { code: 'FST_CHANNELS_DISCONNECTED' })
   await t.rejects(socket.ask('never'), { code: 'FST_CHANNELS_DISCONNECTED' }, 'after the close too')
+  await t.rejects(socket.ask('never', 10n), { code: 'FST_CHANNELS_DISCONNECTED' }, 'refused as closed before its data is encoded')
 })
 
 t.test('bad replies: ignored or BAD_FRAME, never a crash or a wrongly settled request', async (t) => {
@@ -73,7 +74,7 @@ t.test('bad replies: ignored or BAD_FRAME, never a crash or a wrongly settled re
   t.same(request, { type: 'request', rid: 1, event: 'q', data: 1 })
   raw.send({ type: 'reply', rid: 99, data: 'unknown rid' })
   raw.send({ type: 'reply', rid: 1, data: 'x', error: { code: 'E', message: 'm' } })
-  t.same((await raw.next((frame) => frame.type === 'error')).code, 'BAD_FRAME', 'data and error: BAD_FRAME')
+  t.match(await raw.next((frame) => frame.type === 'error'), { code: 'BAD_FRAME', message: 'a reply carries data or error, not both' }, 'data and error: BAD_FRAME')
   raw.send({ type: 'reply', rid: 1.5, data: 'x' })
   t.same((await raw.next((frame) => frame.type === 'error')).code, 'BAD_FRAME', 'a non-integer rid: BAD_FRAME')
   raw.send({ type: 'reply', rid: '1', data: 'x' })

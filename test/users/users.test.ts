@@ -70,3 +70,29 @@ t.test('user topics: never an app channel name; any id fits', async (t) => {
   t.equal(userIdProblem('x'.repeat(1025)), 'a user id has 1 to 1024 characters')
   t.equal(userIdProblem('x'), undefined)
 })
+
+t.test('the user option: what a refusal logs; a lookup that resolves undefined lets an anonymous connection in', async (t) => {
+  const logged: Array<{ level: number, msg: string, sessionId?: string, err?: { message: string } }> = []
+  const stream = { write: (line: string) => { logged.push(JSON.parse(line) as typeof logged[number]) } }
+  const lookups: Array<() => unknown> = [() => { throw new Error('db down') }, () => 42, () => undefined]
+  let lookup = lookups[0]
+  const { app, url } = await startApp({ user: () => lookup() as string }, (app) => {
+    app.channels.on('message', { event: 'whoami' }, (socket) => ({ user: socket.user ?? null }))
+  }, { logger: { level: 'error', stream } })
+  t.teardown(() => app.close())
+
+  const thrown = await TestClient.open(url)
+  t.same(await thrown.closed, { code: 1008, reason: 'user lookup failed' })
+  t.match(logged, [{ level: 50, msg: 'channels: the user option failed; connection refused', sessionId: String, err: { message: 'db down' } }])
+
+  lookup = lookups[1]
+  const numeric = await TestClient.open(url)
+  t.same(await numeric.closed, { code: 1008, reason: 'user lookup failed' })
+  t.match(logged[1], { level: 50, msg: 'channels: the user option returned no user id (a user id is a string, got number); connection refused', sessionId: String })
+
+  lookup = lookups[2]
+  const anonymous = await TestClient.connect(url)
+  t.teardown(() => anonymous.close())
+  t.same((await anonymous.request({ type: 'message', event: 'whoami', id: nextId() })).data, { user: null })
+  t.equal(logged.length, 2, 'nothing more logged')
+})
