@@ -45,6 +45,17 @@ t.test('the admin option: authorize is required, a path must be a route path', a
     await t.rejects(async () => { await app.register(fastifyChannels, { admin } as never) }, { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(admin))
     await app.close()
   }
+  const messages: Array<[unknown, RegExp]> = [
+    ['admin', /admin: expected false or \{ path\?, authorize \} \(authorize is required\)/], [() => true, /admin: expected false or/],
+    [{ authorize, extra: 1 }, /admin\.extra: unknown option/],
+    [{ path: '/x' }, /admin\.authorize: required, a function \(request\) => boolean \| Promise<boolean>/],
+    [{ authorize, path: '/admin/' }, /admin\.path: expected a route path starting with "\/" and not ending with one, got \/admin\//]
+  ]
+  for (const [admin, message] of messages) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(fastifyChannels, { admin } as never) }, { message }, `the message says what is wrong: ${typeof admin === 'function' ? 'a function' : JSON.stringify(admin)}`)
+    await app.close()
+  }
   const app = Fastify()
   await app.register(fastifyChannels, { admin: false, client: false })
   t.equal((await app.inject('/channels/admin')).statusCode, 404, 'off by default: nothing served')
