@@ -217,3 +217,73 @@ t.test('disconnect a user: every session of it, on every node, and no one else',
   t.same(nobody.json(), { sessions: 0 }, 'a user without sessions: nothing happens')
   bob.close()
 })
+
+t.test('the answers\' bodies and headers, to the letter; what the page logs', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+  const { app, url } = await startApp({
+    admin: {
+      authorize: (request) => {
+        if (request.headers['x-throw'] !== undefined) throw new Error('authorize broke')
+        return authorize(request)
+      }
+    }
+  }, undefined, { logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  t.equal(disconnectReason, 'disconnected by an administrator')
+
+  const refused = await app.inject({ url: '/channels/admin/api/nodes' })
+  t.same(refused.json(), { statusCode: 401, error: 'Unauthorized', message: 'not authorized' })
+  t.equal(refused.headers['x-content-type-options'], 'nosniff')
+  await app.inject({ url: '/channels/admin/api/nodes', headers: { ...auth, 'x-throw': '1' } })
+  const failed = lines.find((line) => line.msg === 'channels: admin authorize failed')
+  t.match(failed, { level: 50, err: { message: 'authorize broke' } }, 'a throwing authorize is logged with its error')
+
+  const page = await app.inject({ url: '/channels/admin', headers: auth })
+  t.equal(page.headers['referrer-policy'], 'no-referrer')
+  t.equal(page.headers['x-content-type-options'], 'nosniff')
+  const nodes = (await app.inject({ url: '/channels/admin/api/nodes', headers: auth })).json()
+  t.type(nodes.at, 'number')
+  t.equal(nodes.nodes[0].node, app.channels.stats().node)
+
+  for (const [query, problem] of [['', 'channel must be a string'], ['?name=a%20b', 'channel must not contain control or white-space characters']]) {
+    const bad = await app.inject({ url: `/channels/admin/api/channel${query}`, headers: auth })
+    t.same(bad.json(), { statusCode: 400, error: 'Bad Request', message: `name: ${problem}` })
+  }
+
+  const post = async (payload: string, contentType?: string): Promise<{ statusCode: number, body: unknown }> => {
+    const headers: Record<string, string> = { ...auth }
+    if (contentType !== undefined) headers['content-type'] = contentType
+    const reply = await app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers, payload })
+    return { statusCode: reply.statusCode, body: reply.json() }
+  }
+  t.same(await post(''), { statusCode: 415, body: { statusCode: 415, error: 'Unsupported Media Type', message: 'expected application/json' } }, 'no body, no content type')
+  t.same(await post('{"sessionId":"x"}', 'text/plain'), { statusCode: 415, body: { statusCode: 415, error: 'Unsupported Media Type', message: 'expected application/json' } }, 'text')
+  t.same(await post('{"sessionId":"x"}', 'Application/JSON ; charset=utf-8'), { statusCode: 200, body: { here: false } }, 'JSON, with spaces and capitals')
+  t.same(await post('null', 'application/json'), { statusCode: 400, body: { statusCode: 400, error: 'Bad Request', message: 'expected { "sessionId": string } or { "userId": string }' } })
+  t.same(await post(JSON.stringify({ sessionId: 'x'.repeat(200) }), 'application/json'), { statusCode: 200, body: { here: false } }, 'a session id of 200 characters')
+
+  const client = await TestClient.connect(url)
+  t.same(await post(JSON.stringify({ sessionId: client.sessionId }), 'application/json'), { statusCode: 200, body: { here: true } })
+  t.match(lines.find((line) => line.msg === 'channels: admin disconnected a session' && line.sessionId === client.sessionId), { here: true })
+  t.same(await post(JSON.stringify({ userId: 'nobody' }), 'application/json'), { statusCode: 200, body: { sessions: 0 } })
+  t.match(lines.find((line) => line.msg === 'channels: admin disconnected a user'), { userId: 'nobody', sessions: 0 })
+})
+
+t.test('two live feeds: the stream headers; one closing leaves the other fed every second', async (t) => {
+  const { app, port } = await startApp({ admin: { authorize } })
+  t.teardown(() => app.close())
+  const one = await openFeed(port, '/channels/admin/api/feed', auth)
+  t.equal(one.response.headers['cache-control'], 'no-store')
+  t.equal(one.response.headers['x-accel-buffering'], 'no')
+  await within(one.first, 3000, 'the first feed\'s first event')
+  const other = await openFeed(port, '/channels/admin/api/feed', auth)
+  await within(other.first, 3000, 'the second feed\'s first event')
+  let events = 0
+  other.response.on('data', (chunk: Buffer) => { events += chunk.toString().split('event: nodes').length - 1 })
+  one.response.destroy()
+  await within(new Promise<void>((resolve) => {
+    const check = setInterval(() => { if (events >= 1) { clearInterval(check); resolve() } }, 20)
+  }), 5000, 'the second feed gets the next event after the first closed')
+  other.response.destroy()
+})
