@@ -112,6 +112,7 @@ t.test('the page and its assets, with headers that keep it out of frames and cac
   t.notMatch(raw, '"><script>alert', 'a query is escaped in the HTML')
   t.match(raw, 'src="/ops/admin.js?a=&quot;&gt;&lt;script&gt;')
   t.match(adminHtml('/ops', "?a='b&c"), 'src="/ops/admin.js?a=&#39;b&amp;c"', 'quotes and ampersands too')
+  t.match(adminHtml('/ops'), 'src="/ops/admin.js"></script>', 'no query: nothing after the asset\'s path')
   t.match(page.body, 'data-base="/ops"')
   const script = await app.inject({ url: '/ops/admin.js', headers: auth })
   t.match(script.headers['content-type'], /^text\/javascript/)
