@@ -8,7 +8,8 @@ import t from 'tap'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
-import fastifyChannels, { memoryBroker } from '../../plugin/index.js'
+import fastifyChannels, { memoryBroker, type Broker } from '../../plugin/index.js'
+import type { BrokerConnection, PresenceBroker } from '../../plugin/broker/types.js'
 import { disconnectReason } from '../../plugin/admin/routes.js'
 import { adminHtml } from '../../plugin/admin/page.js'
 import { within } from '../helpers/deadline.js'
@@ -287,4 +288,42 @@ t.test('two live feeds: the stream headers; one closing leaves the other fed eve
     const check = setInterval(() => { if (events >= 1) { clearInterval(check); resolve() } }, 20)
   }), 5000, 'the second feed gets the next event after the first closed')
   other.response.destroy()
+})
+
+/** A memory broker whose publications and presence reads reject once `down()` says so. */
+function brokerGoingDown (down: () => boolean): Broker {
+  const inner = memoryBroker()
+  return {
+    async connect (node) {
+      const connection = await inner.connect(node) as BrokerConnection & PresenceBroker
+      const failing = <A extends unknown[], R>(method: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+        if (down()) throw new Error('broker down')
+        return await method(...args)
+      }
+      return {
+        ...connection,
+        publish: failing(connection.publish.bind(connection)),
+        presenceState: failing(connection.presenceState.bind(connection))
+      }
+    }
+  }
+}
+
+t.test('the broker down: the channel view and both disconnects answer 503 and log why', async (t) => {
+  let down = false
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+  const user = (request: FastifyRequest): string | undefined => (request.query as { user?: string }).user
+  const { app } = await startApp({ broker: brokerGoingDown(() => down), user, presence: /^room-/, admin: { authorize } }, undefined, { logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  down = true
+  const view = await app.inject({ url: '/channels/admin/api/channel?name=room-1', headers: auth })
+  t.same({ statusCode: view.statusCode, body: view.json() }, { statusCode: 503, body: { statusCode: 503, error: 'Service Unavailable', message: 'the broker could not be asked' } })
+  t.match(lines.find((line) => line.msg === 'channels: admin channel view failed'), { level: 40, channel: 'room-1', err: { message: /./ } })
+  for (const [payload, field] of [[{ sessionId: 'elsewhere' }, 'sessionId'], [{ userId: 'ann' }, 'userId']] as const) {
+    const reply = await app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers: auth, payload })
+    t.same({ statusCode: reply.statusCode, body: reply.json() }, { statusCode: 503, body: { statusCode: 503, error: 'Service Unavailable', message: 'the broker could not be reached' } }, JSON.stringify(payload))
+    const logged = lines.filter((line) => line.msg === 'channels: admin disconnect could not reach the broker').at(-1)
+    t.match(logged, { level: 40, [field]: Object.values(payload)[0], err: { message: /./ } })
+  }
 })
