@@ -241,6 +241,10 @@ t.test('with an SDK, two nodes on one broker: a remote delivery is a root span l
   const nodeId = two.app.channels.stats().node
   events.delivery.publish({ nodeId, kind: 'all', count: 1, remote: true, traceContext: '00-00000000000000000000000000000000-b7ad6b7169203331-01' })
   t.equal(named('channels deliver all').length, 0, 'no span for an invalid trace context')
+  // node two alone (node one closed, its subscribers gone): a remote delivery of node two's is traced by node two
   here.close()
+  await one.app.close()
+  events.delivery.publish({ nodeId, kind: 'all', count: 1, remote: true, traceContext: toTraceparent(publish.spanContext()) })
+  t.equal(named('channels deliver all').length, 1, 'traced by the node it happened on')
   there.close()
 })
