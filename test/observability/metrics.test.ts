@@ -151,8 +151,9 @@ t.test('prom-client as named exports or as a default export loads; anything else
   await t.rejects(loadPromClient(fixture('prom-coded-cannot-find')), { code: 'E_OTHER' }, 'an error with a code of its own')
   await t.rejects(loadPromClient(fixture('prom-commonjs-missing')), { code: 'FST_CHANNELS_MISSING_PROM_CLIENT' }, 'require\'s MODULE_NOT_FOUND')
   await t.rejects(loadPromClient(fixture('prom-loader-missing')), { code: 'FST_CHANNELS_MISSING_PROM_CLIENT' }, 'a loader\'s "cannot find" naming it')
-  const missing = await loadPromClient('prom-client-that-is-not-installed').catch((err: unknown) => err) as { cause?: { code?: string } }
-  t.equal(missing.cause?.code, 'ERR_MODULE_NOT_FOUND', 'the loader\'s error is the cause')
+  const missing = await loadPromClient('prom-client-that-is-not-installed').catch((err: unknown) => err) as { cause?: unknown }
+  // Node's loader gives ERR_MODULE_NOT_FOUND, tap's own a message without a code: either way the cause names the module
+  t.match(missing.cause, { message: /prom-client-that-is-not-installed/ }, 'the loader\'s error is the cause')
 })
 
 t.test('close codes as labels: the protocol\'s as they are, the application ranges by thousand', async (t) => {
