@@ -118,7 +118,7 @@ export const mutationMap = {
 
   // observability: the events and their subscribers
   'plugin/observability/events.ts': ['test/observability/events.test.ts'],
-  'plugin/observability/observe.ts': ['test/observability/events.test.ts', 'test/observability/metrics.test.ts'],
+  'plugin/observability/observe.ts': ['test/observability/events.test.ts', 'test/observability/metrics.test.ts', 'test/observability/tracing.test.ts', 'test/connection/connection.test.ts'],
   'plugin/observability/message-log.ts': ['test/connection/connection.test.ts'],
   'plugin/observability/metrics.ts': ['test/observability/metrics.test.ts'],
   'plugin/observability/tracing.ts': ['test/observability/tracing.test.ts'],

@@ -8,7 +8,8 @@ import t from 'tap'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
-import fastifyChannels, { memoryBroker } from '../../plugin/index.js'
+import fastifyChannels, { memoryBroker, type Broker } from '../../plugin/index.js'
+import type { BrokerConnection, PresenceBroker } from '../../plugin/broker/types.js'
 import { disconnectReason } from '../../plugin/admin/routes.js'
 import { adminHtml } from '../../plugin/admin/page.js'
 import { within } from '../helpers/deadline.js'
@@ -43,6 +44,17 @@ t.test('the admin option: authorize is required, a path must be a route path', a
   for (const admin of bad) {
     const app = Fastify()
     await t.rejects(async () => { await app.register(fastifyChannels, { admin } as never) }, { code: 'FST_CHANNELS_INVALID_OPTION' }, JSON.stringify(admin))
+    await app.close()
+  }
+  const messages: Array<[unknown, RegExp]> = [
+    ['admin', /admin: expected false or \{ path\?, authorize \} \(authorize is required\)/], [() => true, /admin: expected false or/],
+    [{ authorize, extra: 1 }, /admin\.extra: unknown option/],
+    [{ path: '/x' }, /admin\.authorize: required, a function \(request\) => boolean \| Promise<boolean>/],
+    [{ authorize, path: '/admin/' }, /admin\.path: expected a route path starting with "\/" and not ending with one, got \/admin\//]
+  ]
+  for (const [admin, message] of messages) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(fastifyChannels, { admin } as never) }, { message }, `the message says what is wrong: ${typeof admin === 'function' ? 'a function' : JSON.stringify(admin)}`)
     await app.close()
   }
   const app = Fastify()
@@ -101,6 +113,7 @@ t.test('the page and its assets, with headers that keep it out of frames and cac
   t.notMatch(raw, '"><script>alert', 'a query is escaped in the HTML')
   t.match(raw, 'src="/ops/admin.js?a=&quot;&gt;&lt;script&gt;')
   t.match(adminHtml('/ops', "?a='b&c"), 'src="/ops/admin.js?a=&#39;b&amp;c"', 'quotes and ampersands too')
+  t.match(adminHtml('/ops'), 'src="/ops/admin.js"></script>', 'no query: nothing after the asset\'s path')
   t.match(page.body, 'data-base="/ops"')
   const script = await app.inject({ url: '/ops/admin.js', headers: auth })
   t.match(script.headers['content-type'], /^text\/javascript/)
@@ -205,4 +218,112 @@ t.test('disconnect a user: every session of it, on every node, and no one else',
   const nobody = await one.app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers: auth, payload: { userId: 'carol' } })
   t.same(nobody.json(), { sessions: 0 }, 'a user without sessions: nothing happens')
   bob.close()
+})
+
+t.test('the answers\' bodies and headers, to the letter; what the page logs', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+  const { app, url } = await startApp({
+    admin: {
+      authorize: (request) => {
+        if (request.headers['x-throw'] !== undefined) throw new Error('authorize broke')
+        return authorize(request)
+      }
+    }
+  }, undefined, { logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  t.equal(disconnectReason, 'disconnected by an administrator')
+
+  const refused = await app.inject({ url: '/channels/admin/api/nodes' })
+  t.same(refused.json(), { statusCode: 401, error: 'Unauthorized', message: 'not authorized' })
+  t.equal(refused.headers['x-content-type-options'], 'nosniff')
+  await app.inject({ url: '/channels/admin/api/nodes', headers: { ...auth, 'x-throw': '1' } })
+  const failed = lines.find((line) => line.msg === 'channels: admin authorize failed')
+  t.match(failed, { level: 50, err: { message: 'authorize broke' } }, 'a throwing authorize is logged with its error')
+
+  const page = await app.inject({ url: '/channels/admin', headers: auth })
+  t.equal(page.headers['referrer-policy'], 'no-referrer')
+  t.equal(page.headers['x-content-type-options'], 'nosniff')
+  const nodes = (await app.inject({ url: '/channels/admin/api/nodes', headers: auth })).json()
+  t.type(nodes.at, 'number')
+  t.equal(nodes.nodes[0].node, app.channels.stats().node)
+
+  for (const [query, problem] of [['', 'channel must be a string'], ['?name=a%20b', 'channel must not contain control or white-space characters']]) {
+    const bad = await app.inject({ url: `/channels/admin/api/channel${query}`, headers: auth })
+    t.same(bad.json(), { statusCode: 400, error: 'Bad Request', message: `name: ${problem}` })
+  }
+
+  const post = async (payload: string, contentType?: string): Promise<{ statusCode: number, body: unknown }> => {
+    const headers: Record<string, string> = { ...auth }
+    if (contentType !== undefined) headers['content-type'] = contentType
+    const reply = await app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers, payload })
+    return { statusCode: reply.statusCode, body: reply.json() }
+  }
+  t.same(await post(''), { statusCode: 415, body: { statusCode: 415, error: 'Unsupported Media Type', message: 'expected application/json' } }, 'no body, no content type')
+  t.same(await post('{"sessionId":"x"}', 'text/plain'), { statusCode: 415, body: { statusCode: 415, error: 'Unsupported Media Type', message: 'expected application/json' } }, 'text')
+  t.same(await post('{"sessionId":"x"}', 'Application/JSON ; charset=utf-8'), { statusCode: 200, body: { here: false } }, 'JSON, with spaces and capitals')
+  t.same(await post('null', 'application/json'), { statusCode: 400, body: { statusCode: 400, error: 'Bad Request', message: 'expected { "sessionId": string } or { "userId": string }' } })
+  t.same(await post(JSON.stringify({ sessionId: 'x'.repeat(200) }), 'application/json'), { statusCode: 200, body: { here: false } }, 'a session id of 200 characters')
+
+  const client = await TestClient.connect(url)
+  t.same(await post(JSON.stringify({ sessionId: client.sessionId }), 'application/json'), { statusCode: 200, body: { here: true } })
+  t.match(lines.find((line) => line.msg === 'channels: admin disconnected a session' && line.sessionId === client.sessionId), { here: true })
+  t.same(await post(JSON.stringify({ userId: 'nobody' }), 'application/json'), { statusCode: 200, body: { sessions: 0 } })
+  t.match(lines.find((line) => line.msg === 'channels: admin disconnected a user'), { userId: 'nobody', sessions: 0 })
+})
+
+t.test('two live feeds: the stream headers; one closing leaves the other fed every second', async (t) => {
+  const { app, port } = await startApp({ admin: { authorize } })
+  t.teardown(() => app.close())
+  const one = await openFeed(port, '/channels/admin/api/feed', auth)
+  t.equal(one.response.headers['cache-control'], 'no-store')
+  t.equal(one.response.headers['x-accel-buffering'], 'no')
+  await within(one.first, 3000, 'the first feed\'s first event')
+  const other = await openFeed(port, '/channels/admin/api/feed', auth)
+  await within(other.first, 3000, 'the second feed\'s first event')
+  let events = 0
+  other.response.on('data', (chunk: Buffer) => { events += chunk.toString().split('event: nodes').length - 1 })
+  one.response.destroy()
+  await within(new Promise<void>((resolve) => {
+    const check = setInterval(() => { if (events >= 1) { clearInterval(check); resolve() } }, 20)
+  }), 5000, 'the second feed gets the next event after the first closed')
+  other.response.destroy()
+})
+
+/** A memory broker whose publications and presence reads reject once `down()` says so. */
+function brokerGoingDown (down: () => boolean): Broker {
+  const inner = memoryBroker()
+  return {
+    async connect (node) {
+      const connection = await inner.connect(node) as BrokerConnection & PresenceBroker
+      const failing = <A extends unknown[], R>(method: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+        if (down()) throw new Error('broker down')
+        return await method(...args)
+      }
+      return {
+        ...connection,
+        publish: failing(connection.publish.bind(connection)),
+        presenceState: failing(connection.presenceState.bind(connection))
+      }
+    }
+  }
+}
+
+t.test('the broker down: the channel view and both disconnects answer 503 and log why', async (t) => {
+  let down = false
+  const lines: Array<Record<string, unknown>> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+  const user = (request: FastifyRequest): string | undefined => (request.query as { user?: string }).user
+  const { app } = await startApp({ broker: brokerGoingDown(() => down), user, presence: /^room-/, admin: { authorize } }, undefined, { logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  down = true
+  const view = await app.inject({ url: '/channels/admin/api/channel?name=room-1', headers: auth })
+  t.same({ statusCode: view.statusCode, body: view.json() }, { statusCode: 503, body: { statusCode: 503, error: 'Service Unavailable', message: 'the broker could not be asked' } })
+  t.match(lines.find((line) => line.msg === 'channels: admin channel view failed'), { level: 40, channel: 'room-1', err: { message: /./ } })
+  for (const [payload, field] of [[{ sessionId: 'elsewhere' }, 'sessionId'], [{ userId: 'ann' }, 'userId']] as const) {
+    const reply = await app.inject({ method: 'POST', url: '/channels/admin/api/disconnect', headers: auth, payload })
+    t.same({ statusCode: reply.statusCode, body: reply.json() }, { statusCode: 503, body: { statusCode: 503, error: 'Service Unavailable', message: 'the broker could not be reached' } }, JSON.stringify(payload))
+    const logged = lines.filter((line) => line.msg === 'channels: admin disconnect could not reach the broker').at(-1)
+    t.match(logged, { level: 40, [field]: Object.values(payload)[0], err: { message: /./ } })
+  }
 })

@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { ChannelError } from '../../plugin/index.js'
+import { events } from '../../plugin/observability/events.js'
 import { startInMemory, startInMemoryWithSocket } from '../helpers/in-memory.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, until } from '../helpers/server.js'
@@ -130,6 +131,31 @@ t.test('messageLog logs inbound and outbound frames through the Fastify logger',
   t.ok(outbound.some((line) => line.frame === '{"type":"ack","id":1,"data":"pong"}'))
   t.ok(inbound?.reqId, 'logged through the request logger')
   c.close()
+})
+
+t.test('messageLog of two apps in one process: each logs its own sockets\' frames only, and stops on close', async (t) => {
+  const logOf = async (): Promise<{ lines: Array<Record<string, unknown>>, started: Awaited<ReturnType<typeof startInMemory>> }> => {
+    const lines: Array<Record<string, unknown>> = []
+    const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+    const started = await startInMemory({ messageLog: true }, (app) => {
+      app.channels.on('message', () => 'pong')
+    }, { logger: { level: 'info', stream } })
+    return { lines, started }
+  }
+  const one = await logOf()
+  const two = await logOf()
+  t.teardown(() => one.started.app.close())
+  t.teardown(() => two.started.app.close())
+  const c = await two.started.connect()
+  await c.request({ type: 'message', data: 'ping', id: 1 })
+  const logged = (lines: Array<Record<string, unknown>>): Array<Record<string, unknown>> => lines.filter((line) => String(line.msg).startsWith('channels: message'))
+  t.same(logged(one.lines), [], 'the other app logs nothing of them')
+  t.same(logged(two.lines).map((line) => line.msg), ['channels: message out', 'channels: message in', 'channels: message out'], 'welcome, ping, ack: once each')
+  c.close()
+  await one.started.app.close()
+  await two.started.app.close()
+  t.equal(events.frameIn.hasSubscribers, false, 'closed: no frame-in subscriber left')
+  t.equal(events.frameOut.hasSubscribers, false, 'closed: no frame-out subscriber left')
 })
 
 t.test('without messageLog no frame is logged', async (t) => {

@@ -5,7 +5,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { events } from '../../plugin/observability/events.js'
+import { events, handlerRunStart, publicationStart } from '../../plugin/observability/events.js'
 import { Health } from '../../plugin/broker/redis/health.js'
 import { NatsHealth } from '../../plugin/broker/nats/health.js'
 import { startInMemory } from '../helpers/in-memory.js'
@@ -109,9 +109,8 @@ t.test('refused upgrades name their reason: origin, cap, an app hook', async (t)
   await t.rejects(open({ headers: { 'x-deny': '1' } }), { statusCode: 401 } as object as Error)
   const first = await connect()
   await t.rejects(open(), { statusCode: 503 } as object as Error)
-  t.match(of(seen, 'connection-refused'), [
-    { reason: 'origin', statusCode: 403 }, { reason: 'hook', statusCode: 401 }, { reason: 'cap', statusCode: 503 }
-  ])
+  t.same(of(seen, 'connection-refused').map(({ reason, statusCode }) => [reason, statusCode]), [['origin', 403], ['hook', 401], ['cap', 503]],
+    'these three, and nothing for the upgrade that was accepted')
   t.equal(of(seen, 'connection-open').length, 1)
   first.close()
 })
@@ -196,26 +195,71 @@ t.test('a slow consumer: its event with the bytes it left unread, then its close
   stalled.ws.terminate()
 })
 
-t.test('an upgrade that reaches the gates once fastify.close() began is refused as closing', async (t) => {
+t.test('an upgrade that reaches the gates once fastify.close() began is refused as closing; one from a refused origin, as origin', async (t) => {
   const seen = record(t)
   let release = (): void => {}
   const held = new Promise<void>((resolve) => { release = resolve })
-  let arrived = (): void => {}
-  const waiting = new Promise<void>((resolve) => { arrived = resolve })
+  let holding = 0
   const { app, url } = await startApp({ heartbeat: false }, (app) => {
     app.addHook('onRequest', async (request) => {
       if (request.headers['x-hold'] === undefined) return
-      arrived()
+      holding++
       await held
     })
   })
   const open = await TestClient.connect(url)
-  const attempt = TestClient.open(url, { headers: { 'x-hold': '1' } }).then(() => 'open', (err: { statusCode?: number }) => err.statusCode)
-  await waiting
+  const outcome = (err: { statusCode?: number }): number | undefined => err.statusCode
+  const attempt = TestClient.open(url, { headers: { 'x-hold': '1' } }).then(() => 'open', outcome)
+  // one from a refused origin: the origin gate says so, closing or not
+  const foreign = TestClient.open(url, { headers: { 'x-hold': '1' }, origin: 'https://evil.example.net' }).then(() => 'open', outcome)
+  await until(() => holding === 2)
   const closed = app.close()
   await open.closed // the drain began: the node is closing
   release()
   t.equal(await attempt, 503)
+  t.equal(await foreign, 403)
   await closed
-  t.match(of(seen, 'connection-refused'), [{ reason: 'closing', statusCode: 503 }])
+  t.same(of(seen, 'connection-refused').map(({ reason, statusCode }) => [reason, statusCode]).sort(), [['closing', 503], ['origin', 403]])
+})
+
+t.test('nobody listening: a run or a publication is not even built', async (t) => {
+  t.equal(handlerRunStart('node-x', 'session', 'say', undefined), undefined)
+  t.equal(publicationStart('node-x', 'channels', 1), undefined)
+})
+
+t.test('a subscriber of the end only, or of the start only, still gets each run and publication', async (t) => {
+  const { app, connect } = await startInMemory({}, (app) => { app.channels.on('message', { event: 'say' }, () => 'ok') })
+  t.teardown(() => app.close())
+  const client = await connect()
+  await client.subscribe('room')
+  for (const [start, end] of [[events.handlerStart, events.handlerEnd], [events.publicationStart, events.publicationEnd]] as const) {
+    for (const channel of [start, end]) {
+      const seen: unknown[] = []
+      const listener = (message: unknown): void => { seen.push(message) }
+      channel.subscribe(listener)
+      if (start === events.handlerStart) {
+        await client.request({ type: 'message', event: 'say', id: 1 })
+      } else {
+        await app.broadcastChannel('room', 1)
+        await client.next((frame) => frame.type === 'message')
+      }
+      channel.unsubscribe(listener)
+      t.equal(seen.length, 1, `${String(channel.name)} alone`)
+    }
+  }
+  client.close()
+})
+
+t.test('a publication\'s duration is the time between its start and its end', async (t) => {
+  const ended: Array<{ durationMs: number }> = []
+  const listener = (message: unknown): void => { ended.push(message as { durationMs: number }) }
+  events.publicationEnd.subscribe(listener)
+  t.teardown(() => { events.publicationEnd.unsubscribe(listener) })
+  const { app } = await startInMemory()
+  t.teardown(() => app.close())
+  const before = performance.now()
+  await app.broadcast('x')
+  const elapsed = performance.now() - before
+  t.equal(ended.length, 1)
+  t.ok(ended[0].durationMs >= 0 && ended[0].durationMs <= elapsed, `within the call (${ended[0].durationMs} of ${elapsed} ms)`)
 })

@@ -13,6 +13,7 @@ import t from 'tap'
 import { events } from '../../plugin/observability/events.js'
 import { fromTraceparent, hasTracerProvider, loadOtelApi, toTraceparent } from '../../plugin/observability/tracing.js'
 import { decodeEnvelope, encodePublication } from '../../plugin/broker/envelope.js'
+import { memoryBroker, type Broker } from '../../plugin/index.js'
 import { startInMemory } from '../helpers/in-memory.js'
 
 const traceEvents = [events.handlerStart, events.handlerEnd, events.publicationStart, events.publicationEnd, events.delivery]
@@ -41,6 +42,16 @@ t.test('traceparent: a span context there and back; anything else is refused', a
   t.same(fromTraceparent(api, text), { ...spanContext, isRemote: true })
   t.equal(fromTraceparent(api, '00-00000000000000000000000000000000-b7ad6b7169203331-01'), undefined, 'an invalid trace id')
   t.equal(fromTraceparent(api, 'garbage'), undefined)
+  t.equal(fromTraceparent(api, '01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'), undefined, 'another version')
+  t.equal(fromTraceparent(api, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331'), undefined, 'no flags')
+})
+
+t.test('the API as a module with named exports, or with only a default export (CommonJS interop): both load', async (t) => {
+  const named = await loadOtelApi(new URL('./fixtures/otel-named-only.mjs', import.meta.url).href) as unknown as { shape?: string, trace?: unknown }
+  t.equal(named?.shape, 'named-only', 'the module itself')
+  const byDefault = await loadOtelApi(new URL('./fixtures/otel-default-only.mjs', import.meta.url).href) as unknown as { shape?: string, trace?: unknown }
+  t.equal(byDefault?.shape, 'default-only', 'its default export')
+  t.type((await loadOtelApi())?.trace.getTracerProvider, 'function', 'the installed API')
 })
 
 t.test('the envelope carries a trace context on a t1 line only when there is one, and only a traceparent', async (t) => {
@@ -116,4 +127,124 @@ t.test('with an SDK: a publication from a route is a child of the route\'s span'
   t.equal(publish.parentSpanContext?.spanId, route.spanContext().spanId, 'the publication is the route span\'s child')
   t.equal(publish.attributes['channels.channel_count'], 1)
   client.close()
+})
+
+t.test('with an SDK: a handler span names its channel when the message has one; the tracer is fastify-channels', async (t) => {
+  exporter.reset()
+  const { app, connect } = await startInMemory({}, (app) => { app.channels.on('message', { event: 'say' }, () => 'ok') })
+  t.teardown(() => app.close())
+  const client = await connect()
+  await client.subscribe('room')
+  t.match(await client.request({ type: 'message', event: 'say', channel: 'room', id: 1 }), { type: 'ack' })
+  await client.request({ type: 'message', event: 'say', id: 2 })
+  const [onChannel, plain] = named('channels handler say')
+  t.equal(onChannel?.attributes['channels.channel'], 'room')
+  t.notOk(plain !== undefined && 'channels.channel' in plain.attributes, 'no channel attribute without a channel')
+  t.equal(plain?.instrumentationScope.name, 'fastify-channels')
+  client.close()
+})
+
+t.test('with an SDK, two apps in one process: each records the spans of its own node only', async (t) => {
+  exporter.reset()
+  const one = await startInMemory({}, (app) => { app.channels.on('message', { event: 'say' }, () => 'ok') })
+  t.teardown(() => one.app.close())
+  const two = await startInMemory({}, (app) => { app.channels.on('message', { event: 'say' }, () => 'ok') })
+  t.teardown(() => two.app.close())
+  const client = await two.connect()
+  await client.subscribe('room')
+  await client.request({ type: 'message', event: 'say', id: 1 })
+  await two.app.broadcastChannel('room', 'hi')
+  await client.next((frame) => frame.type === 'message')
+  t.equal(named('channels handler say').length, 1, 'one handler span, not one per app')
+  t.equal(named('channels publish channels').length, 1, 'one publication span, not one per app')
+  client.close()
+})
+
+/** A memory broker whose publications `failing()` tells to fail. */
+function failingBroker (failing: () => boolean): Broker {
+  const inner = memoryBroker()
+  return {
+    async connect (node) {
+      const connection = await inner.connect(node)
+      return {
+        ...connection,
+        publish: async (publication) => {
+          if (failing()) throw new Error('broker down')
+          await connection.publish(publication)
+        }
+      }
+    }
+  }
+}
+
+t.test('with an SDK: a publication the broker did not take is an error span with its reason; one it took is not', async (t) => {
+  exporter.reset()
+  let failing = false
+  const { app } = await startInMemory({ broker: failingBroker(() => failing) })
+  t.teardown(() => app.close())
+  await app.broadcastChannel('room', 'taken')
+  failing = true
+  await app.broadcastChannel('room', 'lost')
+  const [taken, lost] = named('channels publish channels')
+  t.equal(taken?.status.code, SpanStatusCode.UNSET)
+  t.same(lost?.status, { code: SpanStatusCode.ERROR, message: 'the broker did not take the publication' })
+})
+
+t.test('with an SDK: a channels publication carries its span as a traceparent; a history one carries none', async (t) => {
+  exporter.reset()
+  const contexts: Array<[string, string | undefined]> = []
+  const listener = (message: { kind: string, traceContext?: string }): void => { contexts.push([message.kind, message.traceContext]) }
+  events.publicationEnd.subscribe(listener)
+  t.teardown(() => { events.publicationEnd.unsubscribe(listener) })
+  const { app } = await startInMemory({ history: { channel: /^h-/ } })
+  t.teardown(() => app.close())
+  await app.broadcastChannel('room', 1)
+  await app.broadcastChannel('h-room', 2)
+  const [publish] = named('channels publish channels')
+  t.same(contexts, [['channels', toTraceparent(publish.spanContext())], ['history', undefined]])
+})
+
+t.test('with an SDK, two nodes on one broker: a remote delivery is a root span linked to the publication', async (t) => {
+  exporter.reset()
+  const broker = memoryBroker()
+  const one = await startInMemory({ broker })
+  t.teardown(() => one.app.close())
+  const two = await startInMemory({ broker })
+  t.teardown(() => two.app.close())
+  const here = await one.connect()
+  await here.subscribe('room')
+  const there = await two.connect()
+  await there.subscribe('room')
+  // published from an active span (a route's): over the memory broker the delivery runs in its async context
+  await trace.getTracer('test').startActiveSpan('POST /announce', async (span) => {
+    await one.app.broadcastChannel('room', 'hi')
+    span.end()
+  })
+  await there.next((frame) => frame.type === 'message')
+  await here.next((frame) => frame.type === 'message')
+  const [publish] = named('channels publish channels')
+  const delivered = named('channels deliver channels')
+  t.equal(delivered.length, 1, 'one span: the remote delivery on node two, none for the local one on node one')
+  const [deliver] = delivered
+  t.equal(deliver.kind, api.SpanKind.CONSUMER)
+  t.equal(deliver.parentSpanContext, undefined, 'a root span, not a child of the span active where it runs')
+  t.not(deliver.spanContext().traceId, publish.spanContext().traceId, 'a trace of its own')
+  t.same(deliver.links.map((link) => link.context), [{ traceId: publish.spanContext().traceId, spanId: publish.spanContext().spanId, traceFlags: 1, isRemote: true }], 'linked to the publication')
+  t.same(deliver.attributes, { 'channels.kind': 'channels', 'channels.delivered': 1 })
+
+  // a session send crosses the broker without a trace context: no span
+  await one.app.send(there.sessionId, 'direct')
+  await there.next((frame) => frame.data === 'direct')
+  t.equal(exporter.getFinishedSpans().filter((span) => span.name.startsWith('channels deliver')).length, 1, 'no span for a session delivery')
+
+  // a delivery event whose trace context is no valid span context: no span
+  const nodeId = two.app.channels.stats().node
+  events.delivery.publish({ nodeId, kind: 'all', count: 1, remote: true, traceContext: '00-00000000000000000000000000000000-b7ad6b7169203331-01' })
+  t.equal(named('channels deliver all').length, 0, 'no span for an invalid trace context')
+  // node two alone (node one closed, its subscribers gone): a remote delivery of node two's is traced by node two
+  here.close()
+  await one.app.close()
+  events.delivery.publish({ nodeId, kind: 'all', count: 1, remote: true, traceContext: toTraceparent(publish.spanContext()) })
+  t.equal(named('channels deliver all').length, 1, 'traced by the node it happened on')
+  there.close()
 })
