@@ -16,7 +16,7 @@ import { MemoryRegistry } from '../../plugin/broker/memory/registry-store.js'
 import { MemoryBus } from '../../plugin/broker/memory/transport.js'
 import type { BrokerEngine, EngineNode, EngineParts, Transport } from '../../plugin/broker/parts.js'
 import { sharesPresence, type BrokerConnection } from '../../plugin/broker/types.js'
-import { eventually } from '../redis/helpers.js'
+import { eventually } from '../helpers/eventually.js'
 import { StandInNode } from './stand-in-node.js'
 
 interface Options {

@@ -14,7 +14,7 @@ import { MemoryRegistry } from '../../plugin/broker/memory/registry-store.js'
 import { MemoryBus } from '../../plugin/broker/memory/transport.js'
 import type { EngineNode, PresenceStore, PresenceWrite, RegistryStore } from '../../plugin/broker/parts.js'
 import type { BrokerNode, PresenceChanges } from '../../plugin/broker/types.js'
-import { eventually } from '../redis/helpers.js'
+import { eventually } from '../helpers/eventually.js'
 
 interface Line { level: number, msg: string, node?: string, tracks?: number, channels?: number }
 

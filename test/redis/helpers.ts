@@ -99,15 +99,9 @@ export async function freePort (): Promise<number> {
   })
 }
 
-/** Polls `check` until it resolves true; rejects after `timeoutMs`. */
-export async function eventually (check: () => Promise<boolean> | boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+import { eventually } from '../helpers/eventually.js'
+
+export { eventually }
 
 /** Resolves once `child` has exited; fails with the expectation if it has not within 10 s. */
 export async function exited (child: ChildProcess, what = 'the child process exits'): Promise<void> {

@@ -8,15 +8,9 @@ import type { FastifyInstance } from 'fastify'
 import type { Broker, ChannelsOptions } from '../../plugin/index.js'
 import { startApp, TestClient, nextId, type TestApp } from '../helpers/server.js'
 
-/** Polls `check` until it resolves true; rejects after `timeoutMs`. */
-export async function eventually (check: () => Promise<boolean> | boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check()) return
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+import { eventually } from '../helpers/eventually.js'
+
+export { eventually }
 
 export const userOption: ChannelsOptions['user'] = async (request) => {
   const header = request.headers['x-user']
