@@ -8,7 +8,7 @@ import type { ClientRequestArgs } from 'node:http'
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type WebSocket from 'ws'
-import fastifyChannels, { type ChannelSocket, type ChannelsOptions } from '../../plugin/index.js'
+import fastifyChannels, { memoryBroker, type Broker, type ChannelSocket, type ChannelsOptions } from '../../plugin/index.js'
 import { memoryConnection } from '../../plugin/contract/memory-socket.js'
 import { recordSockets, TestClient } from './server.js'
 
@@ -72,4 +72,21 @@ export async function startInMemoryWithSocket (
   t.teardown(() => started.app.close())
   const client = await started.connect()
   return { ...started, client, server: sockets.get(client.sessionId) as ChannelSocket }
+}
+
+/** A memory broker whose publications `failing()` tells to fail (a broker that went down). */
+export function failingBroker (failing: () => boolean): Broker {
+  const inner = memoryBroker()
+  return {
+    async connect (node) {
+      const connection = await inner.connect(node)
+      return {
+        ...connection,
+        publish: async (publication) => {
+          if (failing()) throw new Error('broker down')
+          await connection.publish(publication)
+        }
+      }
+    }
+  }
 }

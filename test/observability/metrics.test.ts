@@ -7,12 +7,12 @@
 import Fastify from 'fastify'
 import { AggregatorRegistry, Registry } from 'prom-client'
 import t from 'tap'
-import fastifyChannels, { memoryBroker, type Broker } from '../../plugin/index.js'
+import fastifyChannels from '../../plugin/index.js'
 import { closeCodeLabel, loadPromClient } from '../../plugin/observability/metrics.js'
 import { events } from '../../plugin/observability/events.js'
 import { Health } from '../../plugin/broker/redis/health.js'
 import { resolveOptions } from '../../plugin/options.js'
-import { startInMemory } from '../helpers/in-memory.js'
+import { failingBroker, startInMemory } from '../helpers/in-memory.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
 
 /** The value of one sample in Prometheus text (`name{labels} value`), 0 when absent. */
@@ -241,23 +241,6 @@ t.test('the broker gauge follows this node\'s broker-down and broker-up events, 
   health.back('all', { channels: 0, sessions: 0 })
   t.equal(await up(), 1, 'every shard back')
 })
-
-/** A memory broker whose publications `failing()` tells to fail. */
-function failingBroker (failing: () => boolean): Broker {
-  const inner = memoryBroker()
-  return {
-    async connect (node) {
-      const connection = await inner.connect(node)
-      return {
-        ...connection,
-        publish: async (publication) => {
-          if (failing()) throw new Error('broker down')
-          await connection.publish(publication)
-        }
-      }
-    }
-  }
-}
 
 t.test('publish durations: only of publications the broker took, in seconds', async (t) => {
   const registry = new Registry()

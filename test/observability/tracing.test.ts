@@ -13,8 +13,8 @@ import t from 'tap'
 import { events } from '../../plugin/observability/events.js'
 import { fromTraceparent, hasTracerProvider, loadOtelApi, toTraceparent } from '../../plugin/observability/tracing.js'
 import { decodeEnvelope, encodePublication } from '../../plugin/broker/envelope.js'
-import { memoryBroker, type Broker } from '../../plugin/index.js'
-import { startInMemory } from '../helpers/in-memory.js'
+import { memoryBroker } from '../../plugin/index.js'
+import { failingBroker, startInMemory } from '../helpers/in-memory.js'
 
 const traceEvents = [events.handlerStart, events.handlerEnd, events.publicationStart, events.publicationEnd, events.delivery]
 
@@ -159,23 +159,6 @@ t.test('with an SDK, two apps in one process: each records the spans of its own 
   t.equal(named('channels publish channels').length, 1, 'one publication span, not one per app')
   client.close()
 })
-
-/** A memory broker whose publications `failing()` tells to fail. */
-function failingBroker (failing: () => boolean): Broker {
-  const inner = memoryBroker()
-  return {
-    async connect (node) {
-      const connection = await inner.connect(node)
-      return {
-        ...connection,
-        publish: async (publication) => {
-          if (failing()) throw new Error('broker down')
-          await connection.publish(publication)
-        }
-      }
-    }
-  }
-}
 
 t.test('with an SDK: a publication the broker did not take is an error span with its reason; one it took is not', async (t) => {
   exporter.reset()
