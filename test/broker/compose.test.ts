@@ -5,17 +5,21 @@
  * so the core's own work shows: echoes dropped, one delivery per multi-channel publication,
  * history publications back to every node in offset order, sends after what was published
  * before, unreadable envelopes logged, everything subscribed and registered again on restore,
- * and a node whose setup fails closing what the engine opened.
+ * and a node whose setup fails closing what the engine opened. And the edges: a restore asked
+ * for before the node is set up, a channel publication's reach, volatile sends, an engine
+ * without history or presence at run time, a node without deliverHistory, one-channel copies,
+ * an unreadable history entry.
  */
 import t from 'tap'
+import Fastify from 'fastify'
 import { composeBroker } from '../../plugin/broker/compose.js'
-import { positionedEnvelope } from '../../plugin/broker/envelope.js'
+import { encodePresence, encodePublication, positionedEnvelope } from '../../plugin/broker/envelope.js'
 import { MemoryHistory } from '../../plugin/broker/memory/history-store.js'
 import { MemoryPresence } from '../../plugin/broker/memory/presence-store.js'
 import { MemoryRegistry } from '../../plugin/broker/memory/registry-store.js'
 import { MemoryBus } from '../../plugin/broker/memory/transport.js'
 import type { BrokerEngine, EngineNode, EngineParts, Transport } from '../../plugin/broker/parts.js'
-import { sharesPresence, type BrokerConnection } from '../../plugin/broker/types.js'
+import { sharesPresence, type BrokerConnection, type BrokerNode } from '../../plugin/broker/types.js'
 import { eventually } from '../helpers/eventually.js'
 import { StandInNode } from './stand-in-node.js'
 
@@ -29,6 +33,12 @@ interface Options {
   failSubscribe?: boolean
   /** a transport whose publish throws at once instead of rejecting */
   throwOnPublish?: boolean
+  /** each subscribe and each start, in order */
+  lifecycle?: string[]
+  /** the engine asks for a restore before connect resolves, and is told this */
+  restoreEarly?: (outcome: string) => void
+  /** what a history read answers, instead of the store's */
+  read?: NonNullable<EngineParts['history']>['read']
 }
 
 /** An engine made of the memory parts, with the variations above; `nodes` are the EngineNodes the core handed it. */
@@ -43,6 +53,10 @@ function testEngine (options: Options = {}): { engine: BrokerEngine, nodes: Engi
     name: 'test',
     async connect (node): Promise<EngineParts> {
       nodes.push(node)
+      if (options.restoreEarly !== undefined) {
+        node.receive(encodePublication('other', { kind: 'all', frame: 'too early' }, 1)) // nothing to deliver to yet: no throw
+        options.restoreEarly(await node.restore().then(() => 'resolved', (err: Error) => err.message))
+      }
       const memory = bus.transport(node)
       const transport: Transport = {
         publish: (topics, envelope) => {
@@ -53,6 +67,7 @@ function testEngine (options: Options = {}): { engine: BrokerEngine, nodes: Engi
           return Promise.resolve()
         },
         subscribe: async (topics) => {
+          options.lifecycle?.push('subscribe')
           if (options.failSubscribe === true) throw new Error('cannot subscribe')
           await memory.subscribe(topics)
         },
@@ -63,6 +78,7 @@ function testEngine (options: Options = {}): { engine: BrokerEngine, nodes: Engi
       const parts: EngineParts = {
         transport,
         registry: { ...store, route: async (id, envelope) => { options.calls?.push('route'); return await store.route(id, envelope) } },
+        start: () => { options.lifecycle?.push('start') },
         async close () { closed.push(node.nodeId); bus.remove(node) }
       }
       if (options.bare === true) return parts
@@ -75,7 +91,7 @@ function testEngine (options: Options = {}): { engine: BrokerEngine, nodes: Engi
             bus.publish([{ kind: 'channel', channel }], positionedEnvelope(append, position))
             return position
           },
-          read: async (channel, query, limits) => streams.read(channel, query, limits)
+          read: options.read ?? (async (channel, query, limits) => streams.read(channel, query, limits))
         }
       }
     }
@@ -212,10 +228,91 @@ t.test('a publish the transport cannot take rejects; it never throws at the call
   await t.rejects(published as Promise<void>, /cannot publish/)
 })
 
-t.test('a node whose setup fails closes what the engine opened', async (t) => {
-  const { engine, closed } = testEngine({ failSubscribe: true })
+t.test('a node whose setup fails closes what the engine opened, and restores nothing after', async (t) => {
+  const lifecycle: string[] = []
+  const { engine, closed, nodes } = testEngine({ failSubscribe: true, lifecycle })
   await t.rejects(composeBroker(engine).connect(new StandInNode('a')), /cannot subscribe/)
   t.same(closed, ['a'])
+  t.same(await nodes[0].restore(), { channels: 0, sessions: 0 }, 'a failed node registers nothing again')
+  t.same(lifecycle, ['subscribe'], 'never started, and no subscribe after')
+})
+
+t.test('a restore the engine asks for before the node is set up is refused; a message then is dropped quietly', async (t) => {
+  let early = ''
+  const { engine } = testEngine({ restoreEarly: (outcome) => { early = outcome } })
+  await connect(t, engine, 'a')
+  t.equal(early, 'the node is not set up yet')
+})
+
+t.test('a channel publication goes to its channels only; an all publication to every node', async (t) => {
+  const { engine } = testEngine()
+  const a = await connect(t, engine, 'a')
+  const onX = await connect(t, engine, 'x')
+  const elsewhere = await connect(t, engine, 'elsewhere')
+  await onX.link.subscribe('x')
+  await a.link.publish({ kind: 'channels', channels: ['x'], frames: ['to x'] })
+  await a.link.publish({ kind: 'all', frame: 'to all' })
+  await settled()
+  t.same(onX.node.deliveries.length, 2)
+  t.match(elsewhere.node.deliveries, [{ kind: 'all', frame: 'to all' }], 'a node without x gets the all one only')
+})
+
+t.test('a send keeps its volatile mark to the other node', async (t) => {
+  const { engine } = testEngine()
+  const a = await connect(t, engine, 'a')
+  const b = await connect(t, engine, 'b')
+  await b.link.addSession('s')
+  t.equal(await a.link.sendToSession('s', 'volatile', true), true)
+  t.equal(await a.link.sendToSession('s', 'plain'), true)
+  t.equal(await a.link.sendToSession('s', 'plain too', false), true)
+  await settled()
+  t.same(b.node.deliveries.map((delivery) => [delivery.kind === 'session' ? delivery.frame : '', delivery.volatile === true]),
+    [['volatile', true], ['plain', false], ['plain too', false]])
+})
+
+t.test('an engine without history or presence: nothing of them runs on receive, restore or close', async (t) => {
+  const { engine, nodes } = testEngine({ bare: true })
+  const { node, link } = await connect(t, engine, 'a')
+  nodes[0].receive(encodePresence('other', 'room', { joins: [{ ref: 'r', key: 'k', meta: '{}' }], leaves: [] }))
+  t.same(await nodes[0].restore(), { channels: 0, sessions: 0 })
+  await link.close()
+  t.same(node.lines.filter((line) => line.level >= 40), [], 'no warning, no error')
+})
+
+t.test('a node without deliverHistory ignores history publications; one with it gets them, its own included', async (t) => {
+  const { engine } = testEngine()
+  const lines: Array<{ level: number }> = []
+  const log = Fastify({ logger: { stream: { write: (line: string) => { lines.push(JSON.parse(line) as { level: number }) } } } }).log
+  const plain: BrokerNode = { nodeId: 'plain', log, deliver () {}, hasSession: () => false }
+  const plainLink = await composeBroker(engine).connect(plain)
+  t.teardown(() => plainLink.close())
+  await plainLink.subscribe('h')
+  const { node, link } = await connect(t, engine, 'a')
+  await link.subscribe('h')
+  t.equal(await link.publishHistory?.('h', '{"n":1}', undefined, limits), 1)
+  await settled()
+  t.match(node.history, [{ offset: 1 }])
+  t.same(lines.filter((line) => line.level >= 40), [], 'the plain node logged nothing: no failed delivery')
+})
+
+t.test('a one-channel publication has no dedupe key: two copies are two deliveries; a failing delivery logs its error', async (t) => {
+  const { engine, nodes } = testEngine()
+  const { node } = await connect(t, engine, 'a')
+  const single = encodePublication('other', { kind: 'channels', channels: ['x'], frames: ['one'] }, 1)
+  nodes[0].receive(single)
+  nodes[0].receive(single)
+  t.equal(node.deliveries.length, 2)
+  node.deliver = () => { throw new Error('socket gone') }
+  nodes[0].receive(single)
+  t.match(node.lines.at(-1), { level: 50, msg: 'channels: delivering a message from test failed', err: { message: 'socket gone' } })
+})
+
+t.test('a history entry this version did not write fails the read with its offset and channel', async (t) => {
+  const { engine } = testEngine({
+    read: async () => ({ epoch: 'e', offset: 3, complete: true, entries: [{ offset: 3, entry: 'no line feed here' }] })
+  })
+  const { link } = await connect(t, engine, 'a')
+  await t.rejects(link.readHistory!('room', { after: 2 }, limits), { message: 'history entry 3 of room is not one this version wrote' })
 })
 
 t.test('close() sends the node\'s presence leaves and unregisters it before the engine closes', async (t) => {
