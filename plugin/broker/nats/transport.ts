@@ -186,7 +186,8 @@ export class NatsTransport implements Transport {
   private arrived (msg: Msg): void {
     const envelope = envelopeOf(msg, this.settings.clock, this.settings.onLate)
     const epoch = msg.headers?.get(epochHeader) ?? ''
-    const offset = Number(msg.headers?.get(offsetHeader) ?? '')
+    // only a history entry carries an epoch: the other messages skip the second header lookup
+    const offset = epoch === '' ? Number.NaN : Number(msg.headers?.get(offsetHeader) ?? '')
     if (epoch === '' || !Number.isSafeInteger(offset)) {
       if (envelope !== undefined) this.receive(envelope)
     } else if (envelope === undefined) {
