@@ -73,7 +73,14 @@ export class PresenceTracker {
   /** presence channels this node has subscribers of */
   private readonly mirrors = new Map<string, ChannelMirror<PresenceSocket>>()
   private readonly loading = new Map<string, Promise<void>>()
-  private readonly dirty = new Set<string>()
+  /**
+   * Channels with an open window → when it ends. Each channel's window opens at its own first
+   * change, so the flushes of many busy channels spread over time instead of landing in one
+   * macrotask (a storm changes every channel at once: one flush for all of them wrote a frame to
+   * every observer on the node in one go, and every other delivery waited behind it). A Map
+   * keeps insertion order, and every window is as long, so the first entry always ends first.
+   */
+  private readonly windows = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
   private broker: (BrokerConnection & PresenceBroker) | undefined
 
@@ -127,7 +134,7 @@ export class PresenceTracker {
     if (last) {
       this.mirrors.delete(channel)
       this.loading.delete(channel)
-      this.dirty.delete(channel)
+      this.windows.delete(channel)
     }
   }
 
@@ -233,21 +240,30 @@ export class PresenceTracker {
   }
 
   private schedule (channel: string): void {
-    this.dirty.add(channel)
-    if (this.timer !== undefined) return
-    this.timer = setTimeout(() => this.flush(), presenceWindowMs)
+    if (this.windows.has(channel)) return
+    this.windows.set(channel, performance.now() + presenceWindowMs)
+    if (this.timer === undefined) this.timer = setTimeout(() => this.flushDue(), presenceWindowMs)
   }
 
-  /** Ends the window: one `presence_diff` per changed channel, to its observers. */
-  private flush (): void {
+  /**
+   * Ends every window that is due: one `presence_diff` per channel, to its observers; then
+   * waits for the next window to end. (Timers may fire a little early or late: a window due
+   * within the next millisecond is ended now rather than by a timer of 0 ms.)
+   */
+  private flushDue (): void {
     this.timer = undefined
-    for (const channel of this.dirty) {
+    const now = performance.now()
+    for (const [channel, endsAt] of this.windows) {
+      if (endsAt > now + 1) {
+        this.timer = setTimeout(() => this.flushDue(), endsAt - now)
+        return
+      }
+      this.windows.delete(channel)
       const mirror = this.mirrors.get(channel)
       if (mirror === undefined || !mirror.dirty) continue
       const { joins, leaves } = mirror.takeDiff()
       if (mirror.observers.size > 0) deliverToAll(mirror.observers, encodePresenceDiff(channel, joins, leaves))
     }
-    this.dirty.clear()
   }
 
   // ---- reading --------------------------------------------------------------------------
@@ -269,5 +285,6 @@ export class PresenceTracker {
   close (): void {
     clearTimeout(this.timer)
     this.timer = undefined
+    this.windows.clear()
   }
 }

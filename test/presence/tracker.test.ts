@@ -134,6 +134,37 @@ t.test('a track that came and went within one window appears in neither half', a
   await member.equals(watcher.state)
 })
 
+t.test('each channel\'s window opens at its own first change: busy channels are not flushed in one go', async (t) => {
+  const sockets: ChannelSocket[] = []
+  const { url } = await startPresenceApp(t, {}, (app) => {
+    app.channels.on('subscribe', (s, channel) => { if (channel === 'room-b') sockets.push(s) })
+  })
+  const watchA = await Observer.join(url, 'room-a')
+  const watchB = await Observer.join(url, 'room-b')
+  await watchA.client.request({ type: 'subscribe', channel: 'room-b', id: nextId() }) // the member: in both rooms
+  await watchA.client.next((f) => f.type === 'presence' && f.channel === 'room-b')
+  const member = sockets.at(-1) as ChannelSocket
+  await new Promise((resolve) => setTimeout(resolve, 2 * presenceWindowMs)) // the windows the joins opened have ended
+  const arrival = async (watcher: Observer): Promise<number> => {
+    await watcher.client.next((f) => f.type === 'presence_diff' && f.channel === watcher.channel).then((frame) => { watcher.client.frames.unshift(frame) })
+    return performance.now()
+  }
+  const arrivedA = arrival(watchA)
+  const arrivedB = arrival(watchB)
+  const trackedA = performance.now()
+  await member.track('room-a', 'ann')
+  await new Promise((resolve) => setTimeout(resolve, 15))
+  const trackedB = performance.now()
+  await member.track('room-b', 'ann')
+  const [a, b] = await Promise.all([arrivedA, arrivedB])
+  // Timers never fire early (give or take the event loop's clock: 3 ms), so with one window for
+  // every channel, room-b's diff would leave with room-a's, about 35 ms after its own change.
+  t.ok(a - trackedA >= presenceWindowMs - 3, `room-a's diff ${(a - trackedA).toFixed(1)} ms after its change`)
+  t.ok(b - trackedB >= presenceWindowMs - 3, `room-b's diff ${(b - trackedB).toFixed(1)} ms after its own change, not with room-a's`)
+  await watchA.until((s) => s.ann !== undefined, 'ann in room-a')
+  await watchB.until((s) => s.ann !== undefined, 'ann in room-b')
+})
+
 t.test('a crowd of 300 joining at once converges in few frames, and back to empty', async (t) => {
   const { app, url } = await startPresenceApp(t, { maxChannels: 10 })
   const observers = await Promise.all(Array.from({ length: 3 }, async () => await Observer.join(url, 'crowd')))
