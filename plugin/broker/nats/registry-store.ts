@@ -104,16 +104,33 @@ export class NatsRegistry implements RegistryStore {
     msg.respond(late ? 'late' : 'ok')
   }
 
+  /**
+   * A session's subject is subscribed (or unsubscribed) at once; the call resolves once the
+   * server has processed it, which a flush (a PING answered by a PONG) proves. The sessions
+   * opened and closed in one event-loop turn share one flush, sent at the turn's end after all
+   * of their SUB and UNSUB lines: a storm of connects (or a shutdown closing thousands of
+   * sockets) costs one round trip per turn, not one per socket.
+   */
   async add (sessionId: string): Promise<void> {
     this.hold(sessionId)
-    await flushWithin(this.nc, this.settings.timeoutMs)
+    await this.flushOfThisTurn()
   }
 
   async remove (sessionId: string): Promise<void> {
     this.sessions.get(sessionId)?.unsubscribe()
     this.sessions.delete(sessionId)
     // once the server has it, requests for the session find no responder instead of a deaf subscription
-    await flushWithin(this.nc, this.settings.timeoutMs)
+    await this.flushOfThisTurn()
+  }
+
+  private flush: Promise<void> | undefined
+
+  private async flushOfThisTurn (): Promise<void> {
+    this.flush ??= new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
+      this.flush = undefined // what comes after this flush's PING waits for the next one
+      await flushWithin(this.nc, this.settings.timeoutMs)
+    })
+    await this.flush
   }
 
   async route (sessionId: string, envelope: string): Promise<boolean> {
