@@ -69,7 +69,7 @@ export function canPin () {
 
 /**
  * @param {string} script absolute path of the child entry module
- * @param {{ args?: string[], cpu?: number | null, nodeFlags?: string[], readyTimeoutMs?: number, name: string }} opts
+ * @param {{ args?: string[], cpu?: number | string | null, nodeFlags?: string[], readyTimeoutMs?: number, name: string }} opts  cpu: a CPU or a taskset list ("0-2")
  */
 export async function spawnChild (script, opts) {
   installCleanup()

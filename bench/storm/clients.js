@@ -75,7 +75,12 @@ function balancedSocketClass (/** @type {{ node: number }} */ holder) {
         counts.opened[node]++
         this.onopen?.({})
       })
-      ws.on('message', (data, isBinary) => { if (!abandoned) this.onmessage?.({ data: isBinary ? data : data.toString() }) })
+      ws.on('message', (data, isBinary) => {
+        if (abandoned) return
+        const text = isBinary ? data : data.toString()
+        if (typeof text === 'string') countFrame(text)
+        this.onmessage?.({ data: text })
+      })
       ws.on('unexpected-response', (_req, res) => {
         counts.refusedAtUpgrade[node]++
         res.resume()
@@ -93,6 +98,17 @@ function balancedSocketClass (/** @type {{ node: number }} */ holder) {
       ws.on('close', (code, reason) => { if (!abandoned) this.onclose?.({ code, reason: reason.toString() }) })
     }
   }
+}
+
+/** Frames received per phase, by type: phase → type → count (what the clients' CPU went to). */
+/** @type {Record<string, Record<string, number>>} */
+const frames = {}
+
+/** @param {string} text a frame as it came off the wire: `{"type":"…",…}` */
+function countFrame (text) {
+  const type = text.startsWith('{"type":"') ? text.slice(9, text.indexOf('"', 9)) : '(other)'
+  const byType = (frames[phase] ??= {})
+  byType[type] = (byType[type] ?? 0) + 1
 }
 
 // ---- the clients -----------------------------------------------------------------------------------
@@ -180,6 +196,12 @@ function open (user, rooms, reconnectJitter) {
 }
 
 serve({
+  /** Exits (a process started with --cpu-prof writes its profile on the way out). */
+  exit () {
+    setImmediate(() => process.exit(0))
+    return true
+  },
+
   /** @param {{ n: number, firstUser: number, upstreams: string[], localAddress: string, rooms: number, reconnectJitter: number, concurrency: number }} args */
   async connect (args) {
     const cpu = process.cpuUsage()
@@ -247,6 +269,7 @@ serve({
       recoveries,
       samples,
       counts,
+      frames,
       cpuMs: (cpu.user + cpu.system) / 1000,
       loopDelayMaxMs: loopDelay.max / 1e6,
       peakRssMb: peakRss / 1048576

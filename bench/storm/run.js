@@ -19,6 +19,13 @@
 //   after     `--after` s more; then publishing stops and every client counts what it missed
 //             (a gap in its room's seqs: lost) and got twice (duplicated).
 // With `--drain 0,1000` the rounds of the two settings alternate (0 first, then 1000, ...).
+//
+// Node B's delivery latency is timed twice: at its load clients (which run at full CPU during a
+// storm, so their figure holds their own wait too) and at a probe process (probe.js: 20 plain
+// sockets straight to B, over every room, doing nothing else). `--pin-b` gives node B a CPU of
+// its own (the probe shares it), everything else the others: B's figures then show its own work.
+// `STORM_PROF=<dir>` writes CPU profiles of node B (<dir>) and of the first client process
+// (<dir>/clients) when the round ends.
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -26,7 +33,7 @@ import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { spawnChild } from '../lib/rpc.js'
+import { canPin, spawnChild } from '../lib/rpc.js'
 import { now } from '../lib/clock.js'
 import { fdLimit } from '../lib/fds.js'
 import { median, percentile } from '../lib/stats.js'
@@ -48,12 +55,13 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string', default: '25' },
     'timeout-seconds': { type: 'string', default: '120' },
     json: { type: 'string' },
+    'pin-b': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
 if (flags.help) {
   console.log('usage: node bench/storm/run.js [--clients 10000] [--procs 4] [--rooms 100] [--rate 100] [--drain 0,1000] [--jitter 5000] ' +
-    '[--heartbeat 5000] [--before 10] [--after 5] [--rounds 1] [--concurrency 25] [--timeout-seconds 120] [--json FILE]')
+    '[--heartbeat 5000] [--before 10] [--after 5] [--rounds 1] [--concurrency 25] [--timeout-seconds 120] [--pin-b] [--json FILE]')
   process.exit(0)
 }
 
@@ -69,11 +77,24 @@ const config = {
   afterMs: Number(flags.after) * 1000,
   rounds: Number(flags.rounds),
   concurrency: Number(flags.concurrency),
-  timeoutMs: Number(flags['timeout-seconds']) * 1000
+  timeoutMs: Number(flags['timeout-seconds']) * 1000,
+  pinB: flags['pin-b']
 }
+
+/**
+ * With --pin-b, node B gets the last CPU to itself and every other child (node A, its restart,
+ * the client processes) shares the others: B's latency then shows its own work, not its wait
+ * for a CPU (Redis, a system service, is not pinned). Without it, nothing is pinned.
+ */
+const cpuCount = os.cpus().length
+/** @param {string} name */
+const cpuOf = (name) => !config.pinB || !canPin() || cpuCount < 2 ? null : name === 'node B' ? cpuCount - 1 : `0-${cpuCount - 2}`
 
 const nodeScript = fileURLToPath(new URL('./node.js', import.meta.url))
 const clientsScript = fileURLToPath(new URL('./clients.js', import.meta.url))
+const probeScript = fileURLToPath(new URL('./probe.js', import.meta.url))
+/** the probe's sockets, straight to node B: together they subscribe to every room */
+const probeSockets = 20
 const log = (/** @type {string} */ line) => console.log(line)
 const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -106,13 +127,26 @@ function spread (values) {
   return { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN }
 }
 
+/**
+ * The frames every client process received in one phase, by type, added up.
+ * @param {{ frames: Record<string, Record<string, number>> }[]} results @param {string} phase
+ */
+function sumFrames (results, phase) {
+  /** @type {Record<string, number>} */
+  const total = {}
+  for (const r of results) {
+    for (const [type, n] of Object.entries(r.frames[phase] ?? {})) total[type] = (total[type] ?? 0) + n
+  }
+  return total
+}
+
 /** @param {number} drainMs @param {number} round */
 async function runRound (drainMs, round) {
   /** @type {import('../lib/rpc.js').Child[]} */
   const children = []
   const prefix = `bench-storm-${randomBytes(4).toString('hex')}`
   const spawnNode = async (/** @type {string} */ name, /** @type {number} */ port) => {
-    const node = await spawnChild(nodeScript, { name, cpu: null })
+    const node = await spawnChild(nodeScript, { name, cpu: cpuOf(name), nodeFlags: process.env.STORM_PROF && name === 'node B' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STORM_PROF}`] : [] })
     children.push(node)
     const started = await node.call('start', { port, prefix, drainMs, heartbeat: config.heartbeat }, 30_000)
     return { node, port: /** @type {number} */ (started.port) }
@@ -123,10 +157,14 @@ async function runRound (drainMs, round) {
     const upstreams = [`ws://127.0.0.1:${a.port}`, `ws://127.0.0.1:${b.port}`]
     const procs = []
     for (let i = 0; i < config.procs; i++) {
-      const proc = await spawnChild(clientsScript, { name: `clients ${i + 1}`, cpu: null, nodeFlags: ['--max-old-space-size=4096'] })
+      const proc = await spawnChild(clientsScript, { name: `clients ${i + 1}`, cpu: cpuOf('clients'), nodeFlags: ['--max-old-space-size=4096', ...(process.env.STORM_PROF && i === 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STORM_PROF}/clients`] : [])] })
       children.push(proc)
       procs.push(proc)
     }
+    // Light, so it may share node B's CPU when B has one of its own.
+    const probe = await spawnChild(probeScript, { name: 'probe', cpu: cpuOf('node B') })
+    children.push(probe)
+    await probe.call('connect', { url: `${upstreams[1]}/ws`, rooms: config.rooms, sockets: probeSockets }, 30_000)
     const shares = procs.map((_, i) => Math.floor(config.clients / config.procs) + (i < config.clients % config.procs ? 1 : 0))
 
     // ---- fill
@@ -156,12 +194,12 @@ async function runRound (drainMs, round) {
     // ---- before
     await b.node.call('publish', { rooms: config.rooms, rate: config.rate })
     await sleep(1000) // the publisher's first messages reach everyone
-    const everyone = () => [a.node, b.node, ...procs]
+    const everyone = () => [a.node, b.node, probe, ...procs]
     await Promise.all(everyone().map((child) => child.call('phase', { name: 'before' })))
     await sleep(config.beforeMs)
 
     // ---- storm
-    await Promise.all([b.node, ...procs].map((child) => child.call('phase', { name: 'storm' })))
+    await Promise.all([b.node, probe, ...procs].map((child) => child.call('phase', { name: 'storm' })))
     const stormAt = now()
     const redisCpuAtStorm = await redisCpuSeconds(redis)
     await Promise.all(procs.map((proc) => proc.call('mark')))
@@ -206,12 +244,13 @@ async function runRound (drainMs, round) {
 
     // ---- after
     const nodesAfter = () => [b.node, ...(restarted ? [restarted.node] : [])]
-    await Promise.all([...nodesAfter(), ...procs].map((child) => child.call('phase', { name: 'after' })))
+    await Promise.all([...nodesAfter(), probe, ...procs].map((child) => child.call('phase', { name: 'after' })))
     await sleep(config.afterMs)
     const published = await b.node.call('stopPublishing')
     await sleep(2000) // the last publications reach every client
     await Promise.all([...nodesAfter()].map((child) => child.call('phase', { name: 'end' })))
     const results = await Promise.all(procs.map((proc) => proc.call('finish', { seqs: published.seqs }, 60_000)))
+    const probed = await probe.call('finish')
     const bStats = await b.node.call('stats')
     const restartedStats = restarted ? await restarted.node.call('stats') : { phases: [] }
 
@@ -253,6 +292,10 @@ async function runRound (drainMs, round) {
       upgradesRefusedWhileClosing: closed.whileClosing.refusedUpgrades,
       clientSawRefusedUpgrade: results.reduce((n, r) => n + r.counts.refusedAtUpgrade[0] + r.counts.refusedAtUpgrade[1], 0),
       failovers: results.reduce((n, r) => n + r.counts.failovers, 0),
+      probeLatencyBefore: spread(probed.samples.before ?? []),
+      probeLatencyStorm: spread(probed.samples.storm ?? []),
+      probeP99StormOverBefore: spread(probed.samples.storm ?? []).p99 / spread(probed.samples.before ?? []).p99,
+      probeSocketsClosed: probed.closed,
       bLatencyBefore: latency('before', 1),
       bLatencyStorm: latency('storm', 1),
       aLatencyBefore: latency('before', 0),
@@ -268,16 +311,22 @@ async function runRound (drainMs, round) {
       bStormCpuMs: bStorm.cpuMs,
       bStormMs: bStorm.ms,
       clientsCpuMsSinceStorm: results.reduce((n, r) => n + r.cpuMs, 0),
+      clientFramesStorm: sumFrames(results, 'storm'),
       redisStormCpuMs,
       clientsLoopDelayMaxMs: Math.max(...results.map((r) => r.loopDelayMaxMs)),
       stormSeconds: (doneAt - stormAt) / 1000
     }
     log(`  drainMs ${drainMs}: ${row.recoveredClients}/${row.droppedClients} back in ${row.allRecoveredSeconds.toFixed(2)} s ` +
       `(p50 ${row.recoveryP50Seconds.toFixed(2)} s), lost ${row.lost}, duplicated ${row.duplicated}, recovered:false ${row.recoveredFalse}; ` +
-      `B p99 ${row.bLatencyBefore.p99.toFixed(1)} → ${row.bLatencyStorm.p99.toFixed(1)} ms (${row.bP99StormOverBefore.toFixed(2)}x); ` +
+      `B p99 at the probe ${row.probeLatencyBefore.p99.toFixed(1)} → ${row.probeLatencyStorm.p99.toFixed(1)} ms (${row.probeP99StormOverBefore.toFixed(2)}x), ` +
+      `at its load clients ${row.bLatencyBefore.p99.toFixed(1)} → ${row.bLatencyStorm.p99.toFixed(1)} ms (${row.bP99StormOverBefore.toFixed(2)}x); ` +
       `refused by the closing node: ${row.connectsWhileClosing + row.upgradesRefusedWhileClosing}`)
     return row
   } finally {
+    if (process.env.STORM_PROF) {
+      await Promise.all(children.map((child) => child.call('exit', {}, 5000).catch(() => {})))
+      await sleep(5000)
+    }
     await Promise.all(children.map((child) => child.kill()))
   }
 }
@@ -301,7 +350,8 @@ const busy = await cpuBusyPct(1000)
 const machine = { cpus: os.cpus().length, node: process.version, loadavg: os.loadavg(), busyPctBefore: busy }
 log(`reconnect storm: ${config.clients} clients in ${config.procs} processes, ${config.rooms} rooms, ${config.rate} publications/s, ` +
   `jitter ${config.reconnectJitter} ms, heartbeat ${config.heartbeat} ms; drainMs ${config.drains.join(' vs ')}, ${config.rounds} round(s)`)
-log(`machine: ${machine.cpus} CPUs, load average ${machine.loadavg.map((l) => l.toFixed(1)).join(' ')}, ${busy.toFixed(0)} % busy before the run`)
+log(`machine: ${machine.cpus} CPUs, load average ${machine.loadavg.map((l) => l.toFixed(1)).join(' ')}, ${busy.toFixed(0)} % busy before the run` +
+  (cpuOf('node B') === null ? '' : `; node B alone on CPU ${cpuOf('node B')}, the other processes on ${cpuOf('clients')}`))
 
 /** @type {any[]} */
 const rows = []
@@ -328,17 +378,25 @@ const fields = [
   ['connects refused by the closing node (503 or 101 then 1001)', 'refused', 0],
   ['connects failed over (refused by the kernel, sent to the other node)', 'failovers', 0],
   ['node A fastify.close(), s', 'closeSeconds', 2],
-  ['node B delivery p50 ms, before', 'bP50Before', 1],
-  ['node B delivery p50 ms, storm', 'bP50Storm', 1],
-  ['node B delivery p99 ms, before', 'bP99Before', 1],
-  ['node B delivery p99 ms, storm', 'bP99Storm', 1],
-  ['node B p99 storm / before', 'bP99StormOverBefore', 2],
+  ['node B delivery at the probe, p50 ms, before', 'probeP50Before', 1],
+  ['node B delivery at the probe, p50 ms, storm', 'probeP50Storm', 1],
+  ['node B delivery at the probe, p99 ms, before', 'probeP99Before', 1],
+  ['node B delivery at the probe, p99 ms, storm', 'probeP99Storm', 1],
+  ['node B delivery at the probe, p99 storm / before', 'probeP99StormOverBefore', 2],
+  ['node B delivery at its load clients, p50 ms, before', 'bP50Before', 1],
+  ['node B delivery at its load clients, p50 ms, storm', 'bP50Storm', 1],
+  ['node B delivery at its load clients, p99 ms, before', 'bP99Before', 1],
+  ['node B delivery at its load clients, p99 ms, storm', 'bP99Storm', 1],
+  ['node B delivery at its load clients, p99 storm / before', 'bP99StormOverBefore', 2],
   ['node B event-loop delay max ms, before', 'bLoopMaxBefore', 1],
   ['node B event-loop delay max ms, storm', 'bLoopMaxStorm', 1],
   ['node B peak RSS MB', 'bPeakRssMb', 0],
   ['node B CPU s during the storm', 'bStormCpuSeconds', 2],
   ['client processes CPU s, restart to end', 'clientsCpuSeconds', 2],
   ['Redis CPU s, restart to all back', 'redisStormCpuSeconds', 2],
+  ['frames to the clients from the restart to the end: messages (tick)', 'framesTick', 0],
+  ['… presence_diff', 'framesPresenceDiff', 0],
+  ['… every other type (welcome, subscribed, presence, replies)', 'framesOther', 0],
   ['fill: CPU ms per client, both nodes', 'fillNodesMs', 2],
   ['fill: CPU ms per client, client processes', 'fillClientsMs', 2],
   ['fill: CPU ms per client, Redis', 'fillRedisMs', 2]
@@ -347,6 +405,10 @@ const fields = [
 const flat = (row) => ({
   ...row,
   refused: row.connectsWhileClosing + row.upgradesRefusedWhileClosing,
+  probeP50Before: row.probeLatencyBefore?.p50,
+  probeP50Storm: row.probeLatencyStorm?.p50,
+  probeP99Before: row.probeLatencyBefore?.p99,
+  probeP99Storm: row.probeLatencyStorm?.p99,
   bP50Before: row.bLatencyBefore?.p50,
   bP50Storm: row.bLatencyStorm?.p50,
   bP99Before: row.bLatencyBefore?.p99,
@@ -356,6 +418,9 @@ const flat = (row) => ({
   bStormCpuSeconds: row.bStormCpuMs / 1000,
   clientsCpuSeconds: row.clientsCpuMsSinceStorm / 1000,
   redisStormCpuSeconds: row.redisStormCpuMs / 1000,
+  framesTick: row.clientFramesStorm?.message,
+  framesPresenceDiff: row.clientFramesStorm?.presence_diff,
+  framesOther: Object.entries(row.clientFramesStorm ?? {}).reduce((n, [type, count]) => type === 'message' || type === 'presence_diff' ? n : n + count, 0),
   fillNodesMs: row.fillPerClientMs?.nodes,
   fillClientsMs: row.fillPerClientMs?.clients,
   fillRedisMs: row.fillPerClientMs?.redis
