@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // @ts-check
 // The reconnect-storm bench: `node bench/storm/run.js [--clients 10000] [--procs 4] [--drain 0,1000]
-// [--rounds 1] [--json FILE]`. Needs `npm run build` (dist/) and Redis (BENCH_REDIS_URL, default
+// [--rounds 1] [--pin-b] [--json FILE]`. Needs `npm run build` (dist/) and Redis (BENCH_REDIS_URL, default
 // redis://127.0.0.1:6379). See bench/README.md, "Reconnect storm".
 //
 // Two nodes (child processes) on one Redis, every channel `room-*` with history and presence.
