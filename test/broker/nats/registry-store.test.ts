@@ -68,6 +68,10 @@ t.test('the NATS registry', async (t) => {
       t.equal(await b.registry.route('s100', '{"n":100}'), true, 'one not removed is still held')
       t.equal(await b.registry.route('s202', '{"n":202}'), true, 'and the one added in that turn is held')
       t.equal(a.received.length, 4)
+
+      await a.registry.remove('never-added')
+      await a.registry.remove('s0')
+      t.pass('removing a session the node does not hold (never added, or removed already) is harmless')
     })
   })
 })
