@@ -165,6 +165,28 @@ t.test('each channel\'s window opens at its own first change: busy channels are 
   await watchB.until((s) => s.ann !== undefined, 'ann in room-b')
 })
 
+t.test('a channel that keeps changing is not held back: its window ends a window after its first change, whatever comes after', async (t) => {
+  let socket: ChannelSocket | undefined
+  const { url } = await startPresenceApp(t, {}, (app) => {
+    app.channels.on('subscribe', (s) => { socket = s })
+  })
+  const watcher = await Observer.join(url, 'room')
+  await Observer.join(url, 'room')
+  const member = socket as ChannelSocket
+  await new Promise((resolve) => setTimeout(resolve, 2 * presenceWindowMs)) // the join's window has ended
+  // A change every 10 ms for 8 windows: a window that each change pushed back would end only
+  // once the changes stop, and the watcher would see nothing until then.
+  const churnUntil = performance.now() + 8 * presenceWindowMs
+  let round = 0
+  while (performance.now() < churnUntil) {
+    await member.track('room', `k${round++ % 3}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  const duringChurn = watcher.client.frames.filter((f) => f.type === 'presence_diff').length
+  t.ok(duringChurn >= 2, `${duringChurn} diffs came while the channel kept changing (${round} changes)`)
+  await watcher.until((s) => Object.keys(s).length === 1, 'the last track in the state')
+})
+
 t.test('a crowd of 300 joining at once converges in few frames, and back to empty', async (t) => {
   const { app, url } = await startPresenceApp(t, { maxChannels: 10 })
   const observers = await Promise.all(Array.from({ length: 3 }, async () => await Observer.join(url, 'crowd')))
