@@ -152,6 +152,27 @@ t.test('notices: garbage and forged frames are not notices', async (t) => {
   t.notOk(keep.watched, 'bad notices are dropped, nothing starts')
 })
 
+t.test('notices: a stats notice is read only whole, its events and busiest channels included', async (t) => {
+  const stats = {
+    node: 'n1', at: 1, host: 'h', pid: 1, uptime: 1, memory: 1, closing: false, connections: 0, sockets: 0,
+    subscriptions: 0, channels: 0, publications: 0, deliveries: 0, publicationsPerSecond: 0, deliveriesPerSecond: 0,
+    busiest: [{ channel: 'room', perSecond: 2, subscribers: 3 }],
+    events: [
+      { at: 1, kind: 'error', message: 'boom', sessionId: 's' },
+      { at: 2, kind: 'slow-consumer', message: 'slow', channel: 'room' },
+      { at: 3, kind: 'publish-failed', message: 'down' }
+    ]
+  }
+  const read = (value: unknown): string | undefined => decodeNotice(noticeMark + JSON.stringify(value))?.type
+  t.equal(read({ type: 'stats', want: false, stats }), 'stats', 'every kind of event, and a busy channel')
+  t.equal(read({ type: 'stats', want: false, stats: { ...stats, events: [{ at: 1, kind: 'other', message: 'x' }] } }), undefined, 'an event of an unknown kind')
+  t.equal(read({ type: 'stats', want: false, stats: { ...stats, events: [{ at: 1, kind: 'error' }] } }), undefined, 'an event without its message')
+  t.equal(read({ type: 'stats', want: false, stats: { ...stats, busiest: [{ channel: 'room', perSecond: 2 }] } }), undefined, 'a busy channel without its subscribers')
+  t.equal(read({ type: 'stats', want: false, stats: { ...stats, busiest: [{ channel: 'room', perSecond: 2, subscribers: 1.5 }] } }), undefined, 'a fraction of a subscriber')
+  // Not a notice, however it ends: the mark is checked, not skipped over.
+  t.equal(decodeNotice('x'.repeat(noticeMark.length) + JSON.stringify({ type: 'leave', node: 'x' })), undefined, 'a frame without the mark')
+})
+
 t.test('an app\'s broadcast that looks like a notice reaches sockets as data', async (t) => {
   const broker = memoryBroker()
   const one = await startApp({ broker })
