@@ -124,7 +124,7 @@ export const mutationMap = {
   'plugin/observability/tracing.ts': ['test/observability/tracing.test.ts'],
 
   // stats, nodes and the admin page (the Redis and browser suites of test/admin/ are left out: too slow per mutant)
-  'plugin/node/stats.ts': ['test/admin/stats.test.ts', 'test/admin/routes.test.ts'],
+  'plugin/node/stats.ts': ['test/node/stats-keeper.test.ts', 'test/admin/stats.test.ts', 'test/admin/routes.test.ts'],
   'plugin/node/notices.ts': ['test/admin/stats.test.ts'],
   'plugin/admin/options.ts': ['test/admin/routes.test.ts'],
   'plugin/admin/routes.ts': ['test/admin/routes.test.ts'],

@@ -154,8 +154,21 @@ t.test('notices: garbage and forged frames are not notices', async (t) => {
 
 t.test('notices: a stats notice is read only whole, its events and busiest channels included', async (t) => {
   const stats = {
-    node: 'n1', at: 1, host: 'h', pid: 1, uptime: 1, memory: 1, closing: false, connections: 0, sockets: 0,
-    subscriptions: 0, channels: 0, publications: 0, deliveries: 0, publicationsPerSecond: 0, deliveriesPerSecond: 0,
+    node: 'n1',
+    at: 1,
+    host: 'h',
+    pid: 1,
+    uptime: 1,
+    memory: 1,
+    closing: false,
+    connections: 0,
+    sockets: 0,
+    subscriptions: 0,
+    channels: 0,
+    publications: 0,
+    deliveries: 0,
+    publicationsPerSecond: 0,
+    deliveriesPerSecond: 0,
     busiest: [{ channel: 'room', perSecond: 2, subscribers: 3 }],
     events: [
       { at: 1, kind: 'error', message: 'boom', sessionId: 's' },
