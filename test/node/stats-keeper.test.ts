@@ -97,6 +97,11 @@ t.test('an event keeps only the fields it was given', async (t) => {
   k.note('error', 'boom')
   k.note('slow-consumer', 'slow', 's1')
   k.note('publish-failed', 'down', undefined, 'room')
+  t.strictSame(k.snapshot().events.map((event) => Object.keys(event).sort()), [
+    ['at', 'kind', 'message'],
+    ['at', 'kind', 'message', 'sessionId'],
+    ['at', 'channel', 'kind', 'message']
+  ], 'no key for a field not given')
   t.same(k.snapshot().events.map(({ at, ...rest }) => rest), [
     { kind: 'error', message: 'boom' },
     { kind: 'slow-consumer', message: 'slow', sessionId: 's1' },
@@ -142,4 +147,16 @@ t.test('another node\'s lease keeps the timer running past a tick; close says go
   const quiet = keeper()
   await quiet.keeper.close()
   t.same(quiet.sent, [], 'a keeper nobody watched leaves without a word')
+})
+
+t.test('once nobody watches and no lease runs, the next tick stops the timer', async (t) => {
+  const { keeper: k, sent } = keeper()
+  t.teardown(() => k.close())
+  k.watch(Date.now() + 50)
+  t.ok(k.watched)
+  await sleep(statsIntervalMs + 200)
+  t.notOk(k.watched, 'stopped at the first tick after the interest ended')
+  const published = sent.length
+  await sleep(statsIntervalMs + 100)
+  t.equal(sent.length, published, 'and publishes nothing more')
 })
