@@ -16,11 +16,13 @@ import { spawn, execFileSync } from 'node:child_process'
  */
 export function serve (handlers) {
   if (!process.send) throw new Error('this module must be started by bench/run.js (no IPC channel)')
+  /** Every child also answers `exit`: it exits cleanly (one started with --cpu-prof writes its profile on the way out). */
+  const all = { exit: () => { setImmediate(() => process.exit(0)); return true }, ...handlers }
   process.on('message', async (/** @type {Request} */ msg) => {
     /** @type {Response} */
     let reply
     try {
-      const fn = handlers[msg.cmd]
+      const fn = all[msg.cmd]
       if (!fn) throw new Error(`unknown command ${msg.cmd}`)
       reply = { id: msg.id, ok: true, result: await fn(msg.args ?? {}) }
     } catch (err) {

@@ -196,12 +196,6 @@ function open (user, rooms, reconnectJitter) {
 }
 
 serve({
-  /** Exits (a process started with --cpu-prof writes its profile on the way out). */
-  exit () {
-    setImmediate(() => process.exit(0))
-    return true
-  },
-
   /** @param {{ n: number, firstUser: number, upstreams: string[], localAddress: string, rooms: number, reconnectJitter: number, concurrency: number }} args */
   async connect (args) {
     const cpu = process.cpuUsage()

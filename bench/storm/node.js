@@ -130,12 +130,6 @@ serve({
     return { phases, sockets: app?.channels.stats().sockets ?? 0 }
   },
 
-  /** Exits (a node started with --cpu-prof writes its profile on the way out). */
-  exit () {
-    setImmediate(() => process.exit(0))
-    return true
-  },
-
   async close () {
     closingAt = now()
     await app.close()

@@ -72,10 +72,5 @@ serve({
     const closedByServer = closed
     for (const ws of sockets) ws.terminate()
     return { samples, closed: closedByServer }
-  },
-
-  exit () {
-    setImmediate(() => process.exit(0))
-    return true
   }
 })

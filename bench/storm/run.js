@@ -87,6 +87,8 @@ const config = {
  * for a CPU (Redis, a system service, is not pinned). Without it, nothing is pinned.
  */
 const cpuCount = os.cpus().length
+/** `--cpu-prof` into `dir` when STORM_PROF is set (node B, the first client process), else nothing. @param {string} dir */
+const profiled = (dir) => process.env.STORM_PROF ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
 /** @param {string} name */
 const cpuOf = (name) => !config.pinB || !canPin() || cpuCount < 2 ? null : name === 'node B' ? cpuCount - 1 : `0-${cpuCount - 2}`
 
@@ -146,7 +148,7 @@ async function runRound (drainMs, round) {
   const children = []
   const prefix = `bench-storm-${randomBytes(4).toString('hex')}`
   const spawnNode = async (/** @type {string} */ name, /** @type {number} */ port) => {
-    const node = await spawnChild(nodeScript, { name, cpu: cpuOf(name), nodeFlags: process.env.STORM_PROF && name === 'node B' ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STORM_PROF}`] : [] })
+    const node = await spawnChild(nodeScript, { name, cpu: cpuOf(name), nodeFlags: name === 'node B' ? profiled(`${process.env.STORM_PROF}`) : [] })
     children.push(node)
     const started = await node.call('start', { port, prefix, drainMs, heartbeat: config.heartbeat }, 30_000)
     return { node, port: /** @type {number} */ (started.port) }
@@ -157,7 +159,7 @@ async function runRound (drainMs, round) {
     const upstreams = [`ws://127.0.0.1:${a.port}`, `ws://127.0.0.1:${b.port}`]
     const procs = []
     for (let i = 0; i < config.procs; i++) {
-      const proc = await spawnChild(clientsScript, { name: `clients ${i + 1}`, cpu: cpuOf('clients'), nodeFlags: ['--max-old-space-size=4096', ...(process.env.STORM_PROF && i === 0 ? ['--cpu-prof', `--cpu-prof-dir=${process.env.STORM_PROF}/clients`] : [])] })
+      const proc = await spawnChild(clientsScript, { name: `clients ${i + 1}`, cpu: cpuOf('clients'), nodeFlags: ['--max-old-space-size=4096', ...(i === 0 ? profiled(`${process.env.STORM_PROF}/clients`) : [])] })
       children.push(proc)
       procs.push(proc)
     }
@@ -251,6 +253,8 @@ async function runRound (drainMs, round) {
     await Promise.all([...nodesAfter()].map((child) => child.call('phase', { name: 'end' })))
     const results = await Promise.all(procs.map((proc) => proc.call('finish', { seqs: published.seqs }, 60_000)))
     const probed = await probe.call('finish')
+    const probeBefore = spread(probed.samples.before ?? [])
+    const probeStorm = spread(probed.samples.storm ?? [])
     const bStats = await b.node.call('stats')
     const restartedStats = restarted ? await restarted.node.call('stats') : { phases: [] }
 
@@ -292,9 +296,9 @@ async function runRound (drainMs, round) {
       upgradesRefusedWhileClosing: closed.whileClosing.refusedUpgrades,
       clientSawRefusedUpgrade: results.reduce((n, r) => n + r.counts.refusedAtUpgrade[0] + r.counts.refusedAtUpgrade[1], 0),
       failovers: results.reduce((n, r) => n + r.counts.failovers, 0),
-      probeLatencyBefore: spread(probed.samples.before ?? []),
-      probeLatencyStorm: spread(probed.samples.storm ?? []),
-      probeP99StormOverBefore: spread(probed.samples.storm ?? []).p99 / spread(probed.samples.before ?? []).p99,
+      probeLatencyBefore: probeBefore,
+      probeLatencyStorm: probeStorm,
+      probeP99StormOverBefore: probeStorm.p99 / probeBefore.p99,
       probeSocketsClosed: probed.closed,
       bLatencyBefore: latency('before', 1),
       bLatencyStorm: latency('storm', 1),
