@@ -7,23 +7,14 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { memoryBroker, type NodeStats } from '../../plugin/index.js'
-import { StatsKeeper, maxEvents, nodeMaxAgeMs, type StatsSource } from '../../plugin/node/stats.js'
+import { StatsKeeper, maxEvents, nodeMaxAgeMs } from '../../plugin/node/stats.js'
 import { decodeNotice, encodeNotice, isNotice, noticeMark } from '../../plugin/node/notices.js'
 import { startApp, TestClient, until } from '../helpers/server.js'
+import { fixedStatsSource } from '../helpers/stats-source.js'
 
 /** A keeper over a node of its own making: counts set by the test, notices handed to `sent`. */
 function keeper (nodeId: string, sent: string[] = []): StatsKeeper {
-  const source: StatsSource = {
-    nodeId,
-    sockets: () => 2,
-    channels: () => 1,
-    subscriptions: () => 3,
-    closing: () => false,
-    subscribers: () => 2,
-    publish: async (frame) => { sent.push(frame) },
-    closeSession: () => false
-  }
-  return new StatsKeeper(source)
+  return new StatsKeeper(fixedStatsSource(nodeId, { publish: async (frame) => { sent.push(frame) } }))
 }
 
 function peerStats (node: string, connections = 5): NodeStats {

@@ -7,22 +7,17 @@
  */
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { StatsKeeper, busiestCount, maxCountedChannels, statsIntervalMs, type StatsSource } from '../../plugin/node/stats.js'
+import { StatsKeeper, busiestCount, maxCountedChannels, statsIntervalMs } from '../../plugin/node/stats.js'
 import { decodeNotice, encodeNotice, type Notice } from '../../plugin/node/notices.js'
+import { fixedStatsSource } from '../helpers/stats-source.js'
 
 function keeper (nodeId = 'self'): { keeper: StatsKeeper, sent: Notice[] } {
   const sent: Notice[] = []
-  const source: StatsSource = {
-    nodeId,
-    sockets: () => 2,
-    channels: () => 1,
-    subscriptions: () => 3,
-    closing: () => false,
+  const source = fixedStatsSource(nodeId, {
     // c7 has 70 subscribers: each channel's own figure, so a mixed-up row shows
     subscribers: (channel) => Number(channel.slice(1)) * 10,
-    publish: async (frame) => { sent.push(decodeNotice(frame) as Notice) },
-    closeSession: () => false
-  }
+    publish: async (frame) => { sent.push(decodeNotice(frame) as Notice) }
+  })
   return { keeper: new StatsKeeper(source), sent }
 }
 
