@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CloseCodes } from '../../schemas/protocol.js'
 import { channelNameProblem } from '../../schemas/channel.js'
 import type { ChannelServer } from '../node/server.js'
-import { statsIntervalMs } from '../node/stats.js'
+import { statsIntervalMs, type NodeStats } from '../node/stats.js'
 import type { ResolvedAdmin } from './options.js'
 import { adminCss, adminHtml } from './page.js'
 import { adminScript } from './page-script.js'
@@ -47,12 +47,17 @@ function gate (authorize: ResolvedAdmin['authorize']) {
   }
 }
 
-/** The open live feeds and the one timer that feeds them. */
-class FeedHub {
+/**
+ * The open live feeds and the one timer that feeds them: a stream whose client left is forgotten,
+ * and the timer stops with the last one (an admin page left open and then closed must not keep
+ * a timer and its response alive for the node's life).
+ */
+export class FeedHub {
   private readonly streams = new Set<ServerResponse>()
   private timer: NodeJS.Timeout | undefined
 
-  constructor (private readonly server: ChannelServer) {}
+  /** @param nodes what each push sends: every node's stats (`ChannelServer.stats.nodes`) */
+  constructor (private readonly nodes: () => Promise<NodeStats[]>) {}
 
   open (response: ServerResponse): void {
     response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' })
@@ -66,7 +71,7 @@ class FeedHub {
   }
 
   private async push (streams: Iterable<ServerResponse>): Promise<void> {
-    const nodes = await this.server.stats.nodes()
+    const nodes = await this.nodes()
     const event = `event: nodes\ndata: ${JSON.stringify({ at: Date.now(), nodes })}\n\n`
     for (const stream of streams) {
       if (!stream.writableEnded) stream.write(event)
@@ -102,7 +107,7 @@ function disconnectTarget (body: unknown): { sessionId: string } | { userId: str
 export async function serveAdmin (fastify: FastifyInstance, server: ChannelServer, admin: ResolvedAdmin): Promise<void> {
   const { path } = admin
   const script = adminScript()
-  const feeds = new FeedHub(server)
+  const feeds = new FeedHub(async () => await server.stats.nodes())
   fastify.addHook('preClose', async () => feeds.close())
 
   await fastify.register(async (scope) => {

@@ -5,12 +5,14 @@
  * nodes over Redis, is browser.test.ts.
  */
 import t from 'tap'
-import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
 import fastifyChannels, { memoryBroker, type Broker } from '../../plugin/index.js'
 import type { BrokerConnection, PresenceBroker } from '../../plugin/broker/types.js'
-import { disconnectReason } from '../../plugin/admin/routes.js'
+import { disconnectReason, FeedHub } from '../../plugin/admin/routes.js'
 import { adminHtml } from '../../plugin/admin/page.js'
 import { within } from '../helpers/deadline.js'
 import { startApp, TestClient } from '../helpers/server.js'
@@ -288,6 +290,52 @@ t.test('two live feeds: the stream headers; one closing leaves the other fed eve
     const check = setInterval(() => { if (events >= 1) { clearInterval(check); resolve() } }, 20)
   }), 5000, 'the second feed gets the next event after the first closed')
   other.response.destroy()
+})
+
+t.test('the feed hub forgets a stream whose client left, stops its timer with the last one and starts it again with the next', async (t) => {
+  let asked = 0
+  const hub = new FeedHub(async () => { asked++; return [] })
+  const leftServerSide: Array<Promise<void>> = []
+  const server = createServer((_request, response: ServerResponse) => {
+    leftServerSide.push(new Promise((resolve) => response.on('close', () => resolve())))
+    hub.open(response)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { hub.close(); server.close() })
+  const { port } = server.address() as AddressInfo
+  /** events seen on a stream, counted as they come */
+  const counted = (response: IncomingMessage): { events: number } => {
+    const seen = { events: 0 }
+    response.on('data', (chunk: Buffer) => { seen.events += chunk.toString().split('event: nodes').length - 1 })
+    return seen
+  }
+  const waitFor = async (check: () => boolean, ms: number, expectation: string): Promise<void> => {
+    await within(new Promise<void>((resolve) => {
+      const poll = setInterval(() => { if (check()) { clearInterval(poll); resolve() } }, 20)
+    }), ms, expectation)
+  }
+
+  const one = await openFeed(port, '/', {})
+  const other = await openFeed(port, '/', {})
+  await within(Promise.all([one.first, other.first]), 3000, 'both streams get their first event')
+  one.response.destroy()
+  await within(leftServerSide[0], 1000, 'the server sees the first client leave')
+  const otherSeen = counted(other.response)
+  await waitFor(() => otherSeen.events >= 1, 3000, 'the stream still open is fed after the other left')
+
+  other.response.destroy()
+  await within(leftServerSide[1], 1000, 'the server sees the last client leave')
+  const askedWhenNoneLeft = asked
+  await sleep(2500)
+  t.equal(asked, askedWhenNoneLeft, 'with no stream left, nobody is asked for the stats: the timer stopped')
+
+  const next = await openFeed(port, '/', {})
+  await within(next.first, 3000, 'a new stream gets its first event')
+  const nextSeen = counted(next.response)
+  await waitFor(() => nextSeen.events >= 1, 3000, 'and the next one a second later: the timer runs again')
+  const ended = new Promise((resolve) => next.response.on('end', resolve))
+  hub.close()
+  await within(ended, 1000, 'close() ends the open streams')
 })
 
 /** A memory broker whose publications and presence reads reject once `down()` says so. */
