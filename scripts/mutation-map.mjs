@@ -78,6 +78,7 @@ export const mutationMap = {
   'plugin/broker/compose.ts': ['test/broker/compose.test.ts', 'test/node/server.test.ts', 'test/history/service.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/broker/envelope.ts': ['test/broker/envelope.test.ts', 'test/history/service.test.ts'],
   'plugin/broker/recent-ids.ts': ['test/broker/recent-ids.test.ts'],
+  'plugin/broker/per-turn.ts': ['test/broker/per-turn.test.ts'],
   'plugin/broker/registry.ts': ['test/broker/registry.test.ts', 'test/node/server.test.ts'],
   'plugin/broker/presence-sync.ts': ['test/broker/presence-sync.test.ts', 'test/broker/memory/presence-store.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/broker/memory/transport.ts': ['test/broker/memory/transport.test.ts', 'test/node/server.test.ts'],

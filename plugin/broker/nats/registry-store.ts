@@ -17,6 +17,7 @@
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node'
 import type { KV } from '@nats-io/kv'
 import type { RegistryStore } from '../parts.js'
+import { perTurn } from '../per-turn.js'
 import type { NatsClock } from './clock.js'
 import { flushWithin, isNoResponders, isWrongSequence } from './client.js'
 import type { NatsNames } from './names.js'
@@ -123,15 +124,8 @@ export class NatsRegistry implements RegistryStore {
     await this.flushOfThisTurn()
   }
 
-  private flush: Promise<void> | undefined
-
-  private async flushOfThisTurn (): Promise<void> {
-    this.flush ??= new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
-      this.flush = undefined // what comes after this flush's PING waits for the next one
-      await flushWithin(this.nc, this.settings.timeoutMs)
-    })
-    await this.flush
-  }
+  /** what comes after this flush's PING waits for the next one */
+  private readonly flushOfThisTurn = perTurn(async () => { await flushWithin(this.nc, this.settings.timeoutMs) })
 
   async route (sessionId: string, envelope: string): Promise<boolean> {
     const { settings } = this

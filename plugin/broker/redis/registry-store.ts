@@ -26,6 +26,7 @@ import type { Link } from './link.js'
 import type { PubSubMode } from './pubsub.js'
 import { runScript } from './scripts.js'
 import type { RegistryStore } from '../parts.js'
+import { perTurn } from '../per-turn.js'
 
 /** session ids per SADD, so one command never carries an unbounded argument list */
 const chunkSize = 1000
@@ -113,25 +114,19 @@ export class RedisRegistry implements RegistryStore {
 
   private readonly pendingAdds = new Set<string>()
   private readonly pendingRemoves = new Set<string>()
-  private batch: Promise<void> | undefined
-
-  private async batchOfThisTurn (): Promise<void> {
-    this.batch ??= new Promise<void>((resolve) => { setImmediate(resolve) }).then(async () => {
-      this.batch = undefined
-      const adds = [...this.pendingAdds]
-      const removes = [...this.pendingRemoves]
-      this.pendingAdds.clear()
-      this.pendingRemoves.clear()
-      await this.write((redis) => {
-        const multi = redis.multi()
-        for (let i = 0; i < adds.length; i += chunkSize) multi.sadd(this.sessionsKey, adds.slice(i, i + chunkSize))
-        multi.pexpire(this.sessionsKey, this.sessionsTtl) // the node is alive: its set lives on (a no-op once it is empty)
-        for (let i = 0; i < removes.length; i += chunkSize) multi.srem(this.sessionsKey, removes.slice(i, i + chunkSize))
-        return multi
-      })
+  private readonly batchOfThisTurn = perTurn(async () => {
+    const adds = [...this.pendingAdds]
+    const removes = [...this.pendingRemoves]
+    this.pendingAdds.clear()
+    this.pendingRemoves.clear()
+    await this.write((redis) => {
+      const multi = redis.multi()
+      for (let i = 0; i < adds.length; i += chunkSize) multi.sadd(this.sessionsKey, adds.slice(i, i + chunkSize))
+      multi.pexpire(this.sessionsKey, this.sessionsTtl) // the node is alive: its set lives on (a no-op once it is empty)
+      for (let i = 0; i < removes.length; i += chunkSize) multi.srem(this.sessionsKey, removes.slice(i, i + chunkSize))
+      return multi
     })
-    await this.batch
-  }
+  })
 
   private async write (multi: (redis: Redis) => Multi): Promise<void> {
     await this.link.run((redis) => execAll(multi(redis)))
