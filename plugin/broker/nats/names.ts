@@ -13,6 +13,7 @@
  *   <P>.c.<channel>.m        a channel's plain publications
  *   <P>.c.<channel>.h        its history publications, republished by the history stream once stored
  *   <P>.c.<channel>.p.<node> its presence changes, republished by the presence bucket once stored
+ *                            (`<node>=<i>` for page i of a node's tracks that do not fit one message)
  *   <P>.h.<channel>          a history channel's stream subject (in the stream <S>-history)
  *   <P>.h._                  the prefix's epoch base, in the same stream (no channel encodes to `_`)
  *
@@ -60,6 +61,9 @@ export function decodeToken (token: string): string | undefined {
     return undefined
   }
 }
+
+/** between a node's token and a page number in a presence key: `encodeToken` never writes it */
+export const pageMark = '='
 
 /** the longest stream name kept readable (the server makes a directory of it, with room to spare) */
 const maxReadableName = 160
@@ -129,6 +133,14 @@ export class NatsNames {
   /** key of a node's tracks in one channel in the presence bucket */
   presenceKey (channel: string, nodeId: string): string {
     return `c.${encodeToken(channel)}.${encodeToken(nodeId)}`
+  }
+
+  /**
+   * key of one page of a node's tracks in a channel, where they do not fit one message: the
+   * first page is `presenceKey`, page i > 0 `c.<channel>.<node>=<i>` (no token encodes to `=`)
+   */
+  presencePageKey (channel: string, nodeId: string, page: number): string {
+    return page === 0 ? this.presenceKey(channel, nodeId) : `${this.presenceKey(channel, nodeId)}${pageMark}${page}`
   }
 
   /** key saying a node has (or had) tracks */

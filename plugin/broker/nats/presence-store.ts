@@ -1,8 +1,9 @@
 /**
  * The NATS engine's presence store: one key-value bucket per prefix (`<S>-presence`), with
  *
- *   c.<channel>.<node>   the node's tracks in the channel: the whole set, written at once
- *   n.<node>             the node has (or had) tracks: written before any of them
+ *   c.<channel>.<node>     the node's tracks in the channel: the whole set, written at once
+ *   c.<channel>.<node>=i   page i (> 0) of that set, when it does not fit one message
+ *   n.<node>               the node has (or had) tracks: written before any of them
  *
  * A write puts, per channel, the node's whole new set of tracks in that channel (or deletes the
  * key when none is left), and the same message carries the change's envelope: its payload is
@@ -18,20 +19,57 @@
  *
  * Entries do not expire (NATS 2.9 has no per-key TTL; the bucket has no max age): a dead node's
  * tracks are removed by the live nodes' reaping, within the registry's TTL and a tick.
- * One node's tracks in one channel travel as one message: the server's `max_payload` (1 MB by
- * default) bounds them (some thousands of tracks with small meta).
+ *
+ * A message is at most the server's `max_payload` (1 MB by default). A node's set in a channel
+ * that would not fit is spread over pages (2, 4, 8, ... by a hash of each ref), each a key
+ * carrying its tracks and the part of the change's envelope about them, so store and diffs
+ * still agree per message; once spread, a change writes only the pages it touches. The first
+ * page (`c.<channel>.<node>`, with an `Fc-Pages` header) stays while any other holds tracks, so
+ * a reaper finds the others through it; pages are written and deleted before it.
  */
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import type { JetStreamClient } from '@nats-io/jetstream'
 import type { KV } from '@nats-io/kv'
-import type { PresenceStore, PresenceWrite } from '../parts.js'
+import { encodePresence } from '../envelope.js'
+import type { PresenceChannelWrite, PresenceStore, PresenceWrite } from '../parts.js'
 import type { PresenceTrack } from '../types.js'
 import { isWrongSequence } from './client.js'
-import { decodeToken, encodeToken, type NatsNames } from './names.js'
+import { decodeToken, encodeToken, pageMark, type NatsNames } from './names.js'
 import { scan, type ScannedMessage } from './scan.js'
 import { envelopeBytesHeader } from './transport.js'
 
 const operationHeader = 'KV-Operation'
+/** on the first page of a set spread over several: how many */
+const pagesHeader = 'Fc-Pages'
+/** NATS' default, when the server has not said its own */
+const defaultMaxPayload = 1024 * 1024
+/** room kept in a message for its headers */
+const headerRoom = 2048
+/** a set is spread over at most this many pages (a page then holds what it must, and a write too large fails) */
+const maxPages = 1024
+
+/** One message of a presence write: a page of the node's set in a channel, with its part of the envelope. */
+interface Page {
+  index: number
+  envelope: string
+  /** the page's tracks as JSON; `''` when it has none (the page is deleted) */
+  set: string
+  bytes: number
+  /** on the first page, when the set is spread over several */
+  count?: number
+}
+
+/** The set of a page as stored: `[[ref, key, meta], ...]`. */
+function setJson (tracks: Iterable<PresenceTrack>): string {
+  return JSON.stringify(Array.from(tracks, ({ ref, key, meta }) => [ref, key, meta]))
+}
+
+/** Which of `count` pages (a power of two) a track is on: FNV-1a of its ref. */
+export function pageOf (ref: string, count: number): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < ref.length; i++) hash = Math.imul(hash ^ ref.charCodeAt(i), 0x01000193)
+  return (hash >>> 0) & (count - 1)
+}
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
@@ -84,24 +122,127 @@ export class NatsPresenceStore implements PresenceStore {
     const { names, nodeId } = this.settings
     const joined = [...channels.values()].some((change) => change.joins.length > 0)
     if (joined) await this.kv.put(names.presenceNodeKey(nodeId), '1')
-    await Promise.all([...channels].map(async ([channel, { joins, leaves, envelope }]) => {
+    const limit = this.payloadLimit()
+    await Promise.all([...channels].map(async ([channel, change]) => {
       let tracks = this.own.get(channel)
       if (tracks === undefined) this.own.set(channel, tracks = new Map())
-      for (const ref of leaves) tracks.delete(ref)
-      for (const track of joins) tracks.set(track.ref, track)
-      const headers = this.settings.headers()
-      const head = encoder.encode(envelope)
-      headers.set(envelopeBytesHeader, String(head.length))
-      let payload = envelope
-      if (tracks.size === 0) {
-        this.own.delete(channel)
-        headers.set(operationHeader, 'DEL')
-      } else {
-        payload += JSON.stringify([...tracks.values()].map(({ ref, key, meta }) => [ref, key, meta]))
-      }
-      await this.js.publish(this.subject(names.presenceKey(channel, nodeId)), payload, { headers, timeout: this.settings.timeoutMs })
+      for (const ref of change.leaves) tracks.delete(ref)
+      for (const track of change.joins) tracks.set(track.ref, track)
+      const pages = this.paged(channel, tracks, change, limit)
+      if (tracks.size === 0) this.own.delete(channel)
+      // Pages other than the first before it: the first is how a reaper finds the others, so
+      // it is deleted last, and a crash in between leaves a track twice rather than nowhere.
+      await Promise.all(pages.filter((page) => page.index !== 0).map(async (page) => { await this.publishPage(channel, page) }))
+      const first = pages.find((page) => page.index === 0)
+      if (first !== undefined) await this.publishPage(channel, first)
+      // back to one page once every page is gone (a delete that failed keeps the count, and is tried again)
+      if (!this.own.has(channel) && !this.storedPages.has(channel)) this.pageCounts.delete(channel)
     }))
     if (unregister) await this.kv.delete(names.presenceNodeKey(nodeId))
+  }
+
+  /** this node's pages per channel, where its set did not fit one message (absent: one page) */
+  private readonly pageCounts = new Map<string, number>()
+  /** the pages of each channel this node has written and not deleted */
+  private readonly storedPages = new Map<string, Set<number>>()
+
+  /** the largest message the server takes (`max_payload`), less room for the headers */
+  private payloadLimit (): number {
+    return (this.nc.info?.max_payload ?? defaultMaxPayload) - headerRoom
+  }
+
+  /**
+   * The pages a change of `channel` writes: each with the node's tracks on it and the part of
+   * the change's envelope about them. One page (the usual case) carries the core's envelope
+   * as it is. When a page would not fit one message, the node's set is spread over twice as
+   * many pages (by a hash of each ref, so a track stays on its page until the next doubling),
+   * and every page is written again; otherwise only the pages the change touched are.
+   */
+  private paged (channel: string, tracks: Map<string, PresenceTrack>, change: PresenceChannelWrite, limit: number): Page[] {
+    let count = this.pageCounts.get(channel) ?? 1
+    let everyPage = false
+    for (;;) {
+      const pages = this.pagesOf(channel, tracks, change, count, everyPage)
+      if (count >= maxPages || pages.every((page) => page.bytes <= limit)) {
+        if (count > 1) {
+          this.pageCounts.set(channel, count)
+          const first = pages.find((page) => page.index === 0)
+          if (first !== undefined) first.count = count
+        }
+        return pages
+      }
+      count *= 2
+      everyPage = true
+    }
+  }
+
+  private pagesOf (channel: string, tracks: Map<string, PresenceTrack>, change: PresenceChannelWrite, count: number, everyPage: boolean): Page[] {
+    if (count === 1) {
+      const set = tracks.size === 0 ? '' : setJson(tracks.values())
+      return [{ index: 0, envelope: change.envelope, set, bytes: Buffer.byteLength(change.envelope) + Buffer.byteLength(set) }]
+    }
+    const touched = new Set<number>()
+    const joins = new Map<number, PresenceTrack[]>()
+    const leaves = new Map<number, string[]>()
+    for (const track of change.joins) {
+      const index = pageOf(track.ref, count)
+      touched.add(index)
+      let list = joins.get(index)
+      if (list === undefined) joins.set(index, list = [])
+      list.push(track)
+    }
+    for (const ref of change.leaves) {
+      const index = pageOf(ref, count)
+      touched.add(index)
+      let list = leaves.get(index)
+      if (list === undefined) leaves.set(index, list = [])
+      list.push(ref)
+    }
+    const held = new Map<number, PresenceTrack[]>()
+    for (const track of tracks.values()) {
+      const index = pageOf(track.ref, count)
+      let list = held.get(index)
+      if (list === undefined) held.set(index, list = [])
+      list.push(track)
+    }
+    // The first page stays (with an empty set) while any other holds tracks: a reaper finds the others through it.
+    if (tracks.size === 0 || everyPage) touched.add(0)
+    const stored = this.storedPages.get(channel)
+    const pages: Page[] = []
+    for (let index = 0; index < count; index++) {
+      const mine = held.get(index)
+      // a page left with no track whose delete has not gone through yet is tried again
+      const toDelete = mine === undefined && stored?.has(index) === true && !(index === 0 && tracks.size > 0)
+      if (!everyPage && !touched.has(index) && !toDelete) continue
+      const keep = mine !== undefined || (index === 0 && tracks.size > 0)
+      if (!keep && stored?.has(index) !== true && !touched.has(index)) continue
+      const envelope = encodePresence(this.settings.nodeId, channel, { joins: joins.get(index) ?? [], leaves: leaves.get(index) ?? [] })
+      const set = keep ? setJson(mine ?? []) : ''
+      pages.push({ index, envelope, set, bytes: Buffer.byteLength(envelope) + Buffer.byteLength(set) })
+    }
+    return pages
+  }
+
+  /** Puts a page (its set after its envelope), or deletes it when its set is empty (`''`). */
+  private async publishPage (channel: string, { index, envelope, set, count }: Page): Promise<void> {
+    const { names, nodeId } = this.settings
+    const headers = this.settings.headers()
+    headers.set(envelopeBytesHeader, String(Buffer.byteLength(envelope)))
+    if (count !== undefined) headers.set(pagesHeader, String(count))
+    if (set === '') headers.set(operationHeader, 'DEL')
+    // A page counts as stored from before its put until its delete went through: a failed
+    // delete is tried again by the channel's next write (a re-assertion rewrites only pages
+    // that hold tracks).
+    let stored = this.storedPages.get(channel)
+    if (set !== '') {
+      if (stored === undefined) this.storedPages.set(channel, stored = new Set())
+      stored.add(index)
+    }
+    await this.js.publish(this.subject(names.presencePageKey(channel, nodeId, index)), envelope + set, { headers, timeout: this.settings.timeoutMs })
+    if (set === '' && stored !== undefined) {
+      stored.delete(index)
+      if (stored.size === 0) this.storedPages.delete(channel)
+    }
   }
 
   private async latest (filter: string): Promise<ScannedMessage[]> {
@@ -127,23 +268,36 @@ export class NatsPresenceStore implements PresenceStore {
 
   async reap (nodeId: string, leavesHead: (channel: string) => string): Promise<number> {
     let removed = 0
-    for (const msg of await this.latest(`c.*.${encodeToken(nodeId)}`)) {
-      const tokens = msg.subject.split('.')
-      const channel = decodeToken(tokens[tokens.length - 2])
-      const refs = tracksOf(msg).map(([ref]) => ref)
+    const node = encodeToken(nodeId)
+    for (const first of await this.latest(`c.*.${node}`)) {
+      const tokens = first.subject.split('.')
+      const channelToken = tokens[tokens.length - 2]
+      const channel = decodeToken(channelToken)
       if (channel === undefined) continue
-      const envelope = leavesHead(channel) + refs.join('\n')
-      const headers = this.settings.headers()
-      headers.set(operationHeader, 'DEL')
-      headers.set(envelopeBytesHeader, String(encoder.encode(envelope).length))
-      try {
-        await this.js.publish(msg.subject, envelope, { headers, expect: { lastSubjectSequence: msg.seq }, timeout: this.settings.timeoutMs })
-        removed += refs.length
-      } catch (err) {
-        if (!isWrongSequence(err)) throw err // else another node reaped it first (or it wrote again)
-      }
+      // the node's other pages of the channel first, the first page (which leads to them) last
+      const paged = Number(first.headers?.get(pagesHeader) ?? '') > 1
+      const pages = paged
+        ? (await this.latest(`c.${channelToken}.*`)).filter((msg) => msg.subject.slice(msg.subject.lastIndexOf('.') + 1).startsWith(`${node}${pageMark}`))
+        : []
+      for (const msg of [...pages, first]) removed += await this.reapPage(msg, leavesHead(channel))
     }
     await this.kv.delete(this.settings.names.presenceNodeKey(nodeId))
     return removed
+  }
+
+  /** Deletes one page of a dead node's, expecting its last revision, with its leaves; the tracks removed. */
+  private async reapPage (msg: ScannedMessage, leavesHead: string): Promise<number> {
+    const refs = tracksOf(msg).map(([ref]) => ref)
+    const envelope = leavesHead + refs.join('\n')
+    const headers = this.settings.headers()
+    headers.set(operationHeader, 'DEL')
+    headers.set(envelopeBytesHeader, String(encoder.encode(envelope).length))
+    try {
+      await this.js.publish(msg.subject, envelope, { headers, expect: { lastSubjectSequence: msg.seq }, timeout: this.settings.timeoutMs })
+      return refs.length
+    } catch (err) {
+      if (!isWrongSequence(err)) throw err // else another node reaped it first (or it wrote again)
+      return 0
+    }
   }
 }

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -105,15 +105,23 @@ export async function freePort (): Promise<number> {
 export class NatsServer {
   private child: ChildProcess | undefined
   readonly url: string
-  private constructor (readonly port: number, private readonly dir: string) {
+  private constructor (readonly port: number, private readonly dir: string, private readonly config: string[] = []) {
     this.url = `nats://127.0.0.1:${port}`
   }
 
-  static async start (t: Test): Promise<NatsServer> {
-    const server = new NatsServer(await freePort(), mkdtempSync(join(tmpdir(), 'fc-nats-')))
+  /** `maxPayload`: the server's `max_payload` (bytes), instead of its default 1 MB */
+  static async start (t: Test, { maxPayload }: { maxPayload?: number } = {}): Promise<NatsServer> {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-nats-'))
+    const config: string[] = []
+    if (maxPayload !== undefined) {
+      writeFileSync(join(dir, 'server.conf'), `max_payload: ${maxPayload}\n`)
+      config.push('-c', join(dir, 'server.conf'))
+    }
+    const server = new NatsServer(await freePort(), join(dir, 'store'), config)
+    mkdirSync(server.dir)
     t.teardown(async () => {
       await server.stop()
-      rmSync(server.dir, { recursive: true, force: true })
+      rmSync(dir, { recursive: true, force: true })
     })
     await server.run()
     return server
@@ -121,7 +129,7 @@ export class NatsServer {
 
   /** (Re)starts it on the same port and store. */
   async run (): Promise<void> {
-    const child = this.child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.dir], { stdio: 'ignore' })
+    const child = this.child = spawn('nats-server', [...this.config, '-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.dir], { stdio: 'ignore' })
     child.on('error', () => {})
     const until = Date.now() + 10_000
     while (!await natsReachable(this.url, 1000)) {

@@ -1,0 +1,106 @@
+/**
+ * A node's tracks in one channel that do not fit one NATS message (the server's `max_payload`):
+ * they are spread over pages, and every node still sees the whole set, told each join and each
+ * leave once; a dead node's pages are all reaped. On a server of the test's own with a
+ * `max_payload` of 16 KiB, so a few dozen tracks with 3 KB of meta each overflow one message.
+ */
+import t, { type Test } from 'tap'
+import Fastify from 'fastify'
+import { composeBroker } from '../../../plugin/broker/compose.js'
+import { encodePresence } from '../../../plugin/broker/envelope.js'
+import { natsEngine } from '../../../plugin/broker/nats/broker.js'
+import { pageOf } from '../../../plugin/broker/nats/presence-store.js'
+import type { EngineNode } from '../../../plugin/broker/parts.js'
+import type { BrokerConnection, PresenceBroker, PresenceChanges, PresenceTrack } from '../../../plugin/broker/types.js'
+import { StandInNode } from '../stand-in-node.js'
+import { eventually, NatsServer, uniquePrefix, withNatsServer } from './helpers.js'
+
+const maxPayload = 16 * 1024
+const meta = JSON.stringify({ bio: 'x'.repeat(3000) })
+const track = (ref: string): PresenceTrack => ({ ref, key: `user-${ref}`, meta })
+
+/** What `node` was told of `channel`, folded: each ref joined and left how many times. */
+function tally (node: StandInNode, channel: string): { joined: Map<string, number>, left: Map<string, number> } {
+  const joined = new Map<string, number>()
+  const left = new Map<string, number>()
+  for (const [told, changes] of node.told) {
+    if (told !== channel) continue
+    for (const { ref } of changes.joins) joined.set(ref, (joined.get(ref) ?? 0) + 1)
+    for (const ref of changes.leaves) left.set(ref, (left.get(ref) ?? 0) + 1)
+  }
+  return { joined, left }
+}
+
+const refs = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `r${from + i}`)
+const sorted = (tracks: PresenceTrack[]): string[] => tracks.map(({ ref }) => ref).sort()
+
+t.test('pageOf spreads refs over a power of two of pages, the same ref always on the same page', async (t) => {
+  const counts = new Array(8).fill(0)
+  for (let i = 0; i < 8000; i++) counts[pageOf(`ref-${i}`, 8)]++
+  for (const count of counts) t.ok(count > 800 && count < 1200, `about an eighth on each page: ${count}`)
+  t.equal(pageOf('abc', 1), 0, 'one page: always the first')
+  t.equal(pageOf('abc', 16), pageOf('abc', 16))
+  t.equal(pageOf('abc', 16) % 8, pageOf('abc', 8), 'doubling the pages splits each page in two')
+})
+
+await withNatsServer(t, async () => {
+  const server = await NatsServer.start(t, { maxPayload })
+  const prefix = uniquePrefix()
+  const engine = natsEngine({ servers: server.url, prefix })
+
+  async function node (t: Test): Promise<{ node: StandInNode, link: BrokerConnection & PresenceBroker }> {
+    const stand = new StandInNode()
+    const link = await composeBroker(engine).connect(stand) as BrokerConnection & PresenceBroker
+    t.teardown(() => link.close())
+    return { node: stand, link }
+  }
+
+  t.test('a set larger than one message: every node reads it whole and is told each change once', async (t) => {
+    const a = await node(t)
+    const b = await node(t)
+    const channel = 'lobby'
+    await b.link.subscribe(channel)
+    const first = refs(0, 40) // about 40 × 3 KB: some 120 KB, many times the server's message size
+    await a.link.presenceUpdate(channel, { joins: first.map(track), leaves: [] })
+    t.same(sorted(await b.link.presenceState(channel)), [...first].sort(), 'another node reads every track')
+    t.same((await b.link.presenceState(channel)).find(({ ref }) => ref === 'r7'), track('r7'), 'with its key and meta')
+    await eventually(() => tally(b.node, channel).joined.size === 40, 5000, 'b is told of all 40 joins')
+    t.ok(b.node.told.length > 1, `in several messages (${b.node.told.length}): one per page`)
+
+    const leaving = refs(0, 15)
+    await a.link.presenceUpdate(channel, { joins: [], leaves: leaving })
+    await eventually(() => tally(b.node, channel).left.size === 15, 5000, 'b is told of the 15 leaves')
+    t.same(sorted(await b.link.presenceState(channel)), refs(15, 40).sort(), 'the store agrees')
+
+    const more = refs(40, 100) // grows past the pages it had: the set is spread over more
+    await a.link.presenceUpdate(channel, { joins: more.map(track), leaves: [] })
+    await eventually(() => tally(b.node, channel).joined.size === 100, 5000, 'b is told of the 60 new joins')
+    t.same(sorted(await b.link.presenceState(channel)), [...refs(15, 40), ...more].sort(), 'every track, after the spread')
+
+    await a.link.presenceUpdate(channel, { joins: [], leaves: [...refs(15, 40), ...more] })
+    await eventually(() => tally(b.node, channel).left.size === 100, 5000, 'b is told of every leave')
+    t.same(await b.link.presenceState(channel), [], 'nothing of a is left in the store')
+    const { joined, left } = tally(b.node, channel)
+    t.same([...joined.values(), ...left.values()].filter((times) => times !== 1), [], 'each join and each leave told once')
+    t.same([...joined.keys()].sort(), [...left.keys()].sort(), 'every ref that joined left')
+  })
+
+  t.test('a dead node\'s pages are all reaped, each leave sent once', async (t) => {
+    const b = await node(t)
+    const channel = 'hall'
+    await b.link.subscribe(channel)
+    const dead: EngineNode = { nodeId: `dead-${uniquePrefix()}`, log: Fastify({ logger: false }).log, receive () {}, restore: async () => ({ channels: 0, sessions: 0 }) }
+    const parts = await engine.connect(dead)
+    t.teardown(() => parts.close())
+    if (parts.presence === undefined) throw new Error('the NATS engine shares presence')
+    await parts.registry.register([])
+    const changes: PresenceChanges = { joins: refs(0, 50).map(track), leaves: [] }
+    await parts.presence.write({ channels: new Map([[channel, { ...changes, envelope: encodePresence(dead.nodeId, channel, changes) }]]), forget: [] })
+    await eventually(() => tally(b.node, channel).joined.size === 50, 5000, 'b is told of the dead node\'s 50 tracks')
+    t.equal((await b.link.presenceState(channel)).length, 50)
+    await parts.registry.unregister() // as if its registration expired
+    await eventually(() => tally(b.node, channel).left.size === 50, 10_000, 'its tracks are reaped by a live node, every page')
+    t.same([...tally(b.node, channel).left.values()].filter((times) => times !== 1), [], 'each leave sent once')
+    t.same(await b.link.presenceState(channel), [], 'none is left in the store')
+  })
+})
