@@ -20,8 +20,8 @@
  * Entries do not expire (NATS 2.9 has no per-key TTL; the bucket has no max age): a dead node's
  * tracks are removed by the live nodes' reaping, within the registry's TTL and a tick.
  *
- * A message is at most the server's `max_payload` (1 MB by default). A node's set in a channel
- * that would not fit is spread over pages (2, 4, 8, ... by a hash of each ref), each a key
+ * A node's set in a channel past 64 KiB (or past the server's `max_payload`, 1 MB by default,
+ * when smaller) is spread over pages (2, 4, 8, ... by a hash of each ref), each a key
  * carrying its tracks and the part of the change's envelope about them, so store and diffs
  * still agree per message; once spread, a change writes only the pages it touches. The first
  * page (`c.<channel>.<node>`, with an `Fc-Pages` header) stays while any other holds tracks, so
@@ -43,6 +43,13 @@ const operationHeader = 'KV-Operation'
 const pagesHeader = 'Fc-Pages'
 /** NATS' default, when the server has not said its own */
 const defaultMaxPayload = 1024 * 1024
+/**
+ * The size past which a node's set in a channel is spread over pages, though the server takes
+ * more: every change of the channel rewrites its page and the bucket republishes that page to
+ * every node that relays the channel, so in a channel of thousands of members a change costs a
+ * page, not the whole set (docs/presence.md, "NATS: a large channel": 0.39× the bytes).
+ */
+const pageBytes = 64 * 1024
 /** room kept in a message for its headers */
 const headerRoom = 2048
 /** a set is spread over at most this many pages (a page then holds what it must, and a write too large fails) */
@@ -146,9 +153,12 @@ export class NatsPresenceStore implements PresenceStore {
   /** the pages of each channel this node has written and not deleted */
   private readonly storedPages = new Map<string, Set<number>>()
 
-  /** the largest message the server takes (`max_payload`), less room for the headers */
+  /**
+   * How large a page may grow: `pageBytes`, or less where the server takes less
+   * (`max_payload`, less room for the headers).
+   */
   private payloadLimit (): number {
-    return (this.nc.info?.max_payload ?? defaultMaxPayload) - headerRoom
+    return Math.min(pageBytes, (this.nc.info?.max_payload ?? defaultMaxPayload) - headerRoom)
   }
 
   /**

@@ -3,6 +3,8 @@
  * they are spread over pages, and every node still sees the whole set, told each join and each
  * leave once; a dead node's pages are all reaped. On a server of the test's own with a
  * `max_payload` of 16 KiB, so a few dozen tracks with 3 KB of meta each overflow one message.
+ * On the shared server (1 MB), a set past 64 KiB is spread too, so that a change of one track
+ * republishes a page to the other nodes, not the whole set.
  */
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
@@ -13,7 +15,9 @@ import { pageOf } from '../../../plugin/broker/nats/presence-store.js'
 import type { EngineNode } from '../../../plugin/broker/parts.js'
 import type { BrokerConnection, PresenceBroker, PresenceChanges, PresenceTrack } from '../../../plugin/broker/types.js'
 import { StandInNode } from '../stand-in-node.js'
-import { eventually, NatsServer, uniquePrefix, withNatsServer } from './helpers.js'
+import { connect } from '@nats-io/transport-node'
+import { encodeToken, NatsNames } from '../../../plugin/broker/nats/names.js'
+import { deleteStreams, eventually, NatsServer, natsUrl, uniquePrefix, withNats, withNatsServer } from './helpers.js'
 
 const maxPayload = 16 * 1024
 const meta = JSON.stringify({ bio: 'x'.repeat(3000) })
@@ -102,5 +106,41 @@ await withNatsServer(t, async () => {
     await eventually(() => tally(b.node, channel).left.size === 50, 10_000, 'its tracks are reaped by a live node, every page')
     t.same([...tally(b.node, channel).left.values()].filter((times) => times !== 1), [], 'each leave sent once')
     t.same(await b.link.presenceState(channel), [], 'none is left in the store')
+  })
+})
+
+await withNats(t, async () => {
+  t.test('a set past 64 KiB is spread over pages even where the server takes 1 MB: a change republishes a page, not the set', async (t) => {
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteStreams(prefix))
+    const engine = natsEngine({ servers: natsUrl, prefix })
+    const nodes = await Promise.all([0, 1].map(async () => {
+      const stand = new StandInNode()
+      const link = await composeBroker(engine).connect(stand) as BrokerConnection & PresenceBroker
+      t.teardown(() => link.close())
+      return { node: stand, link }
+    }))
+    const [a, b] = nodes
+    const channel = 'big-room'
+    await b.link.subscribe(channel)
+    const nc = await connect({ servers: natsUrl })
+    t.teardown(() => nc.close())
+    const sizes: number[] = []
+    nc.subscribe(`${new NatsNames(prefix).base}.c.${encodeToken(channel)}.p.>`, { callback: (_err, msg) => { sizes.push(msg.data.length) } })
+    await nc.flush()
+    const small = JSON.stringify({ name: 'someone', device: 'web' })
+    const members = Array.from({ length: 2000 }, (_, i) => ({ ref: `m${i}`, key: `user-${i}`, meta: small }))
+    await a.link.presenceUpdate(channel, { joins: members, leaves: [] }) // some 120 KB of tracks
+    await eventually(() => tally(b.node, channel).joined.size === 2000, 5000, 'b is told of the 2,000 joins')
+    t.equal((await b.link.presenceState(channel)).length, 2000, 'every track in the store')
+    t.ok(sizes.length > 1, `the crowd went out in ${sizes.length} messages, none over 64 KiB: ${Math.max(...sizes)} bytes`)
+    t.ok(Math.max(...sizes) <= 64 * 1024)
+
+    sizes.length = 0
+    await a.link.presenceUpdate(channel, { joins: [{ ref: 'late', key: 'late-comer', meta: small }], leaves: ['m5'] })
+    await eventually(() => tally(b.node, channel).joined.has('late') && tally(b.node, channel).left.has('m5'), 5000, 'b is told of the change')
+    const written = sizes.reduce((sum, size) => sum + size, 0)
+    t.ok(written < 80 * 1024, `one join and one leave republished ${written} bytes in ${sizes.length} messages: a page or two, not the 120 KB set`)
+    t.equal((await b.link.presenceState(channel)).length, 2000)
   })
 })
