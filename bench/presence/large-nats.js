@@ -15,12 +15,11 @@
 // `--base PATH` adds a second build (the `dist/plugin/index.js` of another checkout, e.g. before
 // a change), run in alternating rounds with this one; each figure's ratio is then taken per
 // round (the two builds' runs back to back) and its median reported.
-import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
+import { startNode } from './nodes.js'
 import { connect } from '@nats-io/transport-node'
 import { median } from '../lib/stats.js'
 
@@ -38,25 +37,9 @@ const members = Number(flags.members)
 const churners = Number(flags.churners)
 const churnMs = Number(flags.seconds) * 1000
 const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222'
-const serverPath = fileURLToPath(new URL('./server.js', import.meta.url))
 const builds = [{ label: 'this build', entry: undefined }, ...(flags.base === undefined ? [] : [{ label: 'base', entry: flags.base }])]
 
-/** @typedef {{ child: import('node:child_process').ChildProcess, port: number, ask: (cmd: string) => Promise<any> }} Node */
-
-/** @returns {Promise<Node>} */
-function startNode (/** @type {string} */ prefix, /** @type {string | undefined} */ entry) {
-  const env = { ...process.env }
-  if (entry !== undefined) env.BENCH_CHANNELS_ENTRY = entry
-  const child = fork(serverPath, ['nats', prefix], { env, execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  /** @type {Map<string, (m: any) => void>} */
-  const waiting = new Map()
-  child.on('message', (/** @type {any} */ m) => { waiting.get(m.reply)?.(m); waiting.delete(m.reply) })
-  const ask = (/** @type {string} */ cmd) => new Promise((resolve) => { waiting.set(cmd === 'close' ? 'closed' : cmd, resolve); child.send({ cmd }) })
-  return new Promise((resolve, reject) => {
-    waiting.set('ready', (m) => resolve({ child, port: m.port, ask }))
-    child.once('exit', (code) => reject(new Error(`bench node exited with ${code}`)))
-  })
-}
+/** @typedef {import('./nodes.js').Node} Node */
 
 /** A raw socket with a frame handler; resolves after the welcome. @returns {Promise<{ ws: WebSocket, request: (frame: any) => Promise<any> }>} */
 async function open (/** @type {number} */ port) {
@@ -92,8 +75,8 @@ const cpuMs = (/** @type {any} */ a, /** @type {any} */ b) => (b.usage.user + b.
 /** One round for one build: fresh nodes on a fresh prefix. */
 async function round (/** @type {{ label: string, entry: string | undefined }} */ build) {
   const prefix = `bench-large-${randomBytes(4).toString('hex')}`
-  const a = await startNode(prefix, build.entry)
-  const b = await startNode(prefix, build.entry)
+  const a = await startNode('nats', prefix, build.entry)
+  const b = await startNode('nats', prefix, build.entry)
   const channel = 'crowd-lobby'
   const observer = await observe(b.port, channel)
   const crowd = []

@@ -12,12 +12,11 @@
 //    presence), a presence channel, and a presence channel with a track on every join;
 //    five interleaved rounds. Reported: the median joins per second, and the median over rounds
 //    of each round's ratio to plain.
-import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
+import { startNode } from './nodes.js'
 import { Redis } from 'ioredis'
 
 const { values: flags } = parseArgs({
@@ -34,22 +33,8 @@ const O = Number(flags.observers)
 const C = Number(flags.churners)
 const churnMs = Number(flags['churn-seconds']) * 1000
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-const serverPath = fileURLToPath(new URL('./server.js', import.meta.url))
 
-/** @typedef {{ child: import('node:child_process').ChildProcess, port: number, ask: (cmd: string) => Promise<any> }} Node */
-
-/** @returns {Promise<Node>} */
-function startNode (/** @type {string} */ broker, /** @type {string} */ prefix) {
-  const child = fork(serverPath, [broker, prefix], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  /** @type {Map<string, (m: any) => void>} */
-  const waiting = new Map()
-  child.on('message', (/** @type {any} */ m) => { waiting.get(m.reply)?.(m); waiting.delete(m.reply) })
-  const ask = (/** @type {string} */ cmd) => new Promise((resolve) => { waiting.set(cmd === 'close' ? 'closed' : cmd, resolve); child.send({ cmd }) })
-  return new Promise((resolve, reject) => {
-    waiting.set('ready', (m) => resolve({ child, port: m.port, ask }))
-    child.once('exit', (code) => reject(new Error(`bench node exited with ${code}`)))
-  })
-}
+/** @typedef {import('./nodes.js').Node} Node */
 
 /** A raw socket: resolves after the welcome. @returns {Promise<WebSocket>} */
 function open (/** @type {number} */ port) {
