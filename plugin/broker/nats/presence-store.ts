@@ -25,7 +25,8 @@
  * carrying its tracks and the part of the change's envelope about them, so store and diffs
  * still agree per message; once spread, a change writes only the pages it touches. The first
  * page (`c.<channel>.<node>`, with an `Fc-Pages` header) stays while any other holds tracks, so
- * a reaper finds the others through it; pages are written and deleted before it.
+ * a reaper finds the others through it; pages are written and deleted before it. A page whose
+ * write failed is written again with the channel's next write (a re-assertion is one).
  */
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import type { JetStreamClient } from '@nats-io/jetstream'
@@ -64,6 +65,19 @@ interface Page {
   bytes: number
   /** on the first page, when the set is spread over several */
   count?: number
+}
+
+function addTo (sets: Map<string, Set<number>>, channel: string, index: number): void {
+  let set = sets.get(channel)
+  if (set === undefined) sets.set(channel, set = new Set())
+  set.add(index)
+}
+
+function removeFrom (sets: Map<string, Set<number>>, channel: string, index: number): void {
+  const set = sets.get(channel)
+  if (set === undefined) return
+  set.delete(index)
+  if (set.size === 0) sets.delete(channel)
 }
 
 /** The set of a page as stored: `[[ref, key, meta], ...]`. */
@@ -142,8 +156,8 @@ export class NatsPresenceStore implements PresenceStore {
       await Promise.all(pages.filter((page) => page.index !== 0).map(async (page) => { await this.publishPage(channel, page) }))
       const first = pages.find((page) => page.index === 0)
       if (first !== undefined) await this.publishPage(channel, first)
-      // back to one page once every page is gone (a delete that failed keeps the count, and is tried again)
-      if (!this.own.has(channel) && !this.storedPages.has(channel)) this.pageCounts.delete(channel)
+      // back to one page once every page is gone (a write that failed keeps the count, and is tried again)
+      if (!this.own.has(channel) && !this.storedPages.has(channel) && !this.failedPages.has(channel)) this.pageCounts.delete(channel)
     }))
     if (unregister) await this.kv.delete(names.presenceNodeKey(nodeId))
   }
@@ -152,6 +166,11 @@ export class NatsPresenceStore implements PresenceStore {
   private readonly pageCounts = new Map<string, number>()
   /** the pages of each channel this node has written and not deleted */
   private readonly storedPages = new Map<string, Set<number>>()
+  /**
+   * the pages of each channel whose last write did not go through: the channel's next write
+   * writes them again, as they now are (a re-assertion writes every channel with tracks)
+   */
+  private readonly failedPages = new Map<string, Set<number>>()
 
   /**
    * How large a page may grow: `pageBytes`, or less where the server takes less
@@ -215,17 +234,16 @@ export class NatsPresenceStore implements PresenceStore {
       if (list === undefined) held.set(index, list = [])
       list.push(track)
     }
-    // The first page stays (with an empty set) while any other holds tracks: a reaper finds the others through it.
-    if (tracks.size === 0 || everyPage) touched.add(0)
+    if (tracks.size === 0) touched.add(0) // the first page goes with the last track, wherever that was
     const stored = this.storedPages.get(channel)
+    const failed = this.failedPages.get(channel)
     const pages: Page[] = []
     for (let index = 0; index < count; index++) {
+      if (!everyPage && !touched.has(index) && failed?.has(index) !== true) continue
       const mine = held.get(index)
-      // a page left with no track whose delete has not gone through yet is tried again
-      const toDelete = mine === undefined && stored?.has(index) === true && !(index === 0 && tracks.size > 0)
-      if (!everyPage && !touched.has(index) && !toDelete) continue
+      // The first page stays (with an empty set) while any other holds tracks: a reaper finds the others through it.
       const keep = mine !== undefined || (index === 0 && tracks.size > 0)
-      if (!keep && stored?.has(index) !== true && !touched.has(index)) continue
+      if (!keep && stored?.has(index) !== true && !touched.has(index)) continue // never written: nothing to delete
       const envelope = encodePresence(this.settings.nodeId, channel, { joins: joins.get(index) ?? [], leaves: leaves.get(index) ?? [] })
       const set = keep ? setJson(mine ?? []) : ''
       pages.push({ index, envelope, set, bytes: Buffer.byteLength(envelope) + Buffer.byteLength(set) })
@@ -240,19 +258,13 @@ export class NatsPresenceStore implements PresenceStore {
     headers.set(envelopeBytesHeader, String(Buffer.byteLength(envelope)))
     if (count !== undefined) headers.set(pagesHeader, String(count))
     if (set === '') headers.set(operationHeader, 'DEL')
-    // A page counts as stored from before its put until its delete went through: a failed
-    // delete is tried again by the channel's next write (a re-assertion rewrites only pages
-    // that hold tracks).
-    let stored = this.storedPages.get(channel)
-    if (set !== '') {
-      if (stored === undefined) this.storedPages.set(channel, stored = new Set())
-      stored.add(index)
-    }
+    // A page counts as stored from before its put until its delete went through, and as failed
+    // until a write of it went through.
+    if (set !== '') addTo(this.storedPages, channel, index)
+    addTo(this.failedPages, channel, index)
     await this.js.publish(this.subject(names.presencePageKey(channel, nodeId, index)), envelope + set, { headers, timeout: this.settings.timeoutMs })
-    if (set === '' && stored !== undefined) {
-      stored.delete(index)
-      if (stored.size === 0) this.storedPages.delete(channel)
-    }
+    removeFrom(this.failedPages, channel, index)
+    if (set === '') removeFrom(this.storedPages, channel, index)
   }
 
   private async latest (filter: string): Promise<ScannedMessage[]> {

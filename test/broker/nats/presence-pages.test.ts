@@ -36,6 +36,8 @@ function tally (node: StandInNode, channel: string): { joined: Map<string, numbe
 }
 
 const refs = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `r${from + i}`)
+/** refs never on the first page, however many pages: an odd hash (see pageOf) */
+const offFirstPage = (ref: string): boolean => pageOf(ref, 2) === 1
 const sorted = (tracks: PresenceTrack[]): string[] => tracks.map(({ ref }) => ref).sort()
 
 t.test('pageOf spreads refs over a power of two of pages, the same ref always on the same page', async (t) => {
@@ -81,12 +83,68 @@ await withNatsServer(t, async () => {
     await eventually(() => tally(b.node, channel).joined.size === 100, 5000, 'b is told of the 60 new joins')
     t.same(sorted(await b.link.presenceState(channel)), [...refs(15, 40), ...more].sort(), 'every track, after the spread')
 
-    await a.link.presenceUpdate(channel, { joins: [], leaves: [...refs(15, 40), ...more] })
-    await eventually(() => tally(b.node, channel).left.size === 100, 5000, 'b is told of every leave')
+    // a change whose tracks are all off the first page: only their pages are written, each once
+    const joiner = refs(100, 200).find(offFirstPage) as string
+    const leaver = more.find(offFirstPage) as string
+    const messages = b.node.told.length
+    await a.link.presenceUpdate(channel, { joins: [track(joiner)], leaves: [leaver] })
+    await eventually(() => tally(b.node, channel).joined.has(joiner) && tally(b.node, channel).left.has(leaver), 5000, 'b is told of a change off the first page')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    t.ok(b.node.told.length - messages <= 2, `one message per page it touched: ${b.node.told.length - messages}`)
+    const after = [...refs(15, 40), ...more.filter((ref) => ref !== leaver), joiner]
+    t.same(sorted(await b.link.presenceState(channel)), [...after].sort(), 'the store agrees')
+
+    await a.link.presenceUpdate(channel, { joins: [], leaves: after })
+    await eventually(() => tally(b.node, channel).left.size === 101, 5000, 'b is told of every leave')
     t.same(await b.link.presenceState(channel), [], 'nothing of a is left in the store')
     const { joined, left } = tally(b.node, channel)
     t.same([...joined.values(), ...left.values()].filter((times) => times !== 1), [], 'each join and each leave told once')
     t.same([...joined.keys()].sort(), [...left.keys()].sort(), 'every ref that joined left')
+
+    // emptied, the channel is one page again: a newcomer is written on the first page alone
+    const subjects: string[] = []
+    const nc = await connect({ servers: server.url })
+    t.teardown(() => nc.close())
+    nc.subscribe(`${new NatsNames(prefix).base}.c.${encodeToken(channel)}.p.>`, { callback: (_err, msg) => { subjects.push(msg.subject) } })
+    await nc.flush()
+    const newcomer = refs(200, 300).find(offFirstPage) as string
+    await a.link.presenceUpdate(channel, { joins: [{ ref: newcomer, key: 'newcomer', meta: '{}' }], leaves: [] })
+    await eventually(() => tally(b.node, channel).joined.has(newcomer), 5000, 'b is told of the newcomer')
+    t.same(subjects, [`${new NatsNames(prefix).base}.c.${encodeToken(channel)}.p.${encodeToken(a.node.nodeId)}`], 'one message, on the first page\'s key')
+  })
+
+  t.test('a small set is one message on one key, as before pages', async (t) => {
+    const a = await node(t)
+    const b = await node(t)
+    const channel = 'small'
+    await b.link.subscribe(channel)
+    const few = ['s1', 's2', 's3'].map((ref) => ({ ref, key: ref, meta: '{}' }))
+    await a.link.presenceUpdate(channel, { joins: few, leaves: [] })
+    await eventually(() => tally(b.node, channel).joined.size === 3, 5000, 'b is told of the 3 joins')
+    t.same(b.node.told, [[channel, { joins: few, leaves: [] }]], 'in one message, the change as it was made')
+    t.same(sorted(await b.link.presenceState(channel)), ['s1', 's2', 's3'])
+    await a.link.presenceUpdate(channel, { joins: [], leaves: ['s2'] })
+    t.same(sorted(await b.link.presenceState(channel)), ['s1', 's3'], 'the whole set written again')
+  })
+
+  t.test('a write that failed (NATS down) is made good once NATS is back, pages the change emptied included', async (t) => {
+    const faulty = natsEngine({ servers: server.url, prefix, commandTimeout: 1000 })
+    const stand = new StandInNode()
+    const a = await composeBroker(faulty).connect(stand) as BrokerConnection & PresenceBroker
+    t.teardown(() => a.close())
+    const b = await node(t)
+    const channel = 'outage'
+    const all = refs(0, 40)
+    await a.presenceUpdate(channel, { joins: all.map(track), leaves: [] })
+    t.equal((await b.link.presenceState(channel)).length, 40)
+    await server.kill()
+    // the tracks off the first page leave: every page but the first is emptied, and none of it is written
+    const staying = all.filter((ref) => !offFirstPage(ref))
+    await t.rejects(a.presenceUpdate(channel, { joins: [], leaves: all.filter(offFirstPage) }), 'the write fails while NATS is down')
+    await server.run()
+    await eventually(async () => sorted(await b.link.presenceState(channel).catch(() => [])).join() === [...staying].sort().join(), 20_000,
+      'the store holds exactly the tracks left, once the node wrote again')
+    t.pass(`the ${all.length - staying.length} tracks that left are gone from the store, the ${staying.length} others kept`)
   })
 
   t.test('a dead node\'s pages are all reaped, each leave sent once', async (t) => {
