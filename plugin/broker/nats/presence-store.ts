@@ -301,16 +301,17 @@ export class NatsPresenceStore implements PresenceStore {
       const pages = paged
         ? (await this.latest(`c.${channelToken}.*`)).filter((msg) => msg.subject.slice(msg.subject.lastIndexOf('.') + 1).startsWith(`${node}${pageMark}`))
         : []
-      for (const msg of [...pages, first]) removed += await this.reapPage(msg, leavesHead(channel))
+      for (const msg of [...pages, first]) removed += await this.reapPage(msg, nodeId, channel, leavesHead(channel))
     }
     await this.kv.delete(this.settings.names.presenceNodeKey(nodeId))
     return removed
   }
 
   /** Deletes one page of a dead node's, expecting its last revision, with its leaves; the tracks removed. */
-  private async reapPage (msg: ScannedMessage, leavesHead: string): Promise<number> {
+  private async reapPage (msg: ScannedMessage, nodeId: string, channel: string, leavesHead: string): Promise<number> {
     const refs = tracksOf(msg).map(([ref]) => ref)
-    const envelope = leavesHead + refs.join('\n')
+    // a first page kept empty for the others' sake has no leave to send: an empty change, not a leave of ''
+    const envelope = refs.length === 0 ? encodePresence(nodeId, channel, { joins: [], leaves: [] }) : leavesHead + refs.join('\n')
     const headers = this.settings.headers()
     headers.set(operationHeader, 'DEL')
     headers.set(envelopeBytesHeader, String(encoder.encode(envelope).length))

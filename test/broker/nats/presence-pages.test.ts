@@ -16,6 +16,7 @@ import type { EngineNode } from '../../../plugin/broker/parts.js'
 import type { BrokerConnection, PresenceBroker, PresenceChanges, PresenceTrack } from '../../../plugin/broker/types.js'
 import { StandInNode } from '../stand-in-node.js'
 import { connect } from '@nats-io/transport-node'
+import { Kvm } from '@nats-io/kv'
 import { encodeToken, NatsNames } from '../../../plugin/broker/nats/names.js'
 import { deleteStreams, eventually, NatsServer, natsUrl, uniquePrefix, withNats, withNatsServer } from './helpers.js'
 
@@ -39,6 +40,19 @@ const refs = (from: number, to: number): string[] => Array.from({ length: to - f
 /** refs never on the first page, however many pages: an odd hash (see pageOf) */
 const offFirstPage = (ref: string): boolean => pageOf(ref, 2) === 1
 const sorted = (tracks: PresenceTrack[]): string[] => tracks.map(({ ref }) => ref).sort()
+
+/** The keys of `channel` in the presence bucket that hold a value (not deleted). */
+async function liveKeys (url: string, prefix: string, channel: string): Promise<string[]> {
+  const nc = await connect({ servers: url })
+  try {
+    const kv = await new Kvm(nc).open(new NatsNames(prefix).presenceBucket)
+    const keys: string[] = []
+    for await (const key of await kv.keys(`c.${encodeToken(channel)}.*`)) keys.push(key)
+    return keys.sort()
+  } finally {
+    await nc.close()
+  }
+}
 
 t.test('pageOf spreads refs over a power of two of pages, the same ref always on the same page', async (t) => {
   const counts = new Array(8).fill(0)
@@ -100,6 +114,7 @@ await withNatsServer(t, async () => {
     const { joined, left } = tally(b.node, channel)
     t.same([...joined.values(), ...left.values()].filter((times) => times !== 1), [], 'each join and each leave told once')
     t.same([...joined.keys()].sort(), [...left.keys()].sort(), 'every ref that joined left')
+    t.same(await liveKeys(server.url, prefix, channel), [], 'every page deleted, the first one included')
 
     // emptied, the channel is one page again: a newcomer is written on the first page alone
     const subjects: string[] = []
@@ -125,6 +140,9 @@ await withNatsServer(t, async () => {
     t.same(sorted(await b.link.presenceState(channel)), ['s1', 's2', 's3'])
     await a.link.presenceUpdate(channel, { joins: [], leaves: ['s2'] })
     t.same(sorted(await b.link.presenceState(channel)), ['s1', 's3'], 'the whole set written again')
+    t.same(await liveKeys(server.url, prefix, channel), [`c.small.${encodeToken(a.node.nodeId)}`], 'on one key')
+    await a.link.presenceUpdate(channel, { joins: [], leaves: ['s1', 's3'] })
+    t.same(await liveKeys(server.url, prefix, channel), [], 'the last leave deletes the key: an emptied channel keeps nothing in the bucket')
   })
 
   t.test('a write that failed (NATS down) is made good once NATS is back, pages the change emptied included', async (t) => {
@@ -147,23 +165,41 @@ await withNatsServer(t, async () => {
     t.pass(`the ${all.length - staying.length} tracks that left are gone from the store, the ${staying.length} others kept`)
   })
 
-  t.test('a dead node\'s pages are all reaped, each leave sent once', async (t) => {
+  t.test('a dead node\'s pages are all reaped, each leave sent once; a live node\'s keys in the channel are kept', async (t) => {
     const b = await node(t)
+    const live = await node(t)
     const channel = 'hall'
     await b.link.subscribe(channel)
+    await live.link.presenceUpdate(channel, { joins: [{ ref: 'alive', key: 'alive', meta: '{}' }], leaves: [] })
     const dead: EngineNode = { nodeId: `dead-${uniquePrefix()}`, log: Fastify({ logger: false }).log, receive () {}, restore: async () => ({ channels: 0, sessions: 0 }) }
     const parts = await engine.connect(dead)
     t.teardown(() => parts.close())
     if (parts.presence === undefined) throw new Error('the NATS engine shares presence')
     await parts.registry.register([])
-    const changes: PresenceChanges = { joins: refs(0, 50).map(track), leaves: [] }
+    // all off the first page: it holds no track, and must stay, since the reaper finds the others through it
+    const deadRefs = refs(0, 120).filter(offFirstPage).slice(0, 40)
+    const changes: PresenceChanges = { joins: deadRefs.map(track), leaves: [] }
     await parts.presence.write({ channels: new Map([[channel, { ...changes, envelope: encodePresence(dead.nodeId, channel, changes) }]]), forget: [] })
-    await eventually(() => tally(b.node, channel).joined.size === 50, 5000, 'b is told of the dead node\'s 50 tracks')
-    t.equal((await b.link.presenceState(channel)).length, 50)
+    await eventually(() => tally(b.node, channel).joined.size === 41, 5000, 'b is told of the dead node\'s 40 tracks')
+    t.equal((await b.link.presenceState(channel)).length, 41)
+    t.ok((await liveKeys(server.url, prefix, channel)).length > 2, 'the dead node\'s tracks are on pages')
     await parts.registry.unregister() // as if its registration expired
-    await eventually(() => tally(b.node, channel).left.size === 50, 10_000, 'its tracks are reaped by a live node, every page')
+    await eventually(() => tally(b.node, channel).left.size === 40, 10_000, 'its tracks are reaped by a live node, every page')
     t.same([...tally(b.node, channel).left.values()].filter((times) => times !== 1), [], 'each leave sent once')
-    t.same(await b.link.presenceState(channel), [], 'none is left in the store')
+    t.notOk(tally(b.node, channel).left.has(''), 'the empty first page reaped without a leave')
+    t.same(sorted(await b.link.presenceState(channel)), ['alive'], 'none of the dead node\'s is left in the store; the live node\'s is')
+    t.same(await liveKeys(server.url, prefix, channel), [`c.hall.${encodeToken(live.node.nodeId)}`], 'the dead node\'s keys deleted, every page')
+  })
+
+  t.test('a track too large for a message even alone: the write fails, and does not hang', async (t) => {
+    const small = await NatsServer.start(t, { maxPayload: 4096 })
+    const tiny = natsEngine({ servers: small.url, prefix: uniquePrefix(), commandTimeout: 2000 })
+    const a = await composeBroker(tiny).connect(new StandInNode()) as BrokerConnection & PresenceBroker
+    t.teardown(() => a.close())
+    const huge = { ref: 'huge', key: 'huge', meta: JSON.stringify({ bio: 'x'.repeat(3000) }) } // twice in the message: its join and its set, 6 KB
+    await t.rejects(a.presenceUpdate('room', { joins: [huge], leaves: [] }), { message: /max_payload/ }, 'rejected with the server\'s reason')
+    await a.presenceUpdate('other', { joins: [{ ref: 'fine', key: 'fine', meta: '{}' }], leaves: [] })
+    t.same(sorted(await a.presenceState('other')), ['fine'], 'the node goes on writing what fits')
   })
 })
 
