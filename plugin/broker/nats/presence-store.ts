@@ -62,9 +62,29 @@ interface Page {
   envelope: string
   /** the page's tracks as JSON; `''` when it has none (the page is deleted) */
   set: string
+  envelopeBytes: number
+  /** the message's payload: the envelope and the set */
   bytes: number
   /** on the first page, when the set is spread over several */
   count?: number
+}
+
+/** A page with its sizes counted once (the payload checked against the limit, the envelope for its header). */
+function pageMessage (index: number, envelope: string, set: string): Page {
+  const envelopeBytes = Buffer.byteLength(envelope)
+  return { index, envelope, set, envelopeBytes, bytes: envelopeBytes + Buffer.byteLength(set) }
+}
+
+/** `items` grouped by the page of their ref, out of `count` pages. */
+function byPage<T> (items: Iterable<T>, refOf: (item: T) => string, count: number): Map<number, T[]> {
+  const pages = new Map<number, T[]>()
+  for (const item of items) {
+    const index = pageOf(refOf(item), count)
+    const list = pages.get(index)
+    if (list === undefined) pages.set(index, [item])
+    else list.push(item)
+  }
+  return pages
 }
 
 function addTo (sets: Map<string, Set<number>>, channel: string, index: number): void {
@@ -91,7 +111,6 @@ export function pageOf (ref: string, count: number): number {
   for (let i = 0; i < ref.length; i++) hash = Math.imul(hash ^ ref.charCodeAt(i), 0x01000193)
   return (hash >>> 0) & (count - 1)
 }
-const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
 type StoredTrack = [ref: string, key: string, meta: string]
@@ -207,55 +226,33 @@ export class NatsPresenceStore implements PresenceStore {
 
   private pagesOf (channel: string, tracks: Map<string, PresenceTrack>, change: PresenceChannelWrite, count: number, everyPage: boolean): Page[] {
     if (count === 1) {
-      const set = tracks.size === 0 ? '' : setJson(tracks.values())
-      return [{ index: 0, envelope: change.envelope, set, bytes: Buffer.byteLength(change.envelope) + Buffer.byteLength(set) }]
+      return [pageMessage(0, change.envelope, tracks.size === 0 ? '' : setJson(tracks.values()))]
     }
-    const touched = new Set<number>()
-    const joins = new Map<number, PresenceTrack[]>()
-    const leaves = new Map<number, string[]>()
-    for (const track of change.joins) {
-      const index = pageOf(track.ref, count)
-      touched.add(index)
-      let list = joins.get(index)
-      if (list === undefined) joins.set(index, list = [])
-      list.push(track)
-    }
-    for (const ref of change.leaves) {
-      const index = pageOf(ref, count)
-      touched.add(index)
-      let list = leaves.get(index)
-      if (list === undefined) leaves.set(index, list = [])
-      list.push(ref)
-    }
-    const held = new Map<number, PresenceTrack[]>()
-    for (const track of tracks.values()) {
-      const index = pageOf(track.ref, count)
-      let list = held.get(index)
-      if (list === undefined) held.set(index, list = [])
-      list.push(track)
-    }
-    if (tracks.size === 0) touched.add(0) // the first page goes with the last track, wherever that was
+    const joins = byPage(change.joins, (track) => track.ref, count)
+    const leaves = byPage(change.leaves, (ref) => ref, count)
+    const held = byPage(tracks.values(), (track) => track.ref, count)
+    // the pages the change is about; the first page goes with the last track, wherever that was
+    const touched = (index: number): boolean => joins.has(index) || leaves.has(index) || (index === 0 && tracks.size === 0)
     const stored = this.storedPages.get(channel)
     const failed = this.failedPages.get(channel)
     const pages: Page[] = []
     for (let index = 0; index < count; index++) {
-      if (!everyPage && !touched.has(index) && failed?.has(index) !== true) continue
+      if (!everyPage && !touched(index) && failed?.has(index) !== true) continue
       const mine = held.get(index)
       // The first page stays (with an empty set) while any other holds tracks: a reaper finds the others through it.
       const keep = mine !== undefined || (index === 0 && tracks.size > 0)
-      if (!keep && stored?.has(index) !== true && !touched.has(index)) continue // never written: nothing to delete
+      if (!keep && stored?.has(index) !== true && !touched(index)) continue // never written: nothing to delete
       const envelope = encodePresence(this.settings.nodeId, channel, { joins: joins.get(index) ?? [], leaves: leaves.get(index) ?? [] })
-      const set = keep ? setJson(mine ?? []) : ''
-      pages.push({ index, envelope, set, bytes: Buffer.byteLength(envelope) + Buffer.byteLength(set) })
+      pages.push(pageMessage(index, envelope, keep ? setJson(mine ?? []) : ''))
     }
     return pages
   }
 
   /** Puts a page (its set after its envelope), or deletes it when its set is empty (`''`). */
-  private async publishPage (channel: string, { index, envelope, set, count }: Page): Promise<void> {
+  private async publishPage (channel: string, { index, envelope, set, envelopeBytes, count }: Page): Promise<void> {
     const { names, nodeId } = this.settings
     const headers = this.settings.headers()
-    headers.set(envelopeBytesHeader, String(Buffer.byteLength(envelope)))
+    headers.set(envelopeBytesHeader, String(envelopeBytes))
     if (count !== undefined) headers.set(pagesHeader, String(count))
     if (set === '') headers.set(operationHeader, 'DEL')
     // A page counts as stored from before its put until its delete went through, and as failed
@@ -314,7 +311,7 @@ export class NatsPresenceStore implements PresenceStore {
     const envelope = refs.length === 0 ? encodePresence(nodeId, channel, { joins: [], leaves: [] }) : leavesHead + refs.join('\n')
     const headers = this.settings.headers()
     headers.set(operationHeader, 'DEL')
-    headers.set(envelopeBytesHeader, String(encoder.encode(envelope).length))
+    headers.set(envelopeBytesHeader, String(Buffer.byteLength(envelope)))
     try {
       await this.js.publish(msg.subject, envelope, { headers, expect: { lastSubjectSequence: msg.seq }, timeout: this.settings.timeoutMs })
       return refs.length
