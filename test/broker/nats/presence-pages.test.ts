@@ -12,7 +12,7 @@ import { composeBroker } from '../../../plugin/broker/compose.js'
 import { encodePresence } from '../../../plugin/broker/envelope.js'
 import { natsEngine } from '../../../plugin/broker/nats/broker.js'
 import { pageOf } from '../../../plugin/broker/nats/presence-store.js'
-import type { EngineNode } from '../../../plugin/broker/parts.js'
+import type { BrokerEngine, EngineNode } from '../../../plugin/broker/parts.js'
 import type { BrokerConnection, PresenceBroker, PresenceChanges, PresenceTrack } from '../../../plugin/broker/types.js'
 import { StandInNode } from '../stand-in-node.js'
 import { connect } from '@nats-io/transport-node'
@@ -41,6 +41,14 @@ const refs = (from: number, to: number): string[] => Array.from({ length: to - f
 const offFirstPage = (ref: string): boolean => pageOf(ref, 2) === 1
 const sorted = (tracks: PresenceTrack[]): string[] => tracks.map(({ ref }) => ref).sort()
 
+/** A stand-in node on `engine`, its connection closed at teardown. */
+async function standIn (t: Test, engine: BrokerEngine): Promise<{ node: StandInNode, link: BrokerConnection & PresenceBroker }> {
+  const node = new StandInNode()
+  const link = await composeBroker(engine).connect(node) as BrokerConnection & PresenceBroker
+  t.teardown(() => link.close())
+  return { node, link }
+}
+
 /** The keys of `channel` in the presence bucket that hold a value (not deleted). */
 async function liveKeys (url: string, prefix: string, channel: string): Promise<string[]> {
   const nc = await connect({ servers: url })
@@ -68,12 +76,7 @@ await withNatsServer(t, async () => {
   const prefix = uniquePrefix()
   const engine = natsEngine({ servers: server.url, prefix })
 
-  async function node (t: Test): Promise<{ node: StandInNode, link: BrokerConnection & PresenceBroker }> {
-    const stand = new StandInNode()
-    const link = await composeBroker(engine).connect(stand) as BrokerConnection & PresenceBroker
-    t.teardown(() => link.close())
-    return { node: stand, link }
-  }
+  const node = async (t: Test): Promise<{ node: StandInNode, link: BrokerConnection & PresenceBroker }> => await standIn(t, engine)
 
   t.test('a set larger than one message: every node reads it whole and is told each change once', async (t) => {
     const a = await node(t)
@@ -125,6 +128,7 @@ await withNatsServer(t, async () => {
     const newcomer = refs(200, 300).find(offFirstPage) as string
     await a.link.presenceUpdate(channel, { joins: [{ ref: newcomer, key: 'newcomer', meta: '{}' }], leaves: [] })
     await eventually(() => tally(b.node, channel).joined.has(newcomer), 5000, 'b is told of the newcomer')
+    await nc.flush() // the server sent this connection what it republished before the PONG
     t.same(subjects, [`${new NatsNames(prefix).base}.c.${encodeToken(channel)}.p.${encodeToken(a.node.nodeId)}`], 'one message, on the first page\'s key')
   })
 
@@ -146,10 +150,7 @@ await withNatsServer(t, async () => {
   })
 
   t.test('a write that failed (NATS down) is made good once NATS is back, pages the change emptied included', async (t) => {
-    const faulty = natsEngine({ servers: server.url, prefix, commandTimeout: 1000 })
-    const stand = new StandInNode()
-    const a = await composeBroker(faulty).connect(stand) as BrokerConnection & PresenceBroker
-    t.teardown(() => a.close())
+    const { link: a } = await standIn(t, natsEngine({ servers: server.url, prefix, commandTimeout: 1000 }))
     const b = await node(t)
     const channel = 'outage'
     const all = refs(0, 40)
@@ -193,9 +194,7 @@ await withNatsServer(t, async () => {
 
   t.test('a track too large for a message even alone: the write fails, and does not hang', async (t) => {
     const small = await NatsServer.start(t, { maxPayload: 4096 })
-    const tiny = natsEngine({ servers: small.url, prefix: uniquePrefix(), commandTimeout: 2000 })
-    const a = await composeBroker(tiny).connect(new StandInNode()) as BrokerConnection & PresenceBroker
-    t.teardown(() => a.close())
+    const { link: a } = await standIn(t, natsEngine({ servers: small.url, prefix: uniquePrefix(), commandTimeout: 2000 }))
     const huge = { ref: 'huge', key: 'huge', meta: JSON.stringify({ bio: 'x'.repeat(3000) }) } // twice in the message: its join and its set, 6 KB
     await t.rejects(a.presenceUpdate('room', { joins: [huge], leaves: [] }), { message: /max_payload/ }, 'rejected with the server\'s reason')
     await a.presenceUpdate('other', { joins: [{ ref: 'fine', key: 'fine', meta: '{}' }], leaves: [] })
@@ -208,13 +207,7 @@ await withNats(t, async () => {
     const prefix = uniquePrefix()
     t.teardown(() => deleteStreams(prefix))
     const engine = natsEngine({ servers: natsUrl, prefix })
-    const nodes = await Promise.all([0, 1].map(async () => {
-      const stand = new StandInNode()
-      const link = await composeBroker(engine).connect(stand) as BrokerConnection & PresenceBroker
-      t.teardown(() => link.close())
-      return { node: stand, link }
-    }))
-    const [a, b] = nodes
+    const [a, b] = await Promise.all([0, 1].map(async () => await standIn(t, engine)))
     const channel = 'big-room'
     await b.link.subscribe(channel)
     const nc = await connect({ servers: natsUrl })
@@ -226,6 +219,7 @@ await withNats(t, async () => {
     const members = Array.from({ length: 2000 }, (_, i) => ({ ref: `m${i}`, key: `user-${i}`, meta: small }))
     await a.link.presenceUpdate(channel, { joins: members, leaves: [] }) // some 120 KB of tracks
     await eventually(() => tally(b.node, channel).joined.size === 2000, 5000, 'b is told of the 2,000 joins')
+    await nc.flush() // the server sent this connection what it republished before the PONG
     t.equal((await b.link.presenceState(channel)).length, 2000, 'every track in the store')
     t.ok(sizes.length > 1, `the crowd went out in ${sizes.length} messages, none over 64 KiB: ${Math.max(...sizes)} bytes`)
     t.ok(Math.max(...sizes) <= 64 * 1024)
@@ -233,6 +227,7 @@ await withNats(t, async () => {
     sizes.length = 0
     await a.link.presenceUpdate(channel, { joins: [{ ref: 'late', key: 'late-comer', meta: small }], leaves: ['m5'] })
     await eventually(() => tally(b.node, channel).joined.has('late') && tally(b.node, channel).left.has('m5'), 5000, 'b is told of the change')
+    await nc.flush()
     const written = sizes.reduce((sum, size) => sum + size, 0)
     t.ok(written < 80 * 1024, `one join and one leave republished ${written} bytes in ${sizes.length} messages: a page or two, not the 120 KB set`)
     t.equal((await b.link.presenceState(channel)).length, 2000)
