@@ -10,6 +10,9 @@
  * reaped (it is no longer among the store's nodes) and writes its tracks again, which the
  * others take as joins.
  *
+ * A write that failed is made good by the next tick's re-assertion: every own track, and every
+ * leave that was not written (a channel the node left meanwhile has no track to write again).
+ *
  * Writes run one after another: on a cluster a write is several steps, and a later write
  * overtaking an earlier one could forget a channel in the store after it was registered again.
  */
@@ -26,6 +29,13 @@ export function presenceTickMs (ttl: number | undefined): number {
 export class PresenceSync {
   /** this node's own tracks per channel, whatever the store knows */
   private readonly own = new Map<string, Map<string, PresenceTrack>>()
+  /**
+   * leaves whose write failed, per channel: the next re-assertion writes them again. Writing
+   * the own tracks again is not enough for them: a channel this node left while the store was
+   * down has no own track left to write, so its stale tracks would stay listed (and the other
+   * nodes never told they left) until this node's death was reaped. Refs are never reused.
+   */
+  private readonly unwrittenLeaves = new Map<string, Set<string>>()
   private timer: NodeJS.Timeout | undefined
   /** false after a failed write or a restore: the next tick writes every own track again */
   private synced = true
@@ -135,7 +145,18 @@ export class PresenceSync {
       await this.store.write(this.write(channels, forget))
     } catch (err) {
       this.synced = false
+      this.keepUnwritten(channels)
       throw err
+    }
+  }
+
+  /** The leaves of a write that failed, kept for the next re-assertion (see unwrittenLeaves). */
+  private keepUnwritten (channels: Map<string, PresenceChanges>): void {
+    for (const [channel, { leaves }] of channels) {
+      if (leaves.length === 0) continue
+      let unwritten = this.unwrittenLeaves.get(channel)
+      if (unwritten === undefined) this.unwrittenLeaves.set(channel, unwritten = new Set())
+      for (const ref of leaves) unwritten.add(ref)
     }
   }
 
@@ -157,7 +178,8 @@ export class PresenceSync {
     this.ticking = true
     try {
       const nodes = await this.store.nodes()
-      if (this.own.size > 0 && (!this.synced || !nodes.includes(this.node.nodeId))) await this.reassert()
+      const written = this.own.size > 0 || this.unwrittenLeaves.size > 0
+      if (written && (!this.synced || !nodes.includes(this.node.nodeId))) await this.reassert()
       if (this.missedChanges) {
         this.missedChanges = false
         this.node.presenceReload?.()
@@ -170,16 +192,31 @@ export class PresenceSync {
     }
   }
 
-  /** Writes every own track again (after an outage, or after others reaped us while we stalled). */
+  /**
+   * Writes every own track again (after an outage, or after others reaped us while we stalled),
+   * and every leave whose write failed; a channel left without tracks is forgotten again.
+   */
   private async reassert (): Promise<void> {
     const channels = await this.serial(async () => {
       this.synced = true // a write failing from here on sets it back
       const all = new Map<string, PresenceChanges>()
       for (const [channel, tracks] of this.own) all.set(channel, { joins: [...tracks.values()], leaves: [] })
+      const unwritten = new Map(this.unwrittenLeaves)
+      this.unwrittenLeaves.clear()
+      const forget: string[] = []
+      for (const [channel, refs] of unwritten) {
+        const change = all.get(channel)
+        if (change !== undefined) change.leaves = [...refs]
+        else {
+          all.set(channel, { joins: [], leaves: [...refs] })
+          forget.push(channel)
+        }
+      }
       try {
-        await this.store.write(this.write(all, []))
+        await this.store.write(this.write(all, forget))
       } catch (err) {
         this.synced = false
+        this.keepUnwritten(all)
         throw err
       }
       return all.size
@@ -204,12 +241,15 @@ export class PresenceSync {
     this.stopped = true
     clearInterval(this.timer)
     this.timer = undefined
-    // Every track this node may have written leaves: its own, and those that left this turn.
+    // Every track this node may have written leaves: its own, those that left this turn, and
+    // those whose leave was not written.
     const leaving = new Map<string, string[]>()
     for (const [channel, tracks] of this.own) leaving.set(channel, [...tracks.keys()])
     for (const [channel, { leaves }] of this.queued) leaving.set(channel, [...leaving.get(channel) ?? [], ...leaves])
+    for (const [channel, refs] of this.unwrittenLeaves) leaving.set(channel, [...leaving.get(channel) ?? [], ...refs])
     this.queued.clear()
     this.own.clear()
+    this.unwrittenLeaves.clear()
     const channels = new Map<string, PresenceChanges>()
     for (const [channel, leaves] of leaving) if (leaves.length > 0) channels.set(channel, { joins: [], leaves })
     await this.serial(async () => await this.store.write(this.write(channels, [], true)))

@@ -219,6 +219,70 @@ t.test('stop() sends every leave, also of tracks that left in the same turn, and
   t.same(await b.sync.state('room'), [])
 })
 
+t.test('a leave whose write failed is written with the next re-assertion, also where the node has no track left in the channel, or none at all', async (t) => {
+  const { node } = world(t)
+  const a = await node('a')
+  const b = await node('b')
+  await a.sync.update('room', { joins: [track('a1'), track('a2')], leaves: [] })
+  await a.sync.update('hall', { joins: [track('a3')], leaves: [] })
+  await settled()
+  b.told.length = 0
+  a.faults.refuse = true
+  await t.rejects(a.sync.update('room', { joins: [], leaves: ['a2'] }), /store down/)
+  await t.rejects(a.sync.update('hall', { joins: [], leaves: ['a3'] }), /store down/, 'hall is left without a track of a')
+  t.same((await b.sync.state('hall')).map(({ ref }) => ref), ['a3'], 'the store still lists it meanwhile')
+  a.faults.refuse = false
+  a.writes.length = 0
+  a.sync.start()
+  await eventually(async () => (await b.sync.state('hall')).length === 0, 5000, 'the leave of hall written again')
+  t.same((await b.sync.state('room')).map(({ ref }) => ref), ['a1'])
+  t.same(a.writes.length, 1, 'in one write')
+  t.same([...a.writes[0].channels].map(([channel, { joins, leaves }]) => [channel, joins.map(({ ref }) => ref), leaves]),
+    [['room', ['a1'], ['a2']], ['hall', [], ['a3']]], 'the own tracks, and the leaves not written')
+  t.same(a.writes[0].forget, ['hall'], 'the channel left without tracks is forgotten')
+  await settled()
+  t.same(b.told, [['room', { joins: [track('a1')], leaves: ['a2'] }], ['hall', { joins: [], leaves: ['a3'] }]], 'the other node is told of the leaves')
+  await ticks(a, 2)
+  t.same(a.writes.length, 1, 'and never again')
+
+  // the node's last track anywhere leaves while the store is down: nothing of its own is left to write, yet the leave is
+  a.faults.refuse = true
+  await t.rejects(a.sync.update('room', { joins: [], leaves: ['a1'] }), /store down/)
+  a.faults.refuse = false
+  await eventually(async () => (await b.sync.state('room')).length === 0, 5000, 'the last leave written again')
+  t.same([...a.writes[1].channels].map(([channel, { joins, leaves }]) => [channel, joins.length, leaves]), [['room', 0, ['a1']]])
+})
+
+t.test('a re-assertion that fails keeps the leaves it carried for the next one', async (t) => {
+  const { node } = world(t)
+  const a = await node('a')
+  const b = await node('b')
+  await a.sync.update('room', { joins: [track('a1')], leaves: [] })
+  a.faults.refuse = true
+  await t.rejects(a.sync.update('room', { joins: [], leaves: ['a1'] }), /store down/)
+  a.sync.start()
+  await eventually(() => a.lines.some((line) => line.msg === 'channels: presence upkeep failed; retried on the next tick'), 5000, 'a re-assertion failed')
+  a.faults.refuse = false
+  await eventually(async () => (await b.sync.state('room')).length === 0, 5000, 'a later one wrote the leave')
+})
+
+t.test('stop() also sends the leaves whose write failed', async (t) => {
+  const { node } = world(t)
+  const a = await node('a')
+  const b = await node('b')
+  await a.sync.update('room', { joins: [track('a1')], leaves: [] })
+  await a.sync.update('hall', { joins: [track('a2')], leaves: [] })
+  a.faults.refuse = true
+  await t.rejects(a.sync.update('hall', { joins: [], leaves: ['a2'] }), /store down/)
+  a.faults.refuse = false
+  await settled()
+  b.told.length = 0
+  await a.sync.stop()
+  await settled()
+  t.same(b.told, [['room', { joins: [], leaves: ['a1'] }], ['hall', { joins: [], leaves: ['a2'] }]])
+  t.same(await b.sync.state('hall'), [])
+})
+
 t.test('without a TTL (nodes leave only by closing) the upkeep waits until the node uses presence: an app without it runs no timer', async (t) => {
   const { node } = world(t)
   // armed first: were start() to arm it, its timer would fire before the others' (same period)

@@ -4,6 +4,9 @@
  * private redis-server that tests may kill and restart.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createServer, type AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -121,18 +124,28 @@ export async function listeningPort (child: ChildProcess, what: string): Promise
   return await within(port, 60000, `${what} prints its port`)
 }
 
-/** A redis-server of the test's own, on a free port, with no persistence: kill it at will. */
+/**
+ * A redis-server of the test's own, on a free port: kill it at will. Without persistence (it
+ * comes back empty), or with `{ persistent: true }` an append-only file synced on every write
+ * in a temporary folder (it comes back with what it held).
+ */
 export class PrivateRedis {
   private child: ChildProcess | undefined
 
-  private constructor (readonly port: number) {}
+  private constructor (readonly port: number, private readonly persistence: string[]) {}
 
   get url (): string {
     return `redis://127.0.0.1:${this.port}`
   }
 
-  static async start (t: Test): Promise<PrivateRedis> {
-    const server = new PrivateRedis(await freePort())
+  static async start (t: Test, { persistent = false }: { persistent?: boolean } = {}): Promise<PrivateRedis> {
+    let persistence = ['--appendonly', 'no']
+    if (persistent) {
+      const dir = mkdtempSync(join(tmpdir(), 'fc-redis-'))
+      t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+      persistence = ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]
+    }
+    const server = new PrivateRedis(await freePort(), persistence)
     await server.restart()
     t.teardown(() => server.kill())
     return server
@@ -140,7 +153,7 @@ export class PrivateRedis {
 
   /** (Re)starts the server on the same port and waits until it answers. */
   async restart (): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...this.persistence], { stdio: 'ignore' })
     const child = this.child
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
