@@ -253,6 +253,27 @@ t.test('a leave whose write failed is written with the next re-assertion, also w
   t.same([...a.writes[1].channels].map(([channel, { joins, leaves }]) => [channel, joins.length, leaves]), [['room', 0, ['a1']]])
 })
 
+t.test('the leaves of every failed write add up, and only leaves are kept: a failed join is written again as an own track, or not at all once it left', async (t) => {
+  const { node } = world(t)
+  const a = await node('a')
+  const b = await node('b')
+  await a.sync.update('room', { joins: [track('a1'), track('a2'), track('a3')], leaves: [] })
+  await settled()
+  b.told.length = 0
+  a.faults.refuse = true
+  await t.rejects(a.sync.update('room', { joins: [], leaves: ['a1'] }), /store down/)
+  await t.rejects(a.sync.update('room', { joins: [], leaves: ['a2'] }), /store down/, 'a second failed leave in the same channel')
+  await t.rejects(a.sync.update('hall', { joins: [track('h1')], leaves: [] }), /store down/, 'a failed join')
+  a.faults.refuse = false
+  await a.sync.update('hall', { joins: [], leaves: ['h1'] }) // it left again: hall has no own track, and nothing of it to write
+  a.writes.length = 0
+  a.sync.start()
+  await eventually(() => a.writes.length > 0, 5000, 'written again')
+  t.same([...a.writes[0].channels].map(([channel, { joins, leaves }]) => [channel, joins.map(({ ref }) => ref), leaves]),
+    [['room', ['a3'], ['a1', 'a2']]], 'both leaves of room; nothing of hall')
+  t.same((await b.sync.state('room')).map(({ ref }) => ref), ['a3'])
+})
+
 t.test('a re-assertion that fails keeps the leaves it carried for the next one', async (t) => {
   const { node } = world(t)
   const a = await node('a')
