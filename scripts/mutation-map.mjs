@@ -97,6 +97,7 @@ export const mutationMap = {
   'plugin/history/service.ts': ['test/history/service.test.ts', 'test/history/service-edges.test.ts', 'test/history/stream-restart.test.ts', 'test/connection/rejoin.test.ts', 'test/client/history.test.ts', 'test/history/delta.test.ts'],
   'plugin/broker/memory/history-store.ts': ['test/broker/memory/history-store.test.ts', 'test/history/service.test.ts', 'test/history/idle-state.test.ts'],
   'plugin/presence/tracker.ts': ['test/presence/tracker.test.ts', 'test/presence/tracker-broker.test.ts', 'test/presence/tracker-joins.test.ts', 'test/client/presence.test.ts'],
+  'plugin/presence/diff-windows.ts': ['test/presence/diff-windows.test.ts', 'test/presence/tracker.test.ts'],
   'plugin/requests/pending.ts': ['test/requests/pending.test.ts', 'test/requests/ask.test.ts'],
   'plugin/requests/relay.ts': ['test/requests/relay.test.ts', 'test/requests/ask.test.ts'],
   'client/requests.ts': ['test/requests/ask.test.ts'],

@@ -21,10 +21,10 @@ import { deliverToAll } from '../outbound/frame-writer.js'
 import { channelMatches } from '../handlers/registry.js'
 import type { PresenceOptions } from '../options.js'
 import type { ChannelStep } from '../channel-steps.js'
+import { DiffWindows } from './diff-windows.js'
 import { ChannelMirror } from './mirror.js'
 
-/** ms over which changes are merged into one diff: a crowd joining at once costs a few frames */
-export const presenceWindowMs = 50
+export { presenceWindowMs, busyPresenceWindowMs } from './diff-windows.js'
 /** longest key, in UTF-16 code units (like a channel name) */
 export const maxPresenceKeyLength = 200
 /** largest meta, as JSON text: every subscriber gets every meta in its `presence` frame */
@@ -73,15 +73,8 @@ export class PresenceTracker {
   /** presence channels this node has subscribers of */
   private readonly mirrors = new Map<string, ChannelMirror<PresenceSocket>>()
   private readonly loading = new Map<string, Promise<void>>()
-  /**
-   * Channels with an open window → when it ends. Each channel's window opens at its own first
-   * change, so the flushes of many busy channels spread over time instead of landing in one
-   * macrotask (a storm changes every channel at once: one flush for all of them wrote a frame to
-   * every observer on the node in one go, and every other delivery waited behind it). A Map
-   * keeps insertion order, and every window is as long, so the first entry always ends first.
-   */
-  private readonly windows = new Map<string, number>()
-  private timer: NodeJS.Timeout | undefined
+  /** when each channel's diff goes out (diff-windows.ts) */
+  private readonly windows = new DiffWindows((channel) => this.flush(channel))
   private broker: (BrokerConnection & PresenceBroker) | undefined
 
   constructor (private readonly options: PresenceOptions | false, private readonly log: FastifyBaseLogger) {}
@@ -134,7 +127,7 @@ export class PresenceTracker {
     if (last) {
       this.mirrors.delete(channel)
       this.loading.delete(channel)
-      this.windows.delete(channel)
+      this.windows.close(channel)
     }
   }
 
@@ -240,30 +233,16 @@ export class PresenceTracker {
   }
 
   private schedule (channel: string): void {
-    if (this.windows.has(channel)) return
-    this.windows.set(channel, performance.now() + presenceWindowMs)
-    if (this.timer === undefined) this.timer = setTimeout(() => this.flushDue(), presenceWindowMs)
+    this.windows.open(channel)
   }
 
-  /**
-   * Ends every window that is due: one `presence_diff` per channel, to its observers; then
-   * waits for the next window to end. (Timers may fire a little early or late: a window due
-   * within the next millisecond is ended now rather than by a timer of 0 ms.)
-   */
-  private flushDue (): void {
-    this.timer = undefined
-    const now = performance.now()
-    for (const [channel, endsAt] of this.windows) {
-      if (endsAt > now + 1) {
-        this.timer = setTimeout(() => this.flushDue(), endsAt - now)
-        return
-      }
-      this.windows.delete(channel)
-      const mirror = this.mirrors.get(channel)
-      if (mirror === undefined || !mirror.dirty) continue
-      const { joins, leaves } = mirror.takeDiff()
-      if (mirror.observers.size > 0) deliverToAll(mirror.observers, encodePresenceDiff(channel, joins, leaves))
-    }
+  /** `channel`'s window ended: its diff to its observers, if it changed; true when it had a diff. */
+  private flush (channel: string): boolean {
+    const mirror = this.mirrors.get(channel)
+    if (mirror === undefined || !mirror.dirty) return false
+    const { joins, leaves } = mirror.takeDiff()
+    if (mirror.observers.size > 0) deliverToAll(mirror.observers, encodePresenceDiff(channel, joins, leaves))
+    return true
   }
 
   // ---- reading --------------------------------------------------------------------------
@@ -283,8 +262,6 @@ export class PresenceTracker {
   }
 
   close (): void {
-    clearTimeout(this.timer)
-    this.timer = undefined
     this.windows.clear()
   }
 }
