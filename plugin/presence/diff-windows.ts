@@ -28,7 +28,7 @@ export class DiffWindows {
    */
   private readonly quiet = new Map<string, number>()
   private readonly busy = new Map<string, number>()
-  /** channel → when its last window ended with a diff (recent ones only: pruned at each flush) */
+  /** channel → when its last window ended with a diff (one entry per channel the node mirrors: closed with it) */
   private readonly lastDiff = new Map<string, number>()
   private timer: NodeJS.Timeout | undefined
   /** when the timer fires */
@@ -82,10 +82,6 @@ export class DiffWindows {
     const now = performance.now()
     this.endDue(this.quiet, now)
     this.endDue(this.busy, now)
-    for (const [channel, at] of this.lastDiff) { // oldest first
-      if (now - at < busyPresenceWindowMs) break
-      this.lastDiff.delete(channel)
-    }
     const next = Math.min(first(this.quiet), first(this.busy))
     if (next !== Infinity) this.arm(next, now)
   }
@@ -94,10 +90,7 @@ export class DiffWindows {
     for (const [channel, endsAt] of windows) {
       if (endsAt > now + 1) return
       windows.delete(channel)
-      if (this.flush(channel)) {
-        this.lastDiff.delete(channel) // to the end: the map stays oldest first
-        this.lastDiff.set(channel, now)
-      }
+      if (this.flush(channel)) this.lastDiff.set(channel, now)
     }
   }
 }

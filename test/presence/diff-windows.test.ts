@@ -61,6 +61,34 @@ t.test('a change within 100 ms of the channel\'s last diff opens a busy window o
   t.ok(lasted >= busyPresenceWindowMs - 3, `the busy window lasted ${lasted.toFixed(1)} ms (>= 100)`)
 })
 
+t.test('a busy window opened after a quiet one does not hold it back: each ends at its own time', async (t) => {
+  const { windows, flushes, dirty, until } = recorder(t)
+  dirty.add('busy')
+  windows.open('busy')
+  await until(1)
+  windows.open('quiet')
+  windows.open('busy') // busy now, and opened after quiet: its 100 ms must not put off quiet's 50
+  await until(3)
+  t.same(flushes.slice(1).map(([channel]) => channel), ['quiet', 'busy'])
+  const apart = flushes[2][1] - flushes[1][1]
+  t.ok(apart >= 25, `quiet ended ${apart.toFixed(1)} ms before busy (about 50), not with it`)
+})
+
+t.test('with every window ended no timer is left: an idle node holds no timer of presence', async (t) => {
+  const { windows, dirty, until } = recorder(t)
+  const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length
+  await sleep(5)
+  const before = timers()
+  dirty.add('room')
+  windows.open('room')
+  t.equal(timers(), before + 1, 'one timer while a window is open')
+  await until(1)
+  windows.open('room') // busy: another window
+  await until(2)
+  await sleep(5)
+  t.equal(timers(), before, 'none once the windows ended')
+})
+
 t.test('what makes a channel busy: a diff under 100 ms ago; not a window without a diff, not a diff long ago', async (t) => {
   const { windows, flushes, dirty, until } = recorder(t)
   // 'idle' flushes without a diff (its change came and went): its next window is a quiet one
