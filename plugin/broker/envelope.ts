@@ -18,15 +18,17 @@
  * presence store reaping a dead node appends its refs to a head (`presenceLeavesHead`): the
  * only bytes an engine writes. A text of another kind or version decodes to `undefined`.
  *
- * A publication (`a1`, `c1`) that carries a trace context (a tracer is watching the publisher)
- * is prefixed with one more line, itself versioned: `t1 \n traceparent \n` then the envelope.
- * A decoder that predates it reads an unknown kind and drops the text, as it drops any kind it
- * cannot read; without a trace nothing changes on the wire.
+ * An envelope may begin with annotation lines, `+<letter>` and an optional ` <value>`:
  *
- * A volatile publication or session send (`{ volatile: true }`: a socket with a backlog skips
- * it) is prefixed likewise with `v1 \n`, after the trace line if any: `v1 \n a1 …`, `v1 \n c1 …`,
- * `v1 \n s1 …`. A decoder that predates it drops the text: a volatile message is one that may
- * be lost, never one delivered as a plain frame would be.
+ *   +t <traceparent>   the publication's trace context (`a1`, `c1` only), when a tracer watches the publisher
+ *   +v                 volatile: a socket with a backlog skips it (`a1`, `c1`, `s1` only)
+ *
+ * A decoder applies the annotations it knows and skips any other, so a release that adds one
+ * does not make an older node drop the message during a rolling upgrade: the older node
+ * delivers it as it would without the annotation. So an annotation may only carry what a node
+ * can do without (a trace, a permission to skip); a change every node must understand takes a
+ * new kind or a new version instead, which an older node drops. Without a trace or volatility
+ * nothing is added on the wire.
  */
 import type { ChannelsDelivery, BroadcastDelivery, HistoryPublication, PresenceChanges, PresenceTrack, Publication, SessionDelivery } from './types.js'
 import type { HistoryAppend, StreamPosition } from './parts.js'
@@ -47,48 +49,67 @@ const versionMark = 48 + envelopeVersion // '1'
 /** `seq`: the publishing node's counter, read only for a publication to several channels. */
 export function encodePublication (nodeId: string, publication: Publication, seq: number): string {
   const except = publication.except ?? ''
-  let trace = publication.traceContext === undefined ? '' : tracePrefix(publication.traceContext)
-  if (publication.volatile === true) trace += volatilePrefix
-  if (publication.kind === 'all') return `${trace}a1\n${nodeId}\n${except}\n${publication.frame}`
+  let annotations = publication.traceContext === undefined ? '' : traceAnnotation(publication.traceContext)
+  if (publication.volatile === true) annotations += volatileAnnotation
+  if (publication.kind === 'all') return `${annotations}a1\n${nodeId}\n${except}\n${publication.frame}`
   const { channels, frames } = publication
   const seqText = channels.length > 1 ? String(seq) : ''
-  return `${trace}c1\n${nodeId}\n${seqText}\n${except}\n${channels.length}\n${channels.join('\n')}\n${frames.join('\n')}`
+  return `${annotations}c1\n${nodeId}\n${seqText}\n${except}\n${channels.length}\n${channels.join('\n')}\n${frames.join('\n')}`
 }
 
 /** A W3C traceparent: `version-traceid-parentid-flags`, lower-case hex. */
 const traceparentPattern = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 
-/** The trace line before a publication; nothing for a context that is not a traceparent (it could break the framing). */
-function tracePrefix (traceContext: string): string {
-  return traceparentPattern.test(traceContext) ? `t1\n${traceContext}\n` : ''
-}
-
-/** A traced publication: its trace context, then the envelope as usual. */
-function decodeTraced (text: string): Envelope | undefined {
-  const end = text.indexOf('\n', 3)
-  if (end === -1) return undefined
-  const traceContext = text.slice(3, end)
-  if (!traceparentPattern.test(traceContext) || text.charCodeAt(end + 1) === 116) return undefined
-  const envelope = decodeEnvelope(text.slice(end + 1))
-  if (envelope === undefined || (envelope.kind !== 'all' && envelope.kind !== 'channels')) return undefined
-  envelope.delivery.traceContext = traceContext
-  return envelope
+/** The trace annotation of a publication; nothing for a context that is not a traceparent (it could break the framing). */
+function traceAnnotation (traceContext: string): string {
+  return traceparentPattern.test(traceContext) ? `+t ${traceContext}\n` : ''
 }
 
 export function encodeSessionSend (sessionId: string, frame: string, volatile = false): string {
-  return `${volatile ? volatilePrefix : ''}s1\n${sessionId}\n${frame}`
+  return `${volatile ? volatileAnnotation : ''}s1\n${sessionId}\n${frame}`
 }
 
-const volatilePrefix = 'v1\n'
+const volatileAnnotation = '+v\n'
+const annotationMark = 43 // '+'
+/** the most annotation lines an envelope may have (more than any release writes): a text with more is not one */
+const maxAnnotations = 16
 
-/** A volatile publication or session send: the envelope after the `v1` line, flagged. */
-function decodeVolatile (text: string): Envelope | undefined {
-  const kind = text.charCodeAt(3)
-  if (kind !== 97 && kind !== 99 && kind !== 115) return undefined // a1, c1, s1 only (no second prefix)
-  // one of those three letters decodes to its kind or to nothing
-  const envelope = decodeEnvelope(text.slice(3)) as Extract<Envelope, { delivery: unknown }> | undefined
+/**
+ * An envelope after its annotation lines: those this version knows applied, any other skipped
+ * (see the header); `undefined` when one it knows is malformed, repeated, or on a kind that
+ * cannot carry it.
+ */
+function decodeAnnotated (text: string): Envelope | undefined {
+  let traceContext: string | undefined
+  let volatile = false
+  let start = 0
+  for (let count = 0; text.charCodeAt(start) === annotationMark; count++) {
+    const end = text.indexOf('\n', start)
+    if (end === -1 || count === maxAnnotations) return undefined
+    switch (text.charCodeAt(start + 1)) {
+      case 116: // t
+        if (traceContext !== undefined || text.charCodeAt(start + 2) !== 32) return undefined
+        traceContext = text.slice(start + 3, end)
+        if (!traceparentPattern.test(traceContext)) return undefined
+        break
+      case 118: // v
+        if (volatile || end !== start + 2) return undefined
+        volatile = true
+        break
+      // any other: another release's annotation, skipped
+    }
+    start = end + 1
+  }
+  const envelope = decodeBare(text.slice(start))
   if (envelope === undefined) return undefined
-  envelope.delivery.volatile = true
+  if (traceContext !== undefined) {
+    if (envelope.kind !== 'all' && envelope.kind !== 'channels') return undefined
+    envelope.delivery.traceContext = traceContext
+  }
+  if (volatile) {
+    if (envelope.kind !== 'all' && envelope.kind !== 'channels' && envelope.kind !== 'session') return undefined
+    envelope.delivery.volatile = true
+  }
   return envelope
 }
 
@@ -184,6 +205,11 @@ function decodePresence (text: string): Envelope | undefined {
 
 /** Decodes an envelope; `undefined` for text of another kind or version, or malformed. */
 export function decodeEnvelope (text: string): Envelope | undefined {
+  return text.charCodeAt(0) === annotationMark ? decodeAnnotated(text) : decodeBare(text)
+}
+
+/** An envelope without annotations. */
+function decodeBare (text: string): Envelope | undefined {
   if (text.charCodeAt(1) !== versionMark || text.charCodeAt(2) !== lineFeed) return undefined
   switch (text.charCodeAt(0)) {
     case 97: { // a
@@ -203,10 +229,6 @@ export function decodeEnvelope (text: string): Envelope | undefined {
       return decodeHistory(text)
     case 112: // p
       return decodePresence(text)
-    case 116: // t
-      return decodeTraced(text)
-    case 118: // v
-      return decodeVolatile(text)
     default:
       return undefined
   }

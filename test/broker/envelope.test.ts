@@ -83,9 +83,9 @@ t.test('text of another kind, version or shape is refused, not half-delivered', 
   t.equal(decodeEnvelope('a\nnode\n\n{"type":"message"}'), undefined, 'the unversioned envelope of an older release')
 })
 
-t.test('a volatile publication or session send carries its flag in a v1 line; without it nothing changes', async (t) => {
+t.test('a volatile publication or session send carries its flag in a +v annotation; without it nothing changes', async (t) => {
   const all = encodePublication('n', { kind: 'all', frame, except: 's', volatile: true }, 1)
-  t.ok(all.startsWith('v1\na1\n'))
+  t.ok(all.startsWith('+v\na1\n'))
   t.same(decodeEnvelope(all), { kind: 'all', nodeId: 'n', delivery: { kind: 'all', frame, except: 's', volatile: true } })
   const channels = encodePublication('n', { kind: 'channels', channels: ['a', 'b'], frames: [frame, frame], volatile: true }, 4)
   t.same(decodeEnvelope(channels), {
@@ -97,20 +97,38 @@ t.test('a volatile publication or session send carries its flag in a v1 line; wi
   t.same(decodeEnvelope(encodeSessionSend('abc', frame)), { kind: 'session', delivery: { kind: 'session', sessionId: 'abc', frame } }, 'no volatile key')
 })
 
-t.test('a traced volatile publication: the trace line, then the v1 line', async (t) => {
+t.test('a traced volatile publication: the trace annotation, then the volatile one; read in either order', async (t) => {
   const traceContext = '00-0123456789abcdef0123456789abcdef-0123456789abcdef-01'
   const text = encodePublication('n', { kind: 'all', frame, volatile: true, traceContext }, 1)
-  t.ok(text.startsWith(`t1\n${traceContext}\nv1\na1\n`))
-  t.same(decodeEnvelope(text), { kind: 'all', nodeId: 'n', delivery: { kind: 'all', frame, except: undefined, volatile: true, traceContext } })
+  t.ok(text.startsWith(`+t ${traceContext}\n+v\na1\n`))
+  const both = { kind: 'all', nodeId: 'n', delivery: { kind: 'all', frame, except: undefined, volatile: true, traceContext } }
+  t.same(decodeEnvelope(text), both)
+  t.same(decodeEnvelope(`+v\n+t ${traceContext}\n${encodePublication('n', { kind: 'all', frame }, 1)}`), both)
 })
 
-t.test('a v1 line before anything but a1, c1, s1 (or twice, or before a trace) is refused', async (t) => {
+t.test('an annotation this version does not know is skipped: a later release\'s message is delivered, not dropped', async (t) => {
+  const plain = encodePublication('n', { kind: 'all', frame, except: 's' }, 1)
+  const expected = { kind: 'all', nodeId: 'n', delivery: { kind: 'all', frame, except: 's' } }
+  t.same(decodeEnvelope(`+z\n${plain}`), expected, 'a bare one')
+  t.same(decodeEnvelope(`+q some value, spaces and all\n${plain}`), expected, 'one with a value')
+  t.same(decodeEnvelope(`+q one\n+v\n+r two\n${plain}`), { ...expected, delivery: { ...expected.delivery, volatile: true } }, 'among known ones')
+  t.same(decodeEnvelope(`+q\n${encodeSessionSend('abc', frame)}`), { kind: 'session', delivery: { kind: 'session', sessionId: 'abc', frame } }, 'on a session send')
   const history = positionedEnvelope(historyAppend('room', frame, undefined), { offset: 3, epoch: 'e' })
-  t.equal(decodeEnvelope(`v1\n${history}`), undefined, 'a history publication cannot be volatile')
-  t.equal(decodeEnvelope(`v1\n${encodePresence('n', 'c', { joins: [], leaves: ['x'] })}`), undefined)
-  t.equal(decodeEnvelope(`v1\nv1\n${encodeSessionSend('abc', frame)}`), undefined, 'twice')
-  t.equal(decodeEnvelope(`v1\nt1\n00-0123456789abcdef0123456789abcdef-0123456789abcdef-01\n${encodeSessionSend('abc', frame)}`), undefined, 'before a trace')
-  t.equal(decodeEnvelope('v1\n'), undefined, 'nothing after it')
-  t.equal(decodeEnvelope('v2\na1\nn\n\n{}'), undefined, 'another version of the line')
-  t.equal(decodeEnvelope('v1\na1\nn'), undefined, 'a malformed envelope after it')
+  t.match(decodeEnvelope(`+q\n${history}`), { kind: 'history' }, 'on a history publication')
+  t.match(decodeEnvelope(`+\n${plain}`), { kind: 'all' }, 'even without a letter')
+  t.equal(decodeEnvelope('+q\n'), undefined, 'nothing after it')
+  t.equal(decodeEnvelope('+q'), undefined, 'not even its line feed')
+  t.same(decodeEnvelope(`${'+q\n'.repeat(16)}${plain}`), expected, '16 are read')
+  t.equal(decodeEnvelope(`${'+q\n'.repeat(17)}${plain}`), undefined, 'past 16 annotations: not an envelope')
+})
+
+t.test('a known annotation malformed, repeated or on a kind that cannot carry it is refused', async (t) => {
+  const history = positionedEnvelope(historyAppend('room', frame, undefined), { offset: 3, epoch: 'e' })
+  t.equal(decodeEnvelope(`+v\n${history}`), undefined, 'a history publication cannot be volatile')
+  t.equal(decodeEnvelope(`+v\n${encodePresence('n', 'c', { joins: [], leaves: ['x'] })}`), undefined)
+  t.equal(decodeEnvelope(`+v\n+v\n${encodeSessionSend('abc', frame)}`), undefined, 'twice')
+  t.equal(decodeEnvelope(`+v yes\n${encodeSessionSend('abc', frame)}`), undefined, '+v takes no value')
+  t.equal(decodeEnvelope('+v\n'), undefined, 'nothing after it')
+  t.equal(decodeEnvelope('+v\na1\nn'), undefined, 'a malformed envelope after it')
+  t.equal(decodeEnvelope('v1\na1\nn\n\n{}'), undefined, 'the prefix line of an earlier build of this release is not an annotation')
 })

@@ -12,7 +12,7 @@ import * as api from '@opentelemetry/api'
 import t from 'tap'
 import { events } from '../../plugin/observability/events.js'
 import { fromTraceparent, hasTracerProvider, loadOtelApi, toTraceparent } from '../../plugin/observability/tracing.js'
-import { decodeEnvelope, encodePublication } from '../../plugin/broker/envelope.js'
+import { decodeEnvelope, encodePresence, encodePublication } from '../../plugin/broker/envelope.js'
 import { memoryBroker } from '../../plugin/index.js'
 import { failingBroker, startInMemory } from '../helpers/in-memory.js'
 
@@ -54,20 +54,21 @@ t.test('the API as a module with named exports, or with only a default export (C
   t.type((await loadOtelApi())?.trace.getTracerProvider, 'function', 'the installed API')
 })
 
-t.test('the envelope carries a trace context on a t1 line only when there is one, and only a traceparent', async (t) => {
+t.test('the envelope carries a trace context in a +t annotation only when there is one, and only a traceparent', async (t) => {
   const traceContext = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
   const plain = encodePublication('node-a', { kind: 'channels', channels: ['room'], frames: ['{"type":"message"}'] }, 1)
   t.match(plain, /^c1\n/, 'untraced: the envelope as before')
   const traced = encodePublication('node-a', { kind: 'channels', channels: ['room'], frames: ['{"type":"message"}'], traceContext }, 1)
-  t.equal(traced, `t1\n${traceContext}\n${plain}`)
+  t.equal(traced, `+t ${traceContext}\n${plain}`)
   t.match(decodeEnvelope(traced), { kind: 'channels', nodeId: 'node-a', delivery: { channels: ['room'], traceContext } })
   const all = encodePublication('node-a', { kind: 'all', frame: '{}', traceContext }, 2)
   t.match(decodeEnvelope(all), { kind: 'all', delivery: { frame: '{}', traceContext } })
   t.equal(encodePublication('node-a', { kind: 'all', frame: '{}', traceContext: 'x\ny' }, 3), 'a1\nnode-a\n\n{}', 'a context that is not a traceparent is not sent')
-  t.equal(decodeEnvelope(`t1\nnot-a-traceparent\n${plain}`), undefined)
-  t.equal(decodeEnvelope(`t1\n${traceContext}\nt1\n${traceContext}\n${plain}`), undefined, 'one trace line, not nested ones')
-  t.equal(decodeEnvelope(`t1\n${traceContext}\ns1\nsession\n{}`), undefined, 'only publications carry one')
-  t.equal(decodeEnvelope(`t2\n${traceContext}\n${plain}`), undefined, 'a later version of the trace line is not misread')
+  t.equal(decodeEnvelope(`+t not-a-traceparent\n${plain}`), undefined)
+  t.equal(decodeEnvelope(`+t${traceContext}\n${plain}`), undefined, 'the value after one space')
+  t.equal(decodeEnvelope(`+t ${traceContext}\n+t ${traceContext}\n${plain}`), undefined, 'one trace, not two')
+  t.equal(decodeEnvelope(`+t ${traceContext}\ns1\nsession\n{}`), undefined, 'only publications carry one')
+  t.equal(decodeEnvelope(`+t ${traceContext}\n${encodePresence('node-a', 'room', { joins: [], leaves: ['x'] })}`), undefined)
 })
 
 // ---- with an SDK, from here on ----------------------------------------------------------------
