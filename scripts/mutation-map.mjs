@@ -76,7 +76,7 @@ export const mutationMap = {
   'plugin/http/static.ts': ['test/client/static.test.ts'],
   'plugin/index.ts': ['test/plugin/register.test.ts', 'test/node/server.test.ts'],
   'plugin/broker/compose.ts': ['test/broker/compose.test.ts', 'test/node/server.test.ts', 'test/history/service.test.ts', 'test/presence/tracker.test.ts'],
-  'plugin/broker/envelope.ts': ['test/broker/envelope.test.ts', 'test/history/service.test.ts'],
+  'plugin/broker/envelope.ts': ['test/broker/envelope.test.ts', 'test/history/service.test.ts', 'test/observability/tracing.test.ts'],
   'plugin/broker/recent-ids.ts': ['test/broker/recent-ids.test.ts'],
   'plugin/broker/per-turn.ts': ['test/broker/per-turn.test.ts'],
   'plugin/broker/registry.ts': ['test/broker/registry.test.ts', 'test/node/server.test.ts'],

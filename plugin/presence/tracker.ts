@@ -24,7 +24,6 @@ import type { ChannelStep } from '../channel-steps.js'
 import { DiffWindows } from './diff-windows.js'
 import { ChannelMirror } from './mirror.js'
 
-export { presenceWindowMs, busyPresenceWindowMs } from './diff-windows.js'
 /** longest key, in UTF-16 code units (like a channel name) */
 export const maxPresenceKeyLength = 200
 /** largest meta, as JSON text: every subscriber gets every meta in its `presence` frame */

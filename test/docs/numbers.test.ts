@@ -23,7 +23,8 @@ import {
 import { inboxHighWater } from '../../plugin/connection/inbox.js'
 import { abusiveWindows } from '../../plugin/connection/rate-limit.js'
 import { maxReportedIssues } from '../../plugin/handlers/validate.js'
-import { maxPresenceKeyLength, maxPresenceMetaBytes, presenceWindowMs } from '../../plugin/presence/tracker.js'
+import { maxPresenceKeyLength, maxPresenceMetaBytes } from '../../plugin/presence/tracker.js'
+import { busyPresenceWindowMs, presenceWindowMs } from '../../plugin/presence/diff-windows.js'
 import { shutdownGraceMs, shutdownHandlersMs } from '../../plugin/node/server.js'
 import { historyStateTtl } from '../../plugin/broker/types.js'
 import { defaultNodeTtl } from '../../plugin/broker/redis/broker.js'
@@ -126,6 +127,8 @@ async function quotes (): Promise<Quote[]> {
     { file: 'docs/history.md', phrase: /the client's `timeout` \[(\d+)\]/, expected: [client.defaultTimeout] },
     { file: 'docs/history.md', phrase: /are kept (\d+) hours after its last use/, expected: [historyStateTtl / 3_600_000] },
     { file: 'docs/presence.md', phrase: /a window of (\d+) ms per channel/, expected: [presenceWindowMs] },
+    { file: 'docs/presence.md', phrase: /A busy channel's window is (\d+) ms \(`busyPresenceWindowMs`\): one whose change comes within\s+(\d+) ms of its last diff/, expected: [busyPresenceWindowMs, busyPresenceWindowMs] },
+    { file: 'docs/protocol.md', phrase: /changed again within (\d+) ms of its last diff, the window is (\d+) ms/, expected: [busyPresenceWindowMs, busyPresenceWindowMs] },
     { file: 'docs/presence.md', phrase: /a string of 1–(\d+) UTF-16 code units/, expected: [maxPresenceKeyLength] },
     { file: 'docs/presence.md', phrase: /larger than ([\d,]+) bytes as JSON/, expected: [maxPresenceMetaBytes] },
     { file: 'docs/presence.md', phrase: /`nodeTtl`, (\d+) s by default/, expected: [defaultNodeTtl / 1000] },

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { memoryBroker, type Broker, type BrokerConnection, type ChannelSocket, type PresenceBroker, type PresenceChanges } from '../../plugin/index.js'
-import { presenceWindowMs } from '../../plugin/presence/tracker.js'
+import { presenceWindowMs } from '../../plugin/presence/diff-windows.js'
 import { nextId, recordSockets, TestClient } from '../helpers/server.js'
 import { canonical, Observer, startPresenceApp, type State } from './helpers.js'
 import { within } from '../helpers/deadline.js'
