@@ -128,6 +128,18 @@ function gate (): { promise: Promise<void>, open: () => void } {
   return { promise, open }
 }
 
+/** Nodes a and b, where a tracks a1 and a2 in room and a3 in hall; b was told, and its record emptied. */
+async function roomAndHall (t: Test): Promise<{ a: Node, b: Node }> {
+  const { node } = world(t)
+  const a = await node('a')
+  const b = await node('b')
+  await a.sync.update('room', { joins: [track('a1'), track('a2')], leaves: [] })
+  await a.sync.update('hall', { joins: [track('a3')], leaves: [] })
+  await settled()
+  b.told.length = 0
+  return { a, b }
+}
+
 t.test('the tick follows the TTL: leaves of a dead node go out within 12 s at the default 10 s', async (t) => {
   t.same([10_000, 5000, 1000, 500, undefined].map(presenceTickMs), [2000, 1000, 200, 200, 2000])
 })
@@ -203,13 +215,7 @@ t.test('a restore, or a failed write, has the next tick re-assert every own trac
 })
 
 t.test('stop() sends every leave, also of tracks that left in the same turn, and takes the node off the list', async (t) => {
-  const { node } = world(t)
-  const a = await node('a')
-  const b = await node('b')
-  await a.sync.update('room', { joins: [track('a1'), track('a2')], leaves: [] })
-  await a.sync.update('hall', { joins: [track('a3')], leaves: [] })
-  await settled()
-  b.told.length = 0
+  const { a, b } = await roomAndHall(t)
   const queued = a.sync.update('room', { joins: [], leaves: ['a2'] }) // not yet written
   await a.sync.stop()
   await queued // it finds nothing left to write
@@ -220,13 +226,7 @@ t.test('stop() sends every leave, also of tracks that left in the same turn, and
 })
 
 t.test('a leave whose write failed is written with the next re-assertion, also where the node has no track left in the channel, or none at all', async (t) => {
-  const { node } = world(t)
-  const a = await node('a')
-  const b = await node('b')
-  await a.sync.update('room', { joins: [track('a1'), track('a2')], leaves: [] })
-  await a.sync.update('hall', { joins: [track('a3')], leaves: [] })
-  await settled()
-  b.told.length = 0
+  const { a, b } = await roomAndHall(t)
   a.faults.refuse = true
   await t.rejects(a.sync.update('room', { joins: [], leaves: ['a2'] }), /store down/)
   await t.rejects(a.sync.update('hall', { joins: [], leaves: ['a3'] }), /store down/, 'hall is left without a track of a')
