@@ -127,20 +127,26 @@ export class ChannelHistory implements ChannelStep {
     this.publishFailures.succeeded()
   }
 
-  /** A publication from the broker (any node's, this one's included), in offset order. */
-  deliver ({ channel, offset, frame, except, epoch }: HistoryPublication): void {
+  /**
+   * A publication from the broker (any node's, this one's included), in offset order. Returns
+   * the members it is for: every one but the publisher's own socket, those still catching up
+   * included (they get it from their backlog).
+   */
+  deliver ({ channel, offset, frame, except, epoch }: HistoryPublication): number {
     const members = this.membersOf(channel)
     if (members === undefined) {
       this.deltas.delete(channel)
-      return
+      return 0
     }
     const catching = this.catching.get(channel)
     const deltas = this.deltas.get(channel)
     if (epoch !== undefined) this.enterEpoch(channel, members, catching, deltas, epoch, offset)
     const step = deltas === undefined ? undefined : new DeltaStep(deltas, offset, frame)
     let outbound: OutboundFrame | undefined
+    let count = 0
     for (const member of members) {
       if (member.id === except) continue
+      count++
       const catchUp = catching?.get(member)
       if (catchUp !== undefined) {
         catchUp.held.push({ offset, frame, epoch })
@@ -155,6 +161,7 @@ export class ChannelHistory implements ChannelStep {
       member.sendFrame(outbound)
     }
     step?.done()
+    return count
   }
 
   /**

@@ -170,13 +170,10 @@ export class ChannelServer implements BrokerNode, MembershipServer {
   }
 
   deliverHistory (publication: HistoryPublication): void {
-    // about: a joiner still catching up gets it later, from its backlog
-    this.stats.deliveries += this.channels.get(publication.channel)?.size ?? 0
-    this.history?.deliver(publication)
+    // one count for the stats and the event: a joiner still catching up gets it later, from its backlog
+    const count = this.history?.deliver(publication) ?? 0
+    this.stats.deliveries += count
     if (events.delivery.hasSubscribers) {
-      const members = this.channels.get(publication.channel)
-      let count = 0
-      if (members !== undefined) for (const member of members) if (member.id !== publication.except) count++
       events.delivery.publish({ nodeId: this.nodeId, kind: 'history', count, remote: true })
     }
   }

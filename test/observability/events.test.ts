@@ -138,6 +138,25 @@ t.test('rate limited, with closed: true when the socket is closed for it; recove
   for (const c of [client, joiner, again]) c.close()
 })
 
+t.test('a history delivery counts the same in the event and in stats(): every member but the publishing socket', async (t) => {
+  const seen = record(t)
+  const { app, connect } = await startInMemory({ history: true }, (app) => {
+    app.channels.on('message', { event: 'say' }, (socket, data, meta) => { socket.broadcastChannel(data, { event: 'said', channel: meta.channel }) })
+  })
+  t.teardown(() => app.close())
+  const nodeId = app.channels.stats().node
+  const [speaker, one, two] = await Promise.all([connect(), connect(), connect()])
+  for (const client of [speaker, one, two]) await client.subscribe('h')
+  seen.length = 0
+  const before = app.channels.stats().deliveries
+  speaker.send({ type: 'message', event: 'say', channel: 'h', data: 'hi' })
+  await one.next((frame) => frame.type === 'message')
+  await two.next((frame) => frame.type === 'message')
+  t.match(of(seen, 'delivery', nodeId), [{ kind: 'history', count: 2 }], 'the two others, not the speaker')
+  t.equal(app.channels.stats().deliveries - before, 2, 'and stats() counts the same')
+  for (const client of [speaker, one, two]) client.close()
+})
+
 t.test('broker down and up are published where the outage log is written, with the node id', async (t) => {
   const seen = record(t)
   const app = Fastify({ logger: false })
