@@ -5,21 +5,27 @@
  * They travel as publications of kind `all` on the topic every node already listens to (no
  * part method of their own: any engine carries them). Their frame starts with `noticeMark`, which
  * no frame the plugin makes for sockets can (those are JSON objects, `{...}`), so the node tells
- * a notice from a broadcast by its first character and no app or client can forge one. Nodes of
- * one prefix run one version (docs/redis-operations.md): an older node would hand a notice to
- * its sockets as it is.
+ * a notice from a broadcast by its first character and no app or client can forge one.
+ *
+ * Every `all` frame that starts with '#' is for the nodes and never reaches a socket, whatever
+ * follows: this version reads the notices of `noticeMark` and drops any other. So a later
+ * release may change its notices (a new mark) without the nodes of this one handing them to
+ * their sockets while both run side by side in a rolling upgrade.
  */
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import sjson from 'secure-json-parse'
 
-/** The start of every notice frame ('#' never starts a socket frame). */
+/** The start of every notice frame of this version ('#' never starts a socket frame). */
 export const noticeMark = '#channels-notice:1\n'
 const markCode = noticeMark.charCodeAt(0)
 
-/** Whether the frame of an `all` publication is a notice (one character compared on the hot path). */
+/**
+ * Whether the frame of an `all` publication is for the nodes, not their sockets: a notice of this
+ * version or of another (see the header). One character compared on the hot path.
+ */
 export function isNotice (frame: string): boolean {
-  return frame.charCodeAt(0) === markCode && frame.startsWith(noticeMark)
+  return frame.charCodeAt(0) === markCode
 }
 
 const NodeEventSchema = Type.Object({
@@ -96,7 +102,7 @@ export function encodeNotice (notice: Notice): string {
 
 /** The notice in `frame`, or `undefined` when it is not one this version reads. */
 export function decodeNotice (frame: string): Notice | undefined {
-  if (!isNotice(frame)) return undefined
+  if (!frame.startsWith(noticeMark)) return undefined // not a notice, or one of another version
   let value: unknown
   try {
     value = sjson.parse(frame.slice(noticeMark.length), undefined, parseOptions)

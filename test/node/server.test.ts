@@ -422,10 +422,13 @@ t.test('deliveries a node cannot place are dropped: a session gone meanwhile, hi
   t.teardown(() => withHistory.app.close())
   t.doesNotThrow(() => { nodes[0].deliver({ kind: 'session', sessionId: 'gone', frame: '{"type":"message","data":1}' }) })
   const member = await TestClient.connect(withHistory.url)
+  // a notice of a later release (another mark) is for the nodes: never handed to a socket
+  nodes[1].deliver({ kind: 'all', frame: '#channels-notice:2\n{"type":"news"}' })
   await member.subscribe('h-room')
   // The memory broker hands a history publication to every node, the plain one too.
   await withHistory.app.broadcastChannel('h-room', 'kept')
   t.match(await member.next(isMessage), { type: 'message', channel: 'h-room', data: 'kept', offset: 1 }, 'published with its offset')
+  t.notOk(member.frames.some((frame) => JSON.stringify(frame).includes('news')), 'the other release\'s notice never reached the socket')
   t.notOk(calls.some((call) => call.startsWith('publish')), 'a history channel goes out through its stream only, not as a plain publication')
   member.close()
 })
