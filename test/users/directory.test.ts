@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap'
 import { memoryBroker, type Broker } from '../../plugin/index.js'
-import type { BrokerConnection } from '../../plugin/broker/types.js'
+import type { BrokerConnection, BrokerNode } from '../../plugin/broker/types.js'
 import { userTopic, userIdProblem } from '../../plugin/users/directory.js'
 import { startApp, type TestApp } from '../helpers/server.js'
 import { StandInNode } from '../broker/stand-in-node.js'
@@ -148,6 +148,16 @@ t.test('publications on a user topic from another node', async (t) => {
   t.same(logged, [], 'nothing logged')
   const closed = await Promise.race([bob.closed.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 50))])
   t.equal(closed, false, 'bob stays')
+})
+
+t.test('a user topic\'s message for a user with no socket here (its last one left meanwhile) is dropped', async (t) => {
+  const shared = memoryBroker()
+  let captured: BrokerNode | undefined
+  const { url } = await node(t, { connect: async (n) => { captured = n; return await shared.connect(n) } })
+  const ann = await client(t, url, 'ann')
+  const frame = '{"type":"message","event":"note","data":1}'
+  t.doesNotThrow(() => { captured?.deliver({ kind: 'channels', channels: [userTopic('gone')], frames: [frame] }) })
+  await ann.expectNothing()
 })
 
 t.test('sessions are listed once each', async (t) => {
