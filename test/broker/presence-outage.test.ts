@@ -7,16 +7,15 @@
  * there are kept.
  */
 import t, { type Test } from 'tap'
-import { composeBroker } from '../../plugin/broker/compose.js'
 import { natsEngine } from '../../plugin/broker/nats/broker.js'
 import { redisEngine } from '../../plugin/broker/redis/broker.js'
 import type { BrokerEngine } from '../../plugin/broker/parts.js'
-import type { BrokerConnection, PresenceBroker, PresenceTrack } from '../../plugin/broker/types.js'
+import type { PresenceTrack } from '../../plugin/broker/types.js'
 import { eventually } from '../helpers/eventually.js'
 import { withRedisServer } from '../redis/cluster-server.js'
 import { PrivateRedis, uniquePrefix } from '../redis/helpers.js'
 import { NatsServer, withNatsServer } from './nats/helpers.js'
-import { StandInNode } from './stand-in-node.js'
+import { standIn } from './stand-in-node.js'
 
 const track = (ref: string): PresenceTrack => ({ ref, key: ref, meta: '{}' })
 const refs = (tracks: PresenceTrack[]): string[] => tracks.map(({ ref }) => ref).sort()
@@ -26,15 +25,9 @@ interface Server {
   restart: () => Promise<void>
 }
 
-async function standIn (t: Test, engine: BrokerEngine): Promise<BrokerConnection & PresenceBroker> {
-  const link = await composeBroker(engine).connect(new StandInNode()) as BrokerConnection & PresenceBroker
-  t.teardown(() => link.close())
-  return link
-}
-
 async function leftWhileDown (t: Test, engine: () => BrokerEngine, server: Server): Promise<void> {
-  const a = await standIn(t, engine())
-  const b = await standIn(t, engine())
+  const { link: a } = await standIn(t, engine())
+  const { link: b } = await standIn(t, engine())
   await a.presenceUpdate('emptied', { joins: [track('gone')], leaves: [] })
   await a.presenceUpdate('kept', { joins: [track('stays'), track('leaving')], leaves: [] })
   t.same(refs(await b.presenceState('emptied')), ['gone'])

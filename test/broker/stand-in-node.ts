@@ -6,7 +6,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
-import type { BrokerNode, Delivery, HistoryPublication, PresenceChanges } from '../../plugin/broker/types.js'
+import type { Test } from 'tap'
+import { composeBroker } from '../../plugin/broker/compose.js'
+import type { BrokerEngine } from '../../plugin/broker/parts.js'
+import type { BrokerConnection, BrokerNode, Delivery, HistoryPublication, PresenceBroker, PresenceChanges } from '../../plugin/broker/types.js'
 
 export interface Line { level: number, msg: string }
 
@@ -35,4 +38,12 @@ export class StandInNode implements BrokerNode {
   presenceChanged (channel: string, changes: PresenceChanges): void {
     this.told.push([channel, changes])
   }
+}
+
+/** A stand-in node connected through `engine` (which must share presence), its connection closed at teardown. */
+export async function standIn (t: Test, engine: BrokerEngine): Promise<{ node: StandInNode, link: BrokerConnection & PresenceBroker }> {
+  const node = new StandInNode()
+  const link = await composeBroker(engine).connect(node) as BrokerConnection & PresenceBroker
+  t.teardown(() => link.close())
+  return { node, link }
 }

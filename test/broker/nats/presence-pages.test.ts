@@ -8,13 +8,12 @@
  */
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import { composeBroker } from '../../../plugin/broker/compose.js'
 import { encodePresence } from '../../../plugin/broker/envelope.js'
 import { natsEngine } from '../../../plugin/broker/nats/broker.js'
 import { pageOf } from '../../../plugin/broker/nats/presence-store.js'
-import type { BrokerEngine, EngineNode } from '../../../plugin/broker/parts.js'
+import type { EngineNode } from '../../../plugin/broker/parts.js'
 import type { BrokerConnection, PresenceBroker, PresenceChanges, PresenceTrack } from '../../../plugin/broker/types.js'
-import { StandInNode } from '../stand-in-node.js'
+import { standIn, type StandInNode } from '../stand-in-node.js'
 import { connect } from '@nats-io/transport-node'
 import { Kvm } from '@nats-io/kv'
 import { encodeToken, NatsNames } from '../../../plugin/broker/nats/names.js'
@@ -40,14 +39,6 @@ const refs = (from: number, to: number): string[] => Array.from({ length: to - f
 /** refs never on the first page, however many pages: an odd hash (see pageOf) */
 const offFirstPage = (ref: string): boolean => pageOf(ref, 2) === 1
 const sorted = (tracks: PresenceTrack[]): string[] => tracks.map(({ ref }) => ref).sort()
-
-/** A stand-in node on `engine`, its connection closed at teardown. */
-async function standIn (t: Test, engine: BrokerEngine): Promise<{ node: StandInNode, link: BrokerConnection & PresenceBroker }> {
-  const node = new StandInNode()
-  const link = await composeBroker(engine).connect(node) as BrokerConnection & PresenceBroker
-  t.teardown(() => link.close())
-  return { node, link }
-}
 
 /** The keys of `channel` in the presence bucket that hold a value (not deleted). */
 async function liveKeys (url: string, prefix: string, channel: string): Promise<string[]> {
