@@ -150,7 +150,7 @@ export class PresenceTracker {
     }).then((tracks) => {
       if (this.mirrors.get(channel) !== mirror) return // every local subscriber left meanwhile
       mirror.load(tracks)
-      this.schedule(channel)
+      this.windows.open(channel)
     }).finally(() => {
       if (this.loading.get(channel) === loaded) this.loading.delete(channel)
     })
@@ -198,7 +198,7 @@ export class PresenceTracker {
     // subscribe handlers): the mirror exists from the first change on, so none is lost.
     const mirror = this.mirror(channel)
     mirror.apply(changes)
-    if (mirror.dirty) this.schedule(channel)
+    if (mirror.dirty) this.windows.open(channel)
     if (this.broker === undefined) return
     try {
       await this.broker.presenceUpdate(channel, changes)
@@ -214,7 +214,7 @@ export class PresenceTracker {
     const mirror = this.mirrors.get(channel)
     if (mirror === undefined) return
     mirror.apply(changes)
-    if (mirror.dirty) this.schedule(channel)
+    if (mirror.dirty) this.windows.open(channel)
   }
 
   /** The broker may have missed changes (an outage): read every mirrored channel again. */
@@ -226,13 +226,9 @@ export class PresenceTracker {
       broker.presenceState(channel).then((tracks) => {
         if (this.mirrors.get(channel) !== mirror) return
         mirror.load(tracks)
-        if (mirror.dirty) this.schedule(channel)
+        if (mirror.dirty) this.windows.open(channel)
       }, (err: unknown) => this.log.warn({ err, channel }, 'channels: presence reload failed'))
     }
-  }
-
-  private schedule (channel: string): void {
-    this.windows.open(channel)
   }
 
   /** `channel`'s window ended: its diff to its observers, if it changed; true when it had a diff. */
