@@ -277,78 +277,82 @@ await withRedis(t, async () => {
     t.same([...(await gone.run()).answering], [], 'a master that cannot be reached does not answer')
   })
 
-  const urls = await clusterUrls(t)
-  if (urls === undefined) {
-    if (process.env.CI === 'true') t.fail('no cluster (CI=true makes this a failure)')
-    return
-  }
+  // in a subtest of its own: the top level would end while a private cluster starts, and
+  // subtests created after that never run
+  t.test('on a Redis Cluster', async (t) => {
+    const urls = await clusterUrls(t)
+    if (urls === undefined) {
+      if (process.env.CI === 'true') t.fail('no cluster (CI=true makes this a failure)')
+      return
+    }
 
-  t.test('on the cluster: ready, connectMasters, clusterShards, onLostClusterNode', async (t) => {
-    const cluster = new Cluster(seedsOf(urls), { enableOfflineQueue: false, redisOptions: clientOptions() })
-    cluster.on('error', () => {})
-    t.teardown(() => cluster.disconnect())
-    const client = cluster as unknown as Redis
-    const before = listeners(client)
-    await ready(client)
-    t.equal(cluster.status, 'ready')
-    t.same(listeners(client), before)
-    const masters = cluster.nodes('master')
-    t.equal(masters.length, 3)
-    await connectMasters(client, 5000)
-    t.same(cluster.nodes('master').map((node) => node.status), ['ready', 'ready', 'ready'], 'every master connected')
+    t.test('on the cluster: ready, connectMasters, clusterShards, onLostClusterNode', async (t) => {
+      const cluster = new Cluster(seedsOf(urls), { enableOfflineQueue: false, redisOptions: clientOptions() })
+      cluster.on('error', () => {})
+      t.teardown(() => cluster.disconnect())
+      const client = cluster as unknown as Redis
+      const before = listeners(client)
+      await ready(client)
+      t.equal(cluster.status, 'ready')
+      t.same(listeners(client), before)
+      const masters = cluster.nodes('master')
+      t.equal(masters.length, 3)
+      await connectMasters(client, 5000)
+      t.same(cluster.nodes('master').map((node) => node.status), ['ready', 'ready', 'ready'], 'every master connected')
 
-    const slots = await shardsOf(masters[0])
-    t.same(clusterShards(cluster).map(({ address, ranges }) => ({ address, ranges })).sort((a, b) => a.address.localeCompare(b.address)),
-      slots.map(({ port, ranges }) => ({ address: `127.0.0.1:${port}`, ranges })).sort((a, b) => a.address.localeCompare(b.address)))
+      const slots = await shardsOf(masters[0])
+      t.same(clusterShards(cluster).map(({ address, ranges }) => ({ address, ranges })).sort((a, b) => a.address.localeCompare(b.address)),
+        slots.map(({ port, ranges }) => ({ address: `127.0.0.1:${port}`, ranges })).sort((a, b) => a.address.localeCompare(b.address)))
 
-    const lost: string[] = []
-    onLostClusterNode(client, (key) => lost.push(key))
-    const [answered] = cluster.nodes('master')
-    cluster.emit('-node', answered, '127.0.0.1:1')
-    cluster.emit('-node', answered, undefined)
-    cluster.emit('-node', new Redis({ lazyConnect: true, port: 2 }), '127.0.0.1:2')
-    cluster.emit('-node', null, '127.0.0.1:3')
-    t.same(lost, ['127.0.0.1:1', addressOf(answered)], 'only connections Redis had answered on, by their key or address')
-  })
+      const lost: string[] = []
+      onLostClusterNode(client, (key) => lost.push(key))
+      const [answered] = cluster.nodes('master')
+      cluster.emit('-node', answered, '127.0.0.1:1')
+      cluster.emit('-node', answered, undefined)
+      cluster.emit('-node', new Redis({ lazyConnect: true, port: 2 }), '127.0.0.1:2')
+      cluster.emit('-node', null, '127.0.0.1:3')
+      t.same(lost, ['127.0.0.1:1', addressOf(answered)], 'only connections Redis had answered on, by their key or address')
+    })
 
-  t.test('ShardProbe: the shards, and which masters answer; a silent one is asked once', async (t) => {
-    const cluster = new Cluster(seedsOf(urls), { enableOfflineQueue: false, redisOptions: clientOptions() })
-    cluster.on('error', () => {})
-    t.teardown(() => cluster.disconnect())
-    await ready(cluster as unknown as Redis)
-    const probe = new ShardProbe(cluster, 300)
-    const first = await probe.run()
-    const addresses = first.shards.map(({ address }) => address).sort()
-    t.equal(addresses.length, 3)
-    t.same(first.shards, clusterShards(cluster))
-    t.same([...first.answering].sort(), addresses, 'every master answers (each connected first)')
+    t.test('ShardProbe: the shards, and which masters answer; a silent one is asked once', async (t) => {
+      const cluster = new Cluster(seedsOf(urls), { enableOfflineQueue: false, redisOptions: clientOptions() })
+      cluster.on('error', () => {})
+      t.teardown(() => cluster.disconnect())
+      await ready(cluster as unknown as Redis)
+      const probe = new ShardProbe(cluster, 300)
+      const first = await probe.run()
+      const addresses = first.shards.map(({ address }) => address).sort()
+      t.equal(addresses.length, 3)
+      t.same(first.shards, clusterShards(cluster))
+      t.same([...first.answering].sort(), addresses, 'every master answers (each connected first)')
 
-    const [busy] = cluster.nodes('master')
-    const address = addressOf(busy)
-    const [shard] = (await shardsOf(busy)).filter(({ port }) => port === busy.options.port)
-    let i = 0
-    while (!serves(shard, keySlot(`${prefix}:q${i}`))) i++
-    const queue = `${prefix}:q${i}`
-    const feeder = new Cluster(seedsOf(urls))
-    feeder.on('error', () => {})
-    t.teardown(async () => { await feeder.del(queue); feeder.disconnect() })
-    const blocked = busy.blpop(queue, 0)
-    let started = Date.now()
-    const second = await probe.run()
-    t.ok(Date.now() - started >= 290, 'the silent master got the timeout')
-    t.same([...second.answering].sort(), addresses.filter((other) => other !== address), 'all but the busy one')
-    started = Date.now()
-    const third = await probe.run()
-    t.ok(Date.now() - started < 250, 'not asked again while its PING waits')
-    t.same([...third.answering].sort(), addresses.filter((other) => other !== address))
-    await feeder.lpush(queue, 'fed')
-    t.same(await blocked, [queue, 'fed'])
-    await sleep(20)
-    t.same([...(await probe.run()).answering].sort(), addresses, 'asked again once it answered')
+      const [busy] = cluster.nodes('master')
+      const address = addressOf(busy)
+      const [shard] = (await shardsOf(busy)).filter(({ port }) => port === busy.options.port)
+      let i = 0
+      while (!serves(shard, keySlot(`${prefix}:q${i}`))) i++
+      const queue = `${prefix}:q${i}`
+      const feeder = new Cluster(seedsOf(urls))
+      feeder.on('error', () => {})
+      t.teardown(async () => { await feeder.del(queue); feeder.disconnect() })
+      const blocked = busy.blpop(queue, 0)
+      let started = Date.now()
+      const second = await probe.run()
+      t.ok(Date.now() - started >= 290, 'the silent master got the timeout')
+      t.same([...second.answering].sort(), addresses.filter((other) => other !== address), 'all but the busy one')
+      started = Date.now()
+      const third = await probe.run()
+      t.ok(Date.now() - started < 250, 'not asked again while its PING waits')
+      t.same([...third.answering].sort(), addresses.filter((other) => other !== address))
+      await feeder.lpush(queue, 'fed')
+      t.same(await blocked, [queue, 'fed'])
+      await sleep(20)
+      t.same([...(await probe.run()).answering].sort(), addresses, 'asked again once it answered')
 
-    const bare = new ShardProbe({ slots: [['127.0.0.1:1']], nodes: () => [] } as unknown as Cluster, 300)
-    started = Date.now()
-    t.same([...(await bare.run()).answering], [], 'a shard without a connection does not answer')
-    t.ok(Date.now() - started < 250, 'at once')
+      const bare = new ShardProbe({ slots: [['127.0.0.1:1']], nodes: () => [] } as unknown as Cluster, 300)
+      started = Date.now()
+      t.same([...(await bare.run()).answering], [], 'a shard without a connection does not answer')
+      t.ok(Date.now() - started < 250, 'at once')
+    })
   })
 })

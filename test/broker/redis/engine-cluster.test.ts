@@ -14,13 +14,14 @@ import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { keySlot } from '../../../plugin/broker/redis/slot.js'
 import { clusterClient, seedsOf, shardsOf } from '../../redis/cluster-server.js'
 import { eventually, uniquePrefix } from '../../redis/helpers.js'
-import { clusterUrls, withCluster } from '../../redis/targets.js'
+import { withCluster } from '../../redis/targets.js'
 
 import { StandInEngineNode, back, cut, sleep, stillUnreachable, unreachable } from './stand-in-node.js'
 
 /** Each restore of these tests reports 1 channel and 4 sessions. */
 const restored = { channels: 1, sessions: 4 }
 
+// (the target's cluster, never `clusterUrls(t)` again: without REDIS_CLUSTER_URL that starts another one)
 await withCluster(t, async (target) => {
   const commandTimeout = 1000
 
@@ -44,7 +45,7 @@ await withCluster(t, async (target) => {
   t.test('redisEngine() duplicates the app\'s cluster client: our options (no key prefix, named connections to every master), a sharded subscriber per master', async (t) => {
     const prefix = uniquePrefix()
     t.teardown(() => target.deleteKeys(prefix))
-    const mine = clusterClient(t, seedsOf(await clusterUrls(t) ?? ''), { keyPrefix: 'app:', redisOptions: { connectionName: 'app' } })
+    const mine = clusterClient(t, seedsOf(target.env.REDIS_CLUSTER_URL), { keyPrefix: 'app:', redisOptions: { connectionName: 'app' } })
     const node = new StandInEngineNode(restored)
     const parts = await redisEngine({ redis: mine, prefix, commandTimeout }).connect(node)
     t.teardown(() => parts.close())
@@ -117,7 +118,7 @@ await withCluster(t, async (target) => {
   t.test('a search for the shards down that ends after close() began changes nothing', async (t) => {
     const prefix = uniquePrefix()
     t.teardown(() => target.deleteKeys(prefix))
-    const seeds = seedsOf(await clusterUrls(t) ?? '')
+    const seeds = seedsOf(target.env.REDIS_CLUSTER_URL)
     const client = (name: string, subscriber: boolean): Cluster => new Cluster(seeds, {
       redisOptions: { ...clientOptions(), connectionName: `${prefix}:${name}`, lazyConnect: true },
       enableOfflineQueue: false,
