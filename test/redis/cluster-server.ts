@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import type { Test } from 'tap'
+import { stopSlotRefreshes } from '../../plugin/broker/redis/client.js'
 
 const run = promisify(execFile)
 const script = fileURLToPath(new URL('../../scripts/redis-cluster.sh', import.meta.url))
@@ -29,7 +30,11 @@ export function seedsOf (urls: string): Seed[] {
 export function clusterClient (t: Test, seeds: Seed[], options: ClusterOptions = {}): Cluster {
   const cluster = new Cluster(seeds, { lazyConnect: true, ...options })
   cluster.on('error', () => {})
-  t.teardown(() => { cluster.disconnect() })
+  t.teardown(() => {
+    cluster.disconnect()
+    // (a refresh under way would otherwise go on for ever and keep the test file from exiting)
+    stopSlotRefreshes(cluster)
+  })
   return cluster
 }
 

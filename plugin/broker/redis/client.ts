@@ -216,4 +216,24 @@ export async function quit (client: Redis): Promise<void> {
     clearTimeout(timer)
   }
   if (client.status !== 'end') client.disconnect()
+  const cluster = asCluster(client)
+  if (cluster !== undefined) stopSlotRefreshes(cluster)
+}
+
+/**
+ * Makes sure a closed cluster client stops refreshing its slot map. ioredis (5.11) schedules
+ * the next periodic refresh (`slotsRefreshInterval`) whenever one ends, even when the client
+ * was closed while that refresh was under way: from then on it refreshes for ever, with no
+ * connection left but a timer that keeps the process alive, so it never exits after
+ * `fastify.close()`. A failover makes refreshes slow, so a node closed during one is likely to
+ * hit this. Here the next round's timer is cleared now, and again right after a refresh still
+ * under way has ended (a callback queued behind it runs after the one that sets the timer).
+ */
+export function stopSlotRefreshes (cluster: Cluster): void {
+  // both are private in ioredis' types; a client without them has no such timer
+  const internals = cluster as unknown as { clearNodesRefreshInterval?: () => void, isRefreshing?: boolean }
+  const clear = internals.clearNodesRefreshInterval
+  if (typeof clear !== 'function') return
+  clear.call(cluster)
+  if (internals.isRefreshing === true) cluster.refreshSlotsCache(() => clear.call(cluster))
 }

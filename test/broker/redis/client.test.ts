@@ -9,7 +9,7 @@ import { createServer, type Socket } from 'node:net'
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import {
-  ShardProbe, addressOf, asCluster, clientOptions, clusterShards, connectMasters, execAll, loadIoredis, onLostClusterNode, quit, ready, servedAgain
+  ShardProbe, addressOf, asCluster, clientOptions, clusterShards, connectMasters, execAll, loadIoredis, onLostClusterNode, quit, ready, servedAgain, stopSlotRefreshes
 } from '../../../plugin/broker/redis/client.js'
 import type { Shard } from '../../../plugin/broker/redis/health.js'
 import { MissingIoredisError } from '../../../plugin/errors.js'
@@ -353,6 +353,40 @@ await withRedis(t, async () => {
       started = Date.now()
       t.same([...(await bare.run()).answering], [], 'a shard without a connection does not answer')
       t.ok(Date.now() - started < 250, 'at once')
+    })
+
+    // ioredis schedules the next periodic slot refresh when one ends, even on a client closed
+    // meanwhile, and then refreshes for ever: the process never exits
+    t.test('quit on a cluster closed while its slot refresh is under way: it refreshes no more', async (t) => {
+      for (const close of ['quit', 'disconnect'] as const) {
+        const cluster = new Cluster(seedsOf(urls), { enableOfflineQueue: false, slotsRefreshInterval: 20, redisOptions: clientOptions() })
+        cluster.on('error', () => {})
+        t.teardown(() => cluster.disconnect())
+        await ready(cluster as unknown as Redis)
+        let refreshes = 0
+        const refresh = cluster.refreshSlotsCache.bind(cluster)
+        cluster.refreshSlotsCache = (callback) => {
+          refreshes++
+          refresh(callback)
+        }
+        const internals = cluster as unknown as { isRefreshing: boolean }
+        const deadline = Date.now() + 5000
+        while (!internals.isRefreshing && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+        t.ok(internals.isRefreshing, `${close}: a periodic refresh is under way`)
+        if (close === 'quit') {
+          await quit(cluster as unknown as Redis)
+        } else {
+          // (a cluster closed its own way: the helper alone stops the refreshes)
+          cluster.disconnect()
+          stopSlotRefreshes(cluster)
+        }
+        await sleep(100)
+        refreshes = 0
+        await sleep(300)
+        t.equal(refreshes, 0, `${close}: no refresh in 300 ms (one every 20 ms before)`)
+      }
+      const plain = { refreshSlotsCache: () => t.fail('not called on a client without the timer') } as unknown as Cluster
+      stopSlotRefreshes(plain)
     })
   })
 })
