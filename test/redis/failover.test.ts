@@ -41,7 +41,13 @@ async function loggedOnce (t: Test, logs: Array<[string, LogLine[]]>): Promise<v
   for (const [name, lines] of logs) {
     await eventually(() => lines.some((line) => line.msg === back), 15000, `node ${name} logs the end of the outage`)
     const outageLines = lines.filter((line) => line.msg === unreachable || line.msg === back)
-    if (outageLines.length !== 2) for (const line of lines) t.comment(`node ${name}: ${line.time ?? ''} ${line.level} ${line.msg} ${(line as { shard?: string }).shard ?? ''} ${line.err?.message ?? ''}`)
+    // on a count other than two, the lines that tell why: those at info and above (each outage's
+    // beginning with its cause), not the debug lines of every failed call, which outnumber them
+    if (outageLines.length !== 2) {
+      for (const line of lines.filter((line) => line.level >= 30)) {
+        t.comment(`node ${name}: ${line.time ?? ''} ${line.level} ${line.msg} ${(line as { shard?: string }).shard ?? ''} ${line.err?.message ?? ''}`)
+      }
+    }
     t.equal(lines.filter((line) => line.msg === unreachable).length, 1, `node ${name}: the outage begins once`)
     t.equal(lines.filter((line) => line.msg === back).length, 1, `node ${name}: and ends once`)
   }

@@ -169,7 +169,9 @@ export class ShardProbe {
     if (node.status === 'wait') node.connect().catch(() => {})
     const pong = ready(node).then(async () => await node.ping()).then(() => true, () => false).finally(() => this.asking.delete(address))
     let timer: NodeJS.Timeout | undefined
-    const late = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.timeoutMs, false) })
+    // decided after the poll phase, not in the timer: when this process itself was frozen past
+    // the timeout (a long GC pause, a starved CPU), a PONG that came in meanwhile is read first and wins
+    const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => setImmediate(resolve, false), this.timeoutMs) })
     try {
       return await Promise.race([pong, late])
     } finally {

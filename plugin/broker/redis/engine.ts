@@ -17,6 +17,7 @@
  * shard that fails over (a replica promoted) is such an outage: the lost connection to its
  * master begins it, and it ends once the node has subscribed and registered everything again.
  */
+import { performance } from 'node:perf_hooks'
 import type { Redis } from 'ioredis'
 import { BrokerUnreachableError } from '../../errors.js'
 import type { EngineNode, EngineParts } from '../parts.js'
@@ -40,6 +41,13 @@ export interface EngineSettings {
   pubsub: PubSubMode
 }
 
+/** A master a search found silent (see `locate`). */
+interface Suspect {
+  /** when its `commandTimeout` had passed: a search begun since confirms or clears it */
+  ripeAt: number | undefined
+  timer: NodeJS.Timeout
+}
+
 export class RedisEngine {
   private readonly health: Health
   private readonly pub: Link
@@ -56,8 +64,11 @@ export class RedisEngine {
   private readonly probe: ShardProbe | undefined
   /** on a cluster: a search for the shards down is running, and whether another is wanted after it */
   private locating: { again: boolean, err: unknown, addresses: Set<string> } | undefined
-  /** on a cluster: masters one search found silent; a second one in a row begins their outage */
-  private readonly suspects = new Set<string>()
+  /**
+   * on a cluster: masters a search found silent. Each ripens `commandTimeout` later (its timer
+   * then starts a search); a search begun after that which finds it silent too begins its outage.
+   */
+  private readonly suspects = new Map<string, Suspect>()
   /** on a cluster: every master a search saw, by address, with the slots it served then */
   private readonly mastersSeen = new Map<string, Shard>()
 
@@ -160,11 +171,14 @@ export class RedisEngine {
 
   /**
    * On a cluster: which masters do not answer; each begins an outage of its shard (once) when a
-   * second search, `commandTimeout` later, finds it silent too (while ioredis swaps its
-   * connections in a failover, a healthy master may miss one PING). The node `address` names
-   * begins one at once when it is or was a master: its connection was lost, and what the node
-   * had on it is gone. A node that never served a slot (a replica a client used for a moment
-   * while the slot map changed) is no shard: the restore that follows any trouble is enough.
+   * second search, begun `commandTimeout` or more after the first found it silent, finds it
+   * silent too (while ioredis swaps its connections in a failover, a healthy master may miss
+   * one PING, and so may any master while this process is starved of CPU). The searches that
+   * other failures start in between, often many a second in an outage, confirm nothing: they
+   * would find the first PING still waiting. The node `address` names begins one at once when
+   * it is or was a master: its connection was lost, and what the node had on it is gone. A node
+   * that never served a slot (a replica a client used for a moment while the slot map changed)
+   * is no shard: the restore that follows any trouble is enough.
    * One search at a time; the causes that come meanwhile are looked at after it.
    */
   private locate (err: unknown, address: string | undefined): void {
@@ -178,21 +192,29 @@ export class RedisEngine {
     }
     const locating = { again: false, err, addresses: new Set(address === undefined ? [] : [address]) }
     this.locating = locating
+    const began = performance.now()
     probe.run().then(({ shards, answering }) => {
       if (this.closed) return
-      let recheck = false
       for (const shard of shards) this.mastersSeen.set(shard.address, shard)
+      // a suspect that left the slot map (a dead master its replica replaced) is forgotten:
+      // were it to come back one day, an old suspicion must not count
+      for (const address of this.suspects.keys()) {
+        if (!shards.some((shard) => shard.address === address)) this.clearSuspect(address)
+      }
       for (const shard of shards) {
+        const suspect = this.suspects.get(shard.address)
         if (answering.has(shard.address)) {
-          this.suspects.delete(shard.address)
-        } else if (this.suspects.has(shard.address) || this.health.down.some((outage) => outage.shard.address === shard.address)) {
+          this.clearSuspect(shard.address)
+        } else if (this.health.down.some((outage) => outage.shard.address === shard.address)) {
           this.health.lost(shard, locating.err)
-        } else {
-          this.suspects.add(shard.address)
-          recheck = true
+        } else if (suspect === undefined) {
+          this.suspect(shard.address, locating.err)
+        } else if (suspect.ripeAt !== undefined && began >= suspect.ripeAt) {
+          // confirmed: the outage carries it from here
+          this.clearSuspect(shard.address)
+          this.health.lost(shard, locating.err)
         }
       }
-      if (recheck) setTimeout(() => { if (!this.closed) this.locate(locating.err, undefined) }, this.settings.commandTimeout).unref()
       // a lost connection to a node that never served a slot (a replica a client briefly used
       // while the slot map changed) loses nothing of a shard: the restore after `shaken` is enough.
       // (The search's slot map is taken when the loss is told, before ioredis drops the node from
@@ -205,6 +227,24 @@ export class RedisEngine {
       this.locating = undefined
       if (locating.again && !this.closed) this.locate(locating.err, undefined)
     })
+  }
+
+  /** A master found silent: in `commandTimeout` it ripens, and a search asks it again. */
+  private suspect (address: string, err: unknown): void {
+    const suspect: Suspect = {
+      ripeAt: undefined,
+      timer: setTimeout(() => {
+        suspect.ripeAt = performance.now()
+        if (!this.closed) this.locate(err, undefined)
+      }, this.settings.commandTimeout)
+    }
+    suspect.timer.unref()
+    this.suspects.set(address, suspect)
+  }
+
+  private clearSuspect (address: string): void {
+    clearTimeout(this.suspects.get(address)?.timer)
+    this.suspects.delete(address)
   }
 
   /**
@@ -240,6 +280,7 @@ export class RedisEngine {
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
+    for (const address of [...this.suspects.keys()]) this.clearSuspect(address)
     await Promise.all([quit(this.pub.client), quit(this.sub.client)])
   }
 }

@@ -355,6 +355,26 @@ await withRedis(t, async () => {
       t.ok(Date.now() - started < 250, 'at once')
     })
 
+    t.test('ShardProbe: a PONG that came while this process was frozen past the timeout wins', async (t) => {
+      const cluster = new Cluster(seedsOf(urls), { enableOfflineQueue: false, redisOptions: clientOptions() })
+      cluster.on('error', () => {})
+      t.teardown(() => cluster.disconnect())
+      await ready(cluster as unknown as Redis)
+      await connectMasters(cluster as unknown as Redis, 5000)
+      const probe = new ShardProbe(cluster, 100)
+      for (let round = 0; round < 3; round++) {
+        const run = probe.run()
+        // the PINGs are written once the microtasks ran; then the process freezes past the timeout
+        // before it reads the PONGs (the timer and the answers are both due when it wakes)
+        setImmediate(() => {
+          const until = performance.now() + 300
+          while (performance.now() < until);
+        })
+        const { shards, answering } = await run
+        t.equal(answering.size, shards.length, `round ${round}: every master answered`)
+      }
+    })
+
     // ioredis schedules the next periodic slot refresh when one ends, even on a client closed
     // meanwhile, and then refreshes for ever: the process never exits
     t.test('quit on a cluster closed while its slot refresh is under way: it refreshes no more', async (t) => {

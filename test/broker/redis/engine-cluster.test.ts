@@ -7,12 +7,12 @@
 import t, { type Test } from 'tap'
 import { Cluster, type Redis } from 'ioredis'
 import { redisEngine } from '../../../plugin/broker/redis/broker.js'
-import { clientOptions } from '../../../plugin/broker/redis/client.js'
+import { addressOf, clientOptions, ready } from '../../../plugin/broker/redis/client.js'
 import { RedisEngine } from '../../../plugin/broker/redis/engine.js'
 import { shardedPubSub } from '../../../plugin/broker/redis/pubsub.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { keySlot } from '../../../plugin/broker/redis/slot.js'
-import { clusterClient, seedsOf, shardsOf } from '../../redis/cluster-server.js'
+import { clusterClient, seedsOf, serves, shardsOf } from '../../redis/cluster-server.js'
 import { eventually, uniquePrefix } from '../../redis/helpers.js'
 import { withCluster } from '../../redis/targets.js'
 
@@ -115,7 +115,8 @@ await withCluster(t, async (target) => {
     await sleep(10)
   })
 
-  t.test('a search for the shards down that ends after close() began changes nothing', async (t) => {
+  /** The engine on cluster clients of the test's own (named `<prefix>:pub` and `<prefix>:sub`), started. */
+  async function open (t: Test): Promise<{ node: StandInEngineNode, parts: Awaited<ReturnType<typeof RedisEngine.open>>, pub: Cluster, prefix: string }> {
     const prefix = uniquePrefix()
     t.teardown(() => target.deleteKeys(prefix))
     const seeds = seedsOf(target.env.REDIS_CLUSTER_URL)
@@ -131,6 +132,50 @@ await withCluster(t, async (target) => {
     const parts = await RedisEngine.open(node, pub as unknown as Redis, sub as unknown as Redis, { prefix, nodeTtl: 1000, commandTimeout, pubsub: shardedPubSub })
     t.teardown(() => parts.close())
     parts.start?.()
+    return { node, parts, pub, prefix }
+  }
+
+  /**
+   * Holds the engine's own connection to one master busy for `seconds` (a BLPOP on it: the
+   * probe's PINGs wait behind it, nothing else of the cluster is touched) while a call fails
+   * every 50 ms, as in an outage, each failure starting a search. Resolves when it answers again.
+   */
+  async function busyMaster (t: Test, pub: Cluster, prefix: string, seconds: number): Promise<{ address: string, since: number }> {
+    const [busy] = pub.nodes('master')
+    await ready(busy)
+    const [shard] = (await shardsOf(busy)).filter(({ port }) => port === busy.options.port)
+    let i = 0
+    while (!serves(shard, keySlot(`${prefix}:q${i}`))) i++
+    const failures = setInterval(() => pub.emit('error', new Error('a call failed')), 50)
+    t.teardown(() => clearInterval(failures))
+    const since = Date.now()
+    await busy.blpop(`${prefix}:q${i}`, seconds)
+    clearInterval(failures)
+    return { address: addressOf(busy), since }
+  }
+
+  t.test('a master silent for one PING begins no outage, however many searches other failures start meanwhile', async (t) => {
+    const { node, pub, prefix } = await open(t)
+    // silent past one PING's timeout, answering before a second search commandTimeout later
+    await busyMaster(t, pub, prefix, (commandTimeout * 1.6) / 1000)
+    await sleep(commandTimeout * 1.5)
+    t.ok(node.lines.some((line) => /redis call failed/.test(line.msg)), 'failures were seen')
+    t.same(node.named(unreachable), [], 'no outage')
+  })
+
+  t.test('a master silent at two searches commandTimeout apart begins its outage', async (t) => {
+    const { node, pub, prefix } = await open(t)
+    const { address, since } = await busyMaster(t, pub, prefix, (commandTimeout * 3.5) / 1000)
+    const began = node.named(unreachable)
+    t.equal(began.length, 1, 'one outage')
+    t.ok(began[0]?.shard?.startsWith(`${address} (slots `), `of that master: ${began[0]?.shard ?? ''}`)
+    const after = (began[0]?.time ?? 0) - since
+    t.ok(after >= commandTimeout * 1.9, `after two searches commandTimeout apart: ${after} ms`)
+    await eventually(() => node.named(back).length === 1, 5000, 'the outage ends once it answers')
+  })
+
+  t.test('a search for the shards down that ends after close() began changes nothing', async (t) => {
+    const { node, parts, pub, prefix } = await open(t)
     // after the engine's own listener: the search has begun when the node closes
     let closing: Promise<void> | undefined
     pub.once('-node', () => { closing = parts.close() })
