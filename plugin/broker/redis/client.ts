@@ -222,6 +222,13 @@ export async function quit (client: Redis): Promise<void> {
   if (cluster !== undefined) stopSlotRefreshes(cluster)
 }
 
+/** Cuts the connection at once (a cluster client: every connection, and its slot-map refresh). */
+export function disconnect (client: Redis): void {
+  client.disconnect()
+  const cluster = asCluster(client)
+  if (cluster !== undefined) stopSlotRefreshes(cluster)
+}
+
 /**
  * Makes sure a closed cluster client stops refreshing its slot map. ioredis (5.11) schedules
  * the next periodic refresh (`slotsRefreshInterval`) whenever one ends, even when the client

@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks'
 import type { Redis } from 'ioredis'
 import { BrokerUnreachableError } from '../../errors.js'
 import type { EngineNode, EngineParts } from '../parts.js'
-import { ShardProbe, addressOf, asCluster, connectMasters, onLostClusterNode, quit, ready, servedAgain } from './client.js'
+import { ShardProbe, addressOf, asCluster, connectMasters, disconnect, onLostClusterNode, quit, ready, servedAgain } from './client.js'
 import { RedisClock } from './clock.js'
 import { Health, type Shard } from './health.js'
 import { RedisHistoryStore } from './history-store.js'
@@ -126,8 +126,8 @@ export class RedisEngine {
       await Promise.all([ready(pub, settings.commandTimeout), ready(sub, settings.commandTimeout)])
       await connectMasters(pub, settings.commandTimeout)
     } catch (err) {
-      pub.disconnect()
-      sub.disconnect()
+      disconnect(pub)
+      disconnect(sub)
       throw new BrokerUnreachableError('redis', (err as Error).message, { cause: err })
     }
     return new RedisEngine(node, pub, sub, settings).parts
