@@ -156,11 +156,14 @@ await withCluster(t, async (target) => {
 
   t.test('a master silent for one PING begins no outage, however many searches other failures start meanwhile', async (t) => {
     const { node, pub, prefix } = await open(t)
-    // silent past one PING's timeout, answering before a second search commandTimeout later
-    await busyMaster(t, pub, prefix, (commandTimeout * 1.6) / 1000)
-    await sleep(commandTimeout * 1.5)
+    // twice: silent past one PING's timeout, answering before a second search commandTimeout
+    // later; the second time shows the first suspicion was cleared, not kept to count later
+    for (const round of [1, 2]) {
+      await busyMaster(t, pub, prefix, (commandTimeout * 1.6) / 1000)
+      await sleep(commandTimeout * 1.5)
+      t.same(node.named(unreachable), [], `round ${round}: no outage`)
+    }
     t.ok(node.lines.some((line) => /redis call failed/.test(line.msg)), 'failures were seen')
-    t.same(node.named(unreachable), [], 'no outage')
   })
 
   t.test('a master silent at two searches commandTimeout apart begins its outage', async (t) => {
