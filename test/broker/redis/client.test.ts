@@ -378,7 +378,8 @@ await withRedis(t, async () => {
     // ioredis schedules the next periodic slot refresh when one ends, even on a client closed
     // meanwhile, and then refreshes for ever: the process never exits
     t.test('quit and disconnect on a cluster closed while its slot refresh is under way: it refreshes no more', async (t) => {
-      for (const close of ['quit', 'disconnect'] as const) {
+      // the third: stopped only once the refresh under way has ended and the next round waits
+      for (const close of ['quit', 'disconnect', 'stopped later'] as const) {
         const cluster = new Cluster(seedsOf(urls), { enableOfflineQueue: false, slotsRefreshInterval: 20, redisOptions: clientOptions() })
         cluster.on('error', () => {})
         t.teardown(() => cluster.disconnect())
@@ -395,8 +396,14 @@ await withRedis(t, async () => {
         t.ok(internals.isRefreshing, `${close}: a periodic refresh is under way`)
         if (close === 'quit') {
           await quit(cluster as unknown as Redis)
-        } else {
+        } else if (close === 'disconnect') {
           disconnect(cluster as unknown as Redis)
+        } else {
+          cluster.disconnect()
+          while (internals.isRefreshing) await new Promise((resolve) => setImmediate(resolve))
+          await sleep(50)
+          t.ok(refreshes > 0, 'the bug: it refreshes on after disconnect()')
+          stopSlotRefreshes(cluster)
         }
         await sleep(100)
         refreshes = 0
