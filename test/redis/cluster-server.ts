@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import type { Test } from 'tap'
-import { stopSlotRefreshes } from '../../plugin/broker/redis/client.js'
+import { disconnect } from '../../plugin/broker/redis/client.js'
 
 const run = promisify(execFile)
 const script = fileURLToPath(new URL('../../scripts/redis-cluster.sh', import.meta.url))
@@ -30,11 +30,9 @@ export function seedsOf (urls: string): Seed[] {
 export function clusterClient (t: Test, seeds: Seed[], options: ClusterOptions = {}): Cluster {
   const cluster = new Cluster(seeds, { lazyConnect: true, ...options })
   cluster.on('error', () => {})
-  t.teardown(() => {
-    cluster.disconnect()
-    // (a refresh under way would otherwise go on for ever and keep the test file from exiting)
-    stopSlotRefreshes(cluster)
-  })
+  // (the broker's own disconnect: it also stops a slot-map refresh under way, which would
+  // otherwise go on for ever and keep the test file from exiting)
+  t.teardown(() => { disconnect(cluster as unknown as Redis) })
   return cluster
 }
 

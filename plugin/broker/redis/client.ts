@@ -217,14 +217,12 @@ export async function quit (client: Redis): Promise<void> {
     await Promise.race([client.quit().then(() => {}, () => {}), grace])
     clearTimeout(timer)
   }
-  if (client.status !== 'end') client.disconnect()
-  const cluster = asCluster(client)
-  if (cluster !== undefined) stopSlotRefreshes(cluster)
+  disconnect(client)
 }
 
 /** Cuts the connection at once (a cluster client: every connection, and its slot-map refresh). */
 export function disconnect (client: Redis): void {
-  client.disconnect()
+  if (client.status !== 'end') client.disconnect()
   const cluster = asCluster(client)
   if (cluster !== undefined) stopSlotRefreshes(cluster)
 }
