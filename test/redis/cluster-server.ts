@@ -13,6 +13,7 @@ import { promisify } from 'node:util'
 import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import type { Test } from 'tap'
 import { disconnect } from '../../plugin/broker/redis/client.js'
+import { keySlot } from '../../plugin/broker/redis/slot.js'
 
 const run = promisify(execFile)
 const script = fileURLToPath(new URL('../../scripts/redis-cluster.sh', import.meta.url))
@@ -103,6 +104,17 @@ export async function shardsOf (node: Redis): Promise<Shard[]> {
 }
 
 export const serves = (shard: Shard, slot: number): boolean => shard.ranges.some(([from, to]) => slot >= from && slot <= to)
+
+/**
+ * A key `<base><n>` in a slot that `master` serves: for a command that must run on that
+ * master's own connection (a BLPOP that holds it busy, say).
+ */
+export async function keyServedBy (master: Redis, base: string): Promise<string> {
+  const [shard] = (await shardsOf(master)).filter(({ port }) => port === master.options.port)
+  let i = 0
+  while (!serves(shard, keySlot(`${base}${i}`))) i++
+  return `${base}${i}`
+}
 
 /** Whether a redis-server binary can be run here (private clusters need one). */
 export async function redisServerInstalled (): Promise<boolean> {

@@ -13,8 +13,7 @@ import {
 } from '../../../plugin/broker/redis/client.js'
 import type { Shard } from '../../../plugin/broker/redis/health.js'
 import { MissingIoredisError } from '../../../plugin/errors.js'
-import { keySlot } from '../../../plugin/broker/redis/slot.js'
-import { seedsOf, serves, shardsOf } from '../../redis/cluster-server.js'
+import { keyServedBy, seedsOf, shardsOf } from '../../redis/cluster-server.js'
 import { clusterUrls } from '../../redis/targets.js'
 import { eventually, freePort, redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
 
@@ -328,10 +327,7 @@ await withRedis(t, async () => {
 
       const [busy] = cluster.nodes('master')
       const address = addressOf(busy)
-      const [shard] = (await shardsOf(busy)).filter(({ port }) => port === busy.options.port)
-      let i = 0
-      while (!serves(shard, keySlot(`${prefix}:q${i}`))) i++
-      const queue = `${prefix}:q${i}`
+      const queue = await keyServedBy(busy, `${prefix}:q`)
       const feeder = new Cluster(seedsOf(urls))
       feeder.on('error', () => {})
       t.teardown(async () => { await feeder.del(queue); feeder.disconnect() })

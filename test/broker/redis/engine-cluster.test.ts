@@ -12,7 +12,7 @@ import { RedisEngine } from '../../../plugin/broker/redis/engine.js'
 import { shardedPubSub } from '../../../plugin/broker/redis/pubsub.js'
 import { RedisKeys } from '../../../plugin/broker/redis/keys.js'
 import { keySlot } from '../../../plugin/broker/redis/slot.js'
-import { clusterClient, seedsOf, serves, shardsOf } from '../../redis/cluster-server.js'
+import { clusterClient, keyServedBy, seedsOf, shardsOf } from '../../redis/cluster-server.js'
 import { eventually, uniquePrefix } from '../../redis/helpers.js'
 import { withCluster } from '../../redis/targets.js'
 
@@ -143,13 +143,11 @@ await withCluster(t, async (target) => {
   async function busyMaster (t: Test, pub: Cluster, prefix: string, seconds: number): Promise<{ address: string, since: number }> {
     const [busy] = pub.nodes('master')
     await ready(busy)
-    const [shard] = (await shardsOf(busy)).filter(({ port }) => port === busy.options.port)
-    let i = 0
-    while (!serves(shard, keySlot(`${prefix}:q${i}`))) i++
+    const queue = await keyServedBy(busy, `${prefix}:q`)
     const failures = setInterval(() => pub.emit('error', new Error('a call failed')), 50)
     t.teardown(() => clearInterval(failures))
     const since = Date.now()
-    await busy.blpop(`${prefix}:q${i}`, seconds)
+    await busy.blpop(queue, seconds)
     clearInterval(failures)
     return { address: addressOf(busy), since }
   }
