@@ -20,7 +20,7 @@ import { classicPubSub, shardedPubSub } from '../../../plugin/broker/redis/pubsu
 import { defineScripts } from '../../../plugin/broker/redis/scripts.js'
 import { keySlot } from '../../../plugin/broker/redis/slot.js'
 import type { Topic } from '../../../plugin/broker/parts.js'
-import { seedsOf, serves, shardsOf } from '../../redis/cluster-server.js'
+import { keyServedBy, seedsOf } from '../../redis/cluster-server.js'
 import { clusterUrls } from '../../redis/targets.js'
 import { eventually, redisUrl, uniquePrefix, withRedis } from '../../redis/helpers.js'
 import { within } from '../../helpers/deadline.js'
@@ -225,157 +225,155 @@ await withRedis(t, async () => {
 })
 
 await withRedis(t, async () => {
-  const urls = await clusterUrls(t)
-  if (urls === undefined) {
-    if (process.env.CI === 'true') t.fail('no cluster (CI=true makes this a failure)')
-    return
-  }
-  const prefix = uniquePrefix()
-  const keys = new RedisKeys(prefix)
-  const seeds = seedsOf(urls)
-  const cluster = (subscriber: boolean): Cluster => {
-    const client = new Cluster(seeds, {
-      enableOfflineQueue: false,
-      redisOptions: { ...clientOptions(), lazyConnect: true },
-      lazyConnect: !subscriber,
-      shardedSubscribers: subscriber
+  // in a subtest of its own: the top level would end while a private cluster starts, and
+  // subtests created after that would never run (nor the teardowns that close the clients)
+  t.test('on a Redis Cluster', async (t) => {
+    const urls = await clusterUrls(t)
+    if (urls === undefined) {
+      if (process.env.CI === 'true') t.fail('no cluster (CI=true makes this a failure)')
+      return
+    }
+    const prefix = uniquePrefix()
+    const keys = new RedisKeys(prefix)
+    const seeds = seedsOf(urls)
+    const cluster = (subscriber: boolean): Cluster => {
+      const client = new Cluster(seeds, {
+        enableOfflineQueue: false,
+        redisOptions: { ...clientOptions(), lazyConnect: true },
+        lazyConnect: !subscriber,
+        shardedSubscribers: subscriber
+      })
+      client.on('error', () => {})
+      t.teardown(() => client.disconnect())
+      return client
+    }
+    const sub = cluster(true) as unknown as Redis
+    const received: Array<[string, string]> = []
+    sub.on('smessage', (name: string, text: string) => { received.push([name, text]) })
+    const dropped: number[] = []
+    const failures: unknown[] = []
+    const subLink = new RecordingLink(sub, 1000, () => {})
+    const pub = cluster(false) as unknown as Redis
+    const pubLink = new RecordingLink(pub, 1000, () => {})
+    const clock = new RedisClock()
+    const settings = (more: Partial<RedisTransportSettings> = {}): RedisTransportSettings => ({
+      keys, pubsub: shardedPubSub, clock, budget: 500, startMs: 5000, onDropped: () => { dropped.push(1) }, onFailed: (err) => { failures.push(err) }, ...more
     })
-    client.on('error', () => {})
-    t.teardown(() => client.disconnect())
-    return client
-  }
-  const sub = cluster(true) as unknown as Redis
-  const received: Array<[string, string]> = []
-  sub.on('smessage', (name: string, text: string) => { received.push([name, text]) })
-  const dropped: number[] = []
-  const failures: unknown[] = []
-  const subLink = new RecordingLink(sub, 1000, () => {})
-  const pub = cluster(false) as unknown as Redis
-  const pubLink = new RecordingLink(pub, 1000, () => {})
-  const clock = new RedisClock()
-  const settings = (more: Partial<RedisTransportSettings> = {}): RedisTransportSettings => ({
-    keys, pubsub: shardedPubSub, clock, budget: 500, startMs: 5000, onDropped: () => { dropped.push(1) }, onFailed: (err) => { failures.push(err) }, ...more
-  })
-  const transport = new RedisTransport(pubLink, subLink, settings())
-  // the subscriber is still connecting: the first subscription is retried until it goes through
-  const names = Array.from({ length: 30 }, (_, i) => `room-${i}`)
-  const first = transport.subscribe(names.map(channel))
+    const transport = new RedisTransport(pubLink, subLink, settings())
+    // the subscriber is still connecting: the first subscription is retried until it goes through
+    const names = Array.from({ length: 30 }, (_, i) => `room-${i}`)
+    const first = transport.subscribe(names.map(channel))
 
-  await (pub as unknown as Cluster).connect()
-  await ready(pub)
-  await connectMasters(pub, 5000)
-  defineScripts(pub)
-  clock.observe(await pub.time() as unknown as RedisTime)
-  const masters = (pub as unknown as Cluster).nodes('master')
-  const admin = new Cluster(seeds)
-  admin.on('error', () => {})
-  t.teardown(() => admin.disconnect())
-  const slots = new Set(names.map((name) => keySlot(keys.channel(name))))
-  const shardChannels = async (): Promise<string[]> =>
-    (await Promise.all(masters.map(async (master) => await master.pubsub('SHARDCHANNELS', `${prefix}:*`) as string[]))).flat().sort()
+    await (pub as unknown as Cluster).connect()
+    await ready(pub)
+    await connectMasters(pub, 5000)
+    defineScripts(pub)
+    clock.observe(await pub.time() as unknown as RedisTime)
+    const masters = (pub as unknown as Cluster).nodes('master')
+    const admin = new Cluster(seeds)
+    admin.on('error', () => {})
+    t.teardown(() => admin.disconnect())
+    const slots = new Set(names.map((name) => keySlot(keys.channel(name))))
+    const shardChannels = async (): Promise<string[]> =>
+      (await Promise.all(masters.map(async (master) => await master.pubsub('SHARDCHANNELS', `${prefix}:*`) as string[]))).flat().sort()
 
-  t.test('the first subscription on a cluster is retried until the subscriber is ready; SSUBSCRIBE per slot', async (t) => {
-    await within(first, 10000, 'the first subscription went through')
-    t.same(failures, [], 'no failure told')
-    t.ok(subLink.sent.length > slots.size, `retried (${subLink.sent.length} calls for ${slots.size} slots)`)
-    t.same(await shardChannels(), names.map((name) => keys.channel(name)).sort(), 'each channel on its shard')
-    subLink.sent.length = 0
-    await transport.subscribe([{ kind: 'all' }, { kind: 'node', nodeId: 'n1' }])
-    t.same(subLink.sent, [0], 'the node-wide channels share a slot: one call')
-  })
+    t.test('the first subscription on a cluster is retried until the subscriber is ready; SSUBSCRIBE per slot', async (t) => {
+      await within(first, 10000, 'the first subscription went through')
+      t.same(failures, [], 'no failure told')
+      t.ok(subLink.sent.length > slots.size, `retried (${subLink.sent.length} calls for ${slots.size} slots)`)
+      t.same(await shardChannels(), names.map((name) => keys.channel(name)).sort(), 'each channel on its shard')
+      subLink.sent.length = 0
+      await transport.subscribe([{ kind: 'all' }, { kind: 'node', nodeId: 'n1' }])
+      t.same(subLink.sent, [0], 'the node-wide channels share a slot: one call')
+    })
 
-  t.test('a publication to channels in several slots: one call per slot, each copy once', async (t) => {
-    received.length = 0
-    pubLink.sent.length = 0
-    await transport.publish(names.map(channel), 'spread')
-    t.equal(pubLink.sent.length, slots.size, 'one call per slot')
-    t.ok(pubLink.sent.every((bytes) => bytes === 'spread'.length))
-    await eventually(() => received.length === names.length, 5000, 'every copy')
-    t.same(received.map(([name]) => name).sort(), names.map((name) => keys.channel(name)).sort())
-    received.length = 0
-    pubLink.sent.length = 0
-    await Promise.all([transport.publish([{ kind: 'all' }], 'a'), transport.publish([{ kind: 'node', nodeId: 'n1' }], 'b')])
-    t.same(pubLink.sent, [2], 'publications to one slot share a call')
-    await eventually(() => received.length === 2, 5000, 'both')
-    t.same(received, [[keys.all, 'a'], [keys.direct('n1'), 'b']])
-    t.same(dropped, [])
-  })
+    t.test('a publication to channels in several slots: one call per slot, each copy once', async (t) => {
+      received.length = 0
+      pubLink.sent.length = 0
+      await transport.publish(names.map(channel), 'spread')
+      t.equal(pubLink.sent.length, slots.size, 'one call per slot')
+      t.ok(pubLink.sent.every((bytes) => bytes === 'spread'.length))
+      await eventually(() => received.length === names.length, 5000, 'every copy')
+      t.same(received.map(([name]) => name).sort(), names.map((name) => keys.channel(name)).sort())
+      received.length = 0
+      pubLink.sent.length = 0
+      await Promise.all([transport.publish([{ kind: 'all' }], 'a'), transport.publish([{ kind: 'node', nodeId: 'n1' }], 'b')])
+      t.same(pubLink.sent, [2], 'publications to one slot share a call')
+      await eventually(() => received.length === 2, 5000, 'both')
+      t.same(received, [[keys.all, 'a'], [keys.direct('n1'), 'b']])
+      t.same(dropped, [])
+    })
 
-  t.test('a publication over several slots settles once every slot answered', async (t) => {
-    const patient = new RedisTransport(pubLink, subLink, settings({ budget: 10000 }))
-    const [busy] = masters
-    const [shard] = (await shardsOf(busy)).filter(({ port }) => port === busy.options.port)
-    let i = 0
-    while (!serves(shard, keySlot(`${prefix}:held${i}`))) i++
-    const queue = `${prefix}:held${i}`
-    t.teardown(async () => await admin.del(queue))
-    const blocked = busy.blpop(queue, 0)
-    received.length = 0
-    let settled = false
-    const published = patient.publish(names.map(channel), 'held').then(() => { settled = true })
-    await eventually(() => received.length > 0, 5000, 'the other shards published')
-    await sleep(200)
-    t.equal(settled, false, 'not settled while one slot waits')
-    await admin.lpush(queue, 'fed')
-    await blocked
-    await within(published, 5000, 'settled once it answered')
-    await eventually(() => received.length === names.length, 5000, 'every copy')
-    t.same(dropped, [])
-  })
+    t.test('a publication over several slots settles once every slot answered', async (t) => {
+      const patient = new RedisTransport(pubLink, subLink, settings({ budget: 10000 }))
+      const [busy] = masters
+      const queue = await keyServedBy(busy, `${prefix}:held`)
+      t.teardown(async () => await admin.del(queue))
+      const blocked = busy.blpop(queue, 0)
+      received.length = 0
+      let settled = false
+      const published = patient.publish(names.map(channel), 'held').then(() => { settled = true })
+      await eventually(() => received.length > 0, 5000, 'the other shards published')
+      await sleep(200)
+      t.equal(settled, false, 'not settled while one slot waits')
+      await admin.lpush(queue, 'fed')
+      await blocked
+      await within(published, 5000, 'settled once it answered')
+      await eventually(() => received.length === names.length, 5000, 'every copy')
+      t.same(dropped, [])
+    })
 
-  t.test('a late batch over several slots: each publication fails once', async (t) => {
-    const lateClock = new RedisClock()
-    lateClock.observe(['1000000000', '0'])
-    const late = new RedisTransport(pubLink, subLink, settings({ clock: lateClock }))
-    received.length = 0
-    dropped.length = 0
-    const results = await Promise.allSettled([late.publish(names.map(channel), 'x'), late.publish(names.slice(0, 5).map(channel), 'y')])
-    t.ok(results.every((result) => result.status === 'rejected' && result.reason instanceof LateError), 'both rejected as late')
-    t.same(dropped, [1, 1], 'each counted once, not once per slot')
-    await transport.publish([{ kind: 'all' }], 'fence')
-    await eventually(() => received.length > 0, 5000, 'the fence arrived')
-    t.same(received, [[keys.all, 'fence']], 'nothing of the late batch was published')
-  })
+    t.test('a late batch over several slots: each publication fails once', async (t) => {
+      const lateClock = new RedisClock()
+      lateClock.observe(['1000000000', '0'])
+      const late = new RedisTransport(pubLink, subLink, settings({ clock: lateClock }))
+      received.length = 0
+      dropped.length = 0
+      const results = await Promise.allSettled([late.publish(names.map(channel), 'x'), late.publish(names.slice(0, 5).map(channel), 'y')])
+      t.ok(results.every((result) => result.status === 'rejected' && result.reason instanceof LateError), 'both rejected as late')
+      t.same(dropped, [1, 1], 'each counted once, not once per slot')
+      await transport.publish([{ kind: 'all' }], 'fence')
+      await eventually(() => received.length > 0, 5000, 'the fence arrived')
+      t.same(received, [[keys.all, 'fence']], 'nothing of the late batch was published')
+    })
 
-  t.test('PING every master: a busy one holds it up', async (t) => {
-    await connectMasters(sub, 5000)
-    await transport.ping()
-    const [busy] = (sub as unknown as Cluster).nodes('master')
-    const [shard] = (await shardsOf(busy)).filter(({ port }) => port === busy.options.port)
-    let i = 0
-    while (!serves(shard, keySlot(`${prefix}:q${i}`))) i++
-    const queue = `${prefix}:q${i}`
-    t.teardown(async () => await admin.del(queue))
-    const blocked = busy.blpop(queue, 0)
-    let answered = false
-    const pinged = transport.ping().then(() => { answered = true })
-    await sleep(300)
-    t.equal(answered, false, 'waits for the busy master')
-    await admin.lpush(queue, 'fed')
-    await blocked
-    await within(pinged, 5000, 'answered once it is free')
-  })
+    t.test('PING every master: a busy one holds it up', async (t) => {
+      await connectMasters(sub, 5000)
+      await transport.ping()
+      const [busy] = (sub as unknown as Cluster).nodes('master')
+      const queue = await keyServedBy(busy, `${prefix}:q`)
+      t.teardown(async () => await admin.del(queue))
+      const blocked = busy.blpop(queue, 0)
+      let answered = false
+      const pinged = transport.ping().then(() => { answered = true })
+      await sleep(300)
+      t.equal(answered, false, 'waits for the busy master')
+      await admin.lpush(queue, 'fed')
+      await blocked
+      await within(pinged, 5000, 'answered once it is free')
+    })
 
-  t.test('unsubscribe per slot; after the first, a failed subscription fails at once', async (t) => {
-    await transport.unsubscribe([...names.map(channel), { kind: 'all' }, { kind: 'node', nodeId: 'n1' }])
-    t.same(await shardChannels(), [], 'SUNSUBSCRIBE on every shard')
-    const closed = cluster(false)
-    failures.length = 0
-    const broken = new RedisTransport(pubLink, new Link(closed as unknown as Redis, 1000, () => {}), settings({ startMs: 400 }))
-    let started = Date.now()
-    const err = await errorOf(broken.subscribe([channel('a')]))
-    t.ok(Date.now() - started >= 390, 'the first one retried until startMs')
-    t.ok(Date.now() - started < 1500, 'not longer')
-    t.same(failures, [err], 'told once')
-    const lost = new RecordingLink(sub, 1000, () => {})
-    const later = new RedisTransport(pubLink, lost, settings({ startMs: 2000 }))
-    await later.subscribe([channel('b')])
-    sub.disconnect()
-    await eventually(() => sub.status !== 'ready', 2000, 'closed')
-    failures.length = 0
-    started = Date.now()
-    const again = await errorOf(later.subscribe([channel('c')]))
-    t.ok(Date.now() - started < 500, 'not retried once one went through')
-    t.same(failures, [again])
+    t.test('unsubscribe per slot; after the first, a failed subscription fails at once', async (t) => {
+      await transport.unsubscribe([...names.map(channel), { kind: 'all' }, { kind: 'node', nodeId: 'n1' }])
+      t.same(await shardChannels(), [], 'SUNSUBSCRIBE on every shard')
+      const closed = cluster(false)
+      failures.length = 0
+      const broken = new RedisTransport(pubLink, new Link(closed as unknown as Redis, 1000, () => {}), settings({ startMs: 400 }))
+      let started = Date.now()
+      const err = await errorOf(broken.subscribe([channel('a')]))
+      t.ok(Date.now() - started >= 390, 'the first one retried until startMs')
+      t.ok(Date.now() - started < 1500, 'not longer')
+      t.same(failures, [err], 'told once')
+      const lost = new RecordingLink(sub, 1000, () => {})
+      const later = new RedisTransport(pubLink, lost, settings({ startMs: 2000 }))
+      await later.subscribe([channel('b')])
+      sub.disconnect()
+      await eventually(() => sub.status !== 'ready', 2000, 'closed')
+      failures.length = 0
+      started = Date.now()
+      const again = await errorOf(later.subscribe([channel('c')]))
+      t.ok(Date.now() - started < 500, 'not retried once one went through')
+      t.same(failures, [again])
+    })
   })
 })
